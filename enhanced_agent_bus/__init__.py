@@ -1,0 +1,1 @@
+"""Compatibility package: code written against the original orchestrator imports from here."""

@@ -1,0 +1,1 @@
+"""Client side: the connection helper, the RecoveryOrchestrator facade, the CLI, dev mode."""

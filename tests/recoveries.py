@@ -1,0 +1,71 @@
+"""Helpers to start recoveries and read what their histories say."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Awaitable, Callable
+from datetime import timedelta
+from typing import TypeVar
+
+from temporalio.client import Client, WorkflowHandle
+
+from workflows.constants import recovery_workflow_id
+from workflows.models import RecoveryResult, RecoveryStatus, ServiceRecoveryInput
+from workflows.service_recovery import ServiceRecovery
+
+T = TypeVar("T")
+
+
+async def start_recovery(
+    client: Client, task_queue: str, input: ServiceRecoveryInput
+) -> WorkflowHandle[ServiceRecovery, RecoveryResult]:
+    """Start ``ServiceRecovery`` under its pinned id on the test's task queue."""
+    return await client.start_workflow(
+        ServiceRecovery.run,
+        input,
+        id=recovery_workflow_id(input.service_name),
+        task_queue=task_queue,
+        execution_timeout=timedelta(days=2),
+    )
+
+
+async def timers(handle: WorkflowHandle[ServiceRecovery, RecoveryResult]) -> list[tuple[int, str]]:
+    """Return each timer the workflow started: (duration in ms, summary)."""
+    found: list[tuple[int, str]] = []
+    async for event in handle.fetch_history_events():
+        if event.HasField("timer_started_event_attributes"):
+            duration = event.timer_started_event_attributes.start_to_fire_timeout.ToMilliseconds()
+            summary = json.loads(event.user_metadata.summary.data or b'""')
+            found.append((duration, summary))
+    return found
+
+
+async def event_types(handle: WorkflowHandle[ServiceRecovery, RecoveryResult]) -> list[str]:
+    """Return the names of every event in the workflow's history."""
+    from temporalio.api.enums.v1 import EventType
+
+    return [EventType.Name(e.event_type) async for e in handle.fetch_history_events()]
+
+
+async def eventually(
+    probe: Callable[[], Awaitable[T]],
+    accept: Callable[[T], bool],
+    *,
+    timeout: float = 15.0,
+    interval: float = 0.05,
+) -> T:
+    """Poll ``probe`` until ``accept`` holds for its value; fail after ``timeout`` seconds."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    while True:
+        value = await probe()
+        if accept(value):
+            return value
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError(f"condition not met within {timeout}s; last value: {value!r}")
+        await asyncio.sleep(interval)
+
+
+async def status_of(handle: WorkflowHandle[ServiceRecovery, RecoveryResult]) -> RecoveryStatus:
+    """Query the recovery's ``status``."""
+    return await handle.query(ServiceRecovery.status)

@@ -1,0 +1,93 @@
+"""The worker process (console script ``recovery-worker``).
+
+Connects with Temporal's own settings, makes sure the search attributes exist,
+polls the ``recovery-orchestrator`` task queue, and shuts down cleanly on
+SIGINT/SIGTERM (in-flight activities finish or are retried by the next worker).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import signal
+from collections.abc import Iterable
+
+from temporalio.client import Client
+from temporalio.worker import Worker
+
+from activities.breaker_store import CircuitBreakerStore, open_store, store_url_from_env
+from activities.circuit_breakers import CircuitBreakerActivities
+from activities.health_checks import HealthCheckActivities, allowed_modules_from_env
+from starter.connection import connect, ensure_search_attributes
+from workflows.constants import TASK_QUEUE
+from workflows.service_recovery import ServiceRecovery
+
+logger = logging.getLogger("recovery-worker")
+
+WORKFLOWS = [ServiceRecovery]
+
+
+def build_worker(
+    client: Client,
+    store: CircuitBreakerStore,
+    *,
+    task_queue: str = TASK_QUEUE,
+    health_check_modules: Iterable[str] = (),
+) -> Worker:
+    """Return a worker with every workflow and activity of the product registered."""
+    breakers = CircuitBreakerActivities(store)
+    checks = HealthCheckActivities(health_check_modules)
+    return Worker(
+        client,
+        task_queue=task_queue,
+        workflows=WORKFLOWS,
+        activities=[
+            breakers.set_breaker_state,
+            breakers.list_breakers,
+            checks.run_health_check,
+        ],
+    )
+
+
+async def run_worker(stop: asyncio.Event, task_queue: str = TASK_QUEUE) -> None:
+    """Run until ``stop`` is set, then shut down gracefully."""
+    client = await connect()
+    await ensure_search_attributes(client)
+    store_url = store_url_from_env()
+    store = open_store(store_url)
+    worker = build_worker(
+        client, store, task_queue=task_queue, health_check_modules=allowed_modules_from_env()
+    )
+    logger.info(
+        "polling task queue %r in namespace %r at %s (circuit store %s)",
+        task_queue,
+        client.namespace,
+        client.service_client.config.target_host,
+        store_url,
+    )
+    async with worker:
+        await stop.wait()
+        logger.info("shutting down")
+    store.close()
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point of ``recovery-worker``."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--task-queue", default=TASK_QUEUE)
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    asyncio.run(_main(args.task_queue))
+
+
+async def _main(task_queue: str) -> None:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    await run_worker(stop, task_queue)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""Deterministic code only: the workflows, their models, errors and the backoff maths."""

@@ -1,0 +1,42 @@
+"""The original implementation's errors, and how they cross Temporal.
+
+Inside Temporal an error travels as a non-retryable ``ApplicationError`` whose
+``type`` is the class name; ``from_temporal`` turns it back into the class.
+"""
+
+from __future__ import annotations
+
+from temporalio.exceptions import ApplicationError
+
+
+class RecoveryOrchestratorError(Exception):
+    """Base class of every recovery orchestrator error."""
+
+
+class RecoveryConstitutionalError(RecoveryOrchestratorError):
+    """The constitutional hash did not match."""
+
+
+class RecoveryValidationError(RecoveryOrchestratorError, ValueError):
+    """Bad input: a policy constraint, a service name, an unknown service."""
+
+
+_BY_NAME: dict[str, type[RecoveryOrchestratorError]] = {
+    cls.__name__: cls
+    for cls in (RecoveryOrchestratorError, RecoveryConstitutionalError, RecoveryValidationError)
+}
+
+
+def to_application_error(err: RecoveryOrchestratorError) -> ApplicationError:
+    """Return the non-retryable ``ApplicationError`` that carries ``err`` through Temporal."""
+    return ApplicationError(str(err), type=type(err).__name__, non_retryable=True)
+
+
+def from_temporal(err: BaseException) -> RecoveryOrchestratorError | None:
+    """Find one of our errors in a Temporal exception's cause chain, or return None."""
+    current: BaseException | None = err
+    while current is not None:
+        if isinstance(current, ApplicationError) and current.type in _BY_NAME:
+            return _BY_NAME[current.type](current.message)
+        current = current.__cause__ or getattr(current, "cause", None)
+    return None

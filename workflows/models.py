@@ -1,0 +1,320 @@
+"""The domain models, with the original implementation's names, fields and messages.
+
+Every model is pydantic v2 and travels as JSON through the pydantic data converter.
+Constraint violations raise ``RecoveryValidationError`` (also a ``ValueError``) with
+the original's exact messages, whether the model is built in Python or decoded
+from a workflow's JSON input.
+"""
+
+from __future__ import annotations
+
+import enum
+import re
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+from temporalio import workflow
+
+from workflows.constants import CONSTITUTIONAL_HASH
+from workflows.errors import RecoveryConstitutionalError, RecoveryValidationError
+
+with workflow.unsafe.imports_passed_through():
+    from activities.health_check_specs import (
+        CallableHealthCheck,
+        HealthCheck,
+        HealthCheckOutcome,
+    )
+
+SERVICE_NAME_PATTERN = re.compile(r"^[A-Za-z0-9_.\-]{1,200}$")
+
+
+class RecoveryStrategy(str, enum.Enum):
+    """How the wait between attempts is chosen."""
+
+    EXPONENTIAL_BACKOFF = "exponential_backoff"
+    LINEAR_BACKOFF = "linear_backoff"
+    IMMEDIATE = "immediate"
+    MANUAL = "manual"
+
+
+class RecoveryState(str, enum.Enum):
+    """Where a recovery stands."""
+
+    IDLE = "idle"
+    SCHEDULED = "scheduled"
+    IN_PROGRESS = "in_progress"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+    AWAITING_MANUAL = "awaiting_manual"
+
+    @property
+    def finished(self) -> bool:
+        """Return True for the three end states."""
+        return self in _FINISHED_STATES
+
+
+_FINISHED_STATES = frozenset(
+    {RecoveryState.SUCCEEDED, RecoveryState.FAILED, RecoveryState.CANCELLED}
+)
+
+
+class Jitter(str, enum.Enum):
+    """Randomised spread of backoff delays (SPEC §8); ``none`` keeps the reference timing."""
+
+    NONE = "none"
+    FULL = "full"
+    EQUAL = "equal"
+
+
+class RecoveryPhase(str, enum.Enum):
+    """The step a running recovery is in (the ``phase`` of its status)."""
+
+    STARTING = "starting"
+    AWAITING_APPROVAL = "awaiting_approval"
+    BACKOFF = "backoff"
+    RESETTING_BREAKER = "resetting_breaker"
+    HEALTH_CHECK = "health_check"
+    CLOSING_BREAKER = "closing_breaker"
+    REOPENING_BREAKER = "reopening_breaker"
+    FINISHED = "finished"
+
+
+def describe_validation_error(err: ValidationError) -> str:
+    """Return one line naming each bad field and what was wrong with it.
+
+    Our own constraint errors keep the original's exact message.
+    """
+    parts: list[str] = []
+    for item in err.errors():
+        original = (item.get("ctx") or {}).get("error")
+        if isinstance(original, RecoveryValidationError):
+            parts.append(str(original))
+            continue
+        location = ".".join(str(part) for part in item["loc"]) or "input"
+        parts.append(f"{location}: {item['msg']}")
+    return "; ".join(parts)
+
+
+class _StrictModel(BaseModel):
+    """A model that raises ``RecoveryValidationError`` instead of pydantic's error."""
+
+    model_config = ConfigDict(extra="forbid", use_enum_values=False)
+
+    def __init__(self, **data: Any) -> None:
+        try:
+            super().__init__(**data)
+        except ValidationError as err:
+            raise RecoveryValidationError(describe_validation_error(err)) from None
+
+
+def validate_service_name(name: object) -> str:
+    """Return ``name`` if it is 1–200 characters of ``A-Z a-z 0-9 _ . -``.
+
+    Raises:
+        RecoveryValidationError: naming the service and what is wrong with it.
+    """
+    if not isinstance(name, str):
+        raise RecoveryValidationError(
+            f"service_name must be a string, got {type(name).__name__}"
+        )
+    if not SERVICE_NAME_PATTERN.match(name):
+        shown = name if len(name) <= 40 else name[:40] + "…"
+        raise RecoveryValidationError(
+            f"service_name {shown!r} is invalid: use 1-200 characters of A-Z a-z 0-9 _ . - "
+            f"(got {len(name)} characters)"
+        )
+    return name
+
+
+def validate_constitutional_hash(value: str, where: str) -> None:
+    """Raise ``RecoveryConstitutionalError`` unless ``value`` is the constitutional hash."""
+    if value != CONSTITUTIONAL_HASH:
+        raise RecoveryConstitutionalError(
+            f"Constitutional hash mismatch at {where}: expected {CONSTITUTIONAL_HASH}, "
+            f"got {value!r}"
+        )
+
+
+class RecoveryPolicy(_StrictModel):
+    """How one service is recovered: attempts, backoff, health check, extensions."""
+
+    max_retry_attempts: int = 5
+    backoff_multiplier: float = 2.0
+    initial_delay_ms: int = 1000
+    max_delay_ms: int = 60000
+    health_check: HealthCheck | None = None
+    # Client side only: turned into a ``callable`` check, never serialized.
+    health_check_fn: Callable[[], Any] | None = Field(default=None, exclude=True, repr=False)
+    constitutional_hash: str = CONSTITUTIONAL_HASH
+    jitter: Jitter = Jitter.NONE
+    escalate_to_manual: bool = False
+
+    @model_validator(mode="after")
+    def _constraints(self) -> RecoveryPolicy:
+        if self.max_retry_attempts < 1:
+            raise RecoveryValidationError("max_retry_attempts must be >= 1")
+        if self.backoff_multiplier < 1.0:
+            raise RecoveryValidationError("backoff_multiplier must be >= 1.0")
+        if self.initial_delay_ms < 0:
+            raise RecoveryValidationError("initial_delay_ms must be >= 0")
+        if self.max_delay_ms < self.initial_delay_ms:
+            raise RecoveryValidationError("max_delay_ms must be >= initial_delay_ms")
+        if self.health_check_fn is not None and self.health_check is None:
+            self.health_check = CallableHealthCheck(ref=_function_ref(self.health_check_fn))
+        return self
+
+
+def _function_ref(fn: Callable[[], Any]) -> str:
+    """Return ``module:function`` for an importable module-level function."""
+    module = getattr(fn, "__module__", None)
+    qualname = getattr(fn, "__qualname__", "")
+    if not module or not qualname.isidentifier():
+        raise RecoveryValidationError(
+            f"health_check_fn must be a module-level function a worker can import, "
+            f"got {fn!r}"
+        )
+    if module == "__main__":
+        raise RecoveryValidationError(
+            f"health_check_fn {qualname} is defined in __main__, which a worker cannot "
+            f"import: move it into a module listed in RECOVERY_HEALTH_CHECK_MODULES"
+        )
+    return f"{module}:{qualname}"
+
+
+class RecoveryResult(BaseModel):
+    """The outcome of one whole recovery (the original's fields)."""
+
+    service_name: str
+    success: bool
+    attempt_number: int
+    total_attempts: int
+    elapsed_time_ms: float
+    state: RecoveryState
+    error_message: str | None = None
+    health_check_passed: bool | None = None
+    constitutional_hash: str = CONSTITUTIONAL_HASH
+    timestamp: datetime
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return the original's dict: ``state`` as its value, ``timestamp`` in ISO-8601."""
+        return {
+            "service_name": self.service_name,
+            "success": self.success,
+            "attempt_number": self.attempt_number,
+            "total_attempts": self.total_attempts,
+            "elapsed_time_ms": self.elapsed_time_ms,
+            "state": self.state.value,
+            "error_message": self.error_message,
+            "health_check_passed": self.health_check_passed,
+            "constitutional_hash": self.constitutional_hash,
+            "timestamp": self.timestamp.isoformat(),
+        }
+
+
+class RecoveryTask(BaseModel):
+    """A queue entry (the original's fields); orders by priority, then arrival."""
+
+    priority: int
+    service_name: str
+    strategy: RecoveryStrategy = RecoveryStrategy.EXPONENTIAL_BACKOFF
+    policy: RecoveryPolicy = Field(default_factory=RecoveryPolicy)
+    scheduled_at: datetime
+    attempt_count: int = 0
+    last_attempt_at: datetime | None = None
+    next_attempt_at: datetime | None = None
+    state: RecoveryState = RecoveryState.SCHEDULED
+    constitutional_hash: str = CONSTITUTIONAL_HASH
+    # Arrival order, so that equal priorities stay first-in, first-out.
+    sequence: int = 0
+
+    def __lt__(self, other: RecoveryTask) -> bool:
+        return (self.priority, self.sequence) < (other.priority, other.sequence)
+
+
+class ServiceRecoveryInput(_StrictModel):
+    """Input of ``ServiceRecovery`` (SPEC §9); a null policy means the default policy."""
+
+    service_name: str
+    strategy: RecoveryStrategy = RecoveryStrategy.EXPONENTIAL_BACKOFF
+    priority: int = 1
+    policy: RecoveryPolicy | None = None
+    constitutional_hash: str = CONSTITUTIONAL_HASH
+    # Set by the coordinator: where this recovery reports its progress.
+    coordinator_workflow_id: str | None = None
+
+    @field_validator("service_name", mode="before")
+    @classmethod
+    def _valid_name(cls, value: object) -> str:
+        return validate_service_name(value)
+
+    @property
+    def effective_policy(self) -> RecoveryPolicy:
+        """Return the policy, or the default one."""
+        return self.policy or RecoveryPolicy()
+
+
+class ApproveInput(BaseModel):
+    """Signal ``approve``: an operator allows one attempt."""
+
+    operator: str = "unknown"
+    note: str = ""
+
+
+class CancelInput(BaseModel):
+    """Signal ``cancel``: stop the recovery at once."""
+
+    reason: str = ""
+
+
+class AttemptRecord(BaseModel):
+    """One attempt, as the ``history`` query returns it."""
+
+    attempt: int
+    started_at: datetime
+    finished_at: datetime | None = None
+    delay_ms: int = 0
+    approved_by: str | None = None
+    breaker_reset: bool = False
+    health_check: HealthCheckOutcome | None = None
+    result: Literal["success", "failure", "cancelled"] | None = None
+    error: str | None = None
+
+
+class RecoveryStatus(BaseModel):
+    """The ``status`` query: the per-service status entry plus ``phase`` and ``last_error``."""
+
+    service_name: str
+    state: RecoveryState
+    strategy: RecoveryStrategy
+    priority: int
+    attempt_count: int
+    max_attempts: int
+    scheduled_at: datetime
+    last_attempt_at: datetime | None = None
+    next_attempt_at: datetime | None = None
+    phase: RecoveryPhase
+    last_error: str | None = None
+
+
+class RecoveryReport(BaseModel):
+    """What a ``ServiceRecovery`` tells its coordinator: its status, and its result at the end.
+
+    ``sequence`` rises with every report of one run, so a coordinator can drop a
+    report that arrives after a newer one.
+    """
+
+    service_name: str
+    run_id: str
+    sequence: int
+    status: RecoveryStatus
+    result: RecoveryResult | None = None

@@ -1,0 +1,365 @@
+"""``ServiceRecovery``: one recovery of one service, as one durable workflow.
+
+Attempt 1 runs at once; after failed attempt n the workflow waits ``delay(n)`` on
+a durable timer whose summary the Web UI shows, then tries again. An attempt is
+three activities: reset the breaker to half-open, run the health check (if any),
+then close the breaker or re-open it. Signals ``approve`` and ``cancel`` and
+Temporal cancellation are honoured at once, in the middle of any wait.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import timedelta
+
+from temporalio import workflow
+from temporalio.common import RetryPolicy
+from temporalio.exceptions import ActivityError, ApplicationError
+
+from workflows import backoff
+from workflows.constants import (
+    LOG_PREFIX,
+    SA_PRIORITY,
+    SA_SERVICE,
+    SA_STATE,
+    SA_STRATEGY,
+    SERVICE_RECOVERY_WORKFLOW,
+)
+from workflows.errors import RecoveryOrchestratorError, to_application_error
+from workflows.models import (
+    ApproveInput,
+    AttemptRecord,
+    CancelInput,
+    RecoveryPhase,
+    RecoveryReport,
+    RecoveryResult,
+    RecoveryState,
+    RecoveryStatus,
+    RecoveryStrategy,
+    ServiceRecoveryInput,
+    validate_constitutional_hash,
+)
+
+with workflow.unsafe.imports_passed_through():
+    from activities.breaker_store import BreakerState
+    from activities.circuit_breakers import CircuitBreakerActivities, SetBreakerStateInput
+    from activities.health_check_specs import HealthCheckInput, HealthCheckOutcome
+    from activities.health_checks import HealthCheckActivities
+
+REPORT_SIGNAL = "recovery_report"
+
+# Breaker writes are idempotent and quick: retry them a few times, then fail the attempt.
+BREAKER_TIMEOUT = timedelta(seconds=10)
+BREAKER_RETRY = RetryPolicy(
+    initial_interval=timedelta(milliseconds=500),
+    maximum_interval=timedelta(seconds=5),
+    maximum_attempts=4,
+)
+# A failing check is an outcome, not an error: only infrastructure faults are retried.
+HEALTH_CHECK_RETRY = RetryPolicy(
+    initial_interval=timedelta(milliseconds=500),
+    maximum_interval=timedelta(seconds=5),
+    maximum_attempts=3,
+)
+# Beyond the check's own timeout, a margin for the activity's own start and finish.
+HEALTH_CHECK_MARGIN = timedelta(seconds=5)
+
+_BREAKER_STEP = {
+    BreakerState.HALF_OPEN: (RecoveryPhase.RESETTING_BREAKER, "reset breaker to half-open"),
+    BreakerState.CLOSED: (RecoveryPhase.CLOSING_BREAKER, "close breaker"),
+    BreakerState.OPEN: (RecoveryPhase.REOPENING_BREAKER, "re-open breaker"),
+}
+
+
+class _Cancelled(Exception):
+    """Raised inside the workflow when the ``cancel`` signal arrives."""
+
+
+@workflow.defn(name=SERVICE_RECOVERY_WORKFLOW)
+class ServiceRecovery:
+    """Recover one service: backoff, reset, check, close or re-open, retry."""
+
+    @workflow.init
+    def __init__(self, input: ServiceRecoveryInput) -> None:
+        self._input = input
+        self._policy = input.effective_policy
+        self._started_at = workflow.now()
+        self._state = RecoveryState.IN_PROGRESS
+        self._phase = RecoveryPhase.STARTING
+        self._attempts: list[AttemptRecord] = []
+        self._next_attempt_at = None
+        self._last_error: str | None = None
+        self._approvals: list[ApproveInput] = []
+        self._cancel_request: CancelInput | None = None
+        self._report_sequence = 0
+
+    @workflow.run
+    async def run(self, input: ServiceRecoveryInput) -> RecoveryResult:
+        """Run attempts until one succeeds, they are used up, or the recovery is cancelled."""
+        try:
+            validate_constitutional_hash(input.constitutional_hash, "recovery execution")
+            validate_constitutional_hash(self._policy.constitutional_hash, "recovery policy")
+        except RecoveryOrchestratorError as err:
+            raise to_application_error(err) from None
+        workflow.upsert_search_attributes(
+            [
+                SA_SERVICE.value_set(input.service_name),
+                SA_PRIORITY.value_set(input.priority),
+                SA_STRATEGY.value_set(input.strategy.value),
+                SA_STATE.value_set(self._state.value),
+            ]
+        )
+        try:
+            final_state = await self._recover()
+        except _Cancelled:
+            final_state = RecoveryState.CANCELLED
+        except asyncio.CancelledError:
+            # Temporal cancellation: record the outcome, then end as Canceled in Temporal too.
+            self._cancel_request = CancelInput(reason="workflow cancellation requested")
+            await self._finish(RecoveryState.CANCELLED)
+            raise
+        return await self._finish(final_state)
+
+    @workflow.signal(name="approve")
+    def approve(self, input: ApproveInput) -> None:
+        """Allow one attempt of a recovery that waits for an operator."""
+        self._approvals.append(input)
+
+    @workflow.signal(name="cancel")
+    def cancel(self, input: CancelInput) -> None:
+        """Stop the recovery at once, in the middle of any wait."""
+        if self._cancel_request is None:
+            self._cancel_request = input
+
+    @workflow.query(name="status")
+    def status(self) -> RecoveryStatus:
+        """Return the per-service status entry plus ``phase`` and ``last_error``."""
+        last = self._attempts[-1] if self._attempts else None
+        return RecoveryStatus(
+            service_name=self._input.service_name,
+            state=self._state,
+            strategy=self._input.strategy,
+            priority=self._input.priority,
+            attempt_count=len(self._attempts),
+            max_attempts=self._policy.max_retry_attempts,
+            scheduled_at=self._started_at,
+            last_attempt_at=last.started_at if last else None,
+            next_attempt_at=self._next_attempt_at,
+            phase=self._phase,
+            last_error=self._last_error,
+        )
+
+    @workflow.query(name="history")
+    def history(self) -> list[AttemptRecord]:
+        """Return every attempt made so far."""
+        return list(self._attempts)
+
+    async def _recover(self) -> RecoveryState:
+        manual = self._input.strategy is RecoveryStrategy.MANUAL
+        escalated = False
+        attempt = 0
+        while True:
+            delay = 0
+            approval: ApproveInput | None = None
+            if manual or escalated:
+                approval = await self._wait_for_approval()
+            elif attempt > 0:
+                delay = backoff.delay_ms(
+                    self._policy, self._input.strategy, attempt, workflow.random()
+                )
+                await self._backoff(delay, attempt + 1)
+            attempt += 1
+            if await self._attempt(attempt, delay, approval):
+                return RecoveryState.SUCCEEDED
+            if attempt >= self._policy.max_retry_attempts and not escalated:
+                if manual or not self._policy.escalate_to_manual:
+                    return RecoveryState.FAILED
+                workflow.logger.warning(
+                    "%s Recovery of '%s' used all %d attempts: escalating to manual",
+                    LOG_PREFIX,
+                    self._input.service_name,
+                    attempt,
+                )
+                escalated = True
+
+    async def _wait_for_approval(self) -> ApproveInput:
+        await self._enter(RecoveryState.AWAITING_MANUAL, RecoveryPhase.AWAITING_APPROVAL)
+        await workflow.wait_condition(
+            lambda: bool(self._approvals) or self._cancel_request is not None
+        )
+        self._raise_if_cancelled()
+        approval = self._approvals.pop(0)
+        workflow.logger.info(
+            "%s Recovery of '%s' approved by %s", LOG_PREFIX, self._input.service_name,
+            approval.operator,
+        )
+        return approval
+
+    async def _backoff(self, delay_ms: int, next_attempt: int) -> None:
+        if delay_ms <= 0:
+            self._raise_if_cancelled()
+            return
+        duration = timedelta(milliseconds=delay_ms)
+        self._next_attempt_at = workflow.now() + duration
+        await self._enter(RecoveryState.IN_PROGRESS, RecoveryPhase.BACKOFF)
+        try:
+            await workflow.wait_condition(
+                lambda: self._cancel_request is not None,
+                timeout=duration,
+                timeout_summary=f"backoff before attempt {next_attempt} ({delay_ms} ms)",
+            )
+        except asyncio.TimeoutError:
+            pass
+        finally:
+            self._next_attempt_at = None
+        self._raise_if_cancelled()
+
+    async def _attempt(self, number: int, delay_ms: int, approval: ApproveInput | None) -> bool:
+        record = AttemptRecord(
+            attempt=number,
+            started_at=workflow.now(),
+            delay_ms=delay_ms,
+            approved_by=approval.operator if approval else None,
+        )
+        self._attempts.append(record)
+        await self._enter(RecoveryState.IN_PROGRESS, RecoveryPhase.RESETTING_BREAKER)
+        error = await self._set_breaker(BreakerState.HALF_OPEN)
+        record.breaker_reset = error is None
+        passed = False
+        if error is None:
+            self._raise_if_cancelled()
+            outcome, error = await self._health_check()
+            record.health_check = outcome
+            passed = error is None and (outcome is None or outcome.passed)
+            if error is None and outcome is not None and not outcome.passed:
+                error = f"health check failed: {outcome.detail}"
+            self._raise_if_cancelled()
+            if passed:
+                close_error = await self._set_breaker(BreakerState.CLOSED)
+                passed, error = close_error is None, close_error
+            if not passed:
+                await self._set_breaker(BreakerState.OPEN)
+        record.finished_at = workflow.now()
+        record.result = "success" if passed else "failure"
+        record.error = error
+        if error:
+            self._last_error = error
+        workflow.logger.info(
+            "%s Recovery attempt %d/%d for '%s': %s",
+            LOG_PREFIX,
+            number,
+            self._policy.max_retry_attempts,
+            self._input.service_name,
+            "SUCCESS" if passed else f"FAILED ({error})",
+        )
+        return passed
+
+    async def _set_breaker(self, state: BreakerState) -> str | None:
+        """Set the breaker; return None, or the error that stopped it."""
+        phase, summary = _BREAKER_STEP[state]
+        self._phase = phase
+        try:
+            await workflow.execute_activity_method(
+                CircuitBreakerActivities.set_breaker_state,
+                SetBreakerStateInput(service_name=self._input.service_name, state=state),
+                start_to_close_timeout=BREAKER_TIMEOUT,
+                retry_policy=BREAKER_RETRY,
+                summary=summary,
+            )
+        except ActivityError as err:
+            return f"{summary} failed: {_cause_message(err)}"
+        return None
+
+    async def _health_check(self) -> tuple[HealthCheckOutcome | None, str | None]:
+        """Run the policy's check; return its outcome, or the error that prevented it."""
+        check = self._policy.health_check
+        if check is None:
+            return None, None
+        self._phase = RecoveryPhase.HEALTH_CHECK
+        try:
+            outcome = await workflow.execute_activity_method(
+                HealthCheckActivities.run_health_check,
+                HealthCheckInput(service_name=self._input.service_name, check=check),
+                start_to_close_timeout=timedelta(milliseconds=check.timeout_ms)
+                + HEALTH_CHECK_MARGIN,
+                retry_policy=HEALTH_CHECK_RETRY,
+                summary=f"{check.kind} health check",
+            )
+        except ActivityError as err:
+            return None, f"health check could not run: {_cause_message(err)}"
+        return outcome, None
+
+    async def _enter(self, state: RecoveryState, phase: RecoveryPhase) -> None:
+        """Move to a state and phase; publish a state change to search attributes and coordinator."""
+        self._phase = phase
+        if state is not self._state:
+            self._state = state
+            workflow.upsert_search_attributes([SA_STATE.value_set(state.value)])
+        await self._report()
+
+    def _raise_if_cancelled(self) -> None:
+        if self._cancel_request is not None:
+            raise _Cancelled()
+
+    async def _finish(self, state: RecoveryState) -> RecoveryResult:
+        self._state = state
+        self._phase = RecoveryPhase.FINISHED
+        self._next_attempt_at = None
+        if state is RecoveryState.CANCELLED and self._cancel_request is not None:
+            reason = self._cancel_request.reason or "no reason given"
+            self._last_error = f"cancelled: {reason}"
+            if self._attempts and self._attempts[-1].result is None:
+                self._attempts[-1].result = "cancelled"
+                self._attempts[-1].finished_at = workflow.now()
+        workflow.upsert_search_attributes([SA_STATE.value_set(state.value)])
+        last_check = self._attempts[-1].health_check if self._attempts else None
+        result = RecoveryResult(
+            service_name=self._input.service_name,
+            success=state is RecoveryState.SUCCEEDED,
+            attempt_number=len(self._attempts),
+            total_attempts=self._policy.max_retry_attempts,
+            elapsed_time_ms=(workflow.now() - self._started_at).total_seconds() * 1000,
+            state=state,
+            error_message=None if state is RecoveryState.SUCCEEDED else self._last_error,
+            health_check_passed=last_check.passed if last_check else None,
+            timestamp=workflow.now(),
+        )
+        workflow.logger.info(
+            "%s Recovery of '%s' ended %s after %d attempt(s)",
+            LOG_PREFIX,
+            self._input.service_name,
+            state.value,
+            len(self._attempts),
+        )
+        await self._report(result)
+        return result
+
+    async def _report(self, result: RecoveryResult | None = None) -> None:
+        """Tell the coordinator (if any) where this recovery stands, in order."""
+        coordinator_id = self._input.coordinator_workflow_id
+        if coordinator_id is None:
+            return
+        self._report_sequence += 1
+        report = RecoveryReport(
+            service_name=self._input.service_name,
+            run_id=workflow.info().run_id,
+            sequence=self._report_sequence,
+            status=self.status(),
+            result=result,
+        )
+        try:
+            await workflow.get_external_workflow_handle(coordinator_id).signal(
+                REPORT_SIGNAL, report
+            )
+        except ApplicationError as err:
+            # The coordinator is gone: the recovery itself must still go on.
+            workflow.logger.warning(
+                "%s Could not report to %s: %s", LOG_PREFIX, coordinator_id, err
+            )
+
+
+def _cause_message(err: ActivityError) -> str:
+    cause = err.cause
+    while cause is not None and cause.cause is not None and not isinstance(cause, ApplicationError):
+        cause = cause.cause
+    return str(cause) if cause is not None else str(err)
