@@ -20,12 +20,14 @@ from activities.breaker_store import CircuitBreakerStore, open_store, store_url_
 from activities.circuit_breakers import CircuitBreakerActivities
 from activities.health_checks import HealthCheckActivities, allowed_modules_from_env
 from starter.connection import connect, ensure_search_attributes
+from starter.coordinator_client import CoordinatorClient
 from workflows.constants import TASK_QUEUE
+from workflows.coordinator import RecoveryCoordinator
 from workflows.service_recovery import ServiceRecovery
 
 logger = logging.getLogger("recovery-worker")
 
-WORKFLOWS = [ServiceRecovery]
+WORKFLOWS = [ServiceRecovery, RecoveryCoordinator]
 
 
 def build_worker(
@@ -67,6 +69,8 @@ async def run_worker(stop: asyncio.Event, task_queue: str = TASK_QUEUE) -> None:
         store_url,
     )
     async with worker:
+        # The coordinator is one per namespace: make sure it runs as soon as a worker does.
+        await CoordinatorClient(client, task_queue=task_queue).ensure_running()
         await stop.wait()
         logger.info("shutting down")
     store.close()

@@ -14,6 +14,7 @@ import uuid
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 import pytest_asyncio
@@ -102,3 +103,30 @@ def record_history(history: WorkflowHistory, name: str) -> None:
     if os.environ.get("RECORD_HISTORIES") == "1":
         HISTORIES.mkdir(exist_ok=True)
         (HISTORIES / f"{name}.json").write_text(history.to_json())
+
+
+@asynccontextmanager
+async def orchestrator_on(
+    env: WorkflowEnvironment,
+    store: SQLiteBreakerStore,
+    task_queue: str,
+    **options: object,
+) -> AsyncIterator["RecoveryOrchestrator"]:
+    """A worker plus a started facade driving a coordinator of this test's own."""
+    from starter.orchestrator import RecoveryOrchestrator
+
+    orchestrator = RecoveryOrchestrator(
+        client=env.client,
+        task_queue=task_queue,
+        coordinator_workflow_id=f"coordinator-{task_queue}",
+        **options,  # type: ignore[arg-type]
+    )
+    async with running_worker(env.client, store, task_queue):
+        await orchestrator.start()
+        yield orchestrator
+        if orchestrator.is_running:
+            await orchestrator.stop()
+
+
+if TYPE_CHECKING:
+    from starter.orchestrator import RecoveryOrchestrator

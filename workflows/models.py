@@ -105,7 +105,7 @@ def describe_validation_error(err: ValidationError) -> str:
     return "; ".join(parts)
 
 
-class _StrictModel(BaseModel):
+class StrictModel(BaseModel):
     """A model that raises ``RecoveryValidationError`` instead of pydantic's error."""
 
     model_config = ConfigDict(extra="forbid", use_enum_values=False)
@@ -145,7 +145,7 @@ def validate_constitutional_hash(value: str, where: str) -> None:
         )
 
 
-class RecoveryPolicy(_StrictModel):
+class RecoveryPolicy(StrictModel):
     """How one service is recovered: attempts, backoff, health check, extensions."""
 
     max_retry_attempts: int = 5
@@ -241,7 +241,7 @@ class RecoveryTask(BaseModel):
         return (self.priority, self.sequence) < (other.priority, other.sequence)
 
 
-class ServiceRecoveryInput(_StrictModel):
+class ServiceRecoveryInput(StrictModel):
     """Input of ``ServiceRecovery`` (SPEC §9); a null policy means the default policy."""
 
     service_name: str

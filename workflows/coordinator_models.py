@@ -1,0 +1,168 @@
+"""Inputs, outputs and carried state of the ``RecoveryCoordinator`` workflow.
+
+Each update takes one JSON object whose fields are the facade's keyword
+arguments plus ``constitutional_hash`` (SPEC §9), so the ``temporal`` CLI and
+scripts in other languages can drive the coordinator without Python.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Literal
+
+from pydantic import BaseModel, Field, StrictInt, field_validator
+
+from workflows.constants import CONSTITUTIONAL_HASH
+from workflows.models import (
+    RecoveryPolicy,
+    RecoveryResult,
+    RecoveryStrategy,
+    RecoveryTask,
+    StrictModel,
+    validate_service_name,
+)
+
+
+class _ServiceInput(StrictModel):
+    service_name: str
+    constitutional_hash: str = CONSTITUTIONAL_HASH
+
+    @field_validator("service_name", mode="before")
+    @classmethod
+    def _valid_name(cls, value: object) -> str:
+        return validate_service_name(value)
+
+
+class ScheduleRecoveryInput(_ServiceInput):
+    """Update and signal ``schedule_recovery``."""
+
+    strategy: RecoveryStrategy = RecoveryStrategy.EXPONENTIAL_BACKOFF
+    priority: StrictInt = 1
+    policy: RecoveryPolicy | None = None
+
+
+class ScheduleRecoveriesInput(StrictModel):
+    """Update ``schedule_recoveries``: many at once, all accepted or none."""
+
+    recoveries: list[ScheduleRecoveryInput] = Field(min_length=1, max_length=1000)
+    constitutional_hash: str = CONSTITUTIONAL_HASH
+
+
+ScheduleOutcome = Literal["queued", "updated", "started", "already_running"]
+
+
+class ScheduleRecoveryResult(BaseModel):
+    """What scheduling did: queued it, updated its queue entry, or found it running."""
+
+    service_name: str
+    outcome: ScheduleOutcome
+    state: str
+
+
+class CancelRecoveryInput(_ServiceInput):
+    """Update ``cancel_recovery``."""
+
+    reason: str = "cancelled by operator"
+
+
+class CancelRecoveryResult(BaseModel):
+    """``cancelled`` is True once the recovery is cancelled or asked to cancel."""
+
+    service_name: str
+    cancelled: bool
+    was: str
+
+
+class ExecuteRecoveryInput(_ServiceInput):
+    """Update ``execute_recovery``: start now, outside queue order and slot count."""
+
+    operator: str = "execute_recovery"
+
+
+class ExecuteRecoveryResult(BaseModel):
+    """Which recovery run the caller should wait for, and what the update did."""
+
+    service_name: str
+    workflow_id: str
+    run_id: str | None
+    outcome: Literal["started", "approved", "already_running"]
+    attempt_count: int
+
+
+class SetRecoveryPolicyInput(_ServiceInput):
+    """Update ``set_recovery_policy``."""
+
+    policy: RecoveryPolicy
+
+
+class PolicyQueryInput(_ServiceInput):
+    """Query ``get_recovery_policy``."""
+
+
+class ConfigureInput(StrictModel):
+    """Update ``configure``: every field optional; only those given change."""
+
+    max_concurrent_recoveries: StrictInt | None = Field(default=None, ge=1, le=1000)
+    recent_history_size: StrictInt | None = Field(default=None, ge=1, le=1000)
+    default_policy: RecoveryPolicy | None = None
+    continue_as_new_after_events: StrictInt | None = Field(default=None, ge=100)
+    orchestrator_running: bool | None = None
+    constitutional_hash: str = CONSTITUTIONAL_HASH
+
+
+class ShutdownInput(StrictModel):
+    """Update ``shutdown``: what the facade's ``stop()`` sends."""
+
+    reason: str = "orchestrator stopped"
+    constitutional_hash: str = CONSTITUTIONAL_HASH
+
+
+class ShutdownResult(BaseModel):
+    """The services whose recoveries were cancelled."""
+
+    cancelled: list[str]
+
+
+class CoordinatorConfig(BaseModel):
+    """The coordinator's settings."""
+
+    max_concurrent_recoveries: int = 4
+    recent_history_size: int = 10
+    default_policy: RecoveryPolicy = Field(default_factory=RecoveryPolicy)
+    # Continue-as-new at this history length too (Temporal's suggestion always counts).
+    continue_as_new_after_events: int | None = None
+
+
+class ActiveRecovery(BaseModel):
+    """A recovery the coordinator started and has not yet seen finish."""
+
+    task: RecoveryTask
+    run_id: str | None = None
+    last_report: int = 0
+    # Started by execute_recovery, or waiting on operators: never holds a queue slot.
+    outside_slots: bool = False
+    # Its result is recorded; the child is closing and still holds its slot until it has.
+    finished: bool = False
+
+
+class CoordinatorState(BaseModel):
+    """Everything carried across continue-as-new."""
+
+    orchestrator_running: bool = True
+    config: CoordinatorConfig = Field(default_factory=CoordinatorConfig)
+    queue: list[RecoveryTask] = Field(default_factory=list)
+    active: dict[str, ActiveRecovery] = Field(default_factory=dict)
+    policies: dict[str, RecoveryPolicy] = Field(default_factory=dict)
+    recent_history: list[RecoveryResult] = Field(default_factory=list)
+    # Run ids whose finish is recorded, so a report seen twice is recorded once.
+    finished_runs: list[str] = Field(default_factory=list)
+    next_sequence: int = 0
+    rejected_signals: list[str] = Field(default_factory=list)
+    started_at: datetime | None = None
+
+
+class CoordinatorInput(BaseModel):
+    """Input of ``RecoveryCoordinator``: empty for a fresh start, the state after continue-as-new."""
+
+    state: CoordinatorState | None = None
+    config: CoordinatorConfig | None = None
