@@ -2,8 +2,8 @@
 
 Every update goes through ``CoordinatorClient.update``: it starts the coordinator
 if it is not running (update-with-start, ``USE_EXISTING``), keeps at most
-``MAX_IN_FLIGHT`` updates in flight from this process, retries Temporal's refusal
-when too many updates are in flight anyway, and turns a rejection back into
+``MAX_IN_FLIGHT`` updates in flight from this process, retries Temporal's passing
+refusals (too many updates in flight, an update aborted by continue-as-new), and turns a rejection back into
 ``RecoveryConstitutionalError`` / ``RecoveryValidationError`` with the server's message.
 """
 
@@ -73,7 +73,7 @@ class CoordinatorClient:
                         return await self._update_with_start(name, arg, result_type)
                     return await self._update_existing(name, arg, result_type)
             except (RPCError, WorkflowUpdateRPCTimeoutOrCancelledError) as err:
-                if delay is None or not _too_many_in_flight(err):
+                if delay is None or not _worth_retrying(err):
                     raise
             await asyncio.sleep(delay)
         raise AssertionError("unreachable")
@@ -121,13 +121,24 @@ def _ours(err: BaseException) -> BaseException:
     return mapped if mapped is not None else err
 
 
-def _too_many_in_flight(err: BaseException) -> bool:
-    current: BaseException | None = err
-    while current is not None:
-        if isinstance(current, RPCError) and current.status is RPCStatusCode.RESOURCE_EXHAUSTED:
-            return True
-        current = current.__cause__
-    return False
+# Refusals that pass: too many updates in flight, or an update aborted because the
+# coordinator was just continuing-as-new (the retry reaches the new run). Every
+# coordinator update is idempotent, so sending one again is safe.
+_TRANSIENT = frozenset(
+    {
+        RPCStatusCode.RESOURCE_EXHAUSTED,
+        RPCStatusCode.UNAVAILABLE,
+        RPCStatusCode.ABORTED,
+        RPCStatusCode.FAILED_PRECONDITION,
+    }
+)
+
+
+def _worth_retrying(err: BaseException) -> bool:
+    if isinstance(err, WorkflowUpdateRPCTimeoutOrCancelledError):
+        # A timeout is worth another try; our own caller's cancellation is not.
+        return not isinstance(err.__cause__, asyncio.CancelledError)
+    return isinstance(err, RPCError) and err.status in _TRANSIENT
 
 
 __all__ = ["CoordinatorClient", "RecoveryOrchestratorError"]

@@ -30,7 +30,12 @@ def load(path: Path) -> WorkflowHistory:
 
 def test_histories_are_checked_in() -> None:
     names = {path.stem for path in RECORDED}
-    assert {"service_recovery_exponential_failed", "service_recovery_manual"} <= names
+    assert {
+        "service_recovery_exponential_failed",
+        "service_recovery_manual",
+        "coordinator_priority_order",
+        "coordinator_continued_as_new",
+    } <= names
 
 
 @pytest.mark.parametrize("path", RECORDED, ids=lambda p: p.stem)

@@ -97,6 +97,10 @@ class RecoveryCoordinator:
         self._state = input.state or CoordinatorState(config=input.config or CoordinatorConfig())
         if self._state.started_at is None:
             self._state.started_at = workflow.now()
+        # A child that had already reported its finish was only waiting to close: the
+        # previous run watched its close, this one cannot, so its slot is free now.
+        for name in [n for n, a in self._state.active.items() if a.finished]:
+            del self._state.active[name]
         # Children are started from the main loop and from execute_recovery: one at a time.
         self._lock = asyncio.Lock()
         # Children started by this run, whose close this run sees (not carried: a new run

@@ -1,0 +1,55 @@
+"""Continue-as-new while updates keep arriving: nothing queued, running or configured is lost."""
+
+from __future__ import annotations
+
+import asyncio
+from collections import Counter
+
+import pytest
+from temporalio.testing import WorkflowEnvironment
+
+from activities.sqlite_store import SQLiteBreakerStore
+from tests.conftest import orchestrator_on, record_history
+from tests.coordination import wait_all_finished
+from workflows.models import RecoveryPolicy, RecoveryStrategy
+
+pytestmark = pytest.mark.timeout(180)
+
+
+async def test_hand_overs_lose_nothing_and_record_each_finish_once(
+    dev_env: WorkflowEnvironment, store: SQLiteBreakerStore, task_queue: str, service: str
+) -> None:
+    client = dev_env.client
+    async with orchestrator_on(dev_env, store, task_queue, max_concurrent_recoveries=3) as orch:
+        coordinator = client.get_workflow_handle(orch.coordinator_workflow_id)
+        first_run = (await coordinator.describe()).run_id
+        await coordinator.execute_update(
+            "configure", {"continue_as_new_after_events": 100, "recent_history_size": 100}
+        )
+        await orch.set_recovery_policy(f"{service}-kept", RecoveryPolicy(max_retry_attempts=8))
+        names = [f"{service}-{i:02d}" for i in range(40)]
+        for batch in range(0, len(names), 8):
+            await asyncio.gather(
+                *(
+                    orch.schedule_recovery(name, RecoveryStrategy.IMMEDIATE, priority=i % 3)
+                    for i, name in enumerate(names[batch : batch + 8])
+                )
+            )
+        final = await wait_all_finished(orch, timeout=120)
+        runs = [e.run_id async for e in client.list_workflows(f"WorkflowId = '{coordinator.id}'")]
+        info = await coordinator.query("get_configuration")
+        kept = await orch.get_recovery_policy(f"{service}-kept")
+        first = client.get_workflow_handle(coordinator.id, run_id=first_run)
+        record_history(await first.fetch_history(), "coordinator_continued_as_new")
+    assert len(runs) >= 3, f"expected several hand-overs, saw {len(runs)} runs"
+    finished = Counter(r["service_name"] for r in final["recent_history"])
+    assert set(finished) == set(names)
+    assert all(count == 1 for count in finished.values()), finished.most_common(3)
+    assert all(r["state"] == "succeeded" for r in final["recent_history"])
+    assert info["config"]["max_concurrent_recoveries"] == 3
+    assert info["config"]["continue_as_new_after_events"] == 100
+    assert kept.max_retry_attempts == 8
+    assert final["queued_recoveries"] == 0 and final["services"] == {
+        f"{service}-kept": final["services"][f"{service}-kept"]
+    }
+
