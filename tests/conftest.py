@@ -28,6 +28,9 @@ from worker import build_worker
 from workflows.converter import data_converter
 
 HISTORIES = Path(__file__).parent / "histories"
+# A namespace of its own for the reference examples, which use the pinned names
+# (task queue ``recovery-orchestrator``, coordinator ``recovery-coordinator``).
+EXAMPLES_NAMESPACE = "examples"
 
 
 def binary(name: str) -> str:
@@ -58,6 +61,8 @@ async def dev_env() -> AsyncIterator[WorkflowEnvironment]:
         data_converter=data_converter,
         dev_server_existing_path=binary("temporal"),
         dev_server_extra_args=[
+            "--namespace",
+            EXAMPLES_NAMESPACE,
             "--dynamic-config-value",
             "limit.historyCount.suggestContinueAsNew=200",
         ],

@@ -184,11 +184,22 @@ def _function_ref(fn: Callable[[], Any]) -> str:
             f"got {fn!r}"
         )
     if module == "__main__":
-        raise RecoveryValidationError(
-            f"health_check_fn {qualname} is defined in __main__, which a worker cannot "
-            f"import: move it into a module listed in RECOVERY_HEALTH_CHECK_MODULES"
-        )
+        module = _main_module_name(qualname)
     return f"{module}:{qualname}"
+
+
+def _main_module_name(qualname: str) -> str:
+    """Return the importable name of ``__main__`` (set when run with ``python -m``)."""
+    import sys
+
+    spec = getattr(sys.modules.get("__main__"), "__spec__", None)
+    if spec is None or not spec.name or spec.name == "__main__":
+        raise RecoveryValidationError(
+            f"health_check_fn {qualname} is defined in a script the worker cannot import: "
+            f"run it with `python -m package.module`, or move the function into a module "
+            f"listed in RECOVERY_HEALTH_CHECK_MODULES"
+        )
+    return str(spec.name)
 
 
 class RecoveryResult(BaseModel):

@@ -1,0 +1,46 @@
+"""Reference Example 3: Custom Health Checks, with await added.
+
+The reference shows only the functions; the imports and the ``asyncio.run``
+guard are added so the file runs on its own. ``check_api_health`` runs on the
+worker, which imports this module: list it in the worker's
+``RECOVERY_HEALTH_CHECK_MODULES`` (``examples.example_3_health_checks``) and run
+this file with ``python -m examples.example_3_health_checks``.
+"""
+
+import asyncio
+
+import requests
+from enhanced_agent_bus.recovery_orchestrator import (
+    RecoveryOrchestrator,
+    RecoveryPolicy,
+    RecoveryStrategy,
+)
+
+def check_api_health():
+    try:
+        response = requests.get("http://api:8000/health", timeout=2)
+        return response.status_code == 200
+    except:
+        return False
+
+async def main():
+    orchestrator = RecoveryOrchestrator()
+    await orchestrator.start()
+
+    policy = RecoveryPolicy(
+        max_retry_attempts=5,
+        initial_delay_ms=1000,
+        health_check_fn=check_api_health,
+    )
+
+    await orchestrator.schedule_recovery(
+        service_name="api_service",
+        strategy=RecoveryStrategy.EXPONENTIAL_BACKOFF,
+        priority=1,
+        policy=policy,
+    )
+
+    await orchestrator.stop()
+
+if __name__ == "__main__":
+    asyncio.run(main())

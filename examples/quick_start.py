@@ -1,0 +1,30 @@
+"""Reference Quick Start ("Basic Usage"), with await added."""
+
+import asyncio
+from enhanced_agent_bus.recovery_orchestrator import (
+    RecoveryOrchestrator,
+    RecoveryStrategy,
+)
+
+async def main():
+    # Create orchestrator
+    orchestrator = RecoveryOrchestrator()
+
+    # Start orchestrator
+    await orchestrator.start()
+
+    # Schedule recovery
+    await orchestrator.schedule_recovery(
+        service_name="policy_service",
+        strategy=RecoveryStrategy.EXPONENTIAL_BACKOFF,
+        priority=1  # Higher priority (lower number)
+    )
+
+    # Check status
+    status = await orchestrator.get_recovery_status()
+    print(f"Active recoveries: {status['active_recoveries']}")
+
+    # Stop orchestrator
+    await orchestrator.stop()
+
+asyncio.run(main())

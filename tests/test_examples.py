@@ -1,0 +1,99 @@
+"""The reference document's examples, with ``await`` added, run as users run them.
+
+Each runs as its own process (``python -m examples.…``) against the real dev
+server, configured only through ``TEMPORAL_ADDRESS`` / ``TEMPORAL_NAMESPACE``,
+with a worker on the pinned task queue in a namespace of its own.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sys
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+import pytest_asyncio
+from temporalio.client import Client
+from temporalio.testing import WorkflowEnvironment
+
+from activities.sqlite_store import SQLiteBreakerStore
+from starter.connection import connect, ensure_search_attributes
+from tests.conftest import EXAMPLES_NAMESPACE
+from worker import build_worker
+
+ROOT = Path(__file__).resolve().parent.parent
+pytestmark = pytest.mark.timeout(90)
+
+
+@pytest_asyncio.fixture
+async def examples_client(dev_env: WorkflowEnvironment) -> Client:
+    client = await connect(
+        target_host=dev_env.client.service_client.config.target_host,
+        namespace=EXAMPLES_NAMESPACE,
+    )
+    assert await ensure_search_attributes(client)
+    return client
+
+
+@pytest_asyncio.fixture
+async def examples_worker(
+    examples_client: Client, store: SQLiteBreakerStore
+) -> AsyncIterator[None]:
+    async with build_worker(examples_client, store):
+        yield
+
+
+async def run_example(module: str, client: Client) -> str:
+    env = dict(os.environ)
+    env["TEMPORAL_ADDRESS"] = client.service_client.config.target_host
+    env["TEMPORAL_NAMESPACE"] = EXAMPLES_NAMESPACE
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", f"examples.{module}",
+        cwd=ROOT, env=env,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )
+    stdout, stderr = await asyncio.wait_for(process.communicate(), timeout=60)
+    assert process.returncode == 0, stderr.decode()[-2000:]
+    return stdout.decode()
+
+
+async def test_quick_start(examples_client: Client, examples_worker: None) -> None:
+    output = await run_example("quick_start", examples_client)
+    assert output.strip() == "Active recoveries: 1"
+
+
+async def test_example_1_basic_recovery_succeeds_within_its_five_seconds(
+    examples_client: Client, examples_worker: None
+) -> None:
+    output = await run_example("example_1_basic", examples_client)
+    assert "'orchestrator_running': True" in output
+    assert "'service_name': 'policy_service', 'success': True" in output
+
+
+async def test_example_2_loop_ends_when_every_service_recovered(
+    examples_client: Client, examples_worker: None
+) -> None:
+    await run_example("example_2_priorities", examples_client)
+    status = await examples_client.get_workflow_handle("recovery-coordinator").query(
+        "get_recovery_status"
+    )
+    recovered = [r["service_name"] for r in status["recent_history"] if r["state"] == "succeeded"]
+    assert set(recovered[-5:]) == {"auth_service", "api_gateway", "database", "cache", "metrics"}
+    assert status["orchestrator_running"] is False
+
+
+async def test_example_3_health_check_fn_travels_as_a_callable_check(
+    examples_client: Client, examples_worker: None
+) -> None:
+    await run_example("example_3_health_checks", examples_client)
+    status = await examples_client.get_workflow_handle("recovery-coordinator").query(
+        "get_recovery_status"
+    )
+    assert status["recent_history"][-1]["service_name"] == "api_service"
+    assert status["recent_history"][-1]["state"] == "cancelled"
+    handle = examples_client.get_workflow_handle("recovery-api_service")
+    start_input = (await handle.fetch_history()).events[0]
+    payload = start_input.workflow_execution_started_event_attributes.input.payloads[0].data
+    assert b'"ref":"examples.example_3_health_checks:check_api_health"' in payload
