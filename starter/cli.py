@@ -8,79 +8,216 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
+import os
 import sys
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from pydantic import BaseModel
-from temporalio.client import WorkflowHandle
-from temporalio.service import RPCError, RPCStatusCode
+from pydantic import ValidationError
+from temporalio.client import Client
+from temporalio.exceptions import TemporalError
 
+from starter import render
 from starter.connection import connect
-from workflows.constants import recovery_workflow_id
-from workflows.errors import RecoveryOrchestratorError, RecoveryValidationError
-from workflows.models import ApproveInput, CancelInput, validate_service_name
+from starter.coordinator_client import CoordinatorClient
+from starter.recoveries import (
+    approve,
+    recovery_attempts,
+    recovery_handle,
+    recovery_status,
+    wait_for_result,
+)
+from workflows.constants import COORDINATOR_WORKFLOW_ID, TASK_QUEUE
+from workflows.coordinator_models import (
+    CancelRecoveryInput,
+    CancelRecoveryResult,
+    ConfigureInput,
+    CoordinatorConfig,
+    ExecuteRecoveryInput,
+    ExecuteRecoveryResult,
+    PolicyQueryInput,
+    ScheduleRecoveryInput,
+    ScheduleRecoveryResult,
+    SetRecoveryPolicyInput,
+)
+from workflows.errors import RecoveryOrchestratorError
+from workflows.models import (
+    CancelInput,
+    RecoveryPolicy,
+    RecoveryStrategy,
+    describe_validation_error,
+    validate_service_name,
+)
 
-Command = Callable[[argparse.Namespace], Awaitable[Any]]
+Command = Callable[["Context"], Awaitable[Any]]
 
 
 class CliError(Exception):
     """A refused operation: printed as one line, exit code 1."""
 
 
-async def _recovery_handle(service: str) -> WorkflowHandle[Any, Any]:
-    """Validate the name first (bad input never waits on a connection), then connect."""
-    workflow_id = recovery_workflow_id(validate_service_name(service))
-    client = await connect()
-    return client.get_workflow_handle(workflow_id)
+class Context:
+    """Parsed arguments plus a lazily connected client and coordinator."""
+
+    def __init__(self, args: argparse.Namespace) -> None:
+        self.args = args
+        self._client: Client | None = None
+
+    async def client(self) -> Client:
+        """Connect on first use (so bad input fails before any network wait)."""
+        if self._client is None:
+            self._client = await connect()
+        return self._client
+
+    async def coordinator(self) -> CoordinatorClient:
+        """Return the coordinator named by ``--coordinator-id``."""
+        return CoordinatorClient(
+            await self.client(),
+            workflow_id=self.args.coordinator_id,
+            task_queue=self.args.task_queue,
+        )
 
 
-async def _query(handle: WorkflowHandle[Any, Any], name: str) -> Any:
+def _service(ctx: Context) -> str:
+    return validate_service_name(ctx.args.service)
+
+
+async def cmd_schedule(ctx: Context) -> Any:
+    """Queue a recovery (or update its queue entry)."""
+    args = ctx.args
+    policy = RecoveryPolicy.model_validate_json(args.policy) if args.policy else None
+    request = ScheduleRecoveryInput(
+        service_name=args.service,
+        strategy=args.strategy,
+        priority=args.priority,
+        policy=policy,
+    )
+    coordinator = await ctx.coordinator()
+    return await coordinator.update("schedule_recovery", request, ScheduleRecoveryResult)
+
+
+async def cmd_execute(ctx: Context) -> Any:
+    """Start a scheduled recovery now (approve one attempt of a MANUAL one); wait for it."""
+    request = ExecuteRecoveryInput(service_name=_service(ctx), operator=ctx.args.operator)
+    coordinator = await ctx.coordinator()
+    started = await coordinator.update("execute_recovery", request, ExecuteRecoveryResult)
+    assert started is not None
+    if ctx.args.no_wait:
+        return started
+    return await wait_for_result(await ctx.client(), started)
+
+
+async def cmd_status(ctx: Context) -> Any:
+    """Show the orchestrator's status, or one recovery's."""
+    if ctx.args.service:
+        service = _service(ctx)
+        status = await recovery_status(await ctx.client(), service)
+        if status is None:
+            raise CliError(f"no recovery of {service!r} has ever run")
+        return status
+    coordinator = await ctx.coordinator()
+    overall = await coordinator.query("get_recovery_status", result_type=dict)
+    if overall is None:
+        raise CliError(f"no coordinator {ctx.args.coordinator_id!r}: is a worker running?")
+    return render.Status(overall)
+
+
+async def cmd_history(ctx: Context) -> Any:
+    """List one recovery's attempts, or the recently finished recoveries."""
+    if ctx.args.service:
+        service = _service(ctx)
+        attempts = await recovery_attempts(await ctx.client(), service)
+        if attempts is None:
+            raise CliError(f"no recovery of {service!r} has ever run")
+        return render.Attempts(attempts)
+    coordinator = await ctx.coordinator()
+    overall = await coordinator.query("get_recovery_status", result_type=dict)
+    if overall is None:
+        raise CliError(f"no coordinator {ctx.args.coordinator_id!r}: is a worker running?")
+    return render.RecentHistory(overall["recent_history"])
+
+
+async def cmd_approve(ctx: Context) -> Any:
+    """Approve one attempt of a recovery waiting for an operator."""
+    service = _service(ctx)
+    await approve(await ctx.client(), service, ctx.args.operator, ctx.args.note)
+    return {"approved": service, "operator": ctx.args.operator}
+
+
+async def cmd_cancel(ctx: Context) -> Any:
+    """Cancel a queued or running recovery."""
+    service = _service(ctx)
+    coordinator = await ctx.coordinator()
     try:
-        return await handle.query(name)
-    except RPCError as err:
-        if err.status is RPCStatusCode.NOT_FOUND:
-            raise CliError(f"no recovery found for workflow id {handle.id!r}") from None
-        raise
+        result = await coordinator.update(
+            "cancel_recovery",
+            CancelRecoveryInput(service_name=service, reason=ctx.args.reason),
+            CancelRecoveryResult,
+            start=False,
+        )
+    except RecoveryOrchestratorError:
+        result = None
+    if result is not None:
+        return result
+    # Not the coordinator's: a recovery started directly (e.g. with `temporal workflow start`).
+    status = await recovery_status(await ctx.client(), service)
+    if status is None or status.state.finished:
+        raise CliError(f"No active recovery task for service '{service}'")
+    await recovery_handle(await ctx.client(), service).signal(
+        "cancel", CancelInput(reason=ctx.args.reason)
+    )
+    return CancelRecoveryResult(service_name=service, cancelled=True, was=status.state.value)
 
 
-async def cmd_status(args: argparse.Namespace) -> Any:
-    """Return one recovery's ``status`` query."""
-    return await _query(await _recovery_handle(args.service), "status")
+async def cmd_policy(ctx: Context) -> Any:
+    """Get or set a service's policy."""
+    service = _service(ctx)
+    coordinator = await ctx.coordinator()
+    if ctx.args.policy_command == "set":
+        policy = RecoveryPolicy.model_validate_json(ctx.args.policy)
+        return await coordinator.update(
+            "set_recovery_policy",
+            SetRecoveryPolicyInput(service_name=service, policy=policy),
+            RecoveryPolicy,
+        )
+    policy = await coordinator.query(
+        "get_recovery_policy", PolicyQueryInput(service_name=service), result_type=RecoveryPolicy
+    )
+    return policy if policy is not None else RecoveryPolicy()
 
 
-async def cmd_history(args: argparse.Namespace) -> Any:
-    """Return one recovery's ``history`` query."""
-    return await _query(await _recovery_handle(args.service), "history")
+async def cmd_configure(ctx: Context) -> Any:
+    """Change the coordinator's slots or history size, or start it again after a stop."""
+    args = ctx.args
+    request = ConfigureInput(
+        max_concurrent_recoveries=args.max_concurrent,
+        recent_history_size=args.history_size,
+        orchestrator_running=True if args.start else None,
+    )
+    coordinator = await ctx.coordinator()
+    return await coordinator.update("configure", request, CoordinatorConfig)
 
 
-async def cmd_approve(args: argparse.Namespace) -> Any:
-    """Signal ``approve`` to a recovery that waits for an operator."""
-    handle = await _recovery_handle(args.service)
-    status = await _query(handle, "status")
-    if status["state"] != "awaiting_manual":
-        raise CliError(f"recovery of {args.service!r} is {status['state']}, not awaiting_manual")
-    await handle.signal("approve", ApproveInput(operator=args.operator, note=args.note))
-    return {"approved": args.service, "operator": args.operator}
+async def cmd_watch(ctx: Context) -> Any:
+    """Print the status every ``--interval`` seconds (``--count`` times, or until Ctrl-C)."""
+    coordinator = await ctx.coordinator()
+    shown = 0
+    while ctx.args.count is None or shown < ctx.args.count:
+        overall = await coordinator.query("get_recovery_status", result_type=dict)
+        if overall is None:
+            raise CliError(f"no coordinator {ctx.args.coordinator_id!r}: is a worker running?")
+        print(render.render(render.Status(overall), ctx.args.json), flush=True)
+        shown += 1
+        if ctx.args.count is None or shown < ctx.args.count:
+            await asyncio.sleep(ctx.args.interval)
+    return None
 
 
-async def cmd_cancel(args: argparse.Namespace) -> Any:
-    """Signal ``cancel`` to a running recovery."""
-    handle = await _recovery_handle(args.service)
-    status = await _query(handle, "status")
-    if status["state"] in {"succeeded", "failed", "cancelled"}:
-        raise CliError(f"recovery of {args.service!r} already ended {status['state']}")
-    await handle.signal("cancel", CancelInput(reason=args.reason))
-    return {"cancelled": args.service, "reason": args.reason}
-
-
-async def cmd_dev(args: argparse.Namespace) -> Any:
+async def cmd_dev(ctx: Context) -> Any:
     """Run the embedded Temporal dev server and a worker until Ctrl-C."""
     from starter.dev import run_dev
 
-    code = await run_dev(args.port, args.ui_port)
-    if code:
+    if await run_dev(ctx.args.port, ctx.args.ui_port):
         raise CliError("dev mode stopped because the server or the worker exited")
     return None
 
@@ -89,78 +226,115 @@ def build_parser() -> argparse.ArgumentParser:
     """Return the ``recoveryctl`` argument parser."""
     parser = argparse.ArgumentParser(prog="recoveryctl", description=__doc__.splitlines()[0])
     parser.add_argument("--json", action="store_true", help="print JSON for scripts")
-    sub = parser.add_subparsers(dest="command", required=True)
+    parser.add_argument("--coordinator-id", default=COORDINATOR_WORKFLOW_ID, help=argparse.SUPPRESS)
+    parser.add_argument("--task-queue", default=TASK_QUEUE, help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--timeout", type=float, default=30.0, help="seconds to wait for an answer (default 30)"
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    dev = sub.add_parser("dev", help="start the embedded Temporal server and a worker")
+    def command(name: str, run: Command, help_text: str) -> argparse.ArgumentParser:
+        sub_parser = sub.add_parser(name, help=help_text, description=help_text)
+        sub_parser.set_defaults(run=run)
+        return sub_parser
+
+    dev = command("dev", cmd_dev, "start the embedded Temporal server and a worker")
     dev.add_argument("--port", type=int, default=7233)
     dev.add_argument("--ui-port", type=int, default=8233)
-    dev.set_defaults(run=cmd_dev)
+
+    schedule = command("schedule", cmd_schedule, "schedule a service for recovery")
+    schedule.add_argument("service")
+    schedule.add_argument(
+        "--strategy", default="exponential_backoff", choices=[s.value for s in RecoveryStrategy]
+    )
+    schedule.add_argument("--priority", type=int, default=1, help="lower is more urgent")
+    schedule.add_argument("--policy", help='policy JSON, e.g. \'{"max_retry_attempts": 3}\'')
+
+    execute = command("execute", cmd_execute, "start a scheduled recovery now and wait for it")
+    execute.add_argument("service")
+    execute.add_argument("--operator", default="recoveryctl")
+    execute.add_argument("--no-wait", action="store_true", help="return once started")
 
     for name, run, help_text in (
-        ("status", cmd_status, "show one recovery's status"),
-        ("history", cmd_history, "list one recovery's attempts"),
+        ("status", cmd_status, "show the orchestrator's status, or one recovery's"),
+        ("history", cmd_history, "list recent recoveries, or one recovery's attempts"),
     ):
-        command = sub.add_parser(name, help=help_text)
-        command.add_argument("service")
-        command.set_defaults(run=run)
+        command(name, run, help_text).add_argument("service", nargs="?")
 
-    approve = sub.add_parser("approve", help="approve one attempt of a MANUAL recovery")
-    approve.add_argument("service")
-    approve.add_argument("--operator", required=True)
-    approve.add_argument("--note", default="")
-    approve.set_defaults(run=cmd_approve)
+    approve_cmd = command("approve", cmd_approve, "approve one attempt of a MANUAL recovery")
+    approve_cmd.add_argument("service")
+    approve_cmd.add_argument("--operator", required=True)
+    approve_cmd.add_argument("--note", default="")
 
-    cancel = sub.add_parser("cancel", help="cancel a recovery at once")
+    cancel = command("cancel", cmd_cancel, "cancel a recovery at once")
     cancel.add_argument("service")
     cancel.add_argument("--reason", default="cancelled by operator")
-    cancel.set_defaults(run=cmd_cancel)
+
+    policy = command("policy", cmd_policy, "get or set a service's recovery policy")
+    policy_sub = policy.add_subparsers(dest="policy_command", required=True)
+    policy_sub.add_parser("get").add_argument("service")
+    policy_set = policy_sub.add_parser("set")
+    policy_set.add_argument("service")
+    policy_set.add_argument("policy", help='policy JSON, e.g. \'{"max_retry_attempts": 3}\'')
+
+    configure = command("configure", cmd_configure, "change slots or history size; --start after a stop")
+    configure.add_argument("--max-concurrent", type=int)
+    configure.add_argument("--history-size", type=int)
+    configure.add_argument("--start", action="store_true", help="report running again after a stop")
+
+    watch = command("watch", cmd_watch, "print the status every few seconds")
+    watch.add_argument("--interval", type=float, default=2.0)
+    watch.add_argument("--count", type=int, help="stop after this many refreshes")
     return parser
-
-
-def render(value: Any, as_json: bool) -> str:
-    """Return ``value`` as JSON, or as indented ``key: value`` lines for people."""
-    if isinstance(value, BaseModel):
-        value = value.model_dump(mode="json")
-    if as_json:
-        return json.dumps(value, indent=2, default=str)
-    return "\n".join(_human_lines(value, 0))
-
-
-def _human_lines(value: Any, depth: int) -> list[str]:
-    pad = "  " * depth
-    if isinstance(value, dict):
-        lines: list[str] = []
-        for key, item in value.items():
-            if isinstance(item, (dict, list)) and item:
-                lines.append(f"{pad}{key}:")
-                lines.extend(_human_lines(item, depth + 1))
-            else:
-                lines.append(f"{pad}{key}: {'-' if item is None else item}")
-        return lines
-    if isinstance(value, list):
-        lines = []
-        for index, item in enumerate(value, 1):
-            lines.append(f"{pad}[{index}]")
-            lines.extend(_human_lines(item, depth + 1))
-        return lines
-    return [f"{pad}{value}"]
 
 
 def main(argv: list[str] | None = None) -> None:
     """Entry point of ``recoveryctl``."""
     args = build_parser().parse_args(argv)
+    code = 0
     try:
-        result = asyncio.run(args.run(args))
-    except (RecoveryValidationError, ValueError) as err:
-        print(f"recoveryctl: error: {err}", file=sys.stderr)
-        raise SystemExit(2) from None
-    except (CliError, RecoveryOrchestratorError) as err:
-        print(f"recoveryctl: error: {err}", file=sys.stderr)
-        raise SystemExit(1) from None
-    except RuntimeError as err:  # the SDK's connection failure
-        print(f"recoveryctl: error: {err}", file=sys.stderr)
-        raise SystemExit(1) from None
+        result = asyncio.run(_run_with_timeout(args))
+        if result is not None:
+            print(render.render(result, args.json))
+    except ValidationError as err:
+        code = _fail(2, describe_validation_error(err))
+    except ValueError as err:  # RecoveryValidationError among them
+        code = _fail(2, err)
+    except (CliError, RecoveryOrchestratorError, TemporalError, RuntimeError) as err:
+        code = _fail(1, err)
     except KeyboardInterrupt:
-        raise SystemExit(130) from None
-    if result is not None:
-        print(render(result, args.json))
+        code = 130
+    _exit(code)
+
+
+async def _run_with_timeout(args: argparse.Namespace) -> Any:
+    if args.timeout is None or args.command in ("dev", "watch"):
+        return await args.run(Context(args))
+    task = asyncio.ensure_future(args.run(Context(args)))
+    done, _ = await asyncio.wait({task}, timeout=args.timeout)
+    if task in done:
+        return task.result()
+    # The SDK turns a cancelled wait into its own error: what matters is that time ran out.
+    task.cancel()
+    await asyncio.gather(task, return_exceptions=True)
+    raise CliError(
+        f"no answer within {args.timeout:g}s: is a worker polling task queue {args.task_queue!r}?"
+    )
+
+
+def _fail(code: int, err: BaseException | str) -> int:
+    message = " ".join(str(err).split()) or type(err).__name__
+    print(f"recoveryctl: error: {message}", file=sys.stderr)
+    return code
+
+
+def _exit(code: int) -> None:
+    """Exit without interpreter finalization.
+
+    The Temporal client's native runtime can crash while Python tears down its
+    threads at exit (seen as SIGSEGV/SIGABRT after the work was done); a CLI has
+    nothing left to finalize once its output is flushed.
+    """
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)

@@ -12,18 +12,16 @@ import logging
 from datetime import datetime, timezone
 from typing import Any
 
-from temporalio.client import Client, WorkflowFailureError
-from temporalio.exceptions import CancelledError as TemporalCancelledError
-from temporalio.service import RPCError, RPCStatusCode
+from temporalio.client import Client
 
 from starter.connection import connect
 from starter.coordinator_client import CoordinatorClient
+from starter.recoveries import approve, wait_for_result
 from workflows.constants import (
     CONSTITUTIONAL_HASH,
     COORDINATOR_WORKFLOW_ID,
     LOG_PREFIX,
     TASK_QUEUE,
-    recovery_workflow_id,
 )
 from workflows.coordinator_models import (
     CancelRecoveryInput,
@@ -44,21 +42,14 @@ from workflows.errors import (
     RecoveryValidationError,
 )
 from workflows.models import (
-    ApproveInput,
     RecoveryPolicy,
     RecoveryResult,
-    RecoveryState,
-    RecoveryStatus,
     RecoveryStrategy,
     validate_constitutional_hash,
     validate_service_name,
 )
 
 logger = logging.getLogger("recovery_orchestrator")
-
-# How often execute_recovery looks at a MANUAL recovery's attempt count.
-_MANUAL_POLL_SECONDS = 0.2
-
 
 class RecoveryOrchestrator:
     """Schedule, execute, cancel and watch recoveries; the reference API with ``await``.
@@ -200,12 +191,7 @@ class RecoveryOrchestrator:
             ),
             ExecuteRecoveryResult,
         )
-        handle = coordinator.client.get_workflow_handle(
-            started.workflow_id, run_id=started.run_id, result_type=RecoveryResult
-        )
-        if started.outcome == "approved":
-            return await self._after_one_attempt(handle, started.attempt_count)
-        return await _result_of(handle)
+        return await wait_for_result(coordinator.client, started)
 
     async def get_recovery_status(self) -> dict[str, Any]:
         """Return the reference status shape (works without ``start()``)."""
@@ -264,21 +250,7 @@ class RecoveryOrchestrator:
         """
         validate_service_name(service_name)
         coordinator = await self._connected()
-        # The recovery itself is the source of truth; the coordinator hears of it a moment later.
-        handle = coordinator.client.get_workflow_handle(recovery_workflow_id(service_name))
-        try:
-            status = await handle.query("status", result_type=RecoveryStatus)
-        except RPCError as err:
-            if err.status is not RPCStatusCode.NOT_FOUND:
-                raise
-            status = None
-        if status is None or status.state.finished:
-            raise RecoveryValidationError(f"No active recovery task for service '{service_name}'")
-        if status.state is not RecoveryState.AWAITING_MANUAL:
-            raise RecoveryValidationError(
-                f"Recovery of '{service_name}' is {status.state.value}, not awaiting_manual"
-            )
-        await handle.signal("approve", ApproveInput(operator=operator, note=note))
+        await approve(coordinator.client, service_name, operator, note)
 
     async def _connected(self) -> CoordinatorClient:
         async with self._connect_lock:
@@ -295,47 +267,6 @@ class RecoveryOrchestrator:
             raise RecoveryOrchestratorError(
                 f"Recovery orchestrator is not running: call start() before you {what}"
             )
-
-    async def _after_one_attempt(self, handle: Any, attempts_before: int) -> RecoveryResult:
-        """Wait until a MANUAL recovery has run its approved attempt, then describe it."""
-        while True:
-            try:
-                status = await handle.query("status", result_type=RecoveryStatus)
-            except RPCError as err:
-                if err.status is not RPCStatusCode.NOT_FOUND:
-                    raise
-                status = None
-            if status is None or status.state.finished:
-                return await _result_of(handle)
-            if status.attempt_count > attempts_before and status.state is not RecoveryState.IN_PROGRESS:
-                return _result_from_status(status)
-            await asyncio.sleep(_MANUAL_POLL_SECONDS)
-
-
-async def _result_of(handle: Any) -> RecoveryResult:
-    """Return the recovery's result; a Temporal-cancelled one as a ``cancelled`` result."""
-    try:
-        result: RecoveryResult = await handle.result()
-        return result
-    except WorkflowFailureError as err:
-        if isinstance(err.cause, TemporalCancelledError):
-            status = await handle.query("status", result_type=RecoveryStatus)
-            return _result_from_status(status)
-        raise
-
-
-def _result_from_status(status: RecoveryStatus) -> RecoveryResult:
-    now = datetime.now(timezone.utc)
-    return RecoveryResult(
-        service_name=status.service_name,
-        success=status.state is RecoveryState.SUCCEEDED,
-        attempt_number=status.attempt_count,
-        total_attempts=status.max_attempts,
-        elapsed_time_ms=(now - status.scheduled_at).total_seconds() * 1000,
-        state=status.state,
-        error_message=status.last_error,
-        timestamp=now,
-    )
 
 
 def _empty_status() -> dict[str, Any]:

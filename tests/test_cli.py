@@ -1,0 +1,180 @@
+"""recoveryctl and the official ``temporal`` CLI, run as processes against the dev server."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import sys
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import pytest_asyncio
+from temporalio.testing import WorkflowEnvironment
+
+from activities.sqlite_store import SQLiteBreakerStore
+from tests.conftest import binary, running_worker
+from tests.recoveries import eventually
+from tests.servers import free_port
+
+pytestmark = pytest.mark.timeout(120)
+
+
+class Cli:
+    """Runs a command-line tool against the test's server, coordinator and task queue."""
+
+    def __init__(self, address: str, coordinator_id: str, task_queue: str) -> None:
+        self.address = address
+        self.coordinator_id = coordinator_id
+        self.task_queue = task_queue
+
+    async def run(self, *argv: str) -> tuple[int, str, str]:
+        env = dict(os.environ, TEMPORAL_ADDRESS=self.address)
+        process = await asyncio.create_subprocess_exec(
+            *argv, env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE
+        )
+        out, err = await asyncio.wait_for(process.communicate(), timeout=60)
+        assert process.returncode is not None
+        return process.returncode, out.decode(), err.decode()
+
+    async def ctl(self, *argv: str) -> tuple[int, str, str]:
+        """Run ``recoveryctl`` aimed at this test's coordinator."""
+        return await self.run(
+            str(Path(sys.executable).parent / "recoveryctl"),
+            "--coordinator-id", self.coordinator_id, "--task-queue", self.task_queue, *argv,
+        )
+
+    async def ctl_json(self, *argv: str) -> Any:
+        code, out, err = await self.ctl("--json", *argv)
+        assert code == 0, err
+        return json.loads(out)
+
+    async def temporal(self, *argv: str) -> tuple[int, str, str]:
+        """Run the official ``temporal`` CLI."""
+        return await self.run(binary("temporal"), *argv, "--address", self.address)
+
+
+@pytest_asyncio.fixture
+async def cli(
+    dev_env: WorkflowEnvironment, store: SQLiteBreakerStore, task_queue: str
+) -> AsyncIterator[Cli]:
+    address = dev_env.client.service_client.config.target_host
+    async with running_worker(dev_env.client, store, task_queue):
+        yield Cli(address, f"coordinator-{task_queue}", task_queue)
+
+
+async def test_recoveryctl_schedule_approve_history_policy(cli: Cli, service: str) -> None:
+    scheduled = await cli.ctl_json("schedule", service, "--strategy", "manual", "--priority", "2")
+    assert scheduled == {"service_name": service, "outcome": "queued", "state": "scheduled"}
+    await eventually(
+        lambda: cli.ctl_json("status"),
+        lambda s: s["services"].get(service, {}).get("state") == "awaiting_manual",
+    )
+    code, out, _ = await cli.ctl("status")
+    assert code == 0 and "orchestrator running: yes" in out and service in out
+    assert "awaiting_manual" in out
+
+    code, out, err = await cli.ctl("approve", service, "--operator", "alice", "--note", "ok")
+    assert code == 0, err
+    attempts = await eventually(
+        lambda: cli.ctl_json("history", service), lambda a: a and a[-1]["result"] == "success"
+    )
+    assert [a["approved_by"] for a in attempts] == ["alice"]
+    recent = await eventually(
+        lambda: cli.ctl_json("history"), lambda h: any(r["service_name"] == service for r in h)
+    )
+    assert recent[-1]["state"] == "succeeded"
+
+    policy = await cli.ctl_json("policy", "set", service, '{"max_retry_attempts": 3}')
+    assert policy["max_retry_attempts"] == 3
+    assert (await cli.ctl_json("policy", "get", service))["max_retry_attempts"] == 3
+
+
+async def test_recoveryctl_execute_starts_a_queued_one_and_waits_for_the_result(
+    cli: Cli, service: str
+) -> None:
+    await cli.ctl_json("configure", "--max-concurrent", "1")
+    blocker = {
+        "initial_delay_ms": 3_600_000, "max_delay_ms": 3_600_000,
+        "health_check": {"kind": "tcp", "host": "127.0.0.1", "port": free_port()},
+    }
+    await cli.ctl_json("schedule", f"{service}-blocker", "--policy", json.dumps(blocker))
+    queued = await cli.ctl_json("schedule", service, "--strategy", "immediate")
+    assert queued["outcome"] == "queued"
+    result = await cli.ctl_json("execute", service)
+    assert result["service_name"] == service and result["state"] == "succeeded"
+    cancelled = await cli.ctl_json("cancel", f"{service}-blocker", "--reason", "done")
+    assert cancelled["cancelled"] is True
+
+
+@pytest.mark.parametrize(
+    ("argv", "code", "message"),
+    [
+        (["schedule", "bad name"], 2, "service_name 'bad name' is invalid"),
+        (["schedule", "ok", "--policy", '{"backoff_multiplier": 0.1}'], 2, "backoff_multiplier must be >= 1.0"),
+        (["policy", "set", "ok", '{"max_delay_ms": -1}'], 2, "max_delay_ms must be >= initial_delay_ms"),
+        (["approve", "nobody-here", "--operator", "a"], 2, "No active recovery task for service 'nobody-here'"),
+        (["execute", "nobody-here"], 2, "No active recovery task for service 'nobody-here'"),
+        (["cancel", "nobody-here"], 1, "No active recovery task for service 'nobody-here'"),
+        (["status", "nobody-here"], 1, "no recovery of 'nobody-here' has ever run"),
+    ],
+)
+async def test_recoveryctl_refusals_are_one_line_with_an_exit_code(
+    cli: Cli, argv: list[str], code: int, message: str
+) -> None:
+    await cli.ctl_json("configure", "--max-concurrent", "2")  # the coordinator exists
+    got, out, err = await cli.ctl(*argv)
+    assert got == code, err
+    assert out == "" and err.count("\n") == 1 and message in err
+
+
+async def test_the_temporal_cli_forms_in_the_readme_work(cli: Cli, service: str) -> None:
+    coordinator = ["--workflow-id", cli.coordinator_id]
+    code, _, err = await cli.temporal(
+        "workflow", "start", "--type", "RecoveryCoordinator", "--task-queue", cli.task_queue,
+        *coordinator, "--input", "{}",
+    )
+    assert code == 0, err
+    code, out, err = await cli.temporal(
+        "workflow", "update", "execute", *coordinator, "--name", "schedule_recovery",
+        "--input", json.dumps({"service_name": service, "strategy": "manual", "priority": 1}),
+        "-o", "json",
+    )
+    assert code == 0, err
+    assert '"outcome":"queued"' in out.replace(" ", "")
+
+    async def coordinator_status() -> Any:
+        code, out, err = await cli.temporal(
+            "workflow", "query", *coordinator, "--type", "get_recovery_status", "-o", "json"
+        )
+        assert code == 0, err
+        return json.loads(out)["queryResult"][0]
+
+    await eventually(
+        coordinator_status,
+        lambda s: s["services"].get(service, {}).get("state") == "awaiting_manual",
+    )
+    recovery = ["--workflow-id", f"recovery-{service}"]
+    code, out, err = await cli.temporal(
+        "workflow", "query", *recovery, "--type", "status", "-o", "json"
+    )
+    assert code == 0 and json.loads(out)["queryResult"][0]["state"] == "awaiting_manual", err
+    code, out, err = await cli.temporal(
+        "workflow", "list", "--query",
+        f"RecoveryState='awaiting_manual' AND RecoveryService='{service}'", "-o", "json",
+    )
+    assert code == 0 and service in out, err
+    code, _, err = await cli.temporal(
+        "workflow", "update", "execute", *coordinator, "--name", "cancel_recovery",
+        "--input", json.dumps({"service_name": service, "reason": "maintenance"}),
+    )
+    assert code == 0, err
+    final = await eventually(coordinator_status, lambda s: service not in s["services"])
+    assert final["recent_history"][-1]["error_message"] == "cancelled: maintenance"
+    code, _, err = await cli.temporal(
+        "workflow", "update", "execute", *coordinator, "--name", "schedule_recovery",
+        "--input", json.dumps({"service_name": service, "priority": "high"}),
+    )
+    assert code != 0 and "priority" in err
