@@ -16,6 +16,7 @@ dev: $(STAMP)
 	$(BIN)/recoveryctl dev
 
 test: $(STAMP)
+	$(BIN)/mypy workflows activities starter enhanced_agent_bus worker.py
 	$(BIN)/python -m pytest
 
 typecheck: $(STAMP)

@@ -101,7 +101,6 @@ async def cmd_execute(ctx: Context) -> Any:
     request = ExecuteRecoveryInput(service_name=_service(ctx), operator=ctx.args.operator)
     coordinator = await ctx.coordinator()
     started = await coordinator.update("execute_recovery", request, ExecuteRecoveryResult)
-    assert started is not None
     if ctx.args.no_wait:
         return started
     return await wait_for_result(await ctx.client(), started)
@@ -149,11 +148,10 @@ async def cmd_cancel(ctx: Context) -> Any:
     service = _service(ctx)
     coordinator = await ctx.coordinator()
     try:
-        result = await coordinator.update(
+        result = await coordinator.update_existing(
             "cancel_recovery",
             CancelRecoveryInput(service_name=service, reason=ctx.args.reason),
             CancelRecoveryResult,
-            start=False,
         )
     except RecoveryOrchestratorError:
         result = None
@@ -180,10 +178,10 @@ async def cmd_policy(ctx: Context) -> Any:
             SetRecoveryPolicyInput(service_name=service, policy=policy),
             RecoveryPolicy,
         )
-    policy = await coordinator.query(
+    found = await coordinator.query(
         "get_recovery_policy", PolicyQueryInput(service_name=service), result_type=RecoveryPolicy
     )
-    return policy if policy is not None else RecoveryPolicy()
+    return found if found is not None else RecoveryPolicy()
 
 
 async def cmd_configure(ctx: Context) -> Any:

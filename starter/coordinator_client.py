@@ -10,6 +10,7 @@ refusals (too many updates in flight, an update aborted by continue-as-new), and
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
 from pydantic import BaseModel
@@ -27,6 +28,7 @@ from workflows.coordinator_models import CoordinatorInput
 from workflows.errors import RecoveryOrchestratorError, from_temporal
 
 T = TypeVar("T")
+R = TypeVar("R")
 
 # Temporal allows 10 updates in flight per workflow; leave room for other clients.
 MAX_IN_FLIGHT = 8
@@ -58,20 +60,19 @@ class CoordinatorClient:
             id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
         )
 
-    async def update(
-        self, name: str, arg: BaseModel, result_type: type[T], *, start: bool = True
-    ) -> T | None:
-        """Run one update and return its result.
+    async def update(self, name: str, arg: BaseModel, result_type: type[T]) -> T:
+        """Run one update, starting the coordinator first if it is not running."""
+        return await self._retrying(lambda: self._update_with_start(name, arg, result_type))
 
-        With ``start`` the coordinator is started if it is not running; without it,
-        a missing coordinator gives None.
-        """
+    async def update_existing(self, name: str, arg: BaseModel, result_type: type[T]) -> T | None:
+        """Run one update on a running coordinator; None if there is none to ask."""
+        return await self._retrying(lambda: self._update_existing(name, arg, result_type))
+
+    async def _retrying(self, call: Callable[[], Awaitable[R]]) -> R:
         for delay in (*RETRY_DELAYS, None):
             try:
                 async with self._in_flight:
-                    if start:
-                        return await self._update_with_start(name, arg, result_type)
-                    return await self._update_existing(name, arg, result_type)
+                    return await call()
             except (RPCError, WorkflowUpdateRPCTimeoutOrCancelledError) as err:
                 if delay is None or not _worth_retrying(err):
                     raise
@@ -82,16 +83,18 @@ class CoordinatorClient:
         """Run a query; None when the coordinator has never been started."""
         handle = self.client.get_workflow_handle(self.workflow_id)
         try:
-            return await handle.query(name, *args, result_type=result_type)
+            result: T = await handle.query(name, *args, result_type=result_type)
         except RPCError as err:
             if err.status is RPCStatusCode.NOT_FOUND:
                 return None
             raise
+        return result
 
     async def _update_existing(self, name: str, arg: BaseModel, result_type: type[T]) -> T | None:
         handle = self.client.get_workflow_handle(self.workflow_id)
         try:
-            return await handle.execute_update(name, arg, result_type=result_type)
+            result: T = await handle.execute_update(name, arg, result_type=result_type)
+            return result
         except WorkflowUpdateFailedError as err:
             raise _ours(err) from None
         except RPCError as err:
@@ -100,7 +103,7 @@ class CoordinatorClient:
             raise
 
     async def _update_with_start(self, name: str, arg: BaseModel, result_type: type[T]) -> T:
-        start = WithStartWorkflowOperation(
+        start: WithStartWorkflowOperation[Any, Any] = WithStartWorkflowOperation(
             COORDINATOR_WORKFLOW,
             CoordinatorInput(),
             id=self.workflow_id,
@@ -108,9 +111,10 @@ class CoordinatorClient:
             id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
         )
         try:
-            return await self.client.execute_update_with_start_workflow(
+            result: T = await self.client.execute_update_with_start_workflow(
                 name, arg, start_workflow_operation=start, result_type=result_type
             )
+            return result
         except WorkflowUpdateFailedError as err:
             raise _ours(err) from None
 

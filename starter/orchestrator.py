@@ -206,13 +206,12 @@ class RecoveryOrchestrator:
         validate_service_name(service_name)
         coordinator = await self._connected()
         try:
-            result = await coordinator.update(
+            result = await coordinator.update_existing(
                 "cancel_recovery",
                 CancelRecoveryInput(
                     service_name=service_name, constitutional_hash=self.constitutional_hash
                 ),
                 CancelRecoveryResult,
-                start=False,
             )
         except RecoveryValidationError as err:
             if "No active recovery task" in str(err):

@@ -42,9 +42,11 @@ from workflows.coordinator_models import (
     CoordinatorConfig,
     CoordinatorInput,
     CoordinatorState,
+    ExecuteOutcome,
     ExecuteRecoveryInput,
     ExecuteRecoveryResult,
     PolicyQueryInput,
+    ScheduleOutcome,
     ScheduleRecoveriesInput,
     ScheduleRecoveryInput,
     ScheduleRecoveryResult,
@@ -188,6 +190,7 @@ class RecoveryCoordinator:
     @workflow.update(name="execute_recovery")
     async def execute_recovery(self, input: ExecuteRecoveryInput) -> ExecuteRecoveryResult:
         """Start a queued recovery now, or approve one attempt of one awaiting an operator."""
+        outcome: ExecuteOutcome
         async with self._lock:
             queued = self._queued(input.service_name)
             if queued is not None:
@@ -211,7 +214,7 @@ class RecoveryCoordinator:
             service_name=input.service_name,
             workflow_id=recovery_workflow_id(input.service_name),
             run_id=active.run_id,
-            outcome=outcome,  # type: ignore[arg-type]
+            outcome=outcome,
             attempt_count=active.task.attempt_count,
         )
 
@@ -390,6 +393,7 @@ class RecoveryCoordinator:
             )
         policy = input.policy or self._state.policies.get(name) or self._state.config.default_policy
         queued = self._queued(name)
+        outcome: ScheduleOutcome
         if queued is not None:
             queued.priority, queued.strategy, queued.policy = input.priority, input.strategy, policy
             outcome = "updated"
@@ -413,7 +417,7 @@ class RecoveryCoordinator:
             input.strategy.value,
             input.priority,
         )
-        return ScheduleRecoveryResult(service_name=name, outcome=outcome, state="scheduled")  # type: ignore[arg-type]
+        return ScheduleRecoveryResult(service_name=name, outcome=outcome, state="scheduled")
 
     def _queued(self, service_name: str) -> RecoveryTask | None:
         return next((t for t in self._state.queue if t.service_name == service_name), None)
@@ -474,11 +478,12 @@ class RecoveryCoordinator:
             self._state.rejected_signals.append(f"{workflow.now().isoformat()} {message}")
             workflow.logger.warning("%s %s", LOG_PREFIX, message)
             raise _reject(RecoveryOrchestratorError(message)) from None
-        if active.run_id is None:
-            active.run_id = handle.first_execution_run_id
+        run_id = active.run_id or handle.first_execution_run_id
+        assert run_id is not None, "a started child has a run id"
+        active.run_id = run_id
         # Reports normally settle a child; this also settles one that dies without reporting.
-        self._watched.add(active.run_id)
-        asyncio.create_task(self._watch_child(task.service_name, active.run_id, handle))
+        self._watched.add(run_id)
+        asyncio.create_task(self._watch_child(task.service_name, run_id, handle))
         return active
 
     async def _watch_child(

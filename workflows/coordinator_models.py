@@ -79,13 +79,16 @@ class ExecuteRecoveryInput(_ServiceInput):
     operator: str = "execute_recovery"
 
 
+ExecuteOutcome = Literal["started", "approved", "already_running"]
+
+
 class ExecuteRecoveryResult(BaseModel):
     """Which recovery run the caller should wait for, and what the update did."""
 
     service_name: str
     workflow_id: str
     run_id: str | None
-    outcome: Literal["started", "approved", "already_running"]
+    outcome: ExecuteOutcome
     attempt_count: int
 
 

@@ -10,11 +10,11 @@ Temporal cancellation are honoured at once, in the middle of any wait.
 from __future__ import annotations
 
 import asyncio
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy
-from temporalio.exceptions import ActivityError, ApplicationError
+from temporalio.exceptions import ActivityError, ApplicationError, FailureError
 
 from workflows import backoff
 from workflows.constants import (
@@ -87,7 +87,7 @@ class ServiceRecovery:
         self._state = RecoveryState.IN_PROGRESS
         self._phase = RecoveryPhase.STARTING
         self._attempts: list[AttemptRecord] = []
-        self._next_attempt_at = None
+        self._next_attempt_at: datetime | None = None
         self._last_error: str | None = None
         self._approvals: list[ApproveInput] = []
         self._cancel_request: CancelInput | None = None
@@ -359,7 +359,10 @@ class ServiceRecovery:
 
 
 def _cause_message(err: ActivityError) -> str:
-    cause = err.cause
-    while cause is not None and cause.cause is not None and not isinstance(cause, ApplicationError):
+    """Return the innermost useful message of an activity failure."""
+    cause: BaseException | None = err.cause
+    while isinstance(cause, FailureError) and cause.cause is not None:
+        if isinstance(cause, ApplicationError):
+            break
         cause = cause.cause
     return str(cause) if cause is not None else str(err)
