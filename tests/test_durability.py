@@ -1,0 +1,94 @@
+"""Kill the server and the worker in the middle of a backoff: the recovery goes on.
+
+This is what ``make dev`` promises: stop it, start it again, every recovery
+resumes where it was. Real processes, SQLite persistence on disk, SIGKILL.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from temporalio.client import Client
+
+from activities.health_check_specs import HttpHealthCheck
+from starter.connection import connect
+from starter.orchestrator import RecoveryOrchestrator
+from tests.processes import DevServer, WorkerProcess
+from tests.recoveries import eventually
+from tests.servers import health_server
+from workflows.constants import COORDINATOR_WORKFLOW_ID
+from workflows.models import RecoveryPolicy, RecoveryResult
+
+pytestmark = pytest.mark.timeout(150)
+
+
+@pytest.fixture
+def server(tmp_path: Path) -> Iterator[DevServer]:
+    dev = DevServer(tmp_path / "temporal")
+    dev.start()
+    yield dev
+    dev.kill()
+
+
+async def connected(address: str) -> Client:
+    async def attempt() -> Client | None:
+        try:
+            return await connect(target_host=address)
+        except RuntimeError:
+            return None
+
+    client = await eventually(attempt, lambda c: c is not None, timeout=60, interval=0.5)
+    assert client is not None
+    return client
+
+
+async def test_a_recovery_survives_sigkill_of_server_and_worker_mid_backoff(
+    server: DevServer, tmp_path: Path, service: str
+) -> None:
+    worker = WorkerProcess(server.address, tmp_path / "breakers.db")
+    worker.start()
+    try:
+        client = await connected(server.address)
+        coordinator = client.get_workflow_handle(COORDINATOR_WORKFLOW_ID)
+        await eventually(lambda: _running(coordinator), bool, timeout=30)  # the worker started it
+
+        async with health_server([503, 200]) as health:
+            orchestrator = RecoveryOrchestrator(client=client)
+            await orchestrator.start()
+            policy = RecoveryPolicy(
+                initial_delay_ms=4000, health_check=HttpHealthCheck(url=health.url)
+            )
+            await orchestrator.schedule_recovery(service, policy=policy)
+            await eventually(
+                orchestrator.get_recovery_status,
+                lambda s: s["services"].get(service, {}).get("next_attempt_at") is not None,
+                timeout=30,
+            )
+            assert health.requests == 1
+
+            worker.kill()
+            server.kill()
+            server.start()
+            worker.start()
+
+            client = await connected(server.address)
+            handle = client.get_workflow_handle(f"recovery-{service}", result_type=RecoveryResult)
+            result = await handle.result()
+            assert result.success and result.attempt_number == 2
+            assert health.requests == 2
+            status = await RecoveryOrchestrator(client=client).get_recovery_status()
+            assert status["recent_history"][-1]["service_name"] == service
+            assert status["recent_history"][-1]["state"] == "succeeded"
+    finally:
+        code = worker.stop() if worker.process and worker.process.poll() is None else 0
+    assert code == 0, Path(worker.log_path).read_text()[-2000:]
+
+
+async def _running(handle: object) -> bool:
+    try:
+        description = await handle.describe()  # type: ignore[attr-defined]
+    except Exception:
+        return False
+    return description.status is not None and description.status.name == "RUNNING"
