@@ -12,6 +12,7 @@ import asyncio
 import logging
 import signal
 from collections.abc import Iterable
+from datetime import timedelta
 
 from temporalio.client import Client
 from temporalio.worker import Worker
@@ -28,6 +29,7 @@ from workflows.service_recovery import ServiceRecovery
 logger = logging.getLogger("recovery-worker")
 
 WORKFLOWS = [ServiceRecovery, RecoveryCoordinator]
+GRACEFUL_SHUTDOWN = timedelta(seconds=10)
 
 
 def build_worker(
@@ -44,6 +46,8 @@ def build_worker(
         client,
         task_queue=task_queue,
         workflows=WORKFLOWS,
+        # On SIGTERM, let a running breaker write or health check finish first.
+        graceful_shutdown_timeout=GRACEFUL_SHUTDOWN,
         activities=[
             breakers.set_breaker_state,
             breakers.list_breakers,
