@@ -19,6 +19,7 @@ from temporalio.common import SearchAttributeIndexedValueType
 from temporalio.envconfig import ClientConfig
 from temporalio.service import RPCError, RPCStatusCode
 
+from starter.runtime_exit import release_runtime_at_exit
 from workflows.constants import SEARCH_ATTRIBUTES
 from workflows.converter import data_converter
 
@@ -29,6 +30,7 @@ DEFAULT_TARGET = "localhost:7233"
 
 async def connect(target_host: str | None = None, namespace: str | None = None) -> Client:
     """Connect with envconfig settings; explicit arguments win over the environment."""
+    release_runtime_at_exit()
     config = ClientConfig.load_client_connect_config()
     config.setdefault("target_host", DEFAULT_TARGET)
     if target_host:

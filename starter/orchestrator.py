@@ -51,6 +51,9 @@ from workflows.models import (
 
 logger = logging.getLogger("recovery_orchestrator")
 
+# How long approve_recovery waits for a just-scheduled recovery to start.
+_APPROVE_GRACE_SECONDS = 10.0
+
 class RecoveryOrchestrator:
     """Schedule, execute, cancel and watch recoveries; the reference API with ``await``.
 
@@ -248,8 +251,18 @@ class RecoveryOrchestrator:
             RecoveryValidationError: no recovery of the service waits for an operator.
         """
         validate_service_name(service_name)
+        status = await self.get_recovery_status()
+        entry = status["services"].get(service_name)
+        # A MANUAL one just scheduled: the coordinator is starting it; give that a moment.
+        starting = entry is not None and entry["strategy"] == RecoveryStrategy.MANUAL.value
         coordinator = await self._connected()
-        await approve(coordinator.client, service_name, operator, note)
+        await approve(
+            coordinator.client,
+            service_name,
+            operator,
+            note,
+            wait_for_start=_APPROVE_GRACE_SECONDS if starting else 0.0,
+        )
 
     async def _connected(self) -> CoordinatorClient:
         async with self._connect_lock:

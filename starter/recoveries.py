@@ -15,9 +15,11 @@ from workflows.errors import RecoveryValidationError
 from workflows.models import (
     ApproveInput,
     AttemptRecord,
+    RecoveryPhase,
     RecoveryResult,
     RecoveryState,
     RecoveryStatus,
+    RecoveryStrategy,
     validate_service_name,
 )
 
@@ -62,19 +64,32 @@ async def recovery_attempts(client: Client, service_name: str) -> list[AttemptRe
     return attempts
 
 
-async def approve(client: Client, service_name: str, operator: str, note: str) -> None:
+async def approve(
+    client: Client, service_name: str, operator: str, note: str, *, wait_for_start: float = 0.0
+) -> None:
     """Approve one attempt of a recovery that waits for an operator.
 
-    The recovery itself is the source of truth: the coordinator hears of its
-    state a moment later.
+    The recovery itself is the source of truth: the coordinator hears of its state
+    a moment later. A MANUAL recovery that has just started and not yet reached
+    its first wait may be approved too (the approval waits in its queue); with
+    ``wait_for_start`` a recovery the coordinator is about to start is awaited
+    that many seconds.
 
     Raises:
         RecoveryValidationError: no recovery of the service waits for an operator.
     """
-    status = await recovery_status(client, service_name)
-    if status is None or status.state.finished:
-        raise RecoveryValidationError(f"No active recovery task for service '{service_name}'")
-    if status.state is not RecoveryState.AWAITING_MANUAL:
+    deadline = asyncio.get_running_loop().time() + wait_for_start
+    while True:
+        status = await recovery_status(client, service_name)
+        if status is not None and not status.state.finished:
+            break
+        if asyncio.get_running_loop().time() >= deadline:
+            raise RecoveryValidationError(f"No active recovery task for service '{service_name}'")
+        await asyncio.sleep(MANUAL_POLL_SECONDS)
+    starting_manual = (
+        status.strategy is RecoveryStrategy.MANUAL and status.phase is RecoveryPhase.STARTING
+    )
+    if status.state is not RecoveryState.AWAITING_MANUAL and not starting_manual:
         raise RecoveryValidationError(
             f"Recovery of '{service_name}' is {status.state.value}, not awaiting_manual"
         )

@@ -132,18 +132,12 @@ async def test_recoveryctl_refusals_are_one_line_with_an_exit_code(
 
 async def test_the_temporal_cli_forms_in_the_readme_work(cli: Cli, service: str) -> None:
     coordinator = ["--workflow-id", cli.coordinator_id]
-    code, _, err = await cli.temporal(
-        "workflow", "start", "--type", "RecoveryCoordinator", "--task-queue", cli.task_queue,
-        *coordinator, "--input", "{}",
-    )
-    assert code == 0, err
-    code, out, err = await cli.temporal(
-        "workflow", "update", "execute", *coordinator, "--name", "schedule_recovery",
-        "--input", json.dumps({"service_name": service, "strategy": "manual", "priority": 1}),
-        "-o", "json",
-    )
-    assert code == 0, err
-    assert '"outcome":"queued"' in out.replace(" ", "")
+
+    async def update(name: str, payload: dict[str, Any]) -> tuple[int, str, str]:
+        return await cli.temporal(
+            "workflow", "update", "execute", *coordinator, "--name", name,
+            "--input", json.dumps(payload), "-o", "json",
+        )
 
     async def coordinator_status() -> Any:
         code, out, err = await cli.temporal(
@@ -152,6 +146,15 @@ async def test_the_temporal_cli_forms_in_the_readme_work(cli: Cli, service: str)
         assert code == 0, err
         return json.loads(out)["queryResult"][0]
 
+    code, _, err = await cli.temporal(
+        "workflow", "start", "--type", "RecoveryCoordinator", "--task-queue", cli.task_queue,
+        *coordinator, "--input", "{}",
+    )
+    assert code == 0, err
+    code, out, err = await update(
+        "schedule_recovery", {"service_name": service, "strategy": "manual", "priority": 1}
+    )
+    assert code == 0 and '"outcome":"queued"' in out.replace(" ", ""), err
     await eventually(
         coordinator_status,
         lambda s: s["services"].get(service, {}).get("state") == "awaiting_manual",
@@ -166,15 +169,38 @@ async def test_the_temporal_cli_forms_in_the_readme_work(cli: Cli, service: str)
         f"RecoveryState='awaiting_manual' AND RecoveryService='{service}'", "-o", "json",
     )
     assert code == 0 and service in out, err
+
     code, _, err = await cli.temporal(
-        "workflow", "update", "execute", *coordinator, "--name", "cancel_recovery",
-        "--input", json.dumps({"service_name": service, "reason": "maintenance"}),
+        "workflow", "signal", *recovery, "--name", "approve",
+        "--input", json.dumps({"operator": "alice", "note": "ok"}),
     )
     assert code == 0, err
-    final = await eventually(coordinator_status, lambda s: service not in s["services"])
-    assert final["recent_history"][-1]["error_message"] == "cancelled: maintenance"
-    code, _, err = await cli.temporal(
-        "workflow", "update", "execute", *coordinator, "--name", "schedule_recovery",
-        "--input", json.dumps({"service_name": service, "priority": "high"}),
+    done = await eventually(coordinator_status, lambda s: service not in s["services"])
+    assert done["recent_history"][-1]["state"] == "succeeded"
+
+    code, _, err = await update(
+        "set_recovery_policy", {"service_name": service, "policy": {"max_retry_attempts": 3}}
     )
+    assert code == 0, err
+    second = f"{service}-2"
+    code, _, err = await update("configure", {"max_concurrent_recoveries": 1})
+    assert code == 0, err
+    code, _, err = await update("schedule_recovery", {"service_name": second, "strategy": "manual"})
+    assert code == 0, err
+    await eventually(coordinator_status, lambda s: second in s["services"])
+    code, _, err = await update(
+        "cancel_recovery", {"service_name": second, "reason": "maintenance"}
+    )
+    assert code == 0, err
+    final = await eventually(coordinator_status, lambda s: second not in s["services"])
+    assert final["recent_history"][-1]["error_message"] == "cancelled: maintenance"
+
+    code, _, err = await update("shutdown", {})
+    assert code == 0, err
+    assert (await coordinator_status())["orchestrator_running"] is False
+    code, _, err = await update("schedule_recovery", {"service_name": service})
+    assert code != 0 and "not running" in err
+    code, _, err = await update("configure", {"orchestrator_running": True})
+    assert code == 0, err
+    code, _, err = await update("schedule_recovery", {"service_name": service, "priority": "high"})
     assert code != 0 and "priority" in err

@@ -300,3 +300,15 @@ async def test_unknown_services_get_specific_errors(
         with pytest.raises(RecoveryValidationError, match=f"No active recovery task for service '{service}'"):
             await orch.approve_recovery(service, operator="alice")
         assert await orch.cancel_recovery(service) is False
+
+
+async def test_approving_right_after_scheduling_a_manual_recovery_works(
+    dev_env: WorkflowEnvironment, store: SQLiteBreakerStore, task_queue: str, service: str
+) -> None:
+    """The README's snippet: schedule MANUAL, approve at once, no race with the child's start."""
+    async with orchestrator_on(dev_env, store, task_queue) as orch:
+        await orch.schedule_recovery(service, RecoveryStrategy.MANUAL, priority=2)
+        await orch.approve_recovery(service, operator="alice", note="replica promoted")
+        status = await eventually(orch.get_recovery_status, lambda s: service not in s["services"])
+    assert status["recent_history"][-1]["service_name"] == service
+    assert status["recent_history"][-1]["state"] == "succeeded"
