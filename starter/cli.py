@@ -78,6 +78,14 @@ class Context:
         )
 
 
+async def _overall_status(ctx: Context) -> dict[str, Any]:
+    coordinator = await ctx.coordinator()
+    overall = await coordinator.query("get_recovery_status", result_type=dict)
+    if overall is None:
+        raise CliError(f"no coordinator {ctx.args.coordinator_id!r}: is a worker running?")
+    return overall
+
+
 def _service(ctx: Context) -> str:
     return validate_service_name(ctx.args.service)
 
@@ -114,11 +122,7 @@ async def cmd_status(ctx: Context) -> Any:
         if status is None:
             raise CliError(f"no recovery of {service!r} has ever run")
         return status
-    coordinator = await ctx.coordinator()
-    overall = await coordinator.query("get_recovery_status", result_type=dict)
-    if overall is None:
-        raise CliError(f"no coordinator {ctx.args.coordinator_id!r}: is a worker running?")
-    return render.Status(overall)
+    return render.Status(await _overall_status(ctx))
 
 
 async def cmd_history(ctx: Context) -> Any:
@@ -129,11 +133,7 @@ async def cmd_history(ctx: Context) -> Any:
         if attempts is None:
             raise CliError(f"no recovery of {service!r} has ever run")
         return render.Attempts(attempts)
-    coordinator = await ctx.coordinator()
-    overall = await coordinator.query("get_recovery_status", result_type=dict)
-    if overall is None:
-        raise CliError(f"no coordinator {ctx.args.coordinator_id!r}: is a worker running?")
-    return render.RecentHistory(overall["recent_history"])
+    return render.RecentHistory((await _overall_status(ctx))["recent_history"])
 
 
 async def cmd_approve(ctx: Context) -> Any:
@@ -198,12 +198,9 @@ async def cmd_configure(ctx: Context) -> Any:
 
 async def cmd_watch(ctx: Context) -> Any:
     """Print the status every ``--interval`` seconds (``--count`` times, or until Ctrl-C)."""
-    coordinator = await ctx.coordinator()
     shown = 0
     while ctx.args.count is None or shown < ctx.args.count:
-        overall = await coordinator.query("get_recovery_status", result_type=dict)
-        if overall is None:
-            raise CliError(f"no coordinator {ctx.args.coordinator_id!r}: is a worker running?")
+        overall = await _overall_status(ctx)
         print(render.render(render.Status(overall), ctx.args.json), flush=True)
         shown += 1
         if ctx.args.count is None or shown < ctx.args.count:

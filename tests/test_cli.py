@@ -87,6 +87,9 @@ async def test_recoveryctl_schedule_approve_history_policy(cli: Cli, service: st
     )
     assert recent[-1]["state"] == "succeeded"
 
+    code, out, err = await cli.ctl("watch", "--count", "2", "--interval", "0.1")
+    assert code == 0 and out.count("orchestrator running: yes") == 2, err
+
     policy = await cli.ctl_json("policy", "set", service, '{"max_retry_attempts": 3}')
     assert policy["max_retry_attempts"] == 3
     assert (await cli.ctl_json("policy", "get", service))["max_retry_attempts"] == 3

@@ -312,3 +312,72 @@ async def test_approving_right_after_scheduling_a_manual_recovery_works(
         status = await eventually(orch.get_recovery_status, lambda s: service not in s["services"])
     assert status["recent_history"][-1]["service_name"] == service
     assert status["recent_history"][-1]["state"] == "succeeded"
+
+
+async def test_a_late_report_never_overwrites_a_newer_state(
+    dev_env: WorkflowEnvironment, store: SQLiteBreakerStore, task_queue: str, service: str
+) -> None:
+    """Reports carry a sequence: a stale ``in_progress`` arriving late is dropped."""
+    from workflows.models import RecoveryPhase, RecoveryReport, RecoveryState, RecoveryStatus
+
+    failing = RecoveryPolicy(health_check=TcpHealthCheck(host="127.0.0.1", port=free_port()))
+    async with orchestrator_on(dev_env, store, task_queue) as orch:
+        await orch.schedule_recovery(service, RecoveryStrategy.MANUAL, policy=failing)
+        await orch.approve_recovery(service, operator="alice")
+        # Attempt 1 failed and the recovery waits again: its newest report has been applied.
+        await eventually(
+            orch.get_recovery_status,
+            lambda s: s["services"][service]["attempt_count"] == 1
+            and s["services"][service]["state"] == "awaiting_manual",
+        )
+        child = await dev_env.client.get_workflow_handle(recovery_workflow_id(service)).describe()
+        stale = RecoveryReport(  # what the child said while attempt 1 ran
+            service_name=service,
+            run_id=child.run_id,
+            sequence=2,
+            status=RecoveryStatus(
+                service_name=service, state=RecoveryState.IN_PROGRESS,
+                strategy=RecoveryStrategy.MANUAL, priority=1, attempt_count=1, max_attempts=5,
+                scheduled_at=child.start_time, phase=RecoveryPhase.RESETTING_BREAKER,
+            ),
+        )
+        coordinator = dev_env.client.get_workflow_handle(orch.coordinator_workflow_id)
+        await coordinator.signal("recovery_report", stale)
+        await orch.schedule_recovery(f"{service}-probe", RecoveryStrategy.MANUAL)  # a later event
+        status = await orch.get_recovery_status()
+    assert status["services"][service]["state"] == "awaiting_manual"
+
+
+async def test_schedule_recoveries_queues_a_batch_in_one_update(
+    dev_env: WorkflowEnvironment, store: SQLiteBreakerStore, task_queue: str, service: str
+) -> None:
+    async with orchestrator_on(dev_env, store, task_queue, max_concurrent_recoveries=1) as orch:
+        await orch.schedule_recovery(f"{service}-blocker", policy=blocking_policy())
+        coordinator = dev_env.client.get_workflow_handle(orch.coordinator_workflow_id)
+        results = await coordinator.execute_update(
+            "schedule_recoveries",
+            {"recoveries": [{"service_name": f"{service}-{i}", "priority": i} for i in range(3)]},
+        )
+        status = await orch.get_recovery_status()
+    assert [r["outcome"] for r in results] == ["queued"] * 3
+    assert status["queued_recoveries"] == 3
+
+
+async def test_close_disconnects_without_cancelling_anything(
+    dev_env: WorkflowEnvironment, store: SQLiteBreakerStore, task_queue: str, service: str
+) -> None:
+    from starter.orchestrator import RecoveryOrchestrator
+
+    async with orchestrator_on(dev_env, store, task_queue) as orch:
+        await orch.schedule_recovery(service, policy=blocking_policy())
+        await wait_state(orch, service, "in_progress")
+        await orch.close()
+        other = RecoveryOrchestrator(
+            client=dev_env.client, task_queue=task_queue,
+            coordinator_workflow_id=orch.coordinator_workflow_id,
+        )
+        status = await other.get_recovery_status()
+        assert status["orchestrator_running"] is True
+        assert status["services"][service]["state"] == "in_progress"
+        await other.start()
+        await other.stop()

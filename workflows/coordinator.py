@@ -183,9 +183,7 @@ class RecoveryCoordinator:
 
     @cancel_recovery.validator
     def _validate_cancel(self, input: CancelRecoveryInput) -> None:
-        self._check_hash(input.constitutional_hash, "recovery cancellation")
-        if self._queued(input.service_name) is None and self._live(input.service_name) is None:
-            raise _reject(_unknown(input.service_name))
+        self._check_known(input.service_name, input.constitutional_hash, "recovery cancellation")
 
     @workflow.update(name="execute_recovery")
     async def execute_recovery(self, input: ExecuteRecoveryInput) -> ExecuteRecoveryResult:
@@ -220,9 +218,7 @@ class RecoveryCoordinator:
 
     @execute_recovery.validator
     def _validate_execute(self, input: ExecuteRecoveryInput) -> None:
-        self._check_hash(input.constitutional_hash, "recovery execution")
-        if self._queued(input.service_name) is None and self._live(input.service_name) is None:
-            raise _reject(_unknown(input.service_name))
+        self._check_known(input.service_name, input.constitutional_hash, "recovery execution")
 
     @workflow.update(name="set_recovery_policy")
     def set_recovery_policy(self, input: SetRecoveryPolicyInput) -> RecoveryPolicy:
@@ -372,6 +368,12 @@ class RecoveryCoordinator:
             validate_constitutional_hash(value, where)
         except RecoveryOrchestratorError as err:
             raise _reject(err) from None
+
+    def _check_known(self, service_name: str, constitutional_hash: str, where: str) -> None:
+        """Reject unless the hash matches and the service is queued or running."""
+        self._check_hash(constitutional_hash, where)
+        if self._queued(service_name) is None and self._live(service_name) is None:
+            raise _reject(_unknown(service_name))
 
     def _check_schedulable(self, input: ScheduleRecoveryInput) -> None:
         self._check_hash(input.constitutional_hash, "recovery scheduling")
