@@ -20,6 +20,7 @@ from temporalio.worker import Worker
 from activities.breaker_store import CircuitBreakerStore, open_store, store_url_from_env
 from activities.circuit_breakers import CircuitBreakerActivities
 from activities.health_checks import HealthCheckActivities, allowed_modules_from_env
+from activities.workflow_lookup import WorkflowLookupActivities
 from starter.connection import connect, ensure_search_attributes
 from starter.coordinator_client import CoordinatorClient
 from workflows.constants import TASK_QUEUE
@@ -42,6 +43,7 @@ def build_worker(
     """Return a worker with every workflow and activity of the product registered."""
     breakers = CircuitBreakerActivities(store)
     checks = HealthCheckActivities(health_check_modules)
+    lookup = WorkflowLookupActivities(client)
     return Worker(
         client,
         task_queue=task_queue,
@@ -52,6 +54,7 @@ def build_worker(
             breakers.set_breaker_state,
             breakers.list_breakers,
             checks.run_health_check,
+            lookup.find_closed_runs,
         ],
     )
 

@@ -10,7 +10,7 @@ from temporalio.testing import WorkflowEnvironment
 
 from activities.sqlite_store import SQLiteBreakerStore
 from tests.conftest import orchestrator_on, record_history
-from tests.coordination import wait_all_finished
+from tests.coordination import coordinator_history, wait_all_finished
 from workflows.models import RecoveryPolicy, RecoveryStrategy
 
 pytestmark = pytest.mark.timeout(180)
@@ -53,3 +53,34 @@ async def test_hand_overs_lose_nothing_and_record_each_finish_once(
         f"{service}-kept": final["services"][f"{service}-kept"]
     }
 
+
+
+async def test_a_recovery_terminated_after_a_hand_over_frees_its_slot(
+    dev_env: WorkflowEnvironment, store: SQLiteBreakerStore, task_queue: str, service: str
+) -> None:
+    """A run the new coordinator did not start, ended without a report, is still settled."""
+    from tests.recoveries import eventually
+    from tests.test_coordinator import blocking_policy
+
+    client = dev_env.client
+    blocker, waiting = f"{service}-blocker", f"{service}-waiting"
+    async with orchestrator_on(dev_env, store, task_queue, max_concurrent_recoveries=1) as orch:
+        coordinator = client.get_workflow_handle(orch.coordinator_workflow_id)
+        first_run = (await coordinator.describe()).run_id
+        await coordinator.execute_update(
+            "configure", {"continue_as_new_after_events": 100, "reconcile_interval_seconds": 1}
+        )
+        await orch.schedule_recovery(blocker, policy=blocking_policy())
+        await orch.schedule_recovery(waiting, priority=5)
+        for i in range(40):  # enough history for a hand-over
+            await orch.set_recovery_policy(f"{service}-p{i}", RecoveryPolicy())
+        await eventually(
+            coordinator.describe, lambda d: d.run_id != first_run, timeout=30
+        )
+        await client.get_workflow_handle(f"recovery-{blocker}").terminate("operator pulled it")
+        status = await wait_all_finished(orch, timeout=60)
+        record_history(await coordinator_history(orch), "coordinator_settles_unreported_run")
+    outcomes = {r["service_name"]: r for r in status["recent_history"]}
+    assert outcomes[blocker]["state"] == "failed"
+    assert "TERMINATED" in outcomes[blocker]["error_message"]
+    assert outcomes[waiting]["state"] == "succeeded"

@@ -35,6 +35,7 @@ def test_histories_are_checked_in() -> None:
         "service_recovery_manual",
         "coordinator_priority_order",
         "coordinator_continued_as_new",
+        "coordinator_settles_unreported_run",
     } <= names
 
 

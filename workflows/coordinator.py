@@ -15,11 +15,12 @@ and recorded as rejected.
 from __future__ import annotations
 
 import asyncio
+from datetime import timedelta
 from typing import Any
 
 from pydantic import ValidationError
 from temporalio import workflow
-from temporalio.common import WorkflowIDReusePolicy
+from temporalio.common import RetryPolicy, WorkflowIDReusePolicy
 from temporalio.exceptions import (
     ApplicationError,
     CancelledError,
@@ -74,7 +75,16 @@ from workflows.models import (
 )
 from workflows.service_recovery import REPORT_SIGNAL, ServiceRecovery
 
+with workflow.unsafe.imports_passed_through():
+    from activities.workflow_lookup import (
+        FindClosedRunsInput,
+        RunRef,
+        WorkflowLookupActivities,
+    )
+
 MAX_REJECTED_SIGNALS = 20
+LOOKUP_TIMEOUT = timedelta(seconds=30)
+LOOKUP_RETRY = RetryPolicy(maximum_interval=timedelta(seconds=30), maximum_attempts=5)
 MAX_FINISHED_RUNS = 200
 
 
@@ -113,9 +123,15 @@ class RecoveryCoordinator:
     async def run(self, input: CoordinatorInput) -> None:
         """Start recoveries as slots free up; continue-as-new before history grows large."""
         while True:
-            await workflow.wait_condition(
-                lambda: self._startable() is not None or self._should_continue_as_new()
-            )
+            try:
+                await workflow.wait_condition(
+                    lambda: self._startable() is not None or self._should_continue_as_new(),
+                    timeout=self._reconcile_timeout(),
+                    timeout_summary="look up recoveries started before continue-as-new",
+                )
+            except asyncio.TimeoutError:
+                await self._settle_closed_runs()
+                continue
             if self._should_continue_as_new():
                 await workflow.wait_condition(workflow.all_handlers_finished)
                 workflow.logger.info(
@@ -245,6 +261,8 @@ class RecoveryCoordinator:
             config.default_policy = input.default_policy
         if input.continue_as_new_after_events is not None:
             config.continue_as_new_after_events = input.continue_as_new_after_events
+        if input.reconcile_interval_seconds is not None:
+            config.reconcile_interval_seconds = input.reconcile_interval_seconds
         if input.orchestrator_running is not None:
             self._state.orchestrator_running = input.orchestrator_running
         return config
@@ -495,24 +513,83 @@ class RecoveryCoordinator:
             result = await handle
         except ChildWorkflowError as err:
             cancelled = isinstance(err.cause, CancelledError)
-            active = self._state.active.get(service_name)
-            task = active.task if active else None
-            result = RecoveryResult(
-                service_name=service_name,
-                success=False,
-                attempt_number=task.attempt_count if task else 0,
-                total_attempts=task.policy.max_retry_attempts if task else 0,
-                elapsed_time_ms=(
-                    (workflow.now() - task.scheduled_at).total_seconds() * 1000 if task else 0.0
-                ),
-                state=RecoveryState.CANCELLED if cancelled else RecoveryState.FAILED,
-                error_message=str(err.cause or err),
-                timestamp=workflow.now(),
+            result = self._unreported_result(
+                service_name,
+                RecoveryState.CANCELLED if cancelled else RecoveryState.FAILED,
+                str(err.cause or err),
             )
+        self._settle(service_name, run_id, result)
+
+    def _settle(self, service_name: str, run_id: str, result: RecoveryResult) -> None:
+        """Free the run's slot (if it still holds one) and record its result once."""
         active = self._state.active.get(service_name)
         if active is not None and active.run_id == run_id:
             del self._state.active[service_name]
         self._record(result, run_id=run_id)
+
+    def _unreported_result(
+        self, service_name: str, state: RecoveryState, error: str
+    ) -> RecoveryResult:
+        """Describe a recovery that ended without reporting its own result."""
+        active = self._state.active.get(service_name)
+        task = active.task if active else None
+        return RecoveryResult(
+            service_name=service_name,
+            success=False,
+            attempt_number=task.attempt_count if task else 0,
+            total_attempts=task.policy.max_retry_attempts if task else 0,
+            elapsed_time_ms=(
+                (workflow.now() - task.scheduled_at).total_seconds() * 1000 if task else 0.0
+            ),
+            state=state,
+            error_message=error,
+            timestamp=workflow.now(),
+        )
+
+    def _unwatched(self) -> dict[str, str]:
+        """Return run id → service of running recoveries this run did not start."""
+        return {
+            active.run_id: name
+            for name, active in self._state.active.items()
+            if active.run_id is not None
+            and active.run_id not in self._watched
+            and not active.finished
+        }
+
+    def _reconcile_timeout(self) -> timedelta | None:
+        if not self._unwatched():
+            return None
+        return timedelta(seconds=self._state.config.reconcile_interval_seconds)
+
+    async def _settle_closed_runs(self) -> None:
+        """Settle recoveries from before continue-as-new that closed without reporting."""
+        unwatched = self._unwatched()
+        if not unwatched:
+            return
+        closed = await workflow.execute_activity_method(
+            WorkflowLookupActivities.find_closed_runs,
+            FindClosedRunsInput(
+                runs=[
+                    RunRef(workflow_id=recovery_workflow_id(name), run_id=run_id)
+                    for run_id, name in unwatched.items()
+                ]
+            ),
+            start_to_close_timeout=LOOKUP_TIMEOUT,
+            retry_policy=LOOKUP_RETRY,
+            summary="look up recoveries that may have closed",
+        )
+        for run in closed:
+            name = unwatched[run.run_id]
+            if run.result is not None:
+                result = RecoveryResult.model_validate(run.result)
+            else:
+                state = (
+                    RecoveryState.CANCELLED if run.status == "CANCELED" else RecoveryState.FAILED
+                )
+                result = self._unreported_result(
+                    name, state, f"recovery workflow ended {run.status} without reporting"
+                )
+            self._settle(name, run.run_id, result)
 
     async def _signal_child(self, service_name: str, signal: Any, arg: Any) -> None:
         try:

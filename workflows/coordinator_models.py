@@ -109,6 +109,7 @@ class ConfigureInput(StrictModel):
     recent_history_size: StrictInt | None = Field(default=None, ge=1, le=1000)
     default_policy: RecoveryPolicy | None = None
     continue_as_new_after_events: StrictInt | None = Field(default=None, ge=100)
+    reconcile_interval_seconds: StrictInt | None = Field(default=None, ge=1, le=86_400)
     orchestrator_running: bool | None = None
     constitutional_hash: str = CONSTITUTIONAL_HASH
 
@@ -134,6 +135,8 @@ class CoordinatorConfig(BaseModel):
     default_policy: RecoveryPolicy = Field(default_factory=RecoveryPolicy)
     # Continue-as-new at this history length too (Temporal's suggestion always counts).
     continue_as_new_after_events: int | None = None
+    # How often to ask the server about recoveries started before a continue-as-new.
+    reconcile_interval_seconds: int = 60
 
 
 class ActiveRecovery(BaseModel):

@@ -1,0 +1,73 @@
+"""Looking up recovery runs from inside the coordinator's world.
+
+The coordinator learns of a finish from the recovery's own report, or, for the
+children it started in its current run, from Temporal's child-completion event.
+A recovery started before a continue-as-new that then ends without reporting
+(terminated by an operator, timed out) would hold its slot forever; this
+activity lets the coordinator ask the server what became of such runs.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel
+from temporalio import activity
+from temporalio.client import Client, WorkflowExecutionStatus, WorkflowFailureError
+from temporalio.service import RPCError, RPCStatusCode
+
+
+class RunRef(BaseModel):
+    """One workflow run."""
+
+    workflow_id: str
+    run_id: str
+
+
+class FindClosedRunsInput(BaseModel):
+    """Input of ``find_closed_runs``."""
+
+    runs: list[RunRef]
+
+
+class ClosedRun(BaseModel):
+    """A run that is no longer running: how it closed, and its result if it completed."""
+
+    workflow_id: str
+    run_id: str
+    status: str
+    result: dict[str, Any] | None = None
+
+
+class WorkflowLookupActivities:
+    """Activities that read workflow runs through the worker's own client."""
+
+    def __init__(self, client: Client) -> None:
+        self._client = client
+
+    @activity.defn(name="find_closed_runs")
+    async def find_closed_runs(self, input: FindClosedRunsInput) -> list[ClosedRun]:
+        """Return the runs among ``input.runs`` that have closed (or no longer exist)."""
+        closed: list[ClosedRun] = []
+        for run in input.runs:
+            handle = self._client.get_workflow_handle(
+                run.workflow_id, run_id=run.run_id, result_type=dict
+            )
+            try:
+                description = await handle.describe()
+            except RPCError as err:
+                if err.status is not RPCStatusCode.NOT_FOUND:
+                    raise
+                closed.append(ClosedRun(**run.model_dump(), status="NOT_FOUND"))
+                continue
+            status = description.status
+            if status is None or status is WorkflowExecutionStatus.RUNNING:
+                continue
+            result = None
+            if status is WorkflowExecutionStatus.COMPLETED:
+                try:
+                    result = await handle.result(follow_runs=False)
+                except WorkflowFailureError:
+                    result = None
+            closed.append(ClosedRun(**run.model_dump(), status=status.name, result=result))
+        return closed
