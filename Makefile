@@ -16,11 +16,11 @@ dev: $(STAMP)
 	$(BIN)/recoveryctl dev
 
 test: $(STAMP)
-	$(BIN)/mypy workflows activities starter enhanced_agent_bus worker.py
+	$(BIN)/mypy workflows activities starter enhanced_agent_bus worker.py bench
 	$(BIN)/python -m pytest
 
 typecheck: $(STAMP)
-	$(BIN)/mypy workflows activities starter enhanced_agent_bus worker.py
+	$(BIN)/mypy workflows activities starter enhanced_agent_bus worker.py bench
 
 bench: $(STAMP)
 	$(BIN)/python -m bench
