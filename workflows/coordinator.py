@@ -116,7 +116,7 @@ class RecoveryCoordinator:
         # Children are started from the main loop and from execute_recovery: one at a time.
         self._lock = asyncio.Lock()
         # Children started by this run, whose close this run sees (not carried: a new run
-        # learns of older children's finish from their reports alone).
+        # learns of older children's finish from their reports, or by looking them up).
         self._watched: set[str] = set()
 
     @workflow.run
@@ -312,9 +312,11 @@ class RecoveryCoordinator:
     @workflow.signal(name=REPORT_SIGNAL)
     def recovery_report(self, report: RecoveryReport) -> None:
         """Apply a child's report, in order; a late or repeated one is dropped."""
+        if report.run_id in self._state.finished_runs:
+            return
         active = self._state.active.get(report.service_name)
         if active is None or (active.run_id is not None and active.run_id != report.run_id):
-            if report.result is not None and report.run_id not in self._state.finished_runs:
+            if report.result is not None:
                 # A finish whose entry is gone (cancelled by shutdown and re-scheduled, say).
                 self._record(report.result, run_id=report.run_id)
             return
