@@ -402,7 +402,8 @@ class RecoveryCoordinator:
         if not self._state.orchestrator_running:
             raise _reject(
                 RecoveryOrchestratorError(
-                    "Recovery orchestrator is not running: start() it before scheduling"
+                    "Recovery orchestrator is not running (it was stopped): start it with "
+                    "RecoveryOrchestrator.start() or `recoveryctl configure --start`"
                 )
             )
 
