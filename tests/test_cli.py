@@ -15,7 +15,8 @@ import pytest_asyncio
 from temporalio.testing import WorkflowEnvironment
 
 from activities.sqlite_store import SQLiteBreakerStore
-from tests.conftest import binary, running_worker
+from starter.dev import find_binary
+from tests.conftest import running_worker
 from tests.recoveries import eventually
 from tests.servers import free_port
 
@@ -53,7 +54,7 @@ class Cli:
 
     async def temporal(self, *argv: str) -> tuple[int, str, str]:
         """Run the official ``temporal`` CLI."""
-        return await self.run(binary("temporal"), *argv, "--address", self.address)
+        return await self.run(find_binary("temporal"), *argv, "--address", self.address)
 
 
 @pytest_asyncio.fixture
