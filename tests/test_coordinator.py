@@ -51,7 +51,7 @@ async def test_a_free_slot_goes_to_the_best_priority_fifo_within_a_priority(
         assert status["queued_recoveries"] == 4 and status["active_recoveries"] == 5
         assert await orch.cancel_recovery(blocker)
         final = await wait_all_finished(orch)
-        record_history(await coordinator_history(orch), "coordinator_priority_order")
+        record_history(await coordinator_history(orch), "coordinator_priority_order_start_all_free_slots")
     spans = await child_runs(dev_env.client, list(names.values()))
     started_order = sorted(spans, key=lambda name: spans[name][0])
     assert started_order == [names["p1a"], names["p1b"], names["p3"], names["p5"]]

@@ -33,7 +33,8 @@ def test_histories_are_checked_in() -> None:
     assert {
         "service_recovery_exponential_failed",
         "service_recovery_manual",
-        "coordinator_priority_order",
+        "coordinator_priority_order",  # recorded before the start-all-free-slots patch
+        "coordinator_priority_order_start_all_free_slots",
         "coordinator_continued_as_new",
         "coordinator_settles_unreported_run",
     } <= names

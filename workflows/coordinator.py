@@ -83,6 +83,7 @@ with workflow.unsafe.imports_passed_through():
     )
 
 MAX_REJECTED_SIGNALS = 20
+PATCH_START_ALL_FREE_SLOTS = "start-all-free-slots"
 LOOKUP_TIMEOUT = timedelta(seconds=30)
 LOOKUP_RETRY = RetryPolicy(maximum_interval=timedelta(seconds=30), maximum_attempts=5)
 MAX_FINISHED_RUNS = 200
@@ -142,13 +143,7 @@ class RecoveryCoordinator:
                 )
                 workflow.continue_as_new(CoordinatorInput(state=self._state))
             async with self._lock:
-                task = self._startable()
-                if task is not None:
-                    self._state.queue.remove(task)
-                    try:
-                        await self._start_child(task, outside_slots=False)
-                    except ApplicationError:
-                        pass  # recorded as rejected; the slot stays free for the next one
+                await self._start_startable()
 
     # ----- updates -------------------------------------------------------------------
 
@@ -470,12 +465,44 @@ class RecoveryCoordinator:
         ready = [t for t in self._state.queue if t.service_name not in self._state.active]
         return min(ready) if ready else None
 
+    async def _start_startable(self) -> None:
+        """Start every task that may start now (each free slot, every MANUAL one)."""
+        if not workflow.patched(PATCH_START_ALL_FREE_SLOTS):
+            # Histories recorded before the patch started one child per pass.
+            task = self._startable()
+            if task is not None:
+                self._state.queue.remove(task)
+                await self._start_quietly(self._take_slot(task, outside_slots=False))
+            return
+        starting = []
+        while (task := self._startable()) is not None:
+            self._state.queue.remove(task)
+            starting.append(self._take_slot(task, outside_slots=False))
+        # One workflow task starts them all, instead of one round trip each.
+        await asyncio.gather(*(self._start_quietly(active) for active in starting))
+
+    async def _start_quietly(self, active: ActiveRecovery) -> None:
+        try:
+            await self._launch(active)
+        except ApplicationError:
+            pass  # recorded as rejected; the slot stays free for the next one
+
     async def _start_child(self, task: RecoveryTask, *, outside_slots: bool) -> ActiveRecovery:
         """Start the task's ``ServiceRecovery``; raise if one already runs outside the coordinator."""
+        active = self._take_slot(task, outside_slots=outside_slots)
+        await self._launch(active)
+        return active
+
+    def _take_slot(self, task: RecoveryTask, *, outside_slots: bool) -> ActiveRecovery:
+        """Count the task as running (before its start completes, so slots add up)."""
         manual = task.strategy is RecoveryStrategy.MANUAL
         task.state = RecoveryState.AWAITING_MANUAL if manual else RecoveryState.IN_PROGRESS
         active = ActiveRecovery(task=task, outside_slots=outside_slots or manual)
         self._state.active[task.service_name] = active
+        return active
+
+    async def _launch(self, active: ActiveRecovery) -> None:
+        task = active.task
         try:
             handle = await workflow.start_child_workflow(
                 ServiceRecovery.run,
@@ -507,7 +534,6 @@ class RecoveryCoordinator:
         # Reports normally settle a child; this also settles one that dies without reporting.
         self._watched.add(run_id)
         asyncio.create_task(self._watch_child(task.service_name, run_id, handle))
-        return active
 
     async def _watch_child(
         self, service_name: str, run_id: str, handle: workflow.ChildWorkflowHandle[Any, RecoveryResult]
