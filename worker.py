@@ -61,10 +61,10 @@ def build_worker(
 
 async def run_worker(stop: asyncio.Event, task_queue: str = TASK_QUEUE) -> None:
     """Run until ``stop`` is set, then shut down gracefully."""
+    store_url = store_url_from_env()
+    store = open_store(store_url)  # a bad setting fails before any network wait
     client = await connect()
     await ensure_search_attributes(client)
-    store_url = store_url_from_env()
-    store = open_store(store_url)
     worker = build_worker(
         client, store, task_queue=task_queue, health_check_modules=allowed_modules_from_env()
     )
@@ -89,7 +89,14 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--task-queue", default=TASK_QUEUE)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
-    asyncio.run(_main(args.task_queue))
+    try:
+        asyncio.run(_main(args.task_queue))
+    except ValueError as err:  # a bad setting, e.g. RECOVERY_CIRCUIT_STORE
+        logger.error("cannot start: %s", err)
+        raise SystemExit(2) from None
+    except RuntimeError as err:  # the server cannot be reached
+        logger.error("cannot start: %s", err)
+        raise SystemExit(1) from None
 
 
 async def _main(task_queue: str) -> None:

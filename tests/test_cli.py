@@ -150,9 +150,9 @@ async def test_the_temporal_cli_forms_in_the_readme_work(cli: Cli, service: str)
         assert code == 0, err
         return json.loads(out)["queryResult"][0]
 
-    code, _, err = await cli.temporal(
+    code, _, err = await cli.temporal(  # no --input: a fresh coordinator
         "workflow", "start", "--type", "RecoveryCoordinator", "--task-queue", cli.task_queue,
-        *coordinator, "--input", "{}",
+        *coordinator,
     )
     assert code == 0, err
     code, out, err = await update(

@@ -11,12 +11,14 @@ from __future__ import annotations
 from typing import Any
 
 import temporalio.api.common.v1
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 from temporalio.contrib.pydantic import PydanticJSONPlainPayloadConverter
 from temporalio.converter import (
+    BinaryNullPayloadConverter,
     CompositePayloadConverter,
     DataConverter,
     DefaultPayloadConverter,
+    EncodingPayloadConverter,
     JSONPlainPayloadConverter,
 )
 
@@ -38,14 +40,30 @@ class _ValidatingJSONConverter(PydanticJSONPlainPayloadConverter):
             raise to_application_error(err) from None
 
 
+class _ModelRequiringNullConverter(BinaryNullPayloadConverter):
+    """A null where one of our models is expected is bad input, not an empty object."""
+
+    def from_payload(
+        self, payload: temporalio.api.common.v1.Payload, type_hint: type | None = None
+    ) -> Any:
+        if isinstance(type_hint, type) and issubclass(type_hint, BaseModel):
+            raise to_application_error(
+                RecoveryValidationError(f"input: {type_hint.__name__} is required, got null")
+            )
+        return super().from_payload(payload, type_hint)
+
+
 class RecoveryPayloadConverter(CompositePayloadConverter):
     """Temporal's default converters with pydantic JSON in place of plain JSON."""
 
     def __init__(self) -> None:
-        json_converter = _ValidatingJSONConverter()
+        replacements: dict[type, EncodingPayloadConverter] = {
+            JSONPlainPayloadConverter: _ValidatingJSONConverter(),
+            BinaryNullPayloadConverter: _ModelRequiringNullConverter(),
+        }
         super().__init__(
             *(
-                json_converter if isinstance(c, JSONPlainPayloadConverter) else c
+                replacements.get(type(c), c)
                 for c in DefaultPayloadConverter.default_encoding_payload_converters
             )
         )

@@ -106,7 +106,9 @@ class RecoveryCoordinator:
     """Queue, slots, policies and recent history for every recovery in a namespace."""
 
     @workflow.init
-    def __init__(self, input: CoordinatorInput) -> None:
+    def __init__(self, input: CoordinatorInput | None = None) -> None:
+        # Started with no input (e.g. `temporal workflow start` without --input): a fresh start.
+        input = input or CoordinatorInput()
         self._state = input.state or CoordinatorState(config=input.config or CoordinatorConfig())
         if self._state.started_at is None:
             self._state.started_at = workflow.now()
@@ -121,7 +123,7 @@ class RecoveryCoordinator:
         self._watched: set[str] = set()
 
     @workflow.run
-    async def run(self, input: CoordinatorInput) -> None:
+    async def run(self, input: CoordinatorInput | None = None) -> None:
         """Start recoveries as slots free up; continue-as-new before history grows large."""
         while True:
             try:
