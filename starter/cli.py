@@ -11,7 +11,7 @@ import asyncio
 import os
 import sys
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, TypeVar
 
 from pydantic import ValidationError
 from temporalio.client import Client
@@ -50,6 +50,7 @@ from workflows.models import (
 )
 
 Command = Callable[["Context"], Awaitable[Any]]
+T = TypeVar("T")
 
 
 class CliError(Exception):
@@ -117,23 +118,24 @@ async def cmd_execute(ctx: Context) -> Any:
 async def cmd_status(ctx: Context) -> Any:
     """Show the orchestrator's status, or one recovery's."""
     if ctx.args.service:
-        service = _service(ctx)
-        status = await recovery_status(await ctx.client(), service)
-        if status is None:
-            raise CliError(f"no recovery of {service!r} has ever run")
-        return status
+        return await _one_recovery(ctx, recovery_status)
     return render.Status(await _overall_status(ctx))
 
 
 async def cmd_history(ctx: Context) -> Any:
     """List one recovery's attempts, or the recently finished recoveries."""
     if ctx.args.service:
-        service = _service(ctx)
-        attempts = await recovery_attempts(await ctx.client(), service)
-        if attempts is None:
-            raise CliError(f"no recovery of {service!r} has ever run")
-        return render.Attempts(attempts)
+        return render.Attempts(await _one_recovery(ctx, recovery_attempts))
     return render.RecentHistory((await _overall_status(ctx))["recent_history"])
+
+
+async def _one_recovery(ctx: Context, read: Callable[[Client, str], Awaitable[T | None]]) -> T:
+    """Read one recovery's query; a recovery that never ran is a refusal."""
+    service = _service(ctx)
+    found = await read(await ctx.client(), service)
+    if found is None:
+        raise CliError(f"no recovery of {service!r} has ever run")
+    return found
 
 
 async def cmd_approve(ctx: Context) -> Any:

@@ -82,6 +82,7 @@ class RecoveryOrchestrator:
         self.max_concurrent_recoveries = max_concurrent_recoveries
         self.task_queue = task_queue
         self.coordinator_workflow_id = coordinator_workflow_id
+        self._given_client = client
         self._client = client
         self._coordinator: CoordinatorClient | None = None
         self._connect_lock = asyncio.Lock()
@@ -134,10 +135,14 @@ class RecoveryOrchestrator:
         )
 
     async def close(self) -> None:
-        """Disconnect only: recoveries go on (what an application calls at shutdown)."""
+        """Disconnect only: recoveries go on (what an application calls at shutdown).
+
+        A client passed to the constructor stays this facade's client; one it
+        connected itself is dropped and connected again on next use.
+        """
         self._running = False
         self._coordinator = None
-        self._client = None
+        self._client = self._given_client
 
     async def schedule_recovery(
         self,

@@ -372,6 +372,9 @@ async def test_close_disconnects_without_cancelling_anything(
         await orch.schedule_recovery(service, policy=blocking_policy())
         await wait_state(orch, service, "in_progress")
         await orch.close()
+        assert not orch.is_running
+        # Still usable for reads through the client it was given (no envconfig reconnect).
+        assert (await orch.get_recovery_status())["services"][service]["state"] == "in_progress"
         other = RecoveryOrchestrator(
             client=dev_env.client, task_queue=task_queue,
             coordinator_workflow_id=orch.coordinator_workflow_id,
