@@ -169,8 +169,9 @@ async def test_manual_recoveries_hold_no_slot_and_execute_approves_one_attempt(
 ) -> None:
     async with health_server([503, 200]) as server:
         manual_policy = RecoveryPolicy(health_check=HttpHealthCheck(url=server.url))
-        async with orchestrator_on(dev_env, store, task_queue, max_concurrent_recoveries=1) as orch:
-            manuals = [f"{service}-m{i}" for i in range(3)]
+        # Four MANUAL recoveries and four slots: were they holding slots, nothing else could run.
+        async with orchestrator_on(dev_env, store, task_queue, max_concurrent_recoveries=4) as orch:
+            manuals = [f"{service}-m{i}" for i in range(4)]
             for name in manuals:
                 await orch.schedule_recovery(name, RecoveryStrategy.MANUAL, policy=manual_policy)
             for name in manuals:
@@ -191,7 +192,7 @@ async def test_manual_recoveries_hold_no_slot_and_execute_approves_one_attempt(
             )
             assert status["recent_history"][-1]["service_name"] == manuals[0]
             assert status["recent_history"][-1]["state"] == "succeeded"
-            assert status["active_recoveries"] == 2
+            assert status["active_recoveries"] == 3
 
 
 async def test_execute_recovery_starts_a_queued_service_outside_the_slots(
