@@ -141,7 +141,7 @@ async def _one_recovery(ctx: Context, read: Callable[[Client, str], Awaitable[T 
 async def cmd_approve(ctx: Context) -> Any:
     """Approve one attempt of a recovery waiting for an operator."""
     service = _service(ctx)
-    await approve(await ctx.client(), service, ctx.args.operator, ctx.args.note)
+    await approve(await ctx.coordinator(), service, ctx.args.operator, ctx.args.note)
     return {"approved": service, "operator": ctx.args.operator}
 
 

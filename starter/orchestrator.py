@@ -48,11 +48,10 @@ from workflows.models import (
     validate_constitutional_hash,
     validate_service_name,
 )
+from workflows.status import status_document
 
 logger = logging.getLogger("recovery_orchestrator")
 
-# How long approve_recovery waits for a just-scheduled recovery to start.
-_APPROVE_GRACE_SECONDS = 10.0
 
 class RecoveryOrchestrator:
     """Schedule, execute, cancel and watch recoveries; the reference API with ``await``.
@@ -205,8 +204,15 @@ class RecoveryOrchestrator:
         """Return the reference status shape (works without ``start()``)."""
         coordinator = await self._connected()
         status = await coordinator.query("get_recovery_status", result_type=dict)
-        if status is None:
-            return _empty_status()
+        if status is None:  # no coordinator in this namespace yet
+            return status_document(
+                timestamp=datetime.now(timezone.utc),
+                orchestrator_running=False,
+                services={},
+                queued=0,
+                unfinished=0,
+                recent_history=[],
+            )
         return status
 
     async def cancel_recovery(self, service_name: str) -> bool:
@@ -256,18 +262,7 @@ class RecoveryOrchestrator:
             RecoveryValidationError: no recovery of the service waits for an operator.
         """
         validate_service_name(service_name)
-        status = await self.get_recovery_status()
-        entry = status["services"].get(service_name)
-        # A MANUAL one just scheduled: the coordinator is starting it; give that a moment.
-        starting = entry is not None and entry["strategy"] == RecoveryStrategy.MANUAL.value
-        coordinator = await self._connected()
-        await approve(
-            coordinator.client,
-            service_name,
-            operator,
-            note,
-            wait_for_start=_APPROVE_GRACE_SECONDS if starting else 0.0,
-        )
+        await approve(await self._connected(), service_name, operator, note)
 
     async def _connected(self) -> CoordinatorClient:
         async with self._connect_lock:
@@ -285,14 +280,3 @@ class RecoveryOrchestrator:
                 f"Recovery orchestrator is not running: call start() before you {what}"
             )
 
-
-def _empty_status() -> dict[str, Any]:
-    return {
-        "constitutional_hash": CONSTITUTIONAL_HASH,
-        "timestamp": datetime.now(timezone.utc).isoformat(),
-        "orchestrator_running": False,
-        "active_recoveries": 0,
-        "queued_recoveries": 0,
-        "services": {},
-        "recent_history": [],
-    }

@@ -9,6 +9,7 @@ from temporalio.client import Client, WorkflowFailureError, WorkflowHandle
 from temporalio.exceptions import CancelledError as TemporalCancelledError
 from temporalio.service import RPCError, RPCStatusCode
 
+from starter.coordinator_client import CoordinatorClient
 from workflows.constants import recovery_workflow_id
 from workflows.coordinator_models import ExecuteRecoveryResult
 from workflows.errors import RecoveryValidationError
@@ -25,6 +26,8 @@ from workflows.models import (
 
 # How often a waiting caller looks at a MANUAL recovery's attempt count.
 MANUAL_POLL_SECONDS = 0.2
+# How long approve waits for a MANUAL recovery the coordinator has just been asked to start.
+APPROVE_GRACE_SECONDS = 10.0
 
 
 def recovery_handle(
@@ -65,19 +68,23 @@ async def recovery_attempts(client: Client, service_name: str) -> list[AttemptRe
 
 
 async def approve(
-    client: Client, service_name: str, operator: str, note: str, *, wait_for_start: float = 0.0
+    coordinator: CoordinatorClient, service_name: str, operator: str, note: str
 ) -> None:
     """Approve one attempt of a recovery that waits for an operator.
 
     The recovery itself is the source of truth: the coordinator hears of its state
     a moment later. A MANUAL recovery that has just started and not yet reached
-    its first wait may be approved too (the approval waits in its queue); with
-    ``wait_for_start`` a recovery the coordinator is about to start is awaited
-    that many seconds.
+    its first wait may be approved too (the approval waits in its queue); one the
+    coordinator lists but has not started yet is awaited ``APPROVE_GRACE_SECONDS``.
 
     Raises:
         RecoveryValidationError: no recovery of the service waits for an operator.
     """
+    client = coordinator.client
+    overall = await coordinator.query("get_recovery_status", result_type=dict)
+    entry = (overall or {}).get("services", {}).get(service_name)
+    starting = entry is not None and entry["strategy"] == RecoveryStrategy.MANUAL.value
+    wait_for_start = APPROVE_GRACE_SECONDS if starting else 0.0
     deadline = asyncio.get_running_loop().time() + wait_for_start
     while True:
         status = await recovery_status(client, service_name)

@@ -30,7 +30,6 @@ from temporalio.exceptions import (
 from temporalio.workflow import ParentClosePolicy
 
 from workflows.constants import (
-    CONSTITUTIONAL_HASH,
     COORDINATOR_WORKFLOW,
     LOG_PREFIX,
     recovery_workflow_id,
@@ -74,6 +73,7 @@ from workflows.models import (
     validate_constitutional_hash,
 )
 from workflows.service_recovery import REPORT_SIGNAL, ServiceRecovery
+from workflows.status import idle_entry, status_document, task_entry
 
 with workflow.unsafe.imports_passed_through():
     from activities.workflow_lookup import (
@@ -95,10 +95,6 @@ def _reject(err: RecoveryOrchestratorError) -> ApplicationError:
 
 def _unknown(service_name: str) -> RecoveryValidationError:
     return RecoveryValidationError(f"No active recovery task for service '{service_name}'")
-
-
-def _iso(value: Any) -> str | None:
-    return value.isoformat() if value is not None else None
 
 
 @workflow.defn(name=COORDINATOR_WORKFLOW)
@@ -340,29 +336,23 @@ class RecoveryCoordinator:
     @workflow.query(name="get_recovery_status")
     def get_recovery_status(self) -> dict[str, Any]:
         """Return the reference document's status shape (SPEC §6)."""
-        services: dict[str, dict[str, Any]] = {}
-        for name, policy in self._state.policies.items():
-            services[name] = _entry(
-                state=RecoveryState.IDLE.value,
-                strategy=RecoveryStrategy.EXPONENTIAL_BACKOFF.value,
-                priority=None,
-                attempt_count=0,
-                max_attempts=policy.max_retry_attempts,
-            )
+        services = {
+            name: idle_entry(policy.max_retry_attempts)
+            for name, policy in self._state.policies.items()
+        }
         for task in self._state.queue:
-            services[task.service_name] = _task_entry(task)
+            services[task.service_name] = task_entry(task)
         live = [active for active in self._state.active.values() if not active.finished]
         for active in live:
-            services[active.task.service_name] = _task_entry(active.task)
-        return {
-            "constitutional_hash": CONSTITUTIONAL_HASH,
-            "timestamp": workflow.now().isoformat(),
-            "orchestrator_running": self._state.orchestrator_running,
-            "active_recoveries": len(self._state.queue) + len(live),
-            "queued_recoveries": len(self._state.queue),
-            "services": services,
-            "recent_history": [result.to_dict() for result in self._state.recent_history],
-        }
+            services[active.task.service_name] = task_entry(active.task)
+        return status_document(
+            timestamp=workflow.now(),
+            orchestrator_running=self._state.orchestrator_running,
+            services=services,
+            queued=len(self._state.queue),
+            unfinished=len(self._state.queue) + len(live),
+            recent_history=self._state.recent_history,
+        )
 
     @workflow.query(name="get_recovery_policy")
     def get_recovery_policy(self, input: PolicyQueryInput) -> RecoveryPolicy:
@@ -662,28 +652,3 @@ class RecoveryCoordinator:
         limit = self._state.config.continue_as_new_after_events
         return limit is not None and info.get_current_history_length() >= limit
 
-
-def _entry(**fields: Any) -> dict[str, Any]:
-    return {
-        "state": fields["state"],
-        "strategy": fields["strategy"],
-        "priority": fields["priority"],
-        "attempt_count": fields["attempt_count"],
-        "max_attempts": fields["max_attempts"],
-        "scheduled_at": _iso(fields.get("scheduled_at")),
-        "last_attempt_at": _iso(fields.get("last_attempt_at")),
-        "next_attempt_at": _iso(fields.get("next_attempt_at")),
-    }
-
-
-def _task_entry(task: RecoveryTask) -> dict[str, Any]:
-    return _entry(
-        state=task.state.value,
-        strategy=task.strategy.value,
-        priority=task.priority,
-        attempt_count=task.attempt_count,
-        max_attempts=task.policy.max_retry_attempts,
-        scheduled_at=task.scheduled_at,
-        last_attempt_at=task.last_attempt_at,
-        next_attempt_at=task.next_attempt_at,
-    )
