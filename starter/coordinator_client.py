@@ -25,7 +25,7 @@ from temporalio.service import RPCError, RPCStatusCode
 
 from workflows.constants import COORDINATOR_WORKFLOW, COORDINATOR_WORKFLOW_ID, TASK_QUEUE
 from workflows.coordinator_models import CoordinatorInput
-from workflows.errors import RecoveryOrchestratorError, from_temporal
+from workflows.errors import from_temporal
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -144,5 +144,3 @@ def _worth_retrying(err: BaseException) -> bool:
         return not isinstance(err.__cause__, asyncio.CancelledError)
     return isinstance(err, RPCError) and err.status in _TRANSIENT
 
-
-__all__ = ["CoordinatorClient", "RecoveryOrchestratorError"]

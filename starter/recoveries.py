@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from datetime import datetime, timezone
+from typing import TypeVar
 
 from temporalio.client import Client, WorkflowFailureError, WorkflowHandle
 from temporalio.exceptions import CancelledError as TemporalCancelledError
@@ -24,6 +25,8 @@ from workflows.models import (
     validate_service_name,
 )
 
+T = TypeVar("T")
+
 # How often a waiting caller looks at a MANUAL recovery's attempt count.
 MANUAL_POLL_SECONDS = 0.2
 # How long approve waits for a MANUAL recovery the coordinator has just been asked to start.
@@ -43,28 +46,24 @@ def recovery_handle(
 
 async def recovery_status(client: Client, service_name: str) -> RecoveryStatus | None:
     """Return the recovery's own ``status`` query, or None if it never ran."""
-    try:
-        status: RecoveryStatus = await recovery_handle(client, service_name).query(
-            "status", result_type=RecoveryStatus
-        )
-    except RPCError as err:
-        if err.status is RPCStatusCode.NOT_FOUND:
-            return None
-        raise
-    return status
+    return await _query(client, service_name, "status", RecoveryStatus)
 
 
 async def recovery_attempts(client: Client, service_name: str) -> list[AttemptRecord] | None:
     """Return the recovery's ``history`` query, or None if it never ran."""
+    return await _query(client, service_name, "history", list[AttemptRecord])
+
+
+async def _query(client: Client, service_name: str, name: str, result_type: type[T]) -> T | None:
     try:
-        attempts: list[AttemptRecord] = await recovery_handle(client, service_name).query(
-            "history", result_type=list[AttemptRecord]
+        result: T = await recovery_handle(client, service_name).query(
+            name, result_type=result_type
         )
     except RPCError as err:
         if err.status is RPCStatusCode.NOT_FOUND:
             return None
         raise
-    return attempts
+    return result
 
 
 async def approve(
