@@ -15,6 +15,9 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 _CALLABLE_REF = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$")
 
+# The activity a ``hosted`` check runs, served by the process that scheduled the recovery.
+HOSTED_CHECK_ACTIVITY = "run_hosted_health_check"
+
 
 class _CheckBase(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
@@ -26,8 +29,10 @@ class HttpHealthCheck(_CheckBase):
     """GET ``url``; healthy when the answer's status is one of ``expected_status``."""
 
     kind: Literal["http"] = "http"
-    url: str
-    expected_status: list[int] = Field(default_factory=lambda: [200], min_length=1)
+    url: str = Field(max_length=2048)
+    expected_status: list[Annotated[int, Field(ge=100, le=599)]] = Field(
+        default_factory=lambda: [200], min_length=1, max_length=50
+    )
 
     @field_validator("url")
     @classmethod
@@ -41,7 +46,7 @@ class TcpHealthCheck(_CheckBase):
     """Open a TCP connection to ``host:port``; healthy when it connects."""
 
     kind: Literal["tcp"] = "tcp"
-    host: str = Field(min_length=1)
+    host: str = Field(min_length=1, max_length=253)
     port: int = Field(ge=1, le=65535)
 
 
@@ -68,8 +73,26 @@ class CallableHealthCheck(_CheckBase):
         return self.ref.split(":", 1)[0]
 
 
+class HostedHealthCheck(_CheckBase):
+    """Call a function that lives in the process that scheduled the recovery.
+
+    Any Python callable (a lambda, a closure, a bound method, sync or async) can
+    be a health check this way: the facade's in-process worker serves the
+    ``run_hosted_health_check`` activity on ``task_queue``, and ``function``
+    names the callable in that process. Not durable: if the host process is
+    gone, the attempt fails once ``host_wait_ms`` has passed without a pick-up
+    (the activity's schedule-to-start timeout), naming ``host``.
+    """
+
+    kind: Literal["hosted"] = "hosted"
+    task_queue: str = Field(min_length=1, max_length=200)
+    function: str = Field(min_length=1, max_length=200)
+    host: str = Field(min_length=1, max_length=200)
+    host_wait_ms: int = Field(default=10_000, gt=0, le=300_000)
+
+
 HealthCheck = Annotated[
-    Union[HttpHealthCheck, TcpHealthCheck, CallableHealthCheck],
+    Union[HttpHealthCheck, TcpHealthCheck, CallableHealthCheck, HostedHealthCheck],
     Field(discriminator="kind"),
 ]
 

@@ -11,8 +11,8 @@ from __future__ import annotations
 import enum
 import re
 from collections.abc import Callable
-from datetime import datetime
-from typing import Any, Literal
+from datetime import datetime, timezone
+from typing import Annotated, Any, Literal
 
 from pydantic import (
     BaseModel,
@@ -35,6 +35,22 @@ with workflow.unsafe.imports_passed_through():
     )
 
 SERVICE_NAME_PATTERN = re.compile(r"^[A-Za-z0-9_.\-]{1,200}$")
+
+# Bounds of what each number flows into (the first boundary that sees a value enforces them).
+INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1  # RecoveryPriority is a 64-bit Int search attribute
+# ~33 history events per attempt; one workflow's history is capped at 51,200 events.
+MAX_RETRY_ATTEMPTS = 1000
+MAX_DELAY_MS = 30 * 24 * 3600 * 1000  # 30 days: a durable timer, and still a sane backoff
+MAX_BACKOFF_MULTIPLIER = 1000.0
+MAX_TEXT = 2000  # operator notes and reasons travel in history and in the status document
+
+Priority = Annotated[int, Field(ge=INT64_MIN, le=INT64_MAX)]
+"""A recovery priority: lower first; any 64-bit integer (what ``RecoveryPriority`` holds)."""
+
+
+def _utc_now() -> datetime:
+    """Return now (UTC): the original's default for timestamps built outside a workflow."""
+    return datetime.now(timezone.utc)
 
 
 class RecoveryStrategy(str, enum.Enum):
@@ -108,7 +124,9 @@ def describe_validation_error(err: ValidationError) -> str:
 class StrictModel(BaseModel):
     """A model that raises ``RecoveryValidationError`` instead of pydantic's error."""
 
-    model_config = ConfigDict(extra="forbid", use_enum_values=False)
+    # A non-finite number (JSON 1e400 is infinity) would decode today and break the
+    # coordinator's carried state tomorrow: refuse it at the door.
+    model_config = ConfigDict(extra="forbid", use_enum_values=False, allow_inf_nan=False)
 
     def __init__(self, **data: Any) -> None:
         try:
@@ -169,6 +187,17 @@ class RecoveryPolicy(StrictModel):
             raise RecoveryValidationError("initial_delay_ms must be >= 0")
         if self.max_delay_ms < self.initial_delay_ms:
             raise RecoveryValidationError("max_delay_ms must be >= initial_delay_ms")
+        if self.max_retry_attempts > MAX_RETRY_ATTEMPTS:
+            raise RecoveryValidationError(
+                f"max_retry_attempts must be <= {MAX_RETRY_ATTEMPTS} "
+                f"(one recovery's history holds about 33 events per attempt)"
+            )
+        if self.backoff_multiplier > MAX_BACKOFF_MULTIPLIER:
+            raise RecoveryValidationError(
+                f"backoff_multiplier must be <= {MAX_BACKOFF_MULTIPLIER:g}"
+            )
+        if self.max_delay_ms > MAX_DELAY_MS:
+            raise RecoveryValidationError(f"max_delay_ms must be <= {MAX_DELAY_MS} (30 days)")
         if self.health_check_fn is not None and self.health_check is None:
             self.health_check = CallableHealthCheck(ref=_function_ref(self.health_check_fn))
         return self
@@ -203,7 +232,13 @@ def _main_module_name(qualname: str) -> str:
 
 
 class RecoveryResult(BaseModel):
-    """The outcome of one whole recovery (the original's fields)."""
+    """The outcome of one whole recovery (the original's fields and defaults).
+
+    Inside a workflow ``timestamp`` is always passed (``workflow.now()``); the
+    default is for code that builds results as the original's callers did.
+    """
+
+    model_config = ConfigDict(allow_inf_nan=False)
 
     service_name: str
     success: bool
@@ -212,9 +247,15 @@ class RecoveryResult(BaseModel):
     elapsed_time_ms: float
     state: RecoveryState
     error_message: str | None = None
-    health_check_passed: bool | None = None
+    health_check_passed: bool = False
     constitutional_hash: str = CONSTITUTIONAL_HASH
-    timestamp: datetime
+    timestamp: datetime = Field(default_factory=_utc_now)
+
+    @field_validator("health_check_passed", mode="before")
+    @classmethod
+    def _no_check_is_not_passed(cls, value: object) -> object:
+        # Results recorded before this default (null when no check ran) still decode.
+        return False if value is None else value
 
     def to_dict(self) -> dict[str, Any]:
         """Return the original's dict: ``state`` as its value, ``timestamp`` in ISO-8601."""
@@ -233,13 +274,17 @@ class RecoveryResult(BaseModel):
 
 
 class RecoveryTask(BaseModel):
-    """A queue entry (the original's fields); orders by priority, then arrival."""
+    """A queue entry (the original's fields).
 
-    priority: int
+    Tasks compare by priority only, as the original's ``order=True`` dataclass did;
+    the coordinator's queue breaks ties by arrival (``sequence``).
+    """
+
+    priority: Priority
     service_name: str
     strategy: RecoveryStrategy = RecoveryStrategy.EXPONENTIAL_BACKOFF
     policy: RecoveryPolicy = Field(default_factory=RecoveryPolicy)
-    scheduled_at: datetime
+    scheduled_at: datetime = Field(default_factory=_utc_now)
     attempt_count: int = 0
     last_attempt_at: datetime | None = None
     next_attempt_at: datetime | None = None
@@ -249,7 +294,21 @@ class RecoveryTask(BaseModel):
     sequence: int = 0
 
     def __lt__(self, other: RecoveryTask) -> bool:
-        return (self.priority, self.sequence) < (other.priority, other.sequence)
+        return self.priority < other.priority
+
+    def __le__(self, other: RecoveryTask) -> bool:
+        return self.priority <= other.priority
+
+    def __gt__(self, other: RecoveryTask) -> bool:
+        return self.priority > other.priority
+
+    def __ge__(self, other: RecoveryTask) -> bool:
+        return self.priority >= other.priority
+
+    @property
+    def queue_key(self) -> tuple[int, int]:
+        """Return the queue order: priority, then arrival."""
+        return (self.priority, self.sequence)
 
 
 class ServiceRecoveryInput(StrictModel):
@@ -257,11 +316,11 @@ class ServiceRecoveryInput(StrictModel):
 
     service_name: str
     strategy: RecoveryStrategy = RecoveryStrategy.EXPONENTIAL_BACKOFF
-    priority: int = 1
+    priority: Priority = 1
     policy: RecoveryPolicy | None = None
     constitutional_hash: str = CONSTITUTIONAL_HASH
     # Set by the coordinator: where this recovery reports its progress.
-    coordinator_workflow_id: str | None = None
+    coordinator_workflow_id: str | None = Field(default=None, min_length=1, max_length=1000)
 
     @field_validator("service_name", mode="before")
     @classmethod
@@ -274,17 +333,17 @@ class ServiceRecoveryInput(StrictModel):
         return self.policy or RecoveryPolicy()
 
 
-class ApproveInput(BaseModel):
+class ApproveInput(StrictModel):
     """Signal ``approve``: an operator allows one attempt."""
 
-    operator: str = "unknown"
-    note: str = ""
+    operator: str = Field(default="unknown", max_length=200)
+    note: str = Field(default="", max_length=MAX_TEXT)
 
 
-class CancelInput(BaseModel):
+class CancelInput(StrictModel):
     """Signal ``cancel``: stop the recovery at once."""
 
-    reason: str = ""
+    reason: str = Field(default="", max_length=MAX_TEXT)
 
 
 class AttemptRecord(BaseModel):

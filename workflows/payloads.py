@@ -1,0 +1,55 @@
+"""One JSON object per message: decoding what any client may send to a handler.
+
+Temporal lets a client send any number of payloads, of any shape, to a signal, an
+update or a workflow. A handler whose Python signature does not fit (no payload,
+two payloads) raises ``TypeError`` inside the workflow task, which then fails on
+every replay: the workflow is frozen. So every entry point of our workflows takes
+``*args`` and decodes here, where a bad input becomes a ``RecoveryValidationError``
+that names the message, the field and what was wrong.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any, TypeVar
+
+from pydantic import BaseModel, ValidationError
+
+from workflows.errors import RecoveryValidationError
+from workflows.models import describe_validation_error
+
+M = TypeVar("M", bound=BaseModel)
+
+
+def one_input(model: type[M], args: Sequence[Any], what: str, *, optional: bool = False) -> M:
+    """Return the one JSON object in ``args`` as ``model``.
+
+    Args:
+        model: The input type.
+        args: The decoded payloads exactly as the client sent them.
+        what: The handler's name, for the error message.
+        optional: Whether no payload at all (or a null) means ``model()``.
+
+    Raises:
+        RecoveryValidationError: not exactly one payload, not an object, or a bad field.
+    """
+    if optional and (not args or (len(args) == 1 and args[0] is None)):
+        return model()
+    if len(args) != 1:
+        raise RecoveryValidationError(
+            f"{what} takes one JSON object ({model.__name__}), got {len(args)} inputs"
+        )
+    value = args[0]
+    if isinstance(value, model):
+        return value
+    if not isinstance(value, dict):
+        shown = "null" if value is None else type(value).__name__
+        raise RecoveryValidationError(
+            f"{what} takes one JSON object ({model.__name__}), got {shown}"
+        )
+    try:
+        return model.model_validate(value)
+    except ValidationError as err:
+        raise RecoveryValidationError(f"{what}: {describe_validation_error(err)}") from None
+    except RecoveryValidationError as err:
+        raise RecoveryValidationError(f"{what}: {err}") from None
