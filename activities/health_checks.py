@@ -1,5 +1,8 @@
 """The ``run_health_check`` activity: HTTP, TCP and allow-listed callables.
 
+A ``hosted`` check never runs here: it belongs to the process that scheduled the
+recovery, whose own worker serves ``run_hosted_health_check`` on its task queue.
+
 Every check is bounded by its own ``timeout_ms``: a hung service makes the check
 fail, it never hangs the recovery. A failing check is returned as an outcome, not
 raised, so Temporal does not retry what is really an answer.
@@ -22,6 +25,7 @@ from activities.health_check_specs import (
     CallableHealthCheck,
     HealthCheckInput,
     HealthCheckOutcome,
+    HostedHealthCheck,
     HttpHealthCheck,
     TcpHealthCheck,
 )
@@ -45,6 +49,13 @@ class HealthCheckActivities:
     async def run_health_check(self, input: HealthCheckInput) -> HealthCheckOutcome:
         """Run one check and report whether it passed."""
         check = input.check
+        if isinstance(check, HostedHealthCheck):
+            raise ApplicationError(
+                f"hosted health check {check.function!r} refused: it runs only in its host "
+                f"{check.host!r}, on task queue {check.task_queue!r}, not on a recovery worker",
+                type="HealthCheckNotHosted",
+                non_retryable=True,
+            )
         started = time.monotonic()
         try:
             async with asyncio.timeout(check.timeout_ms / 1000):

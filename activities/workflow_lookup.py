@@ -9,12 +9,17 @@ activity lets the coordinator ask the server what became of such runs.
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 from pydantic import BaseModel
 from temporalio import activity
 from temporalio.client import Client, WorkflowExecutionStatus, WorkflowFailureError
 from temporalio.service import RPCError, RPCStatusCode
+
+# Runs described at once; the activity heartbeats after each batch, so a worker that
+# dies in the middle of a long lookup is noticed in seconds, not at the timeout.
+DESCRIBE_BATCH = 20
 
 
 class RunRef(BaseModel):
@@ -49,25 +54,30 @@ class WorkflowLookupActivities:
     async def find_closed_runs(self, input: FindClosedRunsInput) -> list[ClosedRun]:
         """Return the runs among ``input.runs`` that have closed (or no longer exist)."""
         closed: list[ClosedRun] = []
-        for run in input.runs:
-            handle = self._client.get_workflow_handle(
-                run.workflow_id, run_id=run.run_id, result_type=dict
-            )
-            try:
-                description = await handle.describe()
-            except RPCError as err:
-                if err.status is not RPCStatusCode.NOT_FOUND:
-                    raise
-                closed.append(ClosedRun(**run.model_dump(), status="NOT_FOUND"))
-                continue
-            status = description.status
-            if status is None or status is WorkflowExecutionStatus.RUNNING:
-                continue
-            result = None
-            if status is WorkflowExecutionStatus.COMPLETED:
-                try:
-                    result = await handle.result(follow_runs=False)
-                except WorkflowFailureError:
-                    result = None
-            closed.append(ClosedRun(**run.model_dump(), status=status.name, result=result))
+        for start in range(0, len(input.runs), DESCRIBE_BATCH):
+            batch = input.runs[start : start + DESCRIBE_BATCH]
+            found = await asyncio.gather(*(self._closed(run) for run in batch))
+            closed.extend(run for run in found if run is not None)
+            activity.heartbeat(start + len(batch))
         return closed
+
+    async def _closed(self, run: RunRef) -> ClosedRun | None:
+        handle = self._client.get_workflow_handle(
+            run.workflow_id, run_id=run.run_id, result_type=dict
+        )
+        try:
+            description = await handle.describe()
+        except RPCError as err:
+            if err.status is not RPCStatusCode.NOT_FOUND:
+                raise
+            return ClosedRun(**run.model_dump(), status="NOT_FOUND")
+        status = description.status
+        if status is None or status is WorkflowExecutionStatus.RUNNING:
+            return None
+        result = None
+        if status is WorkflowExecutionStatus.COMPLETED:
+            try:
+                result = await handle.result(follow_runs=False)
+            except WorkflowFailureError:
+                result = None
+        return ClosedRun(**run.model_dump(), status=status.name, result=result)

@@ -85,7 +85,7 @@ async def test_no_health_check_succeeds_when_the_breaker_resets(
             time_env.client, task_queue, ServiceRecoveryInput(service_name=service)
         )
         result = await handle.result()
-    assert result.success and result.attempt_number == 1 and result.health_check_passed is None
+    assert result.success and result.attempt_number == 1 and result.health_check_passed is False
     assert store.get_state(service).state is BreakerState.CLOSED  # type: ignore[union-attr]
 
 

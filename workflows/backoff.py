@@ -21,7 +21,10 @@ def base_delay_ms(policy: RecoveryPolicy, strategy: RecoveryStrategy, attempt: i
     if attempt < 1:
         raise ValueError(f"attempt must be >= 1, got {attempt}")
     if strategy is RecoveryStrategy.EXPONENTIAL_BACKOFF:
-        raw = policy.initial_delay_ms * policy.backoff_multiplier ** (attempt - 1)
+        try:
+            raw = policy.initial_delay_ms * policy.backoff_multiplier ** (attempt - 1)
+        except OverflowError:  # 1000 attempts of a large multiplier: far past any cap
+            return policy.max_delay_ms if policy.initial_delay_ms > 0 else 0
     elif strategy is RecoveryStrategy.LINEAR_BACKOFF:
         raw = policy.initial_delay_ms * attempt
     elif strategy is RecoveryStrategy.IMMEDIATE:

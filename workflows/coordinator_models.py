@@ -8,12 +8,15 @@ scripts in other languages can drive the coordinator without Python.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, Field, StrictInt, field_validator
 
 from workflows.constants import CONSTITUTIONAL_HASH
 from workflows.models import (
+    INT64_MAX,
+    INT64_MIN,
+    MAX_TEXT,
     RecoveryPolicy,
     RecoveryResult,
     RecoveryStrategy,
@@ -21,6 +24,9 @@ from workflows.models import (
     StrictModel,
     validate_service_name,
 )
+
+DEFAULT_QUEUE_LIMIT = 10_000
+StrictPriority = Annotated[StrictInt, Field(ge=INT64_MIN, le=INT64_MAX)]
 
 
 class _ServiceInput(StrictModel):
@@ -37,7 +43,7 @@ class ScheduleRecoveryInput(_ServiceInput):
     """Update and signal ``schedule_recovery``."""
 
     strategy: RecoveryStrategy = RecoveryStrategy.EXPONENTIAL_BACKOFF
-    priority: StrictInt = 1
+    priority: StrictPriority = 1
     policy: RecoveryPolicy | None = None
 
 
@@ -62,7 +68,7 @@ class ScheduleRecoveryResult(BaseModel):
 class CancelRecoveryInput(_ServiceInput):
     """Update ``cancel_recovery``."""
 
-    reason: str = "cancelled by operator"
+    reason: str = Field(default="cancelled by operator", max_length=MAX_TEXT)
 
 
 class CancelRecoveryResult(BaseModel):
@@ -76,7 +82,7 @@ class CancelRecoveryResult(BaseModel):
 class ExecuteRecoveryInput(_ServiceInput):
     """Update ``execute_recovery``: start now, outside queue order and slot count."""
 
-    operator: str = "execute_recovery"
+    operator: str = Field(default="execute_recovery", max_length=200)
 
 
 ExecuteOutcome = Literal["started", "approved", "already_running"]
@@ -108,8 +114,9 @@ class ConfigureInput(StrictModel):
     max_concurrent_recoveries: StrictInt | None = Field(default=None, ge=1, le=1000)
     recent_history_size: StrictInt | None = Field(default=None, ge=1, le=1000)
     default_policy: RecoveryPolicy | None = None
-    continue_as_new_after_events: StrictInt | None = Field(default=None, ge=100)
+    continue_as_new_after_events: StrictInt | None = Field(default=None, ge=100, le=50_000)
     reconcile_interval_seconds: StrictInt | None = Field(default=None, ge=1, le=86_400)
+    queue_limit: StrictInt | None = Field(default=None, ge=1, le=100_000)
     orchestrator_running: bool | None = None
     constitutional_hash: str = CONSTITUTIONAL_HASH
 
@@ -117,7 +124,7 @@ class ConfigureInput(StrictModel):
 class ShutdownInput(StrictModel):
     """Update ``shutdown``: what the facade's ``stop()`` sends."""
 
-    reason: str = "orchestrator stopped"
+    reason: str = Field(default="orchestrator stopped", max_length=MAX_TEXT)
     constitutional_hash: str = CONSTITUTIONAL_HASH
 
 
@@ -128,15 +135,18 @@ class ShutdownResult(BaseModel):
 
 
 class CoordinatorConfig(BaseModel):
-    """The coordinator's settings."""
+    """The coordinator's settings (the bounds are ``ConfigureInput``'s)."""
 
-    max_concurrent_recoveries: int = 4
-    recent_history_size: int = 10
+    max_concurrent_recoveries: int = Field(default=4, ge=1, le=1000)
+    recent_history_size: int = Field(default=10, ge=1, le=1000)
     default_policy: RecoveryPolicy = Field(default_factory=RecoveryPolicy)
     # Continue-as-new at this history length too (Temporal's suggestion always counts).
-    continue_as_new_after_events: int | None = None
+    continue_as_new_after_events: int | None = Field(default=None, ge=100, le=50_000)
     # How often to ask the server about recoveries started before a continue-as-new.
-    reconcile_interval_seconds: int = 60
+    reconcile_interval_seconds: int = Field(default=60, ge=1, le=86_400)
+    # Most unfinished recoveries (queued or running) held at once: the whole state is
+    # carried across continue-as-new, so it must stay bounded.
+    queue_limit: int = Field(default=DEFAULT_QUEUE_LIMIT, ge=1, le=100_000)
 
 
 class ActiveRecovery(BaseModel):
@@ -149,6 +159,10 @@ class ActiveRecovery(BaseModel):
     outside_slots: bool = False
     # Its result is recorded; the child is closing and still holds its slot until it has.
     finished: bool = False
+    # Cancelled by an operator (the reason): recorded at once, the child told to stop.
+    cancel_reason: str | None = None
+    # The attempt count when an operator's approval was sent: one approval per wait.
+    approval_for_attempt: int | None = None
 
 
 class CoordinatorState(BaseModel):
@@ -167,7 +181,7 @@ class CoordinatorState(BaseModel):
     started_at: datetime | None = None
 
 
-class CoordinatorInput(BaseModel):
+class CoordinatorInput(StrictModel):
     """Input of ``RecoveryCoordinator``: empty for a fresh start, the state after continue-as-new."""
 
     state: CoordinatorState | None = None

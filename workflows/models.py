@@ -29,7 +29,6 @@ from workflows.errors import RecoveryConstitutionalError, RecoveryValidationErro
 
 with workflow.unsafe.imports_passed_through():
     from activities.health_check_specs import (
-        CallableHealthCheck,
         HealthCheck,
         HealthCheckOutcome,
     )
@@ -171,7 +170,7 @@ class RecoveryPolicy(StrictModel):
     initial_delay_ms: int = 1000
     max_delay_ms: int = 60000
     health_check: HealthCheck | None = None
-    # Client side only: turned into a ``callable`` check, never serialized.
+    # Client side only, any callable: the facade sends a check in its place; never serialized.
     health_check_fn: Callable[[], Any] | None = Field(default=None, exclude=True, repr=False)
     constitutional_hash: str = CONSTITUTIONAL_HASH
     jitter: Jitter = Jitter.NONE
@@ -198,37 +197,10 @@ class RecoveryPolicy(StrictModel):
             )
         if self.max_delay_ms > MAX_DELAY_MS:
             raise RecoveryValidationError(f"max_delay_ms must be <= {MAX_DELAY_MS} (30 days)")
-        if self.health_check_fn is not None and self.health_check is None:
-            self.health_check = CallableHealthCheck(ref=_function_ref(self.health_check_fn))
+        # health_check_fn takes any callable, as the original's did, and stays as given
+        # (``policy.health_check_fn is fn``): a function cannot enter a workflow, so the
+        # facade turns it into a check when it sends the policy (starter.health_check_host).
         return self
-
-
-def _function_ref(fn: Callable[[], Any]) -> str:
-    """Return ``module:function`` for an importable module-level function."""
-    module = getattr(fn, "__module__", None)
-    qualname = getattr(fn, "__qualname__", "")
-    if not module or not qualname.isidentifier():
-        raise RecoveryValidationError(
-            f"health_check_fn must be a module-level function a worker can import, "
-            f"got {fn!r}"
-        )
-    if module == "__main__":
-        module = _main_module_name(qualname)
-    return f"{module}:{qualname}"
-
-
-def _main_module_name(qualname: str) -> str:
-    """Return the importable name of ``__main__`` (set when run with ``python -m``)."""
-    import sys
-
-    spec = getattr(sys.modules.get("__main__"), "__spec__", None)
-    if spec is None or not spec.name or spec.name == "__main__":
-        raise RecoveryValidationError(
-            f"health_check_fn {qualname} is defined in a script the worker cannot import: "
-            f"run it with `python -m package.module`, or move the function into a module "
-            f"listed in RECOVERY_HEALTH_CHECK_MODULES"
-        )
-    return str(spec.name)
 
 
 class RecoveryResult(BaseModel):
@@ -374,6 +346,8 @@ class RecoveryStatus(BaseModel):
     next_attempt_at: datetime | None = None
     phase: RecoveryPhase
     last_error: str | None = None
+    # The last 20 signals refused or ignored: "<iso time> <signal>: <why>", newest last.
+    ignored_signals: list[str] = Field(default_factory=list)
 
 
 class RecoveryReport(BaseModel):

@@ -5,27 +5,45 @@ a durable timer whose summary the Web UI shows, then tries again. An attempt is
 three activities: reset the breaker to half-open, run the health check (if any),
 then close the breaker or re-open it. Signals ``approve`` and ``cancel`` and
 Temporal cancellation are honoured at once, in the middle of any wait.
+
+Whatever a client sends never fails a workflow task: the input and every signal
+take ``*args`` and are decoded by ``one_input``. A bad input fails the workflow
+with a ``RecoveryValidationError``; a bad, stale or duplicate signal is recorded
+in the status's ``ignored_signals`` and otherwise changes nothing.
 """
 
 from __future__ import annotations
 
 import asyncio
 from datetime import datetime, timedelta
+from typing import Any
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy
-from temporalio.exceptions import ActivityError, ApplicationError, FailureError
+from temporalio.exceptions import (
+    ActivityError,
+    ApplicationError,
+    FailureError,
+    TimeoutType,
+)
+from temporalio.exceptions import TimeoutError as TemporalTimeoutError
 
 from workflows import backoff
 from workflows.constants import (
     LOG_PREFIX,
+    RECOVERY_ID_PREFIX,
     SA_PRIORITY,
     SA_SERVICE,
     SA_STATE,
     SA_STRATEGY,
     SERVICE_RECOVERY_WORKFLOW,
+    recovery_workflow_id,
 )
-from workflows.errors import RecoveryOrchestratorError, to_application_error
+from workflows.errors import (
+    RecoveryOrchestratorError,
+    RecoveryValidationError,
+    to_application_error,
+)
 from workflows.models import (
     ApproveInput,
     AttemptRecord,
@@ -39,11 +57,17 @@ from workflows.models import (
     ServiceRecoveryInput,
     validate_constitutional_hash,
 )
+from workflows.payloads import one_input
 
 with workflow.unsafe.imports_passed_through():
     from activities.breaker_store import BreakerState
     from activities.circuit_breakers import CircuitBreakerActivities, SetBreakerStateInput
-    from activities.health_check_specs import HealthCheckInput, HealthCheckOutcome
+    from activities.health_check_specs import (
+        HOSTED_CHECK_ACTIVITY,
+        HealthCheckInput,
+        HealthCheckOutcome,
+        HostedHealthCheck,
+    )
     from activities.health_checks import HealthCheckActivities
 
 REPORT_SIGNAL = "recovery_report"
@@ -63,6 +87,11 @@ HEALTH_CHECK_RETRY = RetryPolicy(
 )
 # Beyond the check's own timeout, a margin for the activity's own start and finish.
 HEALTH_CHECK_MARGIN = timedelta(seconds=5)
+# Signals refused or ignored, newest last: the status shows this many.
+MAX_IGNORED_SIGNALS = 20
+MAX_IGNORED_ENTRY = 500
+# Recoveries that ran under a foreign workflow id before the check existed replay unchanged.
+REFUSE_FOREIGN_ID_PATCH = "refuse-foreign-workflow-id"
 
 _BREAKER_STEP = {
     BreakerState.HALF_OPEN: (RecoveryPhase.RESETTING_BREAKER, "reset breaker to half-open"),
@@ -80,27 +109,67 @@ class ServiceRecovery:
     """Recover one service: backoff, reset, check, close or re-open, retry."""
 
     @workflow.init
-    def __init__(self, input: ServiceRecoveryInput) -> None:
-        self._input = input
-        self._policy = input.effective_policy
+    def __init__(self, *args: Any) -> None:
+        # Never raise here: a bad input is kept and raised by ``run`` as a workflow failure.
+        self._refusal: RecoveryOrchestratorError | None = None
+        try:
+            self._input = one_input(ServiceRecoveryInput, args, "ServiceRecovery input")
+        except RecoveryValidationError as err:
+            self._refusal = err
+            self._input = _stand_in_input()
+        self._policy = self._input.effective_policy
         self._started_at = workflow.now()
         self._state = RecoveryState.IN_PROGRESS
         self._phase = RecoveryPhase.STARTING
         self._attempts: list[AttemptRecord] = []
         self._next_attempt_at: datetime | None = None
         self._last_error: str | None = None
-        self._approvals: list[ApproveInput] = []
+        # A MANUAL recovery awaits its first approval from its very start.
+        self._awaiting_approval = (
+            self._refusal is None and self._input.strategy is RecoveryStrategy.MANUAL
+        )
+        self._approval: ApproveInput | None = None
         self._cancel_request: CancelInput | None = None
+        self._ignored_signals: list[str] = []
         self._report_sequence = 0
+        if self._refusal is not None:
+            # Signals and queries of this first task already see the recovery as failed.
+            self._state = RecoveryState.FAILED
+            self._phase = RecoveryPhase.FINISHED
+            self._last_error = str(self._refusal)
 
     @workflow.run
-    async def run(self, input: ServiceRecoveryInput) -> RecoveryResult:
-        """Run attempts until one succeeds, they are used up, or the recovery is cancelled."""
+    async def run(self, *args: Any) -> RecoveryResult:
+        """Run attempts until one succeeds, they are used up, or the recovery is cancelled.
+
+        Args:
+            args: One ``ServiceRecoveryInput`` as JSON (decoded by ``__init__``).
+
+        Returns:
+            The whole recovery's ``RecoveryResult``.
+
+        Raises:
+            ApplicationError: non-retryable, type ``RecoveryValidationError`` for a bad
+                input or a workflow id other than ``recovery-<service_name>``, type
+                ``RecoveryConstitutionalError`` for a wrong hash; both before any activity.
+        """
+        if self._refusal is not None:
+            raise self._refuse(self._refusal)
+        input = self._input
+        expected_id = recovery_workflow_id(input.service_name)
+        actual_id = workflow.info().workflow_id
+        if actual_id != expected_id and workflow.patched(REFUSE_FOREIGN_ID_PATCH):
+            raise self._refuse(
+                RecoveryValidationError(
+                    f"ServiceRecovery of '{input.service_name}' must run as workflow id "
+                    f"'{expected_id}', not '{actual_id}'"
+                )
+            )
         try:
             validate_constitutional_hash(input.constitutional_hash, "recovery execution")
             validate_constitutional_hash(self._policy.constitutional_hash, "recovery policy")
         except RecoveryOrchestratorError as err:
-            raise to_application_error(err) from None
+            raise self._refuse(err) from None
         workflow.upsert_search_attributes(
             [
                 SA_SERVICE.value_set(input.service_name),
@@ -121,19 +190,54 @@ class ServiceRecovery:
         return await self._finish(final_state)
 
     @workflow.signal(name="approve")
-    def approve(self, input: ApproveInput) -> None:
-        """Allow one attempt of a recovery that waits for an operator."""
-        self._approvals.append(input)
+    def approve(self, *args: Any) -> None:
+        """Allow one attempt of a recovery that awaits an operator (``ApproveInput``).
+
+        Counts only while the recovery awaits an approval, once per wait; any other
+        approval is recorded in ``ignored_signals``, never kept for later.
+        """
+        try:
+            approval = one_input(ApproveInput, args, "signal approve", optional=True)
+        except RecoveryValidationError as err:
+            self._ignore("approve", f"rejected: {err}")
+            return
+        if self._approval is not None:
+            self._ignore(
+                "approve",
+                f"approve from {approval.operator} ignored: attempt "
+                f"{len(self._attempts) + 1} already approved by {self._approval.operator}",
+            )
+        elif not self._awaiting_approval:
+            self._ignore(
+                "approve",
+                f"approve from {approval.operator} ignored: recovery was "
+                f"{self._state.value} ({self._phase.value}), not awaiting_manual",
+            )
+        else:
+            self._approval = approval
 
     @workflow.signal(name="cancel")
-    def cancel(self, input: CancelInput) -> None:
-        """Stop the recovery at once, in the middle of any wait."""
-        if self._cancel_request is None:
-            self._cancel_request = input
+    def cancel(self, *args: Any) -> None:
+        """Stop the recovery at once, in the middle of any wait (``CancelInput``)."""
+        try:
+            request = one_input(CancelInput, args, "signal cancel", optional=True)
+        except RecoveryValidationError as err:
+            self._ignore("cancel", f"rejected: {err}")
+            return
+        if self._state.finished:
+            self._ignore("cancel", f"cancel ignored: recovery already {self._state.value}")
+        elif self._cancel_request is not None:
+            self._ignore(
+                "cancel",
+                f"cancel ignored: already cancelling "
+                f"({self._cancel_request.reason or 'no reason given'})",
+            )
+        else:
+            self._cancel_request = request
 
     @workflow.query(name="status")
     def status(self) -> RecoveryStatus:
-        """Return the per-service status entry plus ``phase`` and ``last_error``."""
+        """Return the service's status entry with ``phase``, ``last_error``, ``ignored_signals``."""
         last = self._attempts[-1] if self._attempts else None
         return RecoveryStatus(
             service_name=self._input.service_name,
@@ -147,12 +251,37 @@ class ServiceRecovery:
             next_attempt_at=self._next_attempt_at,
             phase=self._phase,
             last_error=self._last_error,
+            ignored_signals=list(self._ignored_signals),
         )
 
     @workflow.query(name="history")
     def history(self) -> list[AttemptRecord]:
         """Return every attempt made so far."""
         return list(self._attempts)
+
+    def _ignore(self, signal: str, why: str) -> None:
+        """Record a signal that was refused or changed nothing (the last few are kept)."""
+        entry = f"{workflow.now().isoformat()} {signal}: {why}"
+        if len(entry) > MAX_IGNORED_ENTRY:
+            entry = entry[: MAX_IGNORED_ENTRY - 1] + "…"
+        self._ignored_signals.append(entry)
+        del self._ignored_signals[:-MAX_IGNORED_SIGNALS]
+        workflow.logger.warning(
+            "%s Recovery of '%s': signal %s: %s",
+            LOG_PREFIX,
+            self._input.service_name,
+            signal,
+            why[:MAX_IGNORED_ENTRY],
+        )
+
+    def _refuse(self, err: RecoveryOrchestratorError) -> ApplicationError:
+        """End a recovery that must not run: record why, return the error to raise."""
+        self._state = RecoveryState.FAILED
+        self._phase = RecoveryPhase.FINISHED
+        self._awaiting_approval = False
+        self._last_error = str(err)
+        workflow.logger.warning("%s Recovery refused: %s", LOG_PREFIX, err)
+        return to_application_error(err)
 
     async def _recover(self) -> RecoveryState:
         manual = self._input.strategy is RecoveryStrategy.MANUAL
@@ -183,12 +312,18 @@ class ServiceRecovery:
                 escalated = True
 
     async def _wait_for_approval(self) -> ApproveInput:
+        """Wait for the one approval this wait counts (taken by the ``approve`` handler)."""
+        self._awaiting_approval = True
         await self._enter(RecoveryState.AWAITING_MANUAL, RecoveryPhase.AWAITING_APPROVAL)
         await workflow.wait_condition(
-            lambda: bool(self._approvals) or self._cancel_request is not None
+            lambda: self._approval is not None or self._cancel_request is not None
         )
         self._raise_if_cancelled()
-        approval = self._approvals.pop(0)
+        approval = self._approval
+        assert approval is not None
+        # The attempt starts now, before any await: a later approve is ignored, not kept.
+        self._approval = None
+        self._awaiting_approval = False
         workflow.logger.info(
             "%s Recovery of '%s' approved by %s", LOG_PREFIX, self._input.service_name,
             approval.operator,
@@ -276,6 +411,8 @@ class ServiceRecovery:
         if check is None:
             return None, None
         self._phase = RecoveryPhase.HEALTH_CHECK
+        if isinstance(check, HostedHealthCheck):
+            return await self._hosted_health_check(check)
         try:
             outcome = await workflow.execute_activity_method(
                 HealthCheckActivities.run_health_check,
@@ -286,6 +423,36 @@ class ServiceRecovery:
                 summary=f"{check.kind} health check",
             )
         except ActivityError as err:
+            return None, f"health check could not run: {_cause_message(err)}"
+        return outcome, None
+
+    async def _hosted_health_check(
+        self, check: HostedHealthCheck
+    ) -> tuple[HealthCheckOutcome | None, str | None]:
+        """Run a check on the task queue of the process that hosts it.
+
+        Not durable: when nobody picks the check up within ``host_wait_ms`` (the
+        schedule-to-start timeout, which Temporal does not retry), the host is gone.
+        """
+        try:
+            outcome = await workflow.execute_activity(
+                HOSTED_CHECK_ACTIVITY,
+                HealthCheckInput(service_name=self._input.service_name, check=check),
+                result_type=HealthCheckOutcome,
+                task_queue=check.task_queue,
+                schedule_to_start_timeout=timedelta(milliseconds=check.host_wait_ms),
+                start_to_close_timeout=timedelta(milliseconds=check.timeout_ms)
+                + HEALTH_CHECK_MARGIN,
+                retry_policy=HEALTH_CHECK_RETRY,
+                summary=f"hosted health check on {check.host}",
+            )
+        except ActivityError as err:
+            if _not_picked_up(err):
+                return None, (
+                    f"health check host {check.host!r} (task queue {check.task_queue!r}) did "
+                    f"not pick the check up within {check.host_wait_ms} ms: the process that "
+                    f"scheduled this recovery is gone"
+                )
             return None, f"health check could not run: {_cause_message(err)}"
         return outcome, None
 
@@ -304,6 +471,8 @@ class ServiceRecovery:
     async def _finish(self, state: RecoveryState) -> RecoveryResult:
         self._state = state
         self._phase = RecoveryPhase.FINISHED
+        self._awaiting_approval = False
+        self._approval = None
         self._next_attempt_at = None
         if state is RecoveryState.CANCELLED and self._cancel_request is not None:
             reason = self._cancel_request.reason or "no reason given"
@@ -321,7 +490,7 @@ class ServiceRecovery:
             elapsed_time_ms=(workflow.now() - self._started_at).total_seconds() * 1000,
             state=state,
             error_message=None if state is RecoveryState.SUCCEEDED else self._last_error,
-            health_check_passed=last_check.passed if last_check else None,
+            health_check_passed=last_check.passed if last_check else False,
             timestamp=workflow.now(),
         )
         workflow.logger.info(
@@ -344,7 +513,8 @@ class ServiceRecovery:
             service_name=self._input.service_name,
             run_id=workflow.info().run_id,
             sequence=self._report_sequence,
-            status=self.status(),
+            # The coordinator has no use for ignored signals: keep every report small.
+            status=self.status().model_copy(update={"ignored_signals": []}),
             result=result,
         )
         try:
@@ -366,3 +536,21 @@ def _cause_message(err: ActivityError) -> str:
             break
         cause = cause.cause
     return str(cause) if cause is not None else str(err)
+
+
+def _not_picked_up(err: ActivityError) -> bool:
+    """Return True when no worker took the activity before its schedule-to-start timeout."""
+    cause = err.cause
+    return (
+        isinstance(cause, TemporalTimeoutError) and cause.type is TimeoutType.SCHEDULE_TO_START
+    )
+
+
+def _stand_in_input() -> ServiceRecoveryInput:
+    """Return what the ``status`` query shows of a recovery whose input was refused.
+
+    The service name is read from the workflow id (``recovery-<service_name>``);
+    every other field keeps its default. Never used to run anything.
+    """
+    name = workflow.info().workflow_id.removeprefix(RECOVERY_ID_PREFIX)
+    return ServiceRecoveryInput.model_construct(service_name=name)

@@ -1,0 +1,442 @@
+"""Nothing wedges or wipes the coordinator: hostile input, races, failing lookups, limits.
+
+Every test drives the coordinator the way a script or the ``temporal`` CLI would
+(raw updates and signals, no facade), then checks what the server recorded: no
+``WorkflowTaskFailed`` anywhere in the coordinator's history, and a good recovery
+still completes afterwards.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+import pytest_asyncio
+from temporalio import activity
+from temporalio.api.enums.v1 import WorkflowTaskFailedCause
+from temporalio.client import Client, WorkflowHandle, WorkflowUpdateFailedError
+from temporalio.common import WorkflowIDConflictPolicy
+from temporalio.testing import WorkflowEnvironment
+from temporalio.worker import Worker
+
+from activities.circuit_breakers import CircuitBreakerActivities
+from activities.health_checks import HealthCheckActivities
+from activities.sqlite_store import SQLiteBreakerStore
+from activities.workflow_lookup import ClosedRun, FindClosedRunsInput
+from starter.dev import find_binary
+from tests.conftest import running_worker
+from tests.recoveries import eventually
+from tests.test_coordinator import blocking_policy
+from worker import WORKFLOWS
+from workflows.constants import COORDINATOR_WORKFLOW, recovery_workflow_id
+from workflows.models import RecoveryResult
+
+pytestmark = pytest.mark.timeout(180)
+
+HASH = "cdd01ef066bc6cf2"
+# The server fails a task with this cause when a signal arrives while the worker
+# completes (at continue-as-new, say): benign, retried at once, not our code failing.
+BENIGN_CAUSES = {WorkflowTaskFailedCause.WORKFLOW_TASK_FAILED_CAUSE_UNHANDLED_COMMAND}
+
+
+@dataclass
+class Coordinator:
+    """A coordinator of the test's own, driven by raw updates and signals."""
+
+    client: Client
+    handle: WorkflowHandle[Any, Any]
+    task_queue: str
+    address: str
+
+    async def update(self, name: str, *args: Any) -> Any:
+        return await self.handle.execute_update(name, args=list(args))
+
+    async def status(self) -> dict[str, Any]:
+        return await self.handle.query("get_recovery_status")  # type: ignore[no-any-return]
+
+    async def configuration(self) -> dict[str, Any]:
+        return await self.handle.query("get_configuration")  # type: ignore[no-any-return]
+
+    async def events(self, handle: WorkflowHandle[Any, Any] | None = None) -> list[str]:
+        from temporalio.api.enums.v1 import EventType
+
+        target = handle or self.handle
+        return [EventType.Name(e.event_type) async for e in target.fetch_history_events()]
+
+    async def assert_never_failed_a_task(self) -> None:
+        """No run of the coordinator (it may have continued-as-new) ever failed a task."""
+        async for run in self.client.list_workflows(f"WorkflowId = '{self.handle.id}'"):
+            handle = self.client.get_workflow_handle(self.handle.id, run_id=run.run_id)
+            failures = [
+                e.workflow_task_failed_event_attributes.failure.message
+                async for e in handle.fetch_history_events()
+                if e.HasField("workflow_task_failed_event_attributes")
+                and e.workflow_task_failed_event_attributes.cause not in BENIGN_CAUSES
+            ]
+            assert failures == [], run.run_id
+
+    async def assert_still_recovers(self, service: str) -> None:
+        """A good IMMEDIATE recovery is scheduled, runs and succeeds."""
+        name = f"{service}-afterwards"
+        await self.update(
+            "schedule_recovery", {"service_name": name, "strategy": "immediate", "priority": 1}
+        )
+        status = await eventually(
+            self.status,
+            lambda s: any(r["service_name"] == name for r in s["recent_history"]),
+            timeout=30,
+        )
+        assert [r["state"] for r in status["recent_history"] if r["service_name"] == name] == [
+            "succeeded"
+        ]
+        await self.assert_never_failed_a_task()
+
+    async def temporal(self, *argv: str) -> tuple[int, str]:
+        """Run the official ``temporal`` CLI against this test's server."""
+        process = await asyncio.create_subprocess_exec(
+            find_binary("temporal"),
+            *argv,
+            "--address",
+            self.address,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.STDOUT,
+        )
+        out, _ = await asyncio.wait_for(process.communicate(), timeout=30)
+        assert process.returncode is not None
+        return process.returncode, out.decode()
+
+
+async def start_coordinator(client: Client, task_queue: str, **config: Any) -> WorkflowHandle[Any, Any]:
+    handle = await client.start_workflow(
+        COORDINATOR_WORKFLOW,
+        {"config": config} if config else None,
+        id=f"coordinator-{task_queue}",
+        task_queue=task_queue,
+        id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+    )
+    await handle.execute_update("configure", {})  # its first workflow task has run
+    return handle
+
+
+@pytest_asyncio.fixture
+async def coordinator(
+    dev_env: WorkflowEnvironment, store: SQLiteBreakerStore, task_queue: str
+) -> AsyncIterator[Coordinator]:
+    async with running_worker(dev_env.client, store, task_queue):
+        handle = await start_coordinator(dev_env.client, task_queue, max_concurrent_recoveries=2)
+        yield Coordinator(
+            dev_env.client, handle, task_queue, dev_env.client.service_client.config.target_host
+        )
+
+
+def blocking(service: str, **fields: Any) -> dict[str, Any]:
+    """A schedule_recovery input whose recovery cannot finish by itself."""
+    return {
+        "service_name": service,
+        "policy": blocking_policy().model_dump(mode="json", exclude={"health_check_fn"}),
+        **fields,
+    }
+
+
+# ----- A1: any payload count and shape ----------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("args", "expected"),
+    [
+        ([], "takes one JSON object (ScheduleRecoveryInput), got 0 inputs"),
+        ([{"service_name": "a"}, {"service_name": "b"}], "got 2 inputs"),
+        ([None], "got null"),
+        (["just text"], "got str"),
+        ([{"service_name": "ok", "priority": 2**63}], "priority"),
+        ([{"service_name": "ok", "policy": {"max_retry_attempts": 10**6}}], "max_retry_attempts must be <= 1000"),
+    ],
+    ids=["none", "two", "null", "text", "priority-2^63", "attempts-1e6"],
+)
+async def test_a_bad_schedule_signal_is_recorded_as_rejected_and_nothing_wedges(
+    coordinator: Coordinator, service: str, args: list[Any], expected: str
+) -> None:
+    await coordinator.handle.signal("schedule_recovery", args=args)
+    info = await eventually(coordinator.configuration, lambda c: bool(c["rejected_signals"]))
+    assert expected in info["rejected_signals"][-1]
+    assert (await coordinator.status())["services"] == {}
+    await coordinator.assert_still_recovers(service)
+
+
+@pytest.mark.parametrize(
+    "name",
+    ["schedule_recovery", "schedule_recoveries", "cancel_recovery", "execute_recovery",
+     "set_recovery_policy"],
+)
+async def test_updates_with_no_input_or_two_are_refused_with_a_clear_error(
+    coordinator: Coordinator, name: str
+) -> None:
+    before = len(await coordinator.events())
+    for args in ([], [{"service_name": "a"}, {"service_name": "b"}]):
+        with pytest.raises(WorkflowUpdateFailedError) as caught:
+            await coordinator.update(name, *args)
+        assert f"{name} takes one JSON object" in str(caught.value.cause)
+        assert f"got {len(args)} inputs" in str(caught.value.cause)
+    assert len(await coordinator.events()) == before, "a rejected update writes no history"
+
+
+async def test_a_bad_report_signal_changes_nothing(coordinator: Coordinator, service: str) -> None:
+    await coordinator.handle.signal("recovery_report", args=[])
+    await coordinator.handle.signal("recovery_report", {"service_name": "x"})
+    info = await eventually(coordinator.configuration, lambda c: len(c["rejected_signals"]) == 2)
+    assert all("recovery_report rejected" in line for line in info["rejected_signals"])
+    await coordinator.assert_still_recovers(service)
+
+
+async def test_the_temporal_cli_cannot_wedge_it(coordinator: Coordinator, service: str) -> None:
+    """The forms an operator might type: no input, two inputs, JSON infinity."""
+    cid = coordinator.handle.id
+    code, out = await coordinator.temporal(
+        "workflow", "signal", "--workflow-id", cid, "--name", "schedule_recovery"
+    )
+    assert code == 0, out
+    code, out = await coordinator.temporal(
+        "workflow", "signal", "--workflow-id", cid, "--name", "schedule_recovery",
+        "--input", '{"service_name": "a"}', "--input", '{"service_name": "b"}',
+    )
+    assert code == 0, out
+    code, out = await coordinator.temporal(
+        "workflow", "update", "execute", "--workflow-id", cid, "--name", "set_recovery_policy",
+        "--input", '{"service_name": "a", "policy": {"backoff_multiplier": 1e400}}',
+    )
+    assert code != 0 and "backoff_multiplier" in out and "finite" in out, out
+    code, out = await coordinator.temporal(
+        "workflow", "update", "execute", "--workflow-id", cid, "--name", "schedule_recovery",
+        "--input", json.dumps({"service_name": "a", "priority": 2**63}),
+    )
+    assert code != 0 and "priority" in out, out
+    info = await eventually(coordinator.configuration, lambda c: len(c["rejected_signals"]) == 2)
+    assert "got 0 inputs" in info["rejected_signals"][0]
+    assert "got 2 inputs" in info["rejected_signals"][1]
+    await coordinator.assert_still_recovers(service)
+
+
+async def test_a_coordinator_started_with_two_inputs_fails_cleanly(
+    dev_env: WorkflowEnvironment, task_queue: str, store: SQLiteBreakerStore
+) -> None:
+    async with running_worker(dev_env.client, store, task_queue):
+        handle = await dev_env.client.start_workflow(
+            COORDINATOR_WORKFLOW, args=[{}, {}], id=f"coordinator-{task_queue}", task_queue=task_queue
+        )
+        with pytest.raises(Exception) as caught:
+            await asyncio.wait_for(handle.result(), timeout=20)
+    assert "RecoveryCoordinator input takes one JSON object" in str(caught.value.__cause__)
+
+
+# ----- A3: hostile numbers never reach the carried state ------------------------------
+
+
+async def force_continue_as_new(coordinator: Coordinator) -> None:
+    """Make the coordinator hand over to a new run now, with cheap updates."""
+    first = (await coordinator.handle.describe()).run_id
+    await coordinator.update("configure", {"continue_as_new_after_events": 100})
+    for i in range(60):
+        if (await coordinator.handle.describe()).run_id != first:
+            return
+        await coordinator.update("configure", {"recent_history_size": 10 + i % 2})
+    await eventually(coordinator.handle.describe, lambda d: d.run_id != first, timeout=20)
+
+
+@pytest.mark.parametrize(
+    ("name", "payload", "field"),
+    [
+        ("set_recovery_policy", '{"service_name": "p", "policy": {"backoff_multiplier": 1e400}}', "backoff_multiplier"),
+        ("schedule_recovery", '{"service_name": "p", "priority": 9223372036854775808}', "priority"),
+        ("schedule_recovery", '{"service_name": "p", "policy": {"initial_delay_ms": 1e400}}', "initial_delay_ms"),
+        ("configure", '{"default_policy": {"backoff_multiplier": NaN}}', "input"),
+        ("configure", '{"max_concurrent_recoveries": 1e400}', "max_concurrent_recoveries"),
+    ],
+    ids=["multiplier-inf", "priority-2^63", "delay-inf", "nan", "slots-inf"],
+)
+async def test_a_hostile_number_is_refused_and_the_next_run_holds_the_same_state(
+    coordinator: Coordinator, service: str, name: str, payload: str, field: str
+) -> None:
+    await coordinator.update("set_recovery_policy", {"service_name": f"{service}-kept", "policy": {"max_retry_attempts": 7}})
+    await coordinator.update("schedule_recovery", blocking(f"{service}-running"))
+    await coordinator.update("schedule_recovery", blocking(f"{service}-a"))
+    await coordinator.update("schedule_recovery", blocking(f"{service}-queued", priority=3))
+    await eventually(  # both running ones wait out their hour: nothing moves any more
+        coordinator.status,
+        lambda s: all(
+            s["services"][f"{service}-{n}"]["next_attempt_at"] is not None for n in ("running", "a")
+        ),
+    )
+    code, out = await coordinator.temporal(
+        "workflow", "update", "execute", "--workflow-id", coordinator.handle.id,
+        "--name", name, "--input", payload,
+    )
+    assert code != 0 and field in out, out
+    before = await coordinator.status()
+    await force_continue_as_new(coordinator)
+    after = await coordinator.status()
+    for document in (before, after):
+        document.pop("timestamp")
+    assert after == before
+    policy = await coordinator.handle.query("get_recovery_policy", {"service_name": f"{service}-kept"})
+    assert policy["max_retry_attempts"] == 7
+    await coordinator.assert_never_failed_a_task()
+
+
+# ----- A2, B6, B7: races of shutdown and cancel with recoveries of their own ----------
+
+
+async def test_shutdown_racing_recoveries_that_finish_on_their_own_never_fails_a_task(
+    coordinator: Coordinator, service: str
+) -> None:
+    """Dozens of rounds: IMMEDIATE recoveries end in ~0.3 s while shutdown cancels them."""
+    await coordinator.update("configure", {"max_concurrent_recoveries": 8})
+    for round in range(24):
+        names = [f"{service}-r{round}-{i}" for i in range(6)]
+        await coordinator.update(
+            "schedule_recoveries",
+            {"recoveries": [{"service_name": n, "strategy": "immediate"} for n in names]},
+        )
+        await asyncio.sleep(0.05 * (round % 8))
+        result = await coordinator.update("shutdown", {"reason": f"round {round}"})
+        status = await coordinator.status()
+        assert (status["active_recoveries"], status["queued_recoveries"]) == (0, 0), result
+        await coordinator.update("configure", {"orchestrator_running": True})
+    await coordinator.assert_still_recovers(service)
+
+
+async def test_a_cancel_right_after_scheduling_always_sticks_and_shows_at_once(
+    coordinator: Coordinator, service: str
+) -> None:
+    """Dozens of rounds of schedule-then-cancel, the child at every stage of its start."""
+    names = [f"{service}-c{i}" for i in range(30)]
+    for i, name in enumerate(names):
+        await coordinator.update("schedule_recovery", blocking(name))
+        if i % 3:
+            await asyncio.sleep(0.02 * (i % 5))
+        result = await coordinator.update("cancel_recovery", {"service_name": name, "reason": "oops"})
+        assert result["cancelled"] is True
+        status = await coordinator.status()
+        assert name not in status["services"]
+        assert status["recent_history"][-1]["service_name"] == name
+        assert status["recent_history"][-1]["state"] == "cancelled"
+    for name in names:
+        recovery = coordinator.client.get_workflow_handle(recovery_workflow_id(name))
+        try:
+            result = await asyncio.wait_for(recovery.result(), timeout=20)
+        except Exception as err:  # a child cancelled before it ever started does not exist
+            assert "not found" in str(err).lower(), err
+            continue
+        assert RecoveryResult.model_validate(result).state.value == "cancelled", name
+    await eventually(coordinator.status, lambda s: s["active_recoveries"] == 0)
+    await coordinator.assert_still_recovers(service)
+
+
+# ----- A4: a lookup that keeps failing ------------------------------------------------
+
+
+@activity.defn(name="find_closed_runs")
+async def lookup_that_always_fails(input: FindClosedRunsInput) -> list[ClosedRun]:
+    raise RuntimeError("visibility is down")
+
+
+async def test_a_lookup_failing_past_its_retries_leaves_queue_and_policies_intact(
+    dev_env: WorkflowEnvironment, store: SQLiteBreakerStore, task_queue: str, service: str
+) -> None:
+    client = dev_env.client
+    async with running_worker(client, store, task_queue):
+        handle = await start_coordinator(client, task_queue, max_concurrent_recoveries=1)
+        c = Coordinator(client, handle, task_queue, client.service_client.config.target_host)
+        await c.update("configure", {"reconcile_interval_seconds": 1})
+        await c.update(
+            "set_recovery_policy",
+            {"service_name": f"{service}-kept", "policy": {"max_retry_attempts": 3}},
+        )
+        await c.update("schedule_recovery", blocking(f"{service}-running"))
+        await c.update("schedule_recovery", blocking(f"{service}-queued", priority=2))
+        await eventually(c.status, lambda s: s["queued_recoveries"] == 1)
+        await force_continue_as_new(c)
+        before = await c.status()
+    # The new run does not watch the running child: it must look it up, and cannot.
+    breakers = CircuitBreakerActivities(store)
+    checks = HealthCheckActivities(["tests.checks"])
+    broken = Worker(
+        client,
+        task_queue=task_queue,
+        workflows=WORKFLOWS,
+        activities=[
+            breakers.set_breaker_state,
+            breakers.list_breakers,
+            checks.run_health_check,
+            lookup_that_always_fails,
+        ],
+    )
+    async with broken:
+        events = await eventually(
+            c.events,
+            lambda e: "EVENT_TYPE_ACTIVITY_TASK_FAILED" in e,
+            timeout=90,
+            interval=1,
+        )
+        assert "EVENT_TYPE_WORKFLOW_EXECUTION_FAILED" not in events
+        description = await handle.describe()
+        assert description.status is not None and description.status.name == "RUNNING"
+        after = await c.status()
+    before.pop("timestamp")
+    after.pop("timestamp")
+    assert after == before
+    async with running_worker(client, store, task_queue):
+        await c.assert_never_failed_a_task()
+        await c.update("cancel_recovery", {"service_name": f"{service}-running"})
+        await c.update("cancel_recovery", {"service_name": f"{service}-queued"})
+        await c.assert_still_recovers(service)
+
+
+# ----- A5: bounded state ----------------------------------------------------------------
+
+
+async def test_the_queue_limit_refuses_more_and_says_so(coordinator: Coordinator, service: str) -> None:
+    await coordinator.update("configure", {"max_concurrent_recoveries": 1, "queue_limit": 3})
+    for i in range(3):
+        await coordinator.update("schedule_recovery", blocking(f"{service}-{i}"))
+    with pytest.raises(WorkflowUpdateFailedError) as caught:
+        await coordinator.update("schedule_recovery", blocking(f"{service}-3"))
+    assert "queue_limit is 3" in str(caught.value.cause)
+    await coordinator.handle.signal("schedule_recovery", blocking(f"{service}-4"))
+    info = await eventually(coordinator.configuration, lambda c: bool(c["rejected_signals"]))
+    assert "queue_limit is 3" in info["rejected_signals"][-1]
+    assert len((await coordinator.status())["services"]) == 3
+    for i in range(25):
+        await coordinator.handle.signal("schedule_recovery", args=[])
+    info = await eventually(
+        coordinator.configuration, lambda c: c["rejected_signals"][-1].endswith("got 0 inputs")
+    )
+    assert len(info["rejected_signals"]) == 20
+
+
+# ----- B8: concurrent executes of one MANUAL recovery ---------------------------------
+
+
+async def test_concurrent_executes_of_a_manual_recovery_send_one_approval(
+    coordinator: Coordinator, service: str
+) -> None:
+    await coordinator.update(
+        "schedule_recovery", {"service_name": service, "strategy": "manual", "policy": {"max_retry_attempts": 3}}
+    )
+    await eventually(
+        coordinator.status,
+        lambda s: s["services"].get(service, {}).get("state") == "awaiting_manual",
+    )
+    results = await asyncio.gather(
+        *(coordinator.update("execute_recovery", {"service_name": service, "operator": f"op{i}"}) for i in range(5))
+    )
+    assert {r["outcome"] for r in results} == {"approved"}
+    assert {r["attempt_count"] for r in results} == {0}
+    events = await coordinator.events()
+    assert events.count("EVENT_TYPE_SIGNAL_EXTERNAL_WORKFLOW_EXECUTION_INITIATED") == 1
+    status = await eventually(coordinator.status, lambda s: service not in s["services"])
+    assert status["recent_history"][-1]["attempt_number"] == 1
+    await coordinator.assert_never_failed_a_task()

@@ -1,0 +1,251 @@
+"""The coordinator's rules without a server: queue order, slots, reports, cancels, limits."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+
+import pytest
+
+from workflows.coordinator_models import (
+    ConfigureInput,
+    CoordinatorConfig,
+    CoordinatorState,
+    ScheduleRecoveryInput,
+)
+from workflows.coordinator_state import MAX_REJECTED_SIGNALS, RecoveryLedger
+from workflows.errors import RecoveryValidationError
+from workflows.models import (
+    RecoveryPhase,
+    RecoveryPolicy,
+    RecoveryReport,
+    RecoveryResult,
+    RecoveryState,
+    RecoveryStatus,
+    RecoveryStrategy,
+)
+
+NOW = datetime(2026, 11, 28, 12, 0, tzinfo=timezone.utc)
+MANUAL = RecoveryStrategy.MANUAL
+
+
+def ledger(slots: int = 2, **config: int) -> RecoveryLedger:
+    return RecoveryLedger(
+        CoordinatorState(config=CoordinatorConfig(max_concurrent_recoveries=slots, **config))
+    )
+
+
+def schedule(book: RecoveryLedger, name: str, priority: int = 1, **fields: object) -> str:
+    book.schedule(ScheduleRecoveryInput(service_name=name, priority=priority, **fields), NOW)  # type: ignore[arg-type]
+    return name
+
+
+def started(book: RecoveryLedger) -> list[str]:
+    """Take what may start now and give each a run id, as the workflow does."""
+    names = []
+    for active in book.take_startable():
+        book.started(active, f"run-{active.task.service_name}")
+        names.append(active.task.service_name)
+    return names
+
+
+def report(
+    name: str,
+    sequence: int,
+    state: RecoveryState = RecoveryState.IN_PROGRESS,
+    *,
+    attempts: int = 1,
+    run_id: str | None = None,
+    finished: bool = False,
+) -> RecoveryReport:
+    status = RecoveryStatus(
+        service_name=name,
+        state=state,
+        strategy=RecoveryStrategy.EXPONENTIAL_BACKOFF,
+        priority=1,
+        attempt_count=attempts,
+        max_attempts=5,
+        scheduled_at=NOW,
+        phase=RecoveryPhase.FINISHED if finished else RecoveryPhase.BACKOFF,
+    )
+    result = (
+        RecoveryResult(
+            service_name=name,
+            success=state is RecoveryState.SUCCEEDED,
+            attempt_number=attempts,
+            total_attempts=5,
+            elapsed_time_ms=10.0,
+            state=state,
+            timestamp=NOW,
+        )
+        if finished
+        else None
+    )
+    return RecoveryReport(
+        service_name=name, run_id=run_id or f"run-{name}", sequence=sequence, status=status, result=result
+    )
+
+
+def test_a_free_slot_goes_to_the_best_priority_then_first_come() -> None:
+    book = ledger(slots=2)
+    for name, priority in [("low", 5), ("first-1", 1), ("mid", 3), ("second-1", 1)]:
+        schedule(book, name, priority)
+    assert started(book) == ["first-1", "second-1"]
+    book.apply_report(report("first-1", 1, RecoveryState.SUCCEEDED, finished=True), watched=False)
+    assert started(book) == ["mid"]
+
+
+def test_no_more_than_the_slots_run_and_a_watched_child_holds_its_slot_until_it_closes() -> None:
+    book = ledger(slots=1)
+    schedule(book, "a")
+    schedule(book, "b")
+    assert started(book) == ["a"] and started(book) == []
+    book.apply_report(report("a", 1, RecoveryState.FAILED, finished=True), watched=True)
+    assert started(book) == [], "the child has reported but not closed: its slot is still taken"
+    assert "a" not in book.status(NOW)["services"]
+    book.settle("a", "run-a", book.state.recent_history[-1])
+    assert started(book) == ["b"]
+
+
+def test_manual_recoveries_start_at_once_and_hold_no_slot() -> None:
+    book = ledger(slots=1)
+    schedule(book, "busy")
+    assert started(book) == ["busy"]
+    for name in ["m1", "m2", "m3"]:
+        schedule(book, name, strategy=MANUAL)
+    schedule(book, "auto")
+    assert started(book) == ["m1", "m2", "m3"]
+    assert book.slots_in_use() == 1
+    assert book.status(NOW)["services"]["m1"]["state"] == "awaiting_manual"
+
+
+def test_scheduling_twice_updates_the_queue_entry_and_never_starts_a_running_one_again() -> None:
+    book = ledger(slots=1)
+    schedule(book, "run")
+    started(book)
+    schedule(book, "q", priority=4)
+    result = book.schedule(ScheduleRecoveryInput(service_name="q", priority=2), NOW)
+    assert result.outcome == "updated" and book.queued("q") is not None
+    assert book.queued("q").priority == 2  # type: ignore[union-attr]
+    again = book.schedule(ScheduleRecoveryInput(service_name="run"), NOW)
+    assert again.outcome == "already_running" and len(book.state.queue) == 1
+
+
+def test_a_stale_or_foreign_report_changes_nothing() -> None:
+    book = ledger()
+    schedule(book, "a")
+    started(book)
+    book.apply_report(report("a", 3, attempts=3), watched=True)
+    book.apply_report(report("a", 2, attempts=2), watched=True)
+    assert book.status(NOW)["services"]["a"]["attempt_count"] == 3
+    book.apply_report(report("a", 9, attempts=9, run_id="someone-else"), watched=True)
+    assert book.status(NOW)["services"]["a"]["attempt_count"] == 3
+
+
+def test_a_finish_is_recorded_once_however_often_it_is_reported() -> None:
+    book = ledger()
+    schedule(book, "a")
+    started(book)
+    finish = report("a", 4, RecoveryState.SUCCEEDED, finished=True)
+    book.apply_report(finish, watched=True)
+    book.apply_report(finish, watched=True)
+    book.settle("a", "run-a", finish.result)  # type: ignore[arg-type]
+    assert [r.service_name for r in book.state.recent_history] == ["a"]
+
+
+def test_cancel_is_visible_at_once_and_the_child_keeps_its_slot_until_it_closes() -> None:
+    book = ledger(slots=1)
+    schedule(book, "a")
+    schedule(book, "b")
+    started(book)
+    result, child = book.cancel("a", "operator said so", NOW)
+    assert result.cancelled and result.was == "in_progress"
+    assert child is not None and child.run_id == "run-a"
+    status = book.status(NOW)
+    assert "a" not in status["services"] and status["active_recoveries"] == 1
+    assert status["recent_history"][-1]["state"] == "cancelled"
+    assert started(book) == []
+    # The child's own final report is not recorded a second time.
+    book.apply_report(report("a", 2, RecoveryState.CANCELLED, finished=True), watched=True)
+    assert len(book.state.recent_history) == 1
+    book.settle("a", "run-a", book.state.recent_history[-1])
+    assert started(book) == ["b"]
+
+
+def test_a_run_cancelled_before_its_start_completed_is_recorded_under_its_run_id() -> None:
+    book = ledger()
+    schedule(book, "a")
+    [active] = book.take_startable()  # its start is in flight: no run id yet
+    _, child = book.cancel("a", "too late", NOW)
+    assert child is not None and child.run_id is None
+    book.started(active, "run-a")
+    book.apply_report(report("a", 1, RecoveryState.CANCELLED, finished=True), watched=True)
+    assert len(book.state.recent_history) == 1
+
+
+def test_an_unwatched_cancelled_child_frees_its_slot_with_its_final_report() -> None:
+    book = ledger(slots=1)
+    schedule(book, "a")
+    schedule(book, "b")
+    started(book)
+    book.cancel("a", "stop", NOW)
+    assert book.unwatched(set()) == {"run-a": "a"}, "looked up until it is seen to close"
+    book.apply_report(report("a", 2, RecoveryState.CANCELLED, finished=True), watched=False)
+    assert started(book) == ["b"]
+
+
+def test_shutdown_cancels_everything_and_counts_nothing_unfinished() -> None:
+    book = ledger(slots=1)
+    for name in ["run", "q1", "q2"]:
+        schedule(book, name)
+    started(book)
+    cancelled, children = book.shutdown("maintenance", NOW)
+    assert cancelled == ["q1", "q2", "run"]
+    assert [c.service_name for c in children] == ["run"]
+    status = book.status(NOW)
+    assert (status["active_recoveries"], status["queued_recoveries"]) == (0, 0)
+    assert not status["orchestrator_running"] and book.next_startable() is None
+
+
+def test_one_approval_per_wait_however_many_ask() -> None:
+    book = ledger()
+    schedule(book, "m", strategy=MANUAL)
+    [active] = book.take_startable()
+    assert book.approval_to_send(active) is True
+    assert book.approval_to_send(active) is False
+    book.apply_report(report("m", 1, RecoveryState.IN_PROGRESS, attempts=1), watched=True)
+    book.apply_report(report("m", 2, RecoveryState.AWAITING_MANUAL, attempts=1), watched=True)
+    assert book.approval_to_send(active) is True
+
+
+def test_the_queue_limit_counts_unfinished_recoveries_and_says_so() -> None:
+    book = ledger(slots=1, queue_limit=3)
+    for name in ["a", "b", "c"]:
+        book.check_room([name])
+        schedule(book, name)
+    book.check_room(["b"])  # already queued: updating it needs no room
+    with pytest.raises(RecoveryValidationError, match="queue_limit is 3"):
+        book.check_room(["d"])
+    book.configure(ConfigureInput(queue_limit=4))
+    book.check_room(["d"])
+
+
+def test_rejections_and_history_stay_bounded() -> None:
+    book = ledger(recent_history_size=3)
+    for index in range(MAX_REJECTED_SIGNALS + 5):
+        book.reject(f"bad {index}", NOW + timedelta(seconds=index))
+    assert len(book.state.rejected_signals) == MAX_REJECTED_SIGNALS
+    assert book.state.rejected_signals[-1].endswith(f"bad {MAX_REJECTED_SIGNALS + 4}")
+    for name in "abcde":
+        schedule(book, name)
+        book.cancel(name, "x", NOW)
+    assert [r.service_name for r in book.state.recent_history] == ["c", "d", "e"]
+
+
+def test_policy_precedence_passed_then_service_then_default() -> None:
+    book = ledger()
+    book.set_policy("own", RecoveryPolicy(max_retry_attempts=7))
+    schedule(book, "own")
+    schedule(book, "given", policy=RecoveryPolicy(max_retry_attempts=2))
+    schedule(book, "plain")
+    attempts = {t.service_name: t.policy.max_retry_attempts for t in book.state.queue}
+    assert attempts == {"own": 7, "given": 2, "plain": 5}

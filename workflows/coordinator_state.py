@@ -1,0 +1,402 @@
+"""The coordinator's rules, apart from Temporal I/O: queue, slots, reports, history.
+
+``RecoveryLedger`` wraps the state the coordinator carries across continue-as-new
+and is the only code that changes it. Every method is synchronous and takes the
+time as an argument, so the rules are unit-tested without a server and, inside
+the workflow, no state change ever straddles an ``await``: a handler decides
+under the ledger, then does its Temporal I/O with what the ledger returned.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import datetime
+from typing import Any, NamedTuple
+
+from workflows.coordinator_models import (
+    ActiveRecovery,
+    CancelRecoveryResult,
+    ConfigureInput,
+    CoordinatorConfig,
+    CoordinatorState,
+    ScheduleOutcome,
+    ScheduleRecoveryInput,
+    ScheduleRecoveryResult,
+)
+from workflows.errors import RecoveryValidationError
+from workflows.models import (
+    RecoveryPolicy,
+    RecoveryReport,
+    RecoveryResult,
+    RecoveryState,
+    RecoveryStrategy,
+    RecoveryTask,
+)
+from workflows.status import idle_entry, status_document, task_entry
+
+MAX_REJECTED_SIGNALS = 20
+MAX_FINISHED_RUNS = 200
+
+
+class ChildRef(NamedTuple):
+    """A running recovery to signal: its service and run (the run id may not be known yet)."""
+
+    service_name: str
+    run_id: str | None
+
+
+def unknown_service(service_name: str) -> RecoveryValidationError:
+    """Return the original's error for a service with no queued or running recovery."""
+    return RecoveryValidationError(f"No active recovery task for service '{service_name}'")
+
+
+class RecoveryLedger:
+    """Queue, running recoveries, policies and recent history of one coordinator."""
+
+    def __init__(self, state: CoordinatorState) -> None:
+        self.state = state
+
+    # ----- reading ---------------------------------------------------------------------
+
+    @property
+    def config(self) -> CoordinatorConfig:
+        """Return the coordinator's settings."""
+        return self.state.config
+
+    def queued(self, service_name: str) -> RecoveryTask | None:
+        """Return the service's queue entry, if it is queued."""
+        return next((t for t in self.state.queue if t.service_name == service_name), None)
+
+    def live(self, service_name: str) -> ActiveRecovery | None:
+        """Return the service's running recovery, unless its finish is already recorded."""
+        active = self.state.active.get(service_name)
+        return active if active is not None and not active.finished else None
+
+    def is_unfinished(self, service_name: str) -> bool:
+        """Return True if the service is queued or running."""
+        return self.queued(service_name) is not None or self.live(service_name) is not None
+
+    def slots_in_use(self) -> int:
+        """Return how many slots running recoveries hold (closing ones included)."""
+        return sum(1 for active in self.state.active.values() if not active.outside_slots)
+
+    def unfinished_count(self) -> int:
+        """Return how many recoveries are queued or running (what ``queue_limit`` bounds)."""
+        live = sum(1 for active in self.state.active.values() if not active.finished)
+        return len(self.state.queue) + live
+
+    def policy(self, service_name: str) -> RecoveryPolicy:
+        """Return the service's policy, else the default policy."""
+        return self.state.policies.get(service_name, self.config.default_policy)
+
+    def status(self, now: datetime) -> dict[str, Any]:
+        """Return the reference document's status shape (SPEC §6)."""
+        services = {
+            name: idle_entry(policy.max_retry_attempts)
+            for name, policy in self.state.policies.items()
+        }
+        for task in self.state.queue:
+            services[task.service_name] = task_entry(task)
+        live = [active for active in self.state.active.values() if not active.finished]
+        for active in live:
+            services[active.task.service_name] = task_entry(active.task)
+        return status_document(
+            timestamp=now,
+            orchestrator_running=self.state.orchestrator_running,
+            services=services,
+            queued=len(self.state.queue),
+            unfinished=len(self.state.queue) + len(live),
+            recent_history=self.state.recent_history,
+        )
+
+    # ----- scheduling ------------------------------------------------------------------
+
+    def check_room(self, service_names: Iterable[str]) -> None:
+        """Refuse scheduling that would take the unfinished recoveries past ``queue_limit``.
+
+        Raises:
+            RecoveryValidationError: saying how many are held and how to make room.
+        """
+        new = {name for name in service_names if not self.is_unfinished(name)}
+        held = self.unfinished_count()
+        limit = self.config.queue_limit
+        if held + len(new) > limit:
+            raise RecoveryValidationError(
+                f"the coordinator already holds {held} unfinished recoveries and its "
+                f"queue_limit is {limit}: {len(new)} more do not fit; wait for some to "
+                f"finish, cancel some, or raise it with configure(queue_limit=...)"
+            )
+
+    def schedule(self, input: ScheduleRecoveryInput, now: datetime) -> ScheduleRecoveryResult:
+        """Queue a recovery, update its queue entry, or report it already running."""
+        name = input.service_name
+        active = self.live(name)
+        if active is not None:
+            return ScheduleRecoveryResult(
+                service_name=name, outcome="already_running", state=active.task.state.value
+            )
+        policy = input.policy or self.state.policies.get(name) or self.config.default_policy
+        queued = self.queued(name)
+        outcome: ScheduleOutcome
+        if queued is not None:
+            queued.priority, queued.strategy, queued.policy = input.priority, input.strategy, policy
+            outcome = "updated"
+        else:
+            self.state.next_sequence += 1
+            self.state.queue.append(
+                RecoveryTask(
+                    priority=input.priority,
+                    service_name=name,
+                    strategy=input.strategy,
+                    policy=policy,
+                    scheduled_at=now,
+                    sequence=self.state.next_sequence,
+                )
+            )
+            outcome = "queued"
+        return ScheduleRecoveryResult(service_name=name, outcome=outcome, state="scheduled")
+
+    def next_startable(self) -> RecoveryTask | None:
+        """Return the task to start next: a MANUAL one at once, else the best if a slot is free.
+
+        A service whose previous run is still closing waits: one run per workflow id.
+        """
+        if not self.state.orchestrator_running or not self.state.queue:
+            return None
+        ready = [t for t in self.state.queue if t.service_name not in self.state.active]
+        manual = [t for t in ready if t.strategy is RecoveryStrategy.MANUAL]
+        if manual:
+            return min(manual, key=lambda t: t.queue_key)
+        if self.slots_in_use() >= self.config.max_concurrent_recoveries:
+            return None
+        return min(ready, key=lambda t: t.queue_key) if ready else None
+
+    def take_startable(self) -> list[ActiveRecovery]:
+        """Take every task that may start now off the queue, each holding its slot."""
+        starting = []
+        while (task := self.next_startable()) is not None:
+            starting.append(self.take(task, outside_slots=False))
+        return starting
+
+    def take(self, task: RecoveryTask, *, outside_slots: bool) -> ActiveRecovery:
+        """Count a queued task as running (before its start completes, so slots add up)."""
+        self.state.queue.remove(task)
+        manual = task.strategy is RecoveryStrategy.MANUAL
+        task.state = RecoveryState.AWAITING_MANUAL if manual else RecoveryState.IN_PROGRESS
+        active = ActiveRecovery(task=task, outside_slots=outside_slots or manual)
+        self.state.active[task.service_name] = active
+        return active
+
+    def start_refused(self, service_name: str, message: str, now: datetime) -> None:
+        """Forget a start the server refused, and keep the reason where operators look."""
+        self.state.active.pop(service_name, None)
+        self.reject(message, now)
+
+    def started(self, active: ActiveRecovery, run_id: str) -> None:
+        """Note the run id of a started child (a run cancelled before it started stays so)."""
+        active.run_id = run_id
+        if active.cancel_reason is not None:
+            self._note_finished_run(run_id)
+
+    # ----- operators -------------------------------------------------------------------
+
+    def cancel(
+        self, service_name: str, reason: str, now: datetime
+    ) -> tuple[CancelRecoveryResult, ChildRef | None]:
+        """Cancel at once: the status stops listing it and the history holds it cancelled.
+
+        Returns:
+            The update's result, and the child to tell to stop (None if it never started).
+        """
+        queued = self.queued(service_name)
+        if queued is not None:
+            self.state.queue.remove(queued)
+            self.record(self._cancelled(queued, reason, now), run_id=None)
+            result = CancelRecoveryResult(service_name=service_name, cancelled=True, was="scheduled")
+            return result, None
+        active = self.live(service_name)
+        if active is None:
+            return CancelRecoveryResult(service_name=service_name, cancelled=False, was="idle"), None
+        was = active.task.state.value
+        # It still holds its slot until the child has closed: one run per workflow id.
+        active.finished = True
+        active.cancel_reason = reason
+        self.record(self._cancelled(active.task, reason, now), run_id=active.run_id)
+        result = CancelRecoveryResult(service_name=service_name, cancelled=True, was=was)
+        return result, ChildRef(service_name, active.run_id)
+
+    def shutdown(self, reason: str, now: datetime) -> tuple[list[str], list[ChildRef]]:
+        """Stop: cancel every unfinished recovery; report not running until started again.
+
+        Returns:
+            Every cancelled service, and the running children to tell to stop.
+        """
+        self.state.orchestrator_running = False
+        cancelled: list[str] = []
+        children: list[ChildRef] = []
+        for name in [t.service_name for t in self.state.queue] + list(self.state.active):
+            if not self.is_unfinished(name):
+                continue
+            _, child = self.cancel(name, reason, now)
+            cancelled.append(name)
+            if child is not None:
+                children.append(child)
+        return cancelled, children
+
+    def approval_to_send(self, active: ActiveRecovery) -> bool:
+        """Return True if an approval must be sent now; one per wait, however many ask."""
+        if active.approval_for_attempt == active.task.attempt_count:
+            return False
+        active.approval_for_attempt = active.task.attempt_count
+        return True
+
+    def configure(self, input: ConfigureInput) -> CoordinatorConfig:
+        """Change the settings given; leave the others."""
+        config = self.config
+        for field in (
+            "max_concurrent_recoveries",
+            "recent_history_size",
+            "default_policy",
+            "continue_as_new_after_events",
+            "reconcile_interval_seconds",
+            "queue_limit",
+        ):
+            value = getattr(input, field)
+            if value is not None:
+                setattr(config, field, value)
+        self._trim_history()
+        if input.orchestrator_running is not None:
+            self.state.orchestrator_running = input.orchestrator_running
+        return config
+
+    def set_policy(self, service_name: str, policy: RecoveryPolicy) -> None:
+        """Set the policy for the service's next recoveries."""
+        self.state.policies[service_name] = policy
+
+    # ----- children --------------------------------------------------------------------
+
+    def apply_report(self, report: RecoveryReport, *, watched: bool) -> None:
+        """Apply a child's report, in order; a late, repeated or foreign one changes nothing.
+
+        Args:
+            report: What the child said.
+            watched: Whether this coordinator run sees the child's close (it started it).
+        """
+        active = self.state.active.get(report.service_name)
+        matches = active is not None and active.run_id in (None, report.run_id)
+        if report.run_id in self.state.finished_runs:
+            # Recorded already (cancelled, say). A child started before a continue-as-new
+            # is not watched: its final report is how its slot comes free.
+            if active is not None and matches and active.finished and report.result is not None:
+                if not watched:
+                    del self.state.active[report.service_name]
+            return
+        if active is None or not matches:
+            if report.result is not None:
+                # A finish whose entry is gone (cancelled by shutdown and re-scheduled, say).
+                self.record(report.result, run_id=report.run_id)
+            return
+        if report.sequence <= active.last_report:
+            return
+        active.run_id = report.run_id
+        active.last_report = report.sequence
+        status = report.status
+        task = active.task
+        task.state = status.state
+        task.attempt_count = status.attempt_count
+        task.last_attempt_at = status.last_attempt_at
+        task.next_attempt_at = status.next_attempt_at
+        if active.approval_for_attempt is not None and status.attempt_count > active.approval_for_attempt:
+            active.approval_for_attempt = None  # the approved attempt has begun
+        if status.state is RecoveryState.AWAITING_MANUAL:
+            active.outside_slots = True  # operators pace it now, not the queue
+        if report.result is not None:
+            self.record(report.result, run_id=report.run_id)
+            if watched:
+                active.finished = True  # its slot stays taken until the child has closed
+            else:
+                del self.state.active[report.service_name]
+
+    def settle(self, service_name: str, run_id: str, result: RecoveryResult) -> None:
+        """Free the run's slot (if it still holds one) and record its result once."""
+        active = self.state.active.get(service_name)
+        if active is not None and active.run_id == run_id:
+            del self.state.active[service_name]
+        self.record(result, run_id=run_id)
+
+    def unreported_result(
+        self, service_name: str, state: RecoveryState, error: str, now: datetime
+    ) -> RecoveryResult:
+        """Describe a recovery that ended without reporting its own result."""
+        active = self.state.active.get(service_name)
+        task = active.task if active else None
+        return RecoveryResult(
+            service_name=service_name,
+            success=False,
+            attempt_number=task.attempt_count if task else 0,
+            total_attempts=task.policy.max_retry_attempts if task else 0,
+            elapsed_time_ms=(now - task.scheduled_at).total_seconds() * 1000 if task else 0.0,
+            state=state,
+            error_message=error,
+            timestamp=now,
+        )
+
+    def unwatched(self, watched: set[str]) -> dict[str, str]:
+        """Return run id → service of children whose close this run cannot see.
+
+        Those are the ones started before a continue-as-new that are still running,
+        or were cancelled and may not have closed yet.
+        """
+        return {
+            active.run_id: name
+            for name, active in self.state.active.items()
+            if active.run_id is not None
+            and active.run_id not in watched
+            and (not active.finished or active.cancel_reason is not None)
+        }
+
+    def forget_closing(self) -> None:
+        """At a new run: free the slots of children that reported their finish.
+
+        They were only waiting to close. A cancelled one may still be running, so it
+        stays until its final report or a lookup says it has closed.
+        """
+        for name in [
+            n for n, a in self.state.active.items() if a.finished and a.cancel_reason is None
+        ]:
+            del self.state.active[name]
+
+    # ----- history ---------------------------------------------------------------------
+
+    def record(self, result: RecoveryResult, run_id: str | None) -> None:
+        """Add a finished recovery to the recent history, once per run."""
+        if run_id is not None:
+            if run_id in self.state.finished_runs:
+                return
+            self._note_finished_run(run_id)
+        self.state.recent_history.append(result)
+        self._trim_history()
+
+    def reject(self, message: str, now: datetime) -> None:
+        """Keep a refused request where ``get_configuration`` shows it (the last few)."""
+        self.state.rejected_signals.append(f"{now.isoformat()} {message}")
+        del self.state.rejected_signals[:-MAX_REJECTED_SIGNALS]
+
+    def _note_finished_run(self, run_id: str) -> None:
+        self.state.finished_runs.append(run_id)
+        del self.state.finished_runs[:-MAX_FINISHED_RUNS]
+
+    def _trim_history(self) -> None:
+        del self.state.recent_history[: -self.config.recent_history_size]
+
+    def _cancelled(self, task: RecoveryTask, reason: str, now: datetime) -> RecoveryResult:
+        return RecoveryResult(
+            service_name=task.service_name,
+            success=False,
+            attempt_number=task.attempt_count,
+            total_attempts=task.policy.max_retry_attempts,
+            elapsed_time_ms=(now - task.scheduled_at).total_seconds() * 1000,
+            state=RecoveryState.CANCELLED,
+            error_message=f"cancelled: {reason}",
+            timestamp=now,
+        )
