@@ -28,7 +28,7 @@ from activities.health_checks import HealthCheckActivities
 from activities.sqlite_store import SQLiteBreakerStore
 from activities.workflow_lookup import ClosedRun, FindClosedRunsInput
 from starter.dev import find_binary
-from tests.conftest import running_worker
+from tests.conftest import record_history, running_worker
 from tests.recoveries import eventually
 from tests.test_coordinator import blocking_policy
 from worker import WORKFLOWS
@@ -306,6 +306,7 @@ async def test_shutdown_racing_recoveries_that_finish_on_their_own_never_fails_a
         assert (status["active_recoveries"], status["queued_recoveries"]) == (0, 0), result
         await coordinator.update("configure", {"orchestrator_running": True})
     await coordinator.assert_still_recovers(service)
+    record_history(await coordinator.handle.fetch_history(), "coordinator_shutdown_races")
 
 
 async def test_a_cancel_right_after_scheduling_always_sticks_and_shows_at_once(
@@ -440,3 +441,4 @@ async def test_concurrent_executes_of_a_manual_recovery_send_one_approval(
     status = await eventually(coordinator.status, lambda s: service not in s["services"])
     assert status["recent_history"][-1]["attempt_number"] == 1
     await coordinator.assert_never_failed_a_task()
+    record_history(await coordinator.handle.fetch_history(), "coordinator_one_approval_per_wait")

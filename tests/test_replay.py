@@ -46,6 +46,8 @@ def test_histories_are_checked_in() -> None:
         "coordinator_priority_order_start_all_free_slots",
         "coordinator_continued_as_new",
         "coordinator_settles_unreported_run",
+        "coordinator_shutdown_races",  # shutdown cancelling recoveries that end on their own
+        "coordinator_one_approval_per_wait",  # five concurrent executes, one approve signal
     } <= names
 
 
