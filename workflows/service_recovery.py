@@ -92,6 +92,7 @@ MAX_IGNORED_SIGNALS = 20
 MAX_IGNORED_ENTRY = 500
 # Recoveries that ran under a foreign workflow id before the check existed replay unchanged.
 REFUSE_FOREIGN_ID_PATCH = "refuse-foreign-workflow-id"
+PATCH_CANCEL_BEFORE_RESET = "cancel-before-breaker-reset"
 
 _BREAKER_STEP = {
     BreakerState.HALF_OPEN: (RecoveryPhase.RESETTING_BREAKER, "reset breaker to half-open"),
@@ -350,6 +351,7 @@ class ServiceRecovery:
         self._raise_if_cancelled()
 
     async def _attempt(self, number: int, delay_ms: int, approval: ApproveInput | None) -> bool:
+        self._stop_before_touching_the_breaker()
         record = AttemptRecord(
             attempt=number,
             started_at=workflow.now(),
@@ -358,6 +360,7 @@ class ServiceRecovery:
         )
         self._attempts.append(record)
         await self._enter(RecoveryState.IN_PROGRESS, RecoveryPhase.RESETTING_BREAKER)
+        self._stop_before_touching_the_breaker()
         error = await self._set_breaker(BreakerState.HALF_OPEN)
         record.breaker_reset = error is None
         passed = False
@@ -463,6 +466,15 @@ class ServiceRecovery:
             self._state = state
             workflow.upsert_search_attributes([SA_STATE.value_set(state.value)])
         await self._report()
+
+    def _stop_before_touching_the_breaker(self) -> None:
+        """Honour a cancel that arrived before the attempt reset the breaker.
+
+        Before this patch such a cancel was seen only after the reset, which left a
+        cancelled recovery's breaker half-open.
+        """
+        if self._cancel_request is not None and workflow.patched(PATCH_CANCEL_BEFORE_RESET):
+            raise _Cancelled()
 
     def _raise_if_cancelled(self) -> None:
         if self._cancel_request is not None:
