@@ -1,10 +1,11 @@
 """Reference Example 3: Custom Health Checks, with await added.
 
 The reference shows only the functions; the imports and the ``asyncio.run``
-guard are added so the file runs on its own. ``check_api_health`` runs on the
-worker, which imports this module: list it in the worker's
-``RECOVERY_HEALTH_CHECK_MODULES`` (``examples.example_3_health_checks``) and run
-this file with ``python -m examples.example_3_health_checks``.
+guard are added so the file runs on its own. Run it with
+``python -m examples.example_3_health_checks``. With
+``RECOVERY_HEALTH_CHECK_MODULES=examples.example_3_health_checks`` set for this
+process and the worker, ``check_api_health`` runs on the worker (durable);
+without it, this process runs the check itself, for as long as it lives.
 """
 
 import asyncio

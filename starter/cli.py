@@ -1,7 +1,9 @@
 """recoveryctl: the operator's command line for recovery-orchestrator.
 
 Human output by default, ``--json`` for scripts. Exit code 0 on success, 2 on bad
-input, 1 on a refused or failed operation, always with a one-line error.
+input or an unknown service, 1 on a refused or failed operation, 3 when the server
+cannot be reached, always with a one-line error. Every call goes through the same
+typed client as the Python facade (``starter.coordinator_client``).
 """
 
 from __future__ import annotations
@@ -16,28 +18,27 @@ from typing import Any, TypeVar
 from pydantic import ValidationError
 from temporalio.client import Client
 from temporalio.exceptions import TemporalError
+from temporalio.service import RPCError, RPCStatusCode
 
 from starter import render
 from starter.connection import connect
 from starter.coordinator_client import CoordinatorClient
 from starter.recoveries import (
     approve,
+    execute,
+    execute_and_wait,
     recovery_attempts,
     recovery_handle,
     recovery_status,
-    wait_for_result,
 )
 from workflows.constants import COORDINATOR_WORKFLOW_ID, TASK_QUEUE
 from workflows.coordinator_models import (
     CancelRecoveryInput,
     CancelRecoveryResult,
     ConfigureInput,
-    CoordinatorConfig,
     ExecuteRecoveryInput,
-    ExecuteRecoveryResult,
     PolicyQueryInput,
     ScheduleRecoveryInput,
-    ScheduleRecoveryResult,
     SetRecoveryPolicyInput,
 )
 from workflows.errors import RecoveryOrchestratorError
@@ -48,6 +49,7 @@ from workflows.models import (
     describe_validation_error,
     validate_service_name,
 )
+from workflows.service_recovery import ServiceRecovery
 
 Command = Callable[["Context"], Awaitable[Any]]
 T = TypeVar("T")
@@ -55,6 +57,14 @@ T = TypeVar("T")
 
 class CliError(Exception):
     """A refused operation: printed as one line, exit code 1."""
+
+
+class UnknownService(CliError):
+    """A service with no recovery to act on: printed as one line, exit code 2."""
+
+
+class Unreachable(Exception):
+    """The Temporal server cannot be reached: printed as one line, exit code 3."""
 
 
 class Context:
@@ -67,7 +77,10 @@ class Context:
     async def client(self) -> Client:
         """Connect on first use (so bad input fails before any network wait)."""
         if self._client is None:
-            self._client = await connect()
+            try:
+                self._client = await connect()
+            except RuntimeError as err:  # the SDK's "Failed client connect: …"
+                raise Unreachable(err) from None
         return self._client
 
     async def coordinator(self) -> CoordinatorClient:
@@ -81,7 +94,7 @@ class Context:
 
 async def _overall_status(ctx: Context) -> dict[str, Any]:
     coordinator = await ctx.coordinator()
-    overall = await coordinator.query("get_recovery_status", result_type=dict)
+    overall = await coordinator.get_recovery_status()
     if overall is None:
         raise CliError(f"no coordinator {ctx.args.coordinator_id!r}: is a worker running?")
     return overall
@@ -102,17 +115,19 @@ async def cmd_schedule(ctx: Context) -> Any:
         policy=policy,
     )
     coordinator = await ctx.coordinator()
-    return await coordinator.update("schedule_recovery", request, ScheduleRecoveryResult)
+    return await coordinator.schedule_recovery(request)
 
 
 async def cmd_execute(ctx: Context) -> Any:
-    """Start a scheduled recovery now (approve one attempt of a MANUAL one); wait for it."""
+    """Start a scheduled recovery now (approve one attempt of a MANUAL one); wait for it.
+
+    A recovery that has already finished gives its final result.
+    """
     request = ExecuteRecoveryInput(service_name=_service(ctx), operator=ctx.args.operator)
     coordinator = await ctx.coordinator()
-    started = await coordinator.update("execute_recovery", request, ExecuteRecoveryResult)
     if ctx.args.no_wait:
-        return started
-    return await wait_for_result(await ctx.client(), started)
+        return await execute(coordinator, request)
+    return await execute_and_wait(coordinator, request)
 
 
 async def cmd_status(ctx: Context) -> Any:
@@ -134,12 +149,16 @@ async def _one_recovery(ctx: Context, read: Callable[[Client, str], Awaitable[T 
     service = _service(ctx)
     found = await read(await ctx.client(), service)
     if found is None:
-        raise CliError(f"no recovery of {service!r} has ever run")
+        raise UnknownService(f"no recovery of {service!r} has ever run")
     return found
 
 
 async def cmd_approve(ctx: Context) -> Any:
-    """Approve one attempt of a recovery waiting for an operator."""
+    """Approve one attempt of a recovery awaiting an operator.
+
+    Unknown service: exit 2. A recovery in any other state: exit 1, naming that
+    state and phase (the approval is not sent, or was ignored).
+    """
     service = _service(ctx)
     await approve(await ctx.coordinator(), service, ctx.args.operator, ctx.args.note)
     return {"approved": service, "operator": ctx.args.operator}
@@ -150,10 +169,8 @@ async def cmd_cancel(ctx: Context) -> Any:
     service = _service(ctx)
     coordinator = await ctx.coordinator()
     try:
-        result = await coordinator.update_existing(
-            "cancel_recovery",
-            CancelRecoveryInput(service_name=service, reason=ctx.args.reason),
-            CancelRecoveryResult,
+        result = await coordinator.cancel_recovery(
+            CancelRecoveryInput(service_name=service, reason=ctx.args.reason)
         )
     except RecoveryOrchestratorError:
         result = None
@@ -162,9 +179,9 @@ async def cmd_cancel(ctx: Context) -> Any:
     # Not the coordinator's: a recovery started directly (e.g. with `temporal workflow start`).
     status = await recovery_status(await ctx.client(), service)
     if status is None or status.state.finished:
-        raise CliError(f"No active recovery task for service '{service}'")
+        raise UnknownService(f"No active recovery task for service '{service}'")
     await recovery_handle(await ctx.client(), service).signal(
-        "cancel", CancelInput(reason=ctx.args.reason)
+        ServiceRecovery.cancel, CancelInput(reason=ctx.args.reason)
     )
     return CancelRecoveryResult(service_name=service, cancelled=True, was=status.state.value)
 
@@ -175,14 +192,10 @@ async def cmd_policy(ctx: Context) -> Any:
     coordinator = await ctx.coordinator()
     if ctx.args.policy_command == "set":
         policy = RecoveryPolicy.model_validate_json(ctx.args.policy)
-        return await coordinator.update(
-            "set_recovery_policy",
-            SetRecoveryPolicyInput(service_name=service, policy=policy),
-            RecoveryPolicy,
+        return await coordinator.set_recovery_policy(
+            SetRecoveryPolicyInput(service_name=service, policy=policy)
         )
-    found = await coordinator.query(
-        "get_recovery_policy", PolicyQueryInput(service_name=service), result_type=RecoveryPolicy
-    )
+    found = await coordinator.get_recovery_policy(PolicyQueryInput(service_name=service))
     return found if found is not None else RecoveryPolicy()
 
 
@@ -195,7 +208,7 @@ async def cmd_configure(ctx: Context) -> Any:
         orchestrator_running=True if args.start else None,
     )
     coordinator = await ctx.coordinator()
-    return await coordinator.update("configure", request, CoordinatorConfig)
+    return await coordinator.configure(request)
 
 
 async def cmd_watch(ctx: Context) -> Any:
@@ -295,8 +308,12 @@ def main(argv: list[str] | None = None) -> None:
             print(render.render(result, args.json))
     except ValidationError as err:
         code = _fail(2, describe_validation_error(err))
-    except ValueError as err:  # RecoveryValidationError among them
+    except (ValueError, UnknownService) as err:  # RecoveryValidationError among them
         code = _fail(2, err)
+    except Unreachable as err:
+        code = _fail(3, f"cannot reach the Temporal server: {err}")
+    except RPCError as err:
+        code = _fail(3 if err.status is RPCStatusCode.UNAVAILABLE else 1, err)
     except (CliError, RecoveryOrchestratorError, TemporalError, RuntimeError) as err:
         code = _fail(1, err)
     except KeyboardInterrupt:

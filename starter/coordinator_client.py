@@ -1,42 +1,90 @@
-"""Talking to the coordinator: update-with-start, the in-flight limit, error mapping.
+"""The one typed client of the coordinator, shared by the facade and ``recoveryctl``.
 
-Every update goes through ``CoordinatorClient.update``: it starts the coordinator
-if it is not running (update-with-start, ``USE_EXISTING``), keeps at most
-``MAX_IN_FLIGHT`` updates in flight from this process, retries Temporal's passing
-refusals (too many updates in flight, an update aborted by continue-as-new), and turns a rejection back into
-``RecoveryConstitutionalError`` / ``RecoveryValidationError`` with the server's message.
+One method per operation, each taking the update's (or query's) own input model
+and returning its own result model, through method references
+(``RecoveryCoordinator.schedule_recovery``), never handler-name strings.
+
+Every update goes through one path that:
+
+- starts the coordinator if it is not running (update-with-start, ``USE_EXISTING``),
+  except ``cancel_recovery``, which has nothing to cancel on a coordinator that does
+  not exist yet;
+- gives one logical call ONE update id, generated once and reused by every retry of
+  that call: after an RPC timeout the update may already have been applied, and the
+  server answers a resend with the same id from that first outcome instead of
+  applying it a second time;
+- keeps at most ``MAX_IN_FLIGHT`` updates in flight from this process, whatever
+  number of clients it holds (Temporal allows 10 per workflow);
+- retries Temporal's passing refusals (too many updates in flight, an update aborted
+  by continue-as-new, a timed-out RPC);
+- turns a rejection back into ``RecoveryConstitutionalError`` /
+  ``RecoveryValidationError`` / ``RecoveryOrchestratorError`` with the server's message.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
-from typing import Any, TypeVar
+import uuid
+import weakref
+from collections.abc import Awaitable, Callable, Coroutine
+from typing import Any, TypeVar, overload
 
-from pydantic import BaseModel
 from temporalio.client import (
     Client,
     WithStartWorkflowOperation,
+    WorkflowHandle,
     WorkflowUpdateFailedError,
     WorkflowUpdateRPCTimeoutOrCancelledError,
 )
 from temporalio.common import WorkflowIDConflictPolicy
 from temporalio.service import RPCError, RPCStatusCode
+from temporalio.workflow import UpdateMethodMultiParam
 
-from workflows.constants import COORDINATOR_WORKFLOW, COORDINATOR_WORKFLOW_ID, TASK_QUEUE
-from workflows.coordinator_models import CoordinatorInput
+from workflows.constants import COORDINATOR_WORKFLOW_ID, TASK_QUEUE
+from workflows.coordinator import RecoveryCoordinator
+from workflows.coordinator_models import (
+    CancelRecoveryInput,
+    CancelRecoveryResult,
+    ConfigureInput,
+    CoordinatorConfig,
+    CoordinatorInput,
+    ExecuteRecoveryInput,
+    ExecuteRecoveryResult,
+    PolicyQueryInput,
+    ScheduleRecoveriesInput,
+    ScheduleRecoveryInput,
+    ScheduleRecoveryResult,
+    SetRecoveryPolicyInput,
+    ShutdownInput,
+    ShutdownResult,
+)
 from workflows.errors import from_temporal
+from workflows.models import RecoveryPolicy
 
-T = TypeVar("T")
+I = TypeVar("I")
 R = TypeVar("R")
 
 # Temporal allows 10 updates in flight per workflow; leave room for other clients.
 MAX_IN_FLIGHT = 8
 RETRY_DELAYS = (0.05, 0.1, 0.2, 0.4, 0.8, 1.6, 3.2, 5.0, 5.0, 5.0)
 
+CoordinatorUpdate = UpdateMethodMultiParam[[RecoveryCoordinator, I], R]
+
+
+def new_update_id() -> str:
+    """Return a fresh update id: one per logical call, shared by all its retries."""
+    return str(uuid.uuid4())
+
 
 class CoordinatorClient:
-    """Updates and queries of one coordinator workflow."""
+    """Typed updates and queries of one coordinator workflow.
+
+    Args:
+        client: A connected client (with this project's data converter).
+        workflow_id: The coordinator to drive; ``recovery-coordinator`` is the
+            namespace's pinned one (several coordinators are on the roadmap).
+        task_queue: Where the coordinator runs if this client has to start it.
+    """
 
     def __init__(
         self,
@@ -48,30 +96,104 @@ class CoordinatorClient:
         self.client = client
         self.workflow_id = workflow_id
         self.task_queue = task_queue
-        self._in_flight = asyncio.Semaphore(MAX_IN_FLIGHT)
+
+    # ----- updates ------------------------------------------------------------------
+
+    async def schedule_recovery(self, request: ScheduleRecoveryInput) -> ScheduleRecoveryResult:
+        """Queue a recovery, update its queue entry, or learn that it already runs."""
+        return await self._update(RecoveryCoordinator.schedule_recovery, request)
+
+    async def schedule_recoveries(
+        self, request: ScheduleRecoveriesInput
+    ) -> list[ScheduleRecoveryResult]:
+        """Schedule many recoveries at once: all accepted or none."""
+        return await self._update(RecoveryCoordinator.schedule_recoveries, request)
+
+    async def execute_recovery(self, request: ExecuteRecoveryInput) -> ExecuteRecoveryResult:
+        """Start a queued recovery now, or approve one attempt of a waiting MANUAL one."""
+        return await self._update(RecoveryCoordinator.execute_recovery, request)
+
+    async def set_recovery_policy(self, request: SetRecoveryPolicyInput) -> RecoveryPolicy:
+        """Set a service's policy for its next recoveries; return the policy stored."""
+        return await self._update(RecoveryCoordinator.set_recovery_policy, request)
+
+    async def configure(self, request: ConfigureInput) -> CoordinatorConfig:
+        """Change the coordinator's settings (or start it again); return them all."""
+        return await self._update(RecoveryCoordinator.configure, request)
+
+    async def shutdown(self, request: ShutdownInput) -> ShutdownResult:
+        """Stop the orchestrator: cancel every unfinished recovery."""
+        return await self._update(RecoveryCoordinator.shutdown, request)
+
+    async def cancel_recovery(self, request: CancelRecoveryInput) -> CancelRecoveryResult | None:
+        """Cancel a recovery; None when there is no coordinator to ask (nothing to cancel)."""
+        return await self._update_if_running(RecoveryCoordinator.cancel_recovery, request)
+
+    # ----- queries ------------------------------------------------------------------
+
+    async def get_recovery_status(self) -> dict[str, Any] | None:
+        """Return the status document (SPEC §6); None when the coordinator never ran."""
+        return await self._query(lambda h: h.query(RecoveryCoordinator.get_recovery_status))
+
+    async def get_recovery_policy(self, request: PolicyQueryInput) -> RecoveryPolicy | None:
+        """Return the service's policy (else the default); None when the coordinator never ran."""
+        return await self._query(lambda h: h.query(RecoveryCoordinator.get_recovery_policy, request))
+
+    async def get_configuration(self) -> dict[str, Any] | None:
+        """Return settings, slot use and rejected signals; None when the coordinator never ran."""
+        return await self._query(lambda h: h.query(RecoveryCoordinator.get_configuration))
+
+    # ----- plumbing -----------------------------------------------------------------
 
     async def ensure_running(self) -> None:
         """Start the coordinator unless it already runs."""
         await self.client.start_workflow(
-            COORDINATOR_WORKFLOW,
+            RecoveryCoordinator.run,
             CoordinatorInput(),
             id=self.workflow_id,
             task_queue=self.task_queue,
             id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
         )
 
-    async def update(self, name: str, arg: BaseModel, result_type: type[T]) -> T:
-        """Run one update, starting the coordinator first if it is not running."""
-        return await self._retrying(lambda: self._update_with_start(name, arg, result_type))
+    def handle(self) -> WorkflowHandle[RecoveryCoordinator, None]:
+        """Return the handle of the coordinator's latest run."""
+        return self.client.get_workflow_handle_for(RecoveryCoordinator.run, self.workflow_id)
 
-    async def update_existing(self, name: str, arg: BaseModel, result_type: type[T]) -> T | None:
-        """Run one update on a running coordinator; None if there is none to ask."""
-        return await self._retrying(lambda: self._update_existing(name, arg, result_type))
+    # Overloads because the SDK types an ``async`` handler declared with ``name=`` as
+    # returning its coroutine: either way the caller gets the handler's result type.
+    @overload
+    async def _update(
+        self, update: CoordinatorUpdate[I, Coroutine[Any, Any, R]], request: I
+    ) -> R: ...
+
+    @overload
+    async def _update(self, update: CoordinatorUpdate[I, R], request: I) -> R: ...
+
+    async def _update(self, update: CoordinatorUpdate[I, Any], request: I) -> Any:
+        """Run one logical update call, starting the coordinator if need be.
+
+        One update id for the call, however many sends it takes.
+        """
+        update_id = new_update_id()
+        return await self._retrying(lambda: self._update_with_start(update, request, update_id))
+
+    @overload
+    async def _update_if_running(
+        self, update: CoordinatorUpdate[I, Coroutine[Any, Any, R]], request: I
+    ) -> R | None: ...
+
+    @overload
+    async def _update_if_running(self, update: CoordinatorUpdate[I, R], request: I) -> R | None: ...
+
+    async def _update_if_running(self, update: CoordinatorUpdate[I, Any], request: I) -> Any:
+        """Run one logical update call on a running coordinator; None if there is none."""
+        update_id = new_update_id()
+        return await self._retrying(lambda: self._update_existing(update, request, update_id))
 
     async def _retrying(self, call: Callable[[], Awaitable[R]]) -> R:
         for delay in (*RETRY_DELAYS, None):
             try:
-                async with self._in_flight:
+                async with _in_flight():
                     return await call()
             except (RPCError, WorkflowUpdateRPCTimeoutOrCancelledError) as err:
                 if delay is None or not _worth_retrying(err):
@@ -79,44 +201,60 @@ class CoordinatorClient:
             await asyncio.sleep(delay)
         raise AssertionError("unreachable")
 
-    async def query(self, name: str, *args: Any, result_type: type[T]) -> T | None:
-        """Run a query; None when the coordinator has never been started."""
-        handle = self.client.get_workflow_handle(self.workflow_id)
-        try:
-            result: T = await handle.query(name, *args, result_type=result_type)
-        except RPCError as err:
-            if err.status is RPCStatusCode.NOT_FOUND:
-                return None
-            raise
-        return result
-
-    async def _update_existing(self, name: str, arg: BaseModel, result_type: type[T]) -> T | None:
-        handle = self.client.get_workflow_handle(self.workflow_id)
-        try:
-            result: T = await handle.execute_update(name, arg, result_type=result_type)
-            return result
-        except WorkflowUpdateFailedError as err:
-            raise _ours(err) from None
-        except RPCError as err:
-            if err.status is RPCStatusCode.NOT_FOUND:
-                return None
-            raise
-
-    async def _update_with_start(self, name: str, arg: BaseModel, result_type: type[T]) -> T:
-        start: WithStartWorkflowOperation[Any, Any] = WithStartWorkflowOperation(
-            COORDINATOR_WORKFLOW,
+    async def _update_with_start(
+        self, update: CoordinatorUpdate[I, Any], request: I, update_id: str
+    ) -> Any:
+        # A start operation serves one request only: each send builds its own.
+        start: WithStartWorkflowOperation[RecoveryCoordinator, None] = WithStartWorkflowOperation(
+            RecoveryCoordinator.run,
             CoordinatorInput(),
             id=self.workflow_id,
             task_queue=self.task_queue,
             id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
         )
         try:
-            result: T = await self.client.execute_update_with_start_workflow(
-                name, arg, start_workflow_operation=start, result_type=result_type
+            return await self.client.execute_update_with_start_workflow(
+                update, request, start_workflow_operation=start, id=update_id
             )
-            return result
         except WorkflowUpdateFailedError as err:
             raise _ours(err) from None
+
+    async def _update_existing(
+        self, update: CoordinatorUpdate[I, Any], request: I, update_id: str
+    ) -> Any:
+        try:
+            return await self.handle().execute_update(update, request, id=update_id)
+        except WorkflowUpdateFailedError as err:
+            raise _ours(err) from None
+        except RPCError as err:
+            if err.status is RPCStatusCode.NOT_FOUND:
+                return None
+            raise
+
+    async def _query(
+        self, ask: Callable[[WorkflowHandle[RecoveryCoordinator, None]], Awaitable[R]]
+    ) -> R | None:
+        try:
+            return await ask(self.handle())
+        except RPCError as err:
+            if err.status is RPCStatusCode.NOT_FOUND:
+                return None
+            raise
+
+
+# One limit for the whole process (every facade and client in it), per event loop,
+# since an asyncio semaphore belongs to the loop that first waits on it.
+_IN_FLIGHT: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Semaphore] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def _in_flight() -> asyncio.Semaphore:
+    loop = asyncio.get_running_loop()
+    semaphore = _IN_FLIGHT.get(loop)
+    if semaphore is None:
+        semaphore = _IN_FLIGHT[loop] = asyncio.Semaphore(MAX_IN_FLIGHT)
+    return semaphore
 
 
 def _ours(err: BaseException) -> BaseException:
@@ -126,8 +264,8 @@ def _ours(err: BaseException) -> BaseException:
 
 
 # Refusals that pass: too many updates in flight, or an update aborted because the
-# coordinator was just continuing-as-new (the retry reaches the new run). Every
-# coordinator update is idempotent, so sending one again is safe.
+# coordinator was just continuing-as-new (the retry reaches the new run). A resend
+# carries the call's update id, so one the server did apply is not applied again.
 _TRANSIENT = frozenset(
     {
         RPCStatusCode.RESOURCE_EXHAUSTED,
@@ -143,4 +281,3 @@ def _worth_retrying(err: BaseException) -> bool:
         # A timeout is worth another try; our own caller's cancellation is not.
         return not isinstance(err.__cause__, asyncio.CancelledError)
     return isinstance(err, RPCError) and err.status in _TRANSIENT
-

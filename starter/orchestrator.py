@@ -9,14 +9,21 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from temporalio.client import Client
 
 from starter.connection import connect
 from starter.coordinator_client import CoordinatorClient
-from starter.recoveries import approve, wait_for_result
+from starter.health_check_host import (
+    DEFAULT_HOST_WAIT,
+    HealthCheckHost,
+    allowed_modules,
+    durable_check,
+)
+from starter.recoveries import approve, execute_and_wait
+from workflows.backoff import base_delay_ms
 from workflows.constants import (
     CONSTITUTIONAL_HASH,
     COORDINATOR_WORKFLOW_ID,
@@ -25,17 +32,13 @@ from workflows.constants import (
 )
 from workflows.coordinator_models import (
     CancelRecoveryInput,
-    CancelRecoveryResult,
     ConfigureInput,
-    CoordinatorConfig,
     ExecuteRecoveryInput,
-    ExecuteRecoveryResult,
     PolicyQueryInput,
     ScheduleRecoveryInput,
     ScheduleRecoveryResult,
     SetRecoveryPolicyInput,
     ShutdownInput,
-    ShutdownResult,
 )
 from workflows.errors import (
     RecoveryOrchestratorError,
@@ -45,12 +48,15 @@ from workflows.models import (
     RecoveryPolicy,
     RecoveryResult,
     RecoveryStrategy,
+    RecoveryTask,
     validate_constitutional_hash,
     validate_service_name,
 )
 from workflows.status import status_document
 
 logger = logging.getLogger("recovery_orchestrator")
+
+_NO_TIMER = (RecoveryStrategy.IMMEDIATE, RecoveryStrategy.MANUAL)
 
 
 class RecoveryOrchestrator:
@@ -63,7 +69,10 @@ class RecoveryOrchestrator:
             by default one is connected with Temporal's envconfig settings.
         max_concurrent_recoveries: Slots for the coordinator to use; unchanged if None.
         task_queue: The workers' task queue.
-        coordinator_workflow_id: The coordinator to drive (one per namespace).
+        coordinator_workflow_id: The coordinator to drive (one per namespace today).
+        health_check_host_wait: How long a ``health_check_fn`` hosted by this process
+            waits to be picked up before its attempt fails (default 10 s): what an
+            attempt costs once this process is gone (see ``starter.health_check_host``).
     """
 
     def __init__(
@@ -75,16 +84,23 @@ class RecoveryOrchestrator:
         max_concurrent_recoveries: int | None = None,
         task_queue: str = TASK_QUEUE,
         coordinator_workflow_id: str = COORDINATOR_WORKFLOW_ID,
+        health_check_host_wait: timedelta = DEFAULT_HOST_WAIT,
     ) -> None:
         self.default_policy = default_policy or RecoveryPolicy()
         self.constitutional_hash = constitutional_hash
         self.max_concurrent_recoveries = max_concurrent_recoveries
         self.task_queue = task_queue
         self.coordinator_workflow_id = coordinator_workflow_id
+        self.health_check_host_wait = health_check_host_wait
         self._given_client = client
         self._client = client
         self._coordinator: CoordinatorClient | None = None
         self._connect_lock = asyncio.Lock()
+        self._host: HealthCheckHost | None = None
+        # Policies this process sent, by service (None: the default), as sent and as
+        # given: get_recovery_policy hands back the caller's own object, health_check_fn
+        # included, as the original did.
+        self._sent_policies: dict[str | None, tuple[RecoveryPolicy, RecoveryPolicy]] = {}
         self._running = False
         logger.info("%s Recovery Orchestrator initialized", LOG_PREFIX)
 
@@ -105,28 +121,29 @@ class RecoveryOrchestrator:
         validate_constitutional_hash(self.constitutional_hash, "orchestrator start")
         validate_constitutional_hash(self.default_policy.constitutional_hash, "orchestrator start")
         coordinator = await self._connected()
-        await coordinator.update(
-            "configure",
+        default_policy = await self._sendable(self.default_policy, None)
+        await coordinator.configure(
             ConfigureInput(
                 orchestrator_running=True,
-                default_policy=self.default_policy,
+                default_policy=default_policy,
                 max_concurrent_recoveries=self.max_concurrent_recoveries,
                 constitutional_hash=self.constitutional_hash,
-            ),
-            CoordinatorConfig,
+            )
         )
         self._running = True
         logger.info("%s Recovery orchestrator started", LOG_PREFIX)
 
     async def stop(self) -> None:
-        """Stop the orchestrator and cancel every unfinished recovery (as the reference does)."""
+        """Stop the orchestrator and cancel every unfinished recovery (as the reference does).
+
+        Also stops this process's health-check host, if it started one.
+        """
         coordinator = await self._connected()
-        result = await coordinator.update(
-            "shutdown",
-            ShutdownInput(constitutional_hash=self.constitutional_hash),
-            ShutdownResult,
+        result = await coordinator.shutdown(
+            ShutdownInput(constitutional_hash=self.constitutional_hash)
         )
         self._running = False
+        await self._stop_host()
         logger.info(
             "%s Recovery orchestrator stopped; cancelled %d recoveries",
             LOG_PREFIX,
@@ -137,9 +154,12 @@ class RecoveryOrchestrator:
         """Disconnect only: recoveries go on (what an application calls at shutdown).
 
         A client passed to the constructor stays this facade's client; one it
-        connected itself is dropped and connected again on next use.
+        connected itself is dropped and connected again on next use. The
+        health-check host stops: recoveries whose ``health_check_fn`` it ran fail
+        their next attempts after ``health_check_host_wait``.
         """
         self._running = False
+        await self._stop_host()
         self._coordinator = None
         self._client = self._given_client
 
@@ -159,15 +179,16 @@ class RecoveryOrchestrator:
         """
         self._require_running("schedule a recovery")
         validate_constitutional_hash(self.constitutional_hash, "recovery scheduling")
+        validate_service_name(service_name)
         request = ScheduleRecoveryInput(
             service_name=service_name,
             strategy=strategy,
             priority=priority,
-            policy=policy,
+            policy=None if policy is None else await self._sendable(policy, None, remember=False),
             constitutional_hash=self.constitutional_hash,
         )
         coordinator = await self._connected()
-        result = await coordinator.update("schedule_recovery", request, ScheduleRecoveryResult)
+        result = await coordinator.schedule_recovery(request)
         logger.info(
             "%s Scheduled recovery for '%s' with strategy %s and priority %d",
             LOG_PREFIX,
@@ -180,30 +201,30 @@ class RecoveryOrchestrator:
     async def execute_recovery(self, service_name: str) -> RecoveryResult:
         """Start a scheduled recovery now and wait for its result.
 
-        On a MANUAL recovery this approves one attempt and returns once it has run.
+        On a MANUAL recovery this approves one attempt and returns once it has run
+        (concurrent calls share that one attempt). On a recovery that has already
+        finished it returns that recovery's final result.
 
         Raises:
             RecoveryOrchestratorError: ``start()`` was not called.
             RecoveryConstitutionalError: the hash does not match.
-            RecoveryValidationError: no recovery is scheduled or running for the service.
+            RecoveryValidationError: the service was never scheduled.
         """
         self._require_running("execute a recovery")
         validate_constitutional_hash(self.constitutional_hash, "recovery execution")
         validate_service_name(service_name)
         coordinator = await self._connected()
-        started = await coordinator.update(
-            "execute_recovery",
+        return await execute_and_wait(
+            coordinator,
             ExecuteRecoveryInput(
                 service_name=service_name, constitutional_hash=self.constitutional_hash
             ),
-            ExecuteRecoveryResult,
         )
-        return await wait_for_result(coordinator.client, started)
 
     async def get_recovery_status(self) -> dict[str, Any]:
         """Return the reference status shape (works without ``start()``)."""
         coordinator = await self._connected()
-        status = await coordinator.query("get_recovery_status", result_type=dict)
+        status = await coordinator.get_recovery_status()
         if status is None:  # no coordinator in this namespace yet
             return status_document(
                 timestamp=datetime.now(timezone.utc),
@@ -220,12 +241,10 @@ class RecoveryOrchestrator:
         validate_service_name(service_name)
         coordinator = await self._connected()
         try:
-            result = await coordinator.update_existing(
-                "cancel_recovery",
+            result = await coordinator.cancel_recovery(
                 CancelRecoveryInput(
                     service_name=service_name, constitutional_hash=self.constitutional_hash
-                ),
-                CancelRecoveryResult,
+                )
             )
         except RecoveryValidationError as err:
             if "No active recovery task" in str(err):
@@ -236,33 +255,100 @@ class RecoveryOrchestrator:
     async def set_recovery_policy(self, service_name: str, policy: RecoveryPolicy) -> None:
         """Set the policy for a service's next recoveries."""
         validate_constitutional_hash(self.constitutional_hash, "policy setting")
+        validate_service_name(service_name)
         request = SetRecoveryPolicyInput(
-            service_name=service_name, policy=policy, constitutional_hash=self.constitutional_hash
+            service_name=service_name,
+            policy=await self._sendable(policy, service_name),
+            constitutional_hash=self.constitutional_hash,
         )
         coordinator = await self._connected()
-        await coordinator.update("set_recovery_policy", request, RecoveryPolicy)
+        await coordinator.set_recovery_policy(request)
 
     async def get_recovery_policy(self, service_name: str) -> RecoveryPolicy:
-        """Return the service's policy, else ``default_policy``."""
+        """Return the service's policy, else ``default_policy``.
+
+        A policy this process set comes back as the very object given (its
+        ``health_check_fn`` included) while the coordinator still holds it.
+        """
         validate_service_name(service_name)
         coordinator = await self._connected()
-        policy = await coordinator.query(
-            "get_recovery_policy",
-            PolicyQueryInput(service_name=service_name),
-            result_type=RecoveryPolicy,
-        )
-        return policy if policy is not None else self.default_policy
+        policy = await coordinator.get_recovery_policy(PolicyQueryInput(service_name=service_name))
+        if policy is None:
+            return self.default_policy
+        for key in (service_name, None):
+            sent = self._sent_policies.get(key)
+            if sent is not None and _same_on_the_wire(sent[0], policy):
+                return sent[1]
+        return policy
 
     async def approve_recovery(
         self, service_name: str, operator: str = "operator", note: str = ""
     ) -> None:
-        """Approve one attempt of a recovery that waits for an operator.
+        """Approve one attempt of a recovery that awaits an operator.
 
         Raises:
-            RecoveryValidationError: no recovery of the service waits for an operator.
+            RecoveryValidationError: no recovery of the service is scheduled or running.
+            RecoveryOrchestratorError: the recovery does not await an operator; the
+                message names the state and phase it was in, and no approval counts.
         """
         validate_service_name(service_name)
         await approve(await self._connected(), service_name, operator, note)
+
+    def next_attempt_at(self, task: RecoveryTask) -> datetime:
+        """Return when ``task``'s next attempt is due: now (UTC) + ``delay(attempt_count)``.
+
+        The reference timing of SPEC §3, before jitter: no attempt made yet, the
+        ``immediate`` strategy and the ``manual`` one (an operator decides) give now.
+        """
+        now = datetime.now(timezone.utc)
+        if task.attempt_count < 1 or task.strategy in _NO_TIMER:
+            return now
+        delay = base_delay_ms(task.policy, task.strategy, task.attempt_count)
+        return now + timedelta(milliseconds=delay)
+
+    def _calculate_next_attempt(self, task: RecoveryTask) -> datetime:
+        """Return ``next_attempt_at(task)``: the original implementation's name for it.
+
+        Both exist because code and tests written against the original call this
+        private helper by name; new code should use the public ``next_attempt_at``.
+        """
+        return self.next_attempt_at(task)
+
+    async def _sendable(
+        self, policy: RecoveryPolicy, service_name: str | None, *, remember: bool = True
+    ) -> RecoveryPolicy:
+        """Return the policy as it travels: ``health_check_fn`` turned into a check.
+
+        An allow-listed module-level function becomes a durable ``callable`` check;
+        any other callable a ``hosted`` one, served by this process's host.
+        """
+        sendable = policy
+        fn = policy.health_check_fn
+        if fn is not None and policy.health_check is None:
+            durable = durable_check(fn, allowed_modules())
+            if durable is not None:
+                sendable = policy.model_copy(update={"health_check": durable})
+            else:
+                hosted = (await self._health_check_host()).register(fn)
+                sendable = policy.model_copy(update={"health_check": hosted})
+        if remember:
+            self._sent_policies[service_name] = (sendable, policy)
+        return sendable
+
+    async def _health_check_host(self) -> HealthCheckHost:
+        """Return this process's health-check host, started on first use."""
+        async with self._connect_lock:
+            if self._host is None:
+                client = self._client or await connect()
+                self._client = client
+                self._host = HealthCheckHost(client, host_wait=self.health_check_host_wait)
+                await self._host.start()
+            return self._host
+
+    async def _stop_host(self) -> None:
+        host, self._host = self._host, None
+        if host is not None:
+            await host.shutdown()
 
     async def _connected(self) -> CoordinatorClient:
         async with self._connect_lock:
@@ -280,3 +366,6 @@ class RecoveryOrchestrator:
                 f"Recovery orchestrator is not running: call start() before you {what}"
             )
 
+
+def _same_on_the_wire(sent: RecoveryPolicy, held: RecoveryPolicy) -> bool:
+    return sent.model_dump(mode="json") == held.model_dump(mode="json")

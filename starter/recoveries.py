@@ -1,19 +1,30 @@
-"""Client-side operations on one ``ServiceRecovery``, shared by the facade and the CLI."""
+"""Client-side operations on one ``ServiceRecovery``, shared by the facade and the CLI.
+
+Queries and signals go by method reference (``ServiceRecovery.status``), as the
+coordinator's do in ``starter.coordinator_client``.
+"""
 
 from __future__ import annotations
 
 import asyncio
-from datetime import datetime, timezone
+from collections.abc import Awaitable, Callable
+from datetime import datetime, timedelta, timezone
 from typing import TypeVar
 
-from temporalio.client import Client, WorkflowFailureError, WorkflowHandle
+from temporalio.client import (
+    Client,
+    WorkflowExecutionStatus,
+    WorkflowFailureError,
+    WorkflowHandle,
+)
+from temporalio.exceptions import ApplicationError
 from temporalio.exceptions import CancelledError as TemporalCancelledError
 from temporalio.service import RPCError, RPCStatusCode
 
 from starter.coordinator_client import CoordinatorClient
 from workflows.constants import recovery_workflow_id
-from workflows.coordinator_models import ExecuteRecoveryResult
-from workflows.errors import RecoveryValidationError
+from workflows.coordinator_models import ExecuteRecoveryInput, ExecuteRecoveryResult
+from workflows.errors import RecoveryOrchestratorError, RecoveryValidationError
 from workflows.models import (
     ApproveInput,
     AttemptRecord,
@@ -24,6 +35,7 @@ from workflows.models import (
     RecoveryStrategy,
     validate_service_name,
 )
+from workflows.service_recovery import ServiceRecovery
 
 T = TypeVar("T")
 
@@ -31,103 +43,256 @@ T = TypeVar("T")
 MANUAL_POLL_SECONDS = 0.2
 # How long approve waits for a MANUAL recovery the coordinator has just been asked to start.
 APPROVE_GRACE_SECONDS = 10.0
+# An accepted approval leaves the waiting phase within one workflow task; one that has
+# not after this long was not taken (ignored, or lost with the recovery's worker).
+APPROVAL_PICKUP_SECONDS = 30.0
+# A query of a closed run needs a worker to replay it: never wait longer than this.
+CLOSED_RUN_QUERY_TIMEOUT = timedelta(seconds=10)
+# The coordinator's rejection of a name it holds nothing for (SPEC §4).
+NO_ACTIVE_TASK = "No active recovery task for service"
+# The type of the failure a ServiceRecovery ends with when all attempts failed (SPEC §4).
+RECOVERY_FAILED = "RecoveryFailed"
+
+RecoveryHandle = WorkflowHandle[ServiceRecovery, RecoveryResult]
 
 
-def recovery_handle(
-    client: Client, service_name: str, run_id: str | None = None
-) -> WorkflowHandle[object, RecoveryResult]:
+def recovery_handle(client: Client, service_name: str, run_id: str | None = None) -> RecoveryHandle:
     """Return the handle of ``recovery-<service_name>`` (the latest run unless ``run_id``)."""
-    return client.get_workflow_handle(
+    return client.get_workflow_handle_for(
+        ServiceRecovery.run,
         recovery_workflow_id(validate_service_name(service_name)),
         run_id=run_id,
-        result_type=RecoveryResult,
     )
 
 
 async def recovery_status(client: Client, service_name: str) -> RecoveryStatus | None:
     """Return the recovery's own ``status`` query, or None if it never ran."""
-    return await _query(client, service_name, "status", RecoveryStatus)
+    return await _query(recovery_handle(client, service_name), lambda h: h.query(ServiceRecovery.status))
 
 
 async def recovery_attempts(client: Client, service_name: str) -> list[AttemptRecord] | None:
     """Return the recovery's ``history`` query, or None if it never ran."""
-    return await _query(client, service_name, "history", list[AttemptRecord])
+    return await _query(recovery_handle(client, service_name), lambda h: h.query(ServiceRecovery.history))
 
 
-async def _query(client: Client, service_name: str, name: str, result_type: type[T]) -> T | None:
+async def _query(
+    handle: RecoveryHandle, ask: Callable[[RecoveryHandle], Awaitable[T]]
+) -> T | None:
     try:
-        result: T = await recovery_handle(client, service_name).query(
-            name, result_type=result_type
-        )
+        return await ask(handle)
     except RPCError as err:
         if err.status is RPCStatusCode.NOT_FOUND:
             return None
         raise
-    return result
 
 
 async def approve(
     coordinator: CoordinatorClient, service_name: str, operator: str, note: str
 ) -> None:
-    """Approve one attempt of a recovery that waits for an operator.
+    """Approve one attempt of a recovery that awaits an operator.
 
     The recovery itself is the source of truth: the coordinator hears of its state
-    a moment later. A MANUAL recovery that has just started and not yet reached
-    its first wait may be approved too (the approval waits in its queue); one the
-    coordinator lists but has not started yet is awaited ``APPROVE_GRACE_SECONDS``.
+    a moment later. A MANUAL recovery awaits an approval from its very start; one
+    the coordinator lists but has not started yet is awaited ``APPROVE_GRACE_SECONDS``.
 
     Raises:
-        RecoveryValidationError: no recovery of the service waits for an operator.
+        RecoveryValidationError: no recovery of the service is scheduled or running.
+        RecoveryOrchestratorError: the recovery does not await an operator (the
+            message names its state and phase); the approval was not sent, or was
+            ignored by the recovery because its state changed meanwhile.
     """
     client = coordinator.client
-    overall = await coordinator.query("get_recovery_status", result_type=dict)
+    overall = await coordinator.get_recovery_status()
     entry = (overall or {}).get("services", {}).get(service_name)
     starting = entry is not None and entry["strategy"] == RecoveryStrategy.MANUAL.value
-    wait_for_start = APPROVE_GRACE_SECONDS if starting else 0.0
-    deadline = asyncio.get_running_loop().time() + wait_for_start
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + (APPROVE_GRACE_SECONDS if starting else 0.0)
     while True:
         status = await recovery_status(client, service_name)
         if status is not None and not status.state.finished:
             break
-        if asyncio.get_running_loop().time() >= deadline:
-            raise RecoveryValidationError(f"No active recovery task for service '{service_name}'")
+        if loop.time() >= deadline:
+            raise RecoveryValidationError(f"{NO_ACTIVE_TASK} '{service_name}'")
         await asyncio.sleep(MANUAL_POLL_SECONDS)
     starting_manual = (
         status.strategy is RecoveryStrategy.MANUAL and status.phase is RecoveryPhase.STARTING
     )
     if status.state is not RecoveryState.AWAITING_MANUAL and not starting_manual:
-        raise RecoveryValidationError(
-            f"Recovery of '{service_name}' is {status.state.value}, not awaiting_manual"
+        raise RecoveryOrchestratorError(_not_awaiting(service_name, status) + ": approval not sent")
+    handle = recovery_handle(client, service_name)
+    await handle.signal(ServiceRecovery.approve, ApproveInput(operator=operator, note=note))
+    # The state may have changed between the look and the signal: the recovery then
+    # records the approval as ignored (entries are timestamped), and the operator
+    # must hear of it.
+    try:
+        after = await _query(handle, lambda h: h.query(ServiceRecovery.status))
+    except RPCError:
+        return  # sent; whether it counted shows in the recovery's own status
+    seen = set(status.ignored_signals)
+    mine = f"approve from {operator} ignored"
+    ignored = [
+        line for line in (after.ignored_signals if after else []) if mine in line and line not in seen
+    ]
+    if ignored:
+        raise RecoveryOrchestratorError(
+            f"Recovery of '{service_name}' ignored the approval: {ignored[-1]}"
         )
-    await recovery_handle(client, service_name).signal(
-        "approve", ApproveInput(operator=operator, note=note)
+
+
+def _not_awaiting(service_name: str, status: RecoveryStatus) -> str:
+    return (
+        f"Recovery of '{service_name}' is {status.state.value} (phase {status.phase.value}), "
+        f"not awaiting_manual"
     )
+
+
+async def execute(
+    coordinator: CoordinatorClient, request: ExecuteRecoveryInput
+) -> ExecuteRecoveryResult | RecoveryResult:
+    """Ask the coordinator to execute a recovery now.
+
+    Returns what the coordinator set going, or, for a recovery that had already
+    finished (or that runs outside the coordinator), that recovery's own result.
+
+    Raises:
+        RecoveryValidationError: the service was never scheduled (no workflow
+            ``recovery-<name>`` exists), or a bad request.
+    """
+    try:
+        return await coordinator.execute_recovery(request)
+    except RecoveryValidationError as err:
+        if NO_ACTIVE_TASK not in str(err):
+            raise
+        found = await latest_run_result(coordinator.client, request.service_name)
+        if found is None:
+            raise
+        return found
+
+
+async def execute_and_wait(
+    coordinator: CoordinatorClient, request: ExecuteRecoveryInput
+) -> RecoveryResult:
+    """Execute a recovery now and wait for its result (see ``execute``, ``wait_for_result``)."""
+    started = await execute(coordinator, request)
+    if isinstance(started, RecoveryResult):
+        return started
+    return await wait_for_result(coordinator.client, started)
+
+
+async def latest_run_result(client: Client, service_name: str) -> RecoveryResult | None:
+    """Return the final result of the latest ``recovery-<name>`` run; None if none exists.
+
+    A closed run gives its result at once; a run still going (started outside the
+    coordinator) is awaited.
+    """
+    handle = recovery_handle(client, service_name)
+    try:
+        description = await handle.describe()
+    except RPCError as err:
+        if err.status is RPCStatusCode.NOT_FOUND:
+            return None
+        raise
+    return await final_result(recovery_handle(client, service_name, description.run_id))
 
 
 async def wait_for_result(client: Client, started: ExecuteRecoveryResult) -> RecoveryResult:
     """Wait for what ``execute_recovery`` set going.
 
-    A started recovery is awaited to its end; an approved MANUAL attempt until it
-    has run (the recovery may then wait for the next approval).
+    A started recovery is awaited to its end. An approved MANUAL attempt is awaited
+    until it has run (the recovery may then await the next approval). The wait
+    ends on every path: the attempt ran, the recovery finished, the recovery is
+    gone, or the approval was never taken up.
+
+    Raises:
+        RecoveryOrchestratorError: the recovery is gone, or did not take the approval.
     """
     handle = recovery_handle(client, started.service_name, started.run_id)
-    if started.outcome == "approved":
-        while True:
-            status = await handle.query("status", result_type=RecoveryStatus)
-            if status.state.finished:
-                break
-            if (
-                status.attempt_count > started.attempt_count
-                and status.state is not RecoveryState.IN_PROGRESS
-            ):
+    if started.outcome != "approved":
+        return await final_result(handle)
+    loop = asyncio.get_running_loop()
+    waiting_since: float | None = None
+    while True:
+        status = await _query(handle, lambda h: h.query(ServiceRecovery.status))
+        if status is None:
+            raise RecoveryOrchestratorError(
+                f"Recovery of '{started.service_name}' (run {started.run_id}) no longer exists"
+            )
+        if status.state.finished:
+            return await final_result(handle)
+        if status.attempt_count > started.attempt_count:
+            if status.state is not RecoveryState.IN_PROGRESS:
                 return result_from_status(status)
-            await asyncio.sleep(MANUAL_POLL_SECONDS)
+            waiting_since = None
+        elif status.phase is RecoveryPhase.AWAITING_APPROVAL:
+            waiting_since = waiting_since if waiting_since is not None else loop.time()
+            if loop.time() - waiting_since > APPROVAL_PICKUP_SECONDS:
+                last = status.ignored_signals[-1] if status.ignored_signals else "none recorded"
+                raise RecoveryOrchestratorError(
+                    f"{_not_awaiting(started.service_name, status)} any more: the approval "
+                    f"was not taken up within {APPROVAL_PICKUP_SECONDS:g}s "
+                    f"(last ignored signal: {last})"
+                )
+        else:
+            waiting_since = None
+        await asyncio.sleep(MANUAL_POLL_SECONDS)
+
+
+async def final_result(handle: RecoveryHandle) -> RecoveryResult:
+    """Return a run's ``RecoveryResult``, waiting for it to close.
+
+    Completed runs return theirs. A run that failed with ``RecoveryFailed`` carries
+    its result in the failure's details. Any other ending (cancelled, terminated,
+    timed out) is described from the run's ``status`` query.
+    """
     try:
         return await handle.result()
     except WorkflowFailureError as err:
-        if isinstance(err.cause, TemporalCancelledError):
-            return result_from_status(await handle.query("status", result_type=RecoveryStatus))
-        raise
+        cause = err.cause
+        if isinstance(cause, ApplicationError) and cause.type == RECOVERY_FAILED and cause.details:
+            try:
+                return RecoveryResult.model_validate(cause.details[0])
+            except ValueError:
+                pass
+        ended = (
+            RecoveryState.CANCELLED
+            if isinstance(cause, TemporalCancelledError)
+            else RecoveryState.FAILED
+        )
+        return await _ended_result(handle, ended, str(cause or err))
+
+
+async def _ended_result(
+    handle: RecoveryHandle, ended: RecoveryState, why: str
+) -> RecoveryResult:
+    """Describe a run that closed without a result of its own."""
+    try:
+        status = await handle.query(ServiceRecovery.status, rpc_timeout=CLOSED_RUN_QUERY_TIMEOUT)
+    except RPCError:
+        status = None  # no worker to replay it: say what Temporal says
+    if status is None:
+        description = await handle.describe()
+        start = description.start_time
+        end = description.close_time or datetime.now(timezone.utc)
+        return RecoveryResult(
+            service_name=handle.id.removeprefix("recovery-"),
+            success=False,
+            attempt_number=0,
+            total_attempts=0,
+            elapsed_time_ms=(end - start).total_seconds() * 1000,
+            state=ended,
+            error_message=f"recovery workflow ended {_status_name(description.status)}: {why}",
+            timestamp=end,
+        )
+    result = result_from_status(status)
+    if not status.state.finished:  # terminated or timed out mid-way
+        result.state = ended
+        result.success = False
+        result.error_message = f"recovery workflow ended before it finished: {why}"
+    return result
+
+
+def _status_name(status: WorkflowExecutionStatus | None) -> str:
+    return status.name if status is not None else "UNKNOWN"
 
 
 def result_from_status(status: RecoveryStatus) -> RecoveryResult:

@@ -121,8 +121,9 @@ async def test_recoveryctl_execute_starts_a_queued_one_and_waits_for_the_result(
         (["policy", "set", "ok", '{"max_delay_ms": -1}'], 2, "max_delay_ms must be >= initial_delay_ms"),
         (["approve", "nobody-here", "--operator", "a"], 2, "No active recovery task for service 'nobody-here'"),
         (["execute", "nobody-here"], 2, "No active recovery task for service 'nobody-here'"),
-        (["cancel", "nobody-here"], 1, "No active recovery task for service 'nobody-here'"),
-        (["status", "nobody-here"], 1, "no recovery of 'nobody-here' has ever run"),
+        (["cancel", "nobody-here"], 2, "No active recovery task for service 'nobody-here'"),
+        (["status", "nobody-here"], 2, "no recovery of 'nobody-here' has ever run"),
+        (["history", "nobody-here"], 2, "no recovery of 'nobody-here' has ever run"),
     ],
 )
 async def test_recoveryctl_refusals_are_one_line_with_an_exit_code(
@@ -208,3 +209,44 @@ async def test_the_temporal_cli_forms_in_the_readme_work(cli: Cli, service: str)
     assert code == 0, err
     code, _, err = await update("schedule_recovery", {"service_name": service, "priority": "high"})
     assert code != 0 and "priority" in err
+
+
+async def test_recoveryctl_approve_names_the_state_when_not_awaiting_an_operator(
+    cli: Cli, service: str
+) -> None:
+    blocker = {
+        "initial_delay_ms": 3_600_000, "max_delay_ms": 3_600_000,
+        "health_check": {"kind": "tcp", "host": "127.0.0.1", "port": free_port()},
+    }
+    await cli.ctl_json("schedule", service, "--policy", json.dumps(blocker))
+    await eventually(
+        lambda: cli.ctl_json("status", service), lambda s: s["phase"] == "backoff"
+    )
+    code, out, err = await cli.ctl("approve", service, "--operator", "alice")
+    assert code == 1 and out == "" and err.count("\n") == 1, err
+    assert (
+        f"Recovery of '{service}' is in_progress (phase backoff), not awaiting_manual: "
+        "approval not sent"
+    ) in err
+    status = await cli.ctl_json("status", service)
+    assert status["attempt_count"] == 1, "no approval may count"
+    await cli.ctl_json("cancel", service)
+
+
+async def test_recoveryctl_execute_on_a_finished_recovery_gives_its_final_result(
+    cli: Cli, service: str
+) -> None:
+    await cli.ctl_json("schedule", service, "--strategy", "immediate")
+    await eventually(
+        lambda: cli.ctl_json("history"), lambda h: any(r["service_name"] == service for r in h)
+    )
+    result = await cli.ctl_json("execute", service)
+    assert result["service_name"] == service and result["state"] == "succeeded"
+    assert result["success"] is True and result["attempt_number"] == 1
+
+
+async def test_recoveryctl_exits_3_when_the_server_cannot_be_reached(task_queue: str) -> None:
+    unreachable = Cli(f"127.0.0.1:{free_port()}", f"coordinator-{task_queue}", task_queue)
+    code, out, err = await unreachable.ctl("status")
+    assert code == 3 and out == "" and err.count("\n") == 1
+    assert "cannot reach the Temporal server" in err

@@ -31,8 +31,8 @@ pytestmark = pytest.mark.timeout(120)
 HASH = "cdd01ef066bc6cf2"
 
 RAW_BAD_UPDATES: list[tuple[str, Any, str, str]] = [
-    ("schedule_recovery", "just text", "RecoveryValidationError", "should be an object"),
-    ("schedule_recovery", None, "RecoveryValidationError", "ScheduleRecoveryInput is required, got null"),
+    ("schedule_recovery", "just text", "RecoveryValidationError", "schedule_recovery takes one JSON object (ScheduleRecoveryInput), got str"),
+    ("schedule_recovery", None, "RecoveryValidationError", "schedule_recovery takes one JSON object (ScheduleRecoveryInput), got null"),
     ("schedule_recovery", {"service_name": "ok", "strategy": "sometimes"}, "RecoveryValidationError", "strategy"),
     ("schedule_recovery", {"service_name": "ok", "priority": "high"}, "RecoveryValidationError", "priority"),
     ("schedule_recovery", {"service_name": "ok", "priority": 1.5}, "RecoveryValidationError", "priority"),

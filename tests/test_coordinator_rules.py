@@ -249,3 +249,17 @@ def test_policy_precedence_passed_then_service_then_default() -> None:
     schedule(book, "plain")
     attempts = {t.service_name: t.policy.max_retry_attempts for t in book.state.queue}
     assert attempts == {"own": 7, "given": 2, "plain": 5}
+
+
+def test_a_hand_over_frees_a_cancelled_child_that_has_reported_but_keeps_one_that_has_not() -> None:
+    book = ledger(slots=2)
+    schedule(book, "reported")
+    schedule(book, "silent")
+    started(book)
+    book.cancel("reported", "x", NOW)
+    book.cancel("silent", "x", NOW)
+    book.apply_report(report("reported", 2, RecoveryState.CANCELLED, finished=True), watched=True)
+    after = RecoveryLedger(CoordinatorState.model_validate(book.state.model_dump(mode="json")))
+    after.forget_closing()
+    assert set(after.state.active) == {"silent"}
+    assert after.unwatched(set()) == {"run-silent": "silent"}

@@ -20,7 +20,9 @@ from temporalio.testing import WorkflowEnvironment
 
 from activities.sqlite_store import SQLiteBreakerStore
 from starter.connection import connect, ensure_search_attributes
+from starter.health_check_host import ALLOWED_MODULES_ENV
 from tests.conftest import EXAMPLES_NAMESPACE
+from tests.recoveries import eventually
 from worker import build_worker
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -45,10 +47,12 @@ async def examples_worker(
         yield
 
 
-async def run_example(module: str, client: Client) -> str:
+async def run_example(module: str, client: Client, **extra_env: str) -> str:
     env = dict(os.environ)
+    env.pop(ALLOWED_MODULES_ENV, None)
     env["TEMPORAL_ADDRESS"] = client.service_client.config.target_host
     env["TEMPORAL_NAMESPACE"] = EXAMPLES_NAMESPACE
+    env.update(extra_env)
     process = await asyncio.create_subprocess_exec(
         sys.executable, "-m", f"examples.{module}",
         cwd=ROOT, env=env,
@@ -57,6 +61,16 @@ async def run_example(module: str, client: Client) -> str:
     stdout, stderr = await asyncio.wait_for(process.communicate(), timeout=60)
     assert process.returncode == 0, stderr.decode()[-2000:]
     return stdout.decode()
+
+
+async def no_recovery_running(client: Client, service: str) -> None:
+    """Wait until no run of the service's recovery is open (a new one can then start)."""
+
+    async def open_runs() -> int:
+        query = f"WorkflowId = 'recovery-{service}' AND ExecutionStatus = 'Running'"
+        return len([w async for w in client.list_workflows(query)])
+
+    await eventually(open_runs, lambda count: count == 0, timeout=30)
 
 
 async def test_quick_start(examples_client: Client, examples_worker: None) -> None:
@@ -84,10 +98,23 @@ async def test_example_2_loop_ends_when_every_service_recovered(
     assert status["orchestrator_running"] is False
 
 
-async def test_example_3_health_check_fn_travels_as_a_callable_check(
-    examples_client: Client, examples_worker: None
+@pytest.mark.parametrize(
+    ("allow_list", "travels_as"),
+    [
+        # Listed: the worker runs it (durable).
+        ("examples.example_3_health_checks", b'"ref":"examples.example_3_health_checks:check_api_health"'),
+        # Not listed: the example's own process hosts it, for as long as it lives.
+        ("", b'"kind":"hosted"'),
+    ],
+    ids=["allow-listed", "hosted"],
+)
+async def test_example_3_health_check_fn_travels_as_a_check(
+    examples_client: Client, examples_worker: None, allow_list: str, travels_as: bytes
 ) -> None:
-    await run_example("example_3_health_checks", examples_client)
+    await no_recovery_running(examples_client, "api_service")  # e.g. the other case's
+    await run_example(
+        "example_3_health_checks", examples_client, **{ALLOWED_MODULES_ENV: allow_list}
+    )
     status = await examples_client.get_workflow_handle("recovery-coordinator").query(
         "get_recovery_status"
     )
@@ -96,4 +123,4 @@ async def test_example_3_health_check_fn_travels_as_a_callable_check(
     handle = examples_client.get_workflow_handle("recovery-api_service")
     start_input = (await handle.fetch_history()).events[0]
     payload = start_input.workflow_execution_started_event_attributes.input.payloads[0].data
-    assert b'"ref":"examples.example_3_health_checks:check_api_health"' in payload
+    assert travels_as in payload

@@ -116,17 +116,12 @@ def test_jitter_stays_in_bounds_and_none_is_exact() -> None:
     assert delay_ms(RecoveryPolicy(), EXP, 3, rng) == 4000
 
 
-def test_health_check_fn_becomes_a_callable_check() -> None:
-    policy = RecoveryPolicy(health_check_fn=checks.always_healthy)
-    assert policy.health_check is not None
-    assert policy.health_check.kind == "callable"
-    assert policy.health_check.ref == "tests.checks:always_healthy"  # type: ignore[union-attr]
-    assert "health_check_fn" not in policy.model_dump(mode="json", exclude={"health_check"})
-
-
-def test_a_lambda_health_check_fn_is_refused() -> None:
-    with pytest.raises(RecoveryValidationError, match="module-level function"):
-        RecoveryPolicy(health_check_fn=lambda: True)
+def test_any_callable_is_a_health_check_fn_kept_as_given_and_never_serialized() -> None:
+    for fn in (checks.always_healthy, lambda: True):
+        policy = RecoveryPolicy(health_check_fn=fn)
+        assert policy.health_check_fn is fn
+        assert policy.health_check is None, "the facade turns it into a check when it sends it"
+        assert "health_check_fn" not in policy.model_dump(mode="json")
 
 
 def test_health_check_dicts_are_accepted() -> None:

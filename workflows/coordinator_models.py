@@ -161,6 +161,8 @@ class ActiveRecovery(BaseModel):
     finished: bool = False
     # Cancelled by an operator (the reason): recorded at once, the child told to stop.
     cancel_reason: str | None = None
+    # The child has sent its final report: it is only closing now.
+    finish_reported: bool = False
     # The attempt count when an operator's approval was sent: one approval per wait.
     approval_for_attempt: int | None = None
 

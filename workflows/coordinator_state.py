@@ -288,7 +288,9 @@ class RecoveryLedger:
             # Recorded already (cancelled, say). A child started before a continue-as-new
             # is not watched: its final report is how its slot comes free.
             if active is not None and matches and active.finished and report.result is not None:
-                if not watched:
+                if watched:
+                    active.finish_reported = True
+                else:
                     del self.state.active[report.service_name]
             return
         if active is None or not matches:
@@ -313,7 +315,8 @@ class RecoveryLedger:
         if report.result is not None:
             self.record(report.result, run_id=report.run_id)
             if watched:
-                active.finished = True  # its slot stays taken until the child has closed
+                # Its slot stays taken until the child has closed.
+                active.finished = active.finish_reported = True
             else:
                 del self.state.active[report.service_name]
 
@@ -356,13 +359,15 @@ class RecoveryLedger:
         }
 
     def forget_closing(self) -> None:
-        """At a new run: free the slots of children that reported their finish.
+        """At a new run: free the slots of children that have sent their final report.
 
-        They were only waiting to close. A cancelled one may still be running, so it
-        stays until its final report or a lookup says it has closed.
+        They were only waiting to close. One cancelled before it reported may still be
+        running, so it stays until its final report or a lookup says it has closed.
         """
         for name in [
-            n for n, a in self.state.active.items() if a.finished and a.cancel_reason is None
+            n
+            for n, a in self.state.active.items()
+            if a.finished and (a.finish_reported or a.cancel_reason is None)
         ]:
             del self.state.active[name]
 

@@ -1,0 +1,98 @@
+"""The typed coordinator client without a server: one update id per logical call."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+import pytest
+from temporalio.client import WorkflowUpdateRPCTimeoutOrCancelledError
+from temporalio.service import RPCError, RPCStatusCode
+
+from starter.coordinator_client import CoordinatorClient
+from workflows.coordinator_models import (
+    CancelRecoveryInput,
+    CancelRecoveryResult,
+    ScheduleRecoveryInput,
+    ScheduleRecoveryResult,
+)
+
+
+class FlakyServer:
+    """Stands in for the client: refuses the first sends, then answers; records each send."""
+
+    def __init__(self, failures: list[BaseException], answer: Any) -> None:
+        self.failures = list(failures)
+        self.answer = answer
+        self.sends: list[tuple[str, str | None]] = []
+
+    def _send(self, update: Any, update_id: str | None) -> Any:
+        self.sends.append((update._defn.name, update_id))
+        if self.failures:
+            raise self.failures.pop(0)
+        return self.answer
+
+    async def execute_update_with_start_workflow(
+        self, update: Any, arg: Any, *, start_workflow_operation: Any, id: str | None = None
+    ) -> Any:
+        return self._send(update, id)
+
+    def get_workflow_handle_for(self, run: Any, workflow_id: str) -> FlakyServer:
+        return self
+
+    async def execute_update(self, update: Any, arg: Any, *, id: str | None = None) -> Any:
+        return self._send(update, id)
+
+
+def passing_refusals() -> list[BaseException]:
+    return [
+        RPCError("too many updates in flight", RPCStatusCode.RESOURCE_EXHAUSTED, b""),
+        WorkflowUpdateRPCTimeoutOrCancelledError(),  # the RPC timed out: maybe applied
+        RPCError("update aborted by continue-as-new", RPCStatusCode.ABORTED, b""),
+    ]
+
+
+async def test_every_retry_of_one_update_with_start_call_reuses_its_update_id() -> None:
+    answer = ScheduleRecoveryResult(service_name="db", outcome="queued", state="scheduled")
+    server = FlakyServer(passing_refusals(), answer)
+    coordinator = CoordinatorClient(server)  # type: ignore[arg-type]
+
+    result = await coordinator.schedule_recovery(ScheduleRecoveryInput(service_name="db"))
+
+    assert result is answer
+    assert [name for name, _ in server.sends] == ["schedule_recovery"] * 4
+    ids = {update_id for _, update_id in server.sends}
+    assert len(ids) == 1 and uuid.UUID(ids.pop() or "").version == 4
+
+
+async def test_every_retry_of_one_plain_update_reuses_its_update_id() -> None:
+    answer = CancelRecoveryResult(service_name="db", cancelled=True, was="in_progress")
+    server = FlakyServer(passing_refusals()[:2], answer)
+    coordinator = CoordinatorClient(server)  # type: ignore[arg-type]
+
+    result = await coordinator.cancel_recovery(CancelRecoveryInput(service_name="db"))
+
+    assert result is answer
+    assert [name for name, _ in server.sends] == ["cancel_recovery"] * 3
+    assert len({update_id for _, update_id in server.sends}) == 1
+
+
+async def test_two_logical_calls_get_two_update_ids() -> None:
+    answer = ScheduleRecoveryResult(service_name="db", outcome="queued", state="scheduled")
+    server = FlakyServer([], answer)
+    coordinator = CoordinatorClient(server)  # type: ignore[arg-type]
+
+    await coordinator.schedule_recovery(ScheduleRecoveryInput(service_name="db"))
+    await coordinator.schedule_recovery(ScheduleRecoveryInput(service_name="db"))
+
+    first, second = (update_id for _, update_id in server.sends)
+    assert first != second
+
+
+async def test_a_refusal_that_does_not_pass_is_not_retried() -> None:
+    server = FlakyServer([RPCError("denied", RPCStatusCode.PERMISSION_DENIED, b"")], None)
+    coordinator = CoordinatorClient(server)  # type: ignore[arg-type]
+
+    with pytest.raises(RPCError, match="denied"):
+        await coordinator.schedule_recovery(ScheduleRecoveryInput(service_name="db"))
+    assert len(server.sends) == 1
