@@ -17,6 +17,7 @@ from temporalio.testing import WorkflowEnvironment
 from activities.sqlite_store import SQLiteBreakerStore
 from starter.dev import find_binary
 from tests.conftest import running_worker
+from tests.policies import blocking_policy_json
 from tests.recoveries import eventually
 from tests.servers import free_port
 
@@ -100,10 +101,7 @@ async def test_recoveryctl_execute_starts_a_queued_one_and_waits_for_the_result(
     cli: Cli, service: str
 ) -> None:
     await cli.ctl_json("configure", "--max-concurrent", "1")
-    blocker = {
-        "initial_delay_ms": 3_600_000, "max_delay_ms": 3_600_000,
-        "health_check": {"kind": "tcp", "host": "127.0.0.1", "port": free_port()},
-    }
+    blocker = blocking_policy_json()
     await cli.ctl_json("schedule", f"{service}-blocker", "--policy", json.dumps(blocker))
     queued = await cli.ctl_json("schedule", service, "--strategy", "immediate")
     assert queued["outcome"] == "queued"
@@ -214,10 +212,7 @@ async def test_the_temporal_cli_forms_in_the_readme_work(cli: Cli, service: str)
 async def test_recoveryctl_approve_names_the_state_when_not_awaiting_an_operator(
     cli: Cli, service: str
 ) -> None:
-    blocker = {
-        "initial_delay_ms": 3_600_000, "max_delay_ms": 3_600_000,
-        "health_check": {"kind": "tcp", "host": "127.0.0.1", "port": free_port()},
-    }
+    blocker = blocking_policy_json()
     await cli.ctl_json("schedule", service, "--policy", json.dumps(blocker))
     await eventually(
         lambda: cli.ctl_json("status", service), lambda s: s["phase"] == "backoff"

@@ -11,6 +11,7 @@ from temporalio.testing import WorkflowEnvironment
 from activities.health_check_specs import HttpHealthCheck, TcpHealthCheck
 from activities.sqlite_store import SQLiteBreakerStore
 from tests.conftest import orchestrator_on, record_history
+from tests.policies import blocking_policy
 from tests.coordination import child_runs, coordinator_history, wait_all_finished
 from tests.recoveries import eventually
 from tests.servers import free_port, health_server
@@ -19,15 +20,6 @@ from workflows.errors import RecoveryOrchestratorError, RecoveryValidationError
 from workflows.models import RecoveryPolicy, RecoveryStrategy
 
 pytestmark = pytest.mark.timeout(90)
-
-
-def blocking_policy() -> RecoveryPolicy:
-    """A recovery that cannot finish yet: its check fails, then it waits an hour."""
-    return RecoveryPolicy(
-        initial_delay_ms=3_600_000,
-        max_delay_ms=3_600_000,
-        health_check=TcpHealthCheck(host="127.0.0.1", port=free_port(), timeout_ms=300),
-    )
 
 
 async def wait_state(orchestrator: object, service: str, state: str) -> dict[str, object]:

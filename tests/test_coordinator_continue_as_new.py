@@ -60,7 +60,7 @@ async def test_a_recovery_terminated_after_a_hand_over_frees_its_slot(
 ) -> None:
     """A run the new coordinator did not start, ended without a report, is still settled."""
     from tests.recoveries import eventually
-    from tests.test_coordinator import blocking_policy
+    from tests.policies import blocking_policy
 
     client = dev_env.client
     blocker, waiting = f"{service}-blocker", f"{service}-waiting"

@@ -30,7 +30,7 @@ from activities.workflow_lookup import ClosedRun, FindClosedRunsInput
 from starter.dev import find_binary
 from tests.conftest import record_history, running_worker
 from tests.recoveries import eventually
-from tests.test_coordinator import blocking_policy
+from tests.policies import blocking_policy_json
 from worker import WORKFLOWS
 from workflows.constants import COORDINATOR_WORKFLOW, recovery_workflow_id
 from workflows.models import RecoveryResult
@@ -137,7 +137,7 @@ def blocking(service: str, **fields: Any) -> dict[str, Any]:
     """A schedule_recovery input whose recovery cannot finish by itself."""
     return {
         "service_name": service,
-        "policy": blocking_policy().model_dump(mode="json", exclude={"health_check_fn"}),
+        "policy": blocking_policy_json(),
         **fields,
     }
 

@@ -18,7 +18,7 @@ from starter.orchestrator import RecoveryOrchestrator
 from tests.conftest import orchestrator_on
 from tests.coordination import coordinator_history
 from tests.recoveries import eventually
-from tests.test_coordinator import blocking_policy
+from tests.policies import blocking_policy
 from workflows.errors import (
     RecoveryConstitutionalError,
     RecoveryOrchestratorError,

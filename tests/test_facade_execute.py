@@ -12,12 +12,11 @@ import asyncio
 import pytest
 from temporalio.testing import WorkflowEnvironment
 
-from activities.health_check_specs import TcpHealthCheck
 from activities.sqlite_store import SQLiteBreakerStore
 from starter.recoveries import recovery_attempts, recovery_status
 from tests.conftest import orchestrator_on
+from tests.policies import blocking_policy
 from tests.recoveries import eventually, start_recovery
-from tests.servers import free_port
 from workflows.errors import RecoveryOrchestratorError, RecoveryValidationError
 from workflows.models import (
     RecoveryPhase,
@@ -32,12 +31,7 @@ pytestmark = pytest.mark.timeout(120)
 
 def failing_check(attempts: int) -> RecoveryPolicy:
     """A policy whose health check is refused at once (nothing listens on the port)."""
-    return RecoveryPolicy(
-        max_retry_attempts=attempts,
-        initial_delay_ms=3_600_000,
-        max_delay_ms=3_600_000,
-        health_check=TcpHealthCheck(host="127.0.0.1", port=free_port(), timeout_ms=500),
-    )
+    return blocking_policy(attempts=attempts, check_timeout_ms=500)
 
 
 async def finished(orchestrator: object, service: str) -> None:

@@ -13,6 +13,7 @@ from activities.breaker_store import BreakerState
 from activities.health_check_specs import CallableHealthCheck, HttpHealthCheck, TcpHealthCheck
 from activities.sqlite_store import SQLiteBreakerStore
 from tests.conftest import record_history, running_worker
+from tests.policies import blocking_policy
 from tests.recoveries import event_types, eventually, start_recovery, status_of
 from tests.servers import free_port, health_server
 from workflows.constants import recovery_workflow_id
@@ -169,8 +170,7 @@ async def test_callable_checks_run_only_from_allowed_modules(
 async def test_cancel_signal_during_a_one_hour_backoff_ends_cancelled_at_once(
     time_env: WorkflowEnvironment, store: SQLiteBreakerStore, task_queue: str, service: str
 ) -> None:
-    check = TcpHealthCheck(host="127.0.0.1", port=free_port())
-    policy = RecoveryPolicy(initial_delay_ms=3_600_000, max_delay_ms=3_600_000, health_check=check)
+    policy = blocking_policy(check_timeout_ms=2000)
     async with running_worker(time_env.client, store, task_queue):
         handle = await start_recovery(
             time_env.client, task_queue, ServiceRecoveryInput(service_name=service, policy=policy)
@@ -192,8 +192,7 @@ async def test_cancel_signal_during_a_one_hour_backoff_ends_cancelled_at_once(
 async def test_workflow_cancellation_during_a_backoff_ends_cancelled(
     time_env: WorkflowEnvironment, store: SQLiteBreakerStore, task_queue: str, service: str
 ) -> None:
-    check = TcpHealthCheck(host="127.0.0.1", port=free_port())
-    policy = RecoveryPolicy(initial_delay_ms=3_600_000, max_delay_ms=3_600_000, health_check=check)
+    policy = blocking_policy(check_timeout_ms=2000)
     async with running_worker(time_env.client, store, task_queue):
         handle = await start_recovery(
             time_env.client, task_queue, ServiceRecoveryInput(service_name=service, policy=policy)
