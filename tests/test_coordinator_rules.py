@@ -263,3 +263,15 @@ def test_a_hand_over_frees_a_cancelled_child_that_has_reported_but_keeps_one_tha
     after.forget_closing()
     assert set(after.state.active) == {"silent"}
     assert after.unwatched(set()) == {"run-silent": "silent"}
+
+
+def test_a_cancel_too_late_to_stop_the_child_gives_way_to_what_really_happened() -> None:
+    book = ledger()
+    schedule(book, "a")
+    started(book)
+    book.cancel("a", "stop", NOW)
+    assert book.state.recent_history[-1].state is RecoveryState.CANCELLED
+    book.apply_report(report("a", 5, RecoveryState.SUCCEEDED, finished=True), watched=True)
+    assert [r.state for r in book.state.recent_history] == [RecoveryState.SUCCEEDED]
+    book.settle("a", "run-a", book.state.recent_history[-1])
+    assert len(book.state.recent_history) == 1

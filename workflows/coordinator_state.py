@@ -288,6 +288,7 @@ class RecoveryLedger:
             # Recorded already (cancelled, say). A child started before a continue-as-new
             # is not watched: its final report is how its slot comes free.
             if active is not None and matches and active.finished and report.result is not None:
+                self._correct_late_cancel(active, report.result)
                 if watched:
                     active.finish_reported = True
                 else:
@@ -324,6 +325,7 @@ class RecoveryLedger:
         """Free the run's slot (if it still holds one) and record its result once."""
         active = self.state.active.get(service_name)
         if active is not None and active.run_id == run_id:
+            self._correct_late_cancel(active, result)
             del self.state.active[service_name]
         self.record(result, run_id=run_id)
 
@@ -386,6 +388,25 @@ class RecoveryLedger:
         """Keep a refused request where ``get_configuration`` shows it (the last few)."""
         self.state.rejected_signals.append(f"{now.isoformat()} {message}")
         del self.state.rejected_signals[:-MAX_REJECTED_SIGNALS]
+
+    def _correct_late_cancel(self, active: ActiveRecovery, result: RecoveryResult) -> None:
+        """Let the child's own ending replace a cancel that came too late to stop it.
+
+        A cancel is recorded at once (read-your-writes), but a child already closing
+        its breaker finishes anyway: the history must then say what really happened.
+        """
+        if active.cancel_reason is None or result.state is RecoveryState.CANCELLED:
+            return
+        history = self.state.recent_history
+        for index in range(len(history) - 1, -1, -1):
+            entry = history[index]
+            if (
+                entry.service_name == active.task.service_name
+                and entry.state is RecoveryState.CANCELLED
+                and entry.error_message == f"cancelled: {active.cancel_reason}"
+            ):
+                history[index] = result
+                return
 
     def _note_finished_run(self, run_id: str) -> None:
         self.state.finished_runs.append(run_id)
