@@ -443,24 +443,3 @@ async def test_concurrent_executes_of_a_manual_recovery_send_one_approval(
     await coordinator.assert_never_failed_a_task()
     record_history(await coordinator.handle.fetch_history(), "coordinator_one_approval_per_wait")
 
-
-async def test_a_cancel_that_arrives_with_the_start_never_touches_the_breaker(
-    dev_env: WorkflowEnvironment, store: SQLiteBreakerStore, task_queue: str, service: str
-) -> None:
-    from activities.breaker_store import BreakerState
-
-    store.set_state(service, BreakerState.OPEN)
-    async with running_worker(dev_env.client, store, task_queue):
-        handle = await dev_env.client.start_workflow(
-            "ServiceRecovery",
-            {"service_name": service},
-            id=recovery_workflow_id(service),
-            task_queue=task_queue,
-            start_signal="cancel",
-            start_signal_args=[{"reason": "false alarm"}],
-        )
-        result = RecoveryResult.model_validate(await asyncio.wait_for(handle.result(), timeout=20))
-        events = [e async for e in handle.fetch_history_events()]
-    assert result.state.value == "cancelled" and result.attempt_number == 0
-    assert not any(e.HasField("activity_task_scheduled_event_attributes") for e in events)
-    assert store.get_state(service).state is BreakerState.OPEN  # type: ignore[union-attr]

@@ -41,7 +41,8 @@ def test_histories_are_checked_in() -> None:
         "service_recovery_foreign_id",  # refused behind the refuse-foreign-workflow-id patch
         "service_recovery_stale_approval",  # approve during a backoff ignored, then escalation
         "service_recovery_two_approvals",  # start + two approvals in one workflow task
-        "service_recovery_hosted_check",  # the check on the host's own task queue
+        "service_recovery_hosted_check",
+        "service_recovery_cancel_during_check",  # the breaker re-opened before ending cancelled  # the check on the host's own task queue
         "coordinator_priority_order",  # recorded before the start-all-free-slots patch
         "coordinator_priority_order_start_all_free_slots",
         "coordinator_continued_as_new",

@@ -93,6 +93,7 @@ MAX_IGNORED_ENTRY = 500
 # Recoveries that ran under a foreign workflow id before the check existed replay unchanged.
 REFUSE_FOREIGN_ID_PATCH = "refuse-foreign-workflow-id"
 PATCH_CANCEL_BEFORE_RESET = "cancel-before-breaker-reset"
+PATCH_REOPEN_ON_CANCEL = "reopen-breaker-on-cancel"
 
 _BREAKER_STEP = {
     BreakerState.HALF_OPEN: (RecoveryPhase.RESETTING_BREAKER, "reset breaker to half-open"),
@@ -365,13 +366,13 @@ class ServiceRecovery:
         record.breaker_reset = error is None
         passed = False
         if error is None:
-            self._raise_if_cancelled()
+            await self._reopen_if_cancelled()
             outcome, error = await self._health_check()
             record.health_check = outcome
             passed = error is None and (outcome is None or outcome.passed)
             if error is None and outcome is not None and not outcome.passed:
                 error = f"health check failed: {outcome.detail}"
-            self._raise_if_cancelled()
+            await self._reopen_if_cancelled()
             if passed:
                 close_error = await self._set_breaker(BreakerState.CLOSED)
                 passed, error = close_error is None, close_error
@@ -475,6 +476,18 @@ class ServiceRecovery:
         """
         if self._cancel_request is not None and workflow.patched(PATCH_CANCEL_BEFORE_RESET):
             raise _Cancelled()
+
+    async def _reopen_if_cancelled(self) -> None:
+        """Honour a cancel that arrived after the reset: re-open the breaker, then stop.
+
+        A cancelled recovery leaves the breaker as it found it (open), never half-open
+        with the service unproven. Before this patch it stopped without re-opening.
+        """
+        if self._cancel_request is None:
+            return
+        if workflow.patched(PATCH_REOPEN_ON_CANCEL):
+            await self._set_breaker(BreakerState.OPEN)
+        raise _Cancelled()
 
     def _raise_if_cancelled(self) -> None:
         if self._cancel_request is not None:

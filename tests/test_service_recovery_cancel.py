@@ -1,0 +1,67 @@
+"""A cancelled recovery leaves the breaker as it found it: open, never half-open."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+from temporalio.testing import WorkflowEnvironment
+
+from activities.breaker_store import BreakerState
+from activities.sqlite_store import SQLiteBreakerStore
+from tests.conftest import record_history, running_worker
+from tests.recoveries import event_types, eventually, status_of
+from tests.servers import health_server
+from workflows.constants import recovery_workflow_id
+from workflows.models import RecoveryPhase, RecoveryResult, RecoveryState
+from workflows.service_recovery import ServiceRecovery
+
+pytestmark = pytest.mark.timeout(60)
+
+
+async def test_a_cancel_that_arrives_with_the_start_never_touches_the_breaker(
+    dev_env: WorkflowEnvironment, store: SQLiteBreakerStore, task_queue: str, service: str
+) -> None:
+    store.set_state(service, BreakerState.OPEN)
+    async with running_worker(dev_env.client, store, task_queue):
+        handle = await dev_env.client.start_workflow(
+            "ServiceRecovery",
+            {"service_name": service},
+            id=recovery_workflow_id(service),
+            task_queue=task_queue,
+            start_signal="cancel",
+            start_signal_args=[{"reason": "false alarm"}],
+        )
+        result = RecoveryResult.model_validate(await asyncio.wait_for(handle.result(), timeout=20))
+        events = [e async for e in handle.fetch_history_events()]
+    assert result.state is RecoveryState.CANCELLED and result.attempt_number == 0
+    assert not any(e.HasField("activity_task_scheduled_event_attributes") for e in events)
+    assert store.get_state(service).state is BreakerState.OPEN  # type: ignore[union-attr]
+
+
+async def test_a_cancel_during_the_health_check_reopens_the_breaker(
+    dev_env: WorkflowEnvironment, store: SQLiteBreakerStore, task_queue: str, service: str
+) -> None:
+    store.set_state(service, BreakerState.OPEN)
+    async with health_server(hang=True) as server, running_worker(
+        dev_env.client, store, task_queue
+    ):
+        handle = await dev_env.client.start_workflow(
+            ServiceRecovery.run,
+            {
+                "service_name": service,
+                "policy": {"health_check": {"kind": "http", "url": server.url, "timeout_ms": 2000}},
+            },
+            id=recovery_workflow_id(service),
+            task_queue=task_queue,
+        )
+        await eventually(lambda: status_of(handle), lambda s: s.phase is RecoveryPhase.HEALTH_CHECK)
+        assert store.get_state(service).state is BreakerState.HALF_OPEN  # type: ignore[union-attr]
+        await handle.signal("cancel", {"reason": "operator gave up"})
+        result = await asyncio.wait_for(handle.result(), timeout=20)
+        history = await handle.query(ServiceRecovery.history)
+        record_history(await handle.fetch_history(), "service_recovery_cancel_during_check")
+    assert result.state is RecoveryState.CANCELLED and result.error_message == "cancelled: operator gave up"
+    assert history[-1].result == "cancelled"
+    assert store.get_state(service).state is BreakerState.OPEN  # type: ignore[union-attr]
+    assert "EVENT_TYPE_WORKFLOW_TASK_FAILED" not in await event_types(handle)
