@@ -306,6 +306,9 @@ def main(argv: list[str] | None = None) -> None:
         result = asyncio.run(_run_with_timeout(args))
         if result is not None:
             print(render.render(result, args.json))
+            sys.stdout.flush()
+    except BrokenPipeError:  # `recoveryctl status | head`: the reader has what it wanted
+        sys.stdout = open(os.devnull, "w")
     except ValidationError as err:
         code = _fail(2, describe_validation_error(err))
     except (ValueError, UnknownService) as err:  # RecoveryValidationError among them
@@ -332,7 +335,8 @@ async def _run_with_timeout(args: argparse.Namespace) -> Any:
     task.cancel()
     await asyncio.gather(task, return_exceptions=True)
     raise CliError(
-        f"no answer within {args.timeout:g}s: is a worker polling task queue {args.task_queue!r}?"
+        f"no answer within {args.timeout:g}s (what was sent may still take effect): is a worker "
+        f"polling task queue {args.task_queue!r}? To wait longer, raise --timeout"
     )
 
 

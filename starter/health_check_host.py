@@ -46,6 +46,8 @@ logger = logging.getLogger("recovery_orchestrator")
 ALLOWED_MODULES_ENV = "RECOVERY_HEALTH_CHECK_MODULES"
 # How long a hosted check waits for its host to pick it up (its schedule-to-start timeout).
 DEFAULT_HOST_WAIT = timedelta(seconds=10)
+# What ``HostedHealthCheck.host_wait_ms`` can hold.
+MIN_HOST_WAIT, MAX_HOST_WAIT = timedelta(milliseconds=1), timedelta(seconds=300)
 MAX_DETAIL = 500
 
 HealthCheckFn = Callable[[], Any]

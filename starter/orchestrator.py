@@ -18,6 +18,8 @@ from starter.connection import connect
 from starter.coordinator_client import CoordinatorClient
 from starter.health_check_host import (
     DEFAULT_HOST_WAIT,
+    MAX_HOST_WAIT,
+    MIN_HOST_WAIT,
     HealthCheckHost,
     allowed_modules,
     durable_check,
@@ -91,6 +93,11 @@ class RecoveryOrchestrator:
         self.max_concurrent_recoveries = max_concurrent_recoveries
         self.task_queue = task_queue
         self.coordinator_workflow_id = coordinator_workflow_id
+        if not MIN_HOST_WAIT <= health_check_host_wait <= MAX_HOST_WAIT:
+            raise RecoveryValidationError(
+                f"health_check_host_wait must be between {MIN_HOST_WAIT} and {MAX_HOST_WAIT}, "
+                f"got {health_check_host_wait}"
+            )
         self.health_check_host_wait = health_check_host_wait
         self._given_client = client
         self._client = client

@@ -112,6 +112,11 @@ async def approve(
         if status is not None and not status.state.finished:
             break
         if loop.time() >= deadline:
+            if status is not None:
+                raise RecoveryOrchestratorError(
+                    f"Recovery of '{service_name}' has already ended {status.state.value}: "
+                    f"nothing to approve"
+                )
             raise RecoveryValidationError(f"{NO_ACTIVE_TASK} '{service_name}'")
         await asyncio.sleep(MANUAL_POLL_SECONDS)
     starting_manual = (

@@ -245,3 +245,28 @@ async def test_recoveryctl_exits_3_when_the_server_cannot_be_reached(task_queue:
     code, out, err = await unreachable.ctl("status")
     assert code == 3 and out == "" and err.count("\n") == 1
     assert "cannot reach the Temporal server" in err
+
+
+async def test_recoveryctl_piped_into_head_ends_quietly(
+    cli: Cli, dev_env: WorkflowEnvironment, service: str
+) -> None:
+    """A reader that stops early (``| head``) gets no traceback on stderr."""
+    await cli.ctl_json("configure", "--max-concurrent", "1")
+    # A status document far larger than a pipe's buffer: 500 queued behind one blocker.
+    await dev_env.client.get_workflow_handle(cli.coordinator_id).execute_update(
+        "schedule_recoveries",
+        {
+            "recoveries": [
+                {"service_name": f"{service}-{i:03d}", "policy": blocking_policy_json()}
+                for i in range(500)
+            ]
+        },
+    )
+    ctl = Path(sys.executable).parent / "recoveryctl"
+    code, out, err = await cli.run(
+        "sh", "-c",
+        f"'{ctl}' --coordinator-id {cli.coordinator_id} --task-queue {cli.task_queue} "
+        f"--json status | head -c 10; exit ${{PIPESTATUS:-0}}",
+    )
+    assert len(out) == 10
+    assert "Traceback" not in err and "BrokenPipe" not in err, err

@@ -53,6 +53,18 @@ async def test_execute_after_an_immediate_recovery_finished_returns_its_result(
     assert result.state is RecoveryState.SUCCEEDED and result.attempt_number == 1
 
 
+async def test_approve_after_a_recovery_finished_names_its_ending(
+    dev_env: WorkflowEnvironment, store: SQLiteBreakerStore, task_queue: str, service: str
+) -> None:
+    async with orchestrator_on(dev_env, store, task_queue) as orchestrator:
+        await orchestrator.schedule_recovery(service, RecoveryStrategy.IMMEDIATE)
+        await finished(orchestrator, service)
+        with pytest.raises(RecoveryOrchestratorError) as caught:
+            await orchestrator.approve_recovery(service, operator="late")
+    assert not isinstance(caught.value, RecoveryValidationError)
+    assert str(caught.value) == f"Recovery of '{service}' has already ended succeeded: nothing to approve"
+
+
 async def test_execute_after_a_recovery_failed_returns_its_failed_result(
     dev_env: WorkflowEnvironment, store: SQLiteBreakerStore, task_queue: str, service: str
 ) -> None:

@@ -25,6 +25,7 @@ from tests import checks
 from tests.conftest import orchestrator_on
 from tests.recoveries import eventually
 from workflows.coordinator_models import PolicyQueryInput
+from workflows.errors import RecoveryValidationError
 from workflows.models import RecoveryPolicy, RecoveryState, RecoveryStrategy
 
 pytestmark = pytest.mark.timeout(120)
@@ -219,3 +220,9 @@ def test_only_importable_module_level_functions_have_a_reference() -> None:
     assert function_ref(local) is None
     assert function_ref(lambda: True) is None
     assert function_ref(Probe().check) is None
+
+
+@pytest.mark.parametrize("wait", [timedelta(0), timedelta(seconds=301)])
+def test_a_host_wait_out_of_range_is_refused_when_the_facade_is_made(wait: timedelta) -> None:
+    with pytest.raises(RecoveryValidationError, match="health_check_host_wait must be between"):
+        RecoveryOrchestrator(health_check_host_wait=wait)
