@@ -443,3 +443,30 @@ async def test_concurrent_executes_of_a_manual_recovery_send_one_approval(
     await coordinator.assert_never_failed_a_task()
     record_history(await coordinator.handle.fetch_history(), "coordinator_one_approval_per_wait")
 
+
+
+async def test_a_state_too_large_to_hand_over_is_refused_and_the_hand_over_still_works(
+    coordinator: Coordinator, service: str
+) -> None:
+    """Temporal carries at most 2 MB across continue-as-new: the coordinator never grows past it."""
+    await coordinator.update("configure", {"max_concurrent_recoveries": 1})
+    long_check = {"kind": "http", "url": "http://127.0.0.1:9/" + "x" * 2000}
+
+    def batch(start: int) -> dict[str, Any]:
+        return {
+            "recoveries": [
+                {"service_name": f"{service}-{i:04d}", "priority": 5,
+                 "policy": {**blocking_policy_json(), "health_check": long_check}}
+                for i in range(start, start + 400)
+            ]
+        }
+
+    await coordinator.update("schedule_recoveries", batch(0))
+    with pytest.raises(WorkflowUpdateFailedError) as caught:
+        await coordinator.update("schedule_recoveries", batch(400))
+    assert "budget" in str(caught.value.cause) and "continue-as-new" in str(caught.value.cause)
+    before = await coordinator.status()
+    await force_continue_as_new(coordinator)
+    after = await coordinator.status()
+    assert after["queued_recoveries"] == before["queued_recoveries"] == 399
+    await coordinator.assert_never_failed_a_task()

@@ -12,7 +12,7 @@ from workflows.coordinator_models import (
     CoordinatorState,
     ScheduleRecoveryInput,
 )
-from workflows.coordinator_state import MAX_REJECTED_SIGNALS, RecoveryLedger
+from workflows.coordinator_state import CARRIED_STATE_BUDGET, MAX_REJECTED_SIGNALS, RecoveryLedger
 from workflows.errors import RecoveryValidationError
 from workflows.models import (
     RecoveryPhase,
@@ -220,13 +220,13 @@ def test_one_approval_per_wait_however_many_ask() -> None:
 def test_the_queue_limit_counts_unfinished_recoveries_and_says_so() -> None:
     book = ledger(slots=1, queue_limit=3)
     for name in ["a", "b", "c"]:
-        book.check_room([name])
+        book.check_room([name], 0)
         schedule(book, name)
-    book.check_room(["b"])  # already queued: updating it needs no room
+    book.check_room(["b"], 0)  # already queued: updating it needs no room
     with pytest.raises(RecoveryValidationError, match="queue_limit is 3"):
-        book.check_room(["d"])
+        book.check_room(["d"], 0)
     book.configure(ConfigureInput(queue_limit=4))
-    book.check_room(["d"])
+    book.check_room(["d"], 0)
 
 
 def test_rejections_and_history_stay_bounded() -> None:
@@ -275,3 +275,18 @@ def test_a_cancel_too_late_to_stop_the_child_gives_way_to_what_really_happened()
     assert [r.state for r in book.state.recent_history] == [RecoveryState.SUCCEEDED]
     book.settle("a", "run-a", book.state.recent_history[-1])
     assert len(book.state.recent_history) == 1
+
+
+def test_the_carried_state_never_outgrows_what_a_hand_over_can_carry() -> None:
+    book = ledger()
+    policy = RecoveryPolicy(health_check={"kind": "http", "url": "http://127.0.0.1/" + "x" * 2000})  # type: ignore[arg-type]
+    refused = None
+    for index in range(2000):
+        try:
+            book.check_size(len(policy.model_dump_json()) + 20)
+        except RecoveryValidationError as err:
+            refused = err
+            break
+        book.set_policy(f"svc-{index}", policy)
+    assert refused is not None and "budget" in str(refused)
+    assert book.carried_bytes() <= CARRIED_STATE_BUDGET

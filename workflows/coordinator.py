@@ -170,7 +170,7 @@ class RecoveryCoordinator:
     def _validate_schedule(self, *args: Any) -> None:
         input = _decode(ScheduleRecoveryInput, args, "schedule_recovery")
         self._check_schedulable(input)
-        self._check_room([input.service_name])
+        self._check_room([input.service_name], input)
 
     @workflow.update(name="schedule_recoveries")
     def schedule_recoveries(self, *args: Any) -> list[ScheduleRecoveryResult]:
@@ -191,7 +191,7 @@ class RecoveryCoordinator:
                     type=err.type,
                     non_retryable=True,
                 ) from None
-        self._check_room(item.service_name for item in input.recoveries)
+        self._check_room((item.service_name for item in input.recoveries), input)
 
     @workflow.update(name="cancel_recovery")
     async def cancel_recovery(self, *args: Any) -> CancelRecoveryResult:
@@ -257,6 +257,10 @@ class RecoveryCoordinator:
         input = _decode(SetRecoveryPolicyInput, args, "set_recovery_policy")
         _check_hash(input.constitutional_hash, "policy setting")
         _check_hash(input.policy.constitutional_hash, "policy setting")
+        try:
+            self._ledger.check_size(len(input.model_dump_json()))
+        except RecoveryOrchestratorError as err:
+            raise to_application_error(err) from None
 
     @workflow.update(name="configure")
     def configure(self, *args: Any) -> CoordinatorConfig:
@@ -295,7 +299,7 @@ class RecoveryCoordinator:
         try:
             input = _decode(ScheduleRecoveryInput, args, "schedule_recovery signal")
             self._check_schedulable(input)
-            self._check_room([input.service_name])
+            self._check_room([input.service_name], input)
         except ApplicationError as err:
             self._reject(f"schedule_recovery signal rejected: {err.message}")
             return
@@ -353,9 +357,9 @@ class RecoveryCoordinator:
                 )
             )
 
-    def _check_room(self, service_names: Iterable[str]) -> None:
+    def _check_room(self, service_names: Iterable[str], request: BaseModel) -> None:
         try:
-            self._ledger.check_room(service_names)
+            self._ledger.check_room(service_names, len(request.model_dump_json()))
         except RecoveryOrchestratorError as err:
             raise to_application_error(err) from None
 

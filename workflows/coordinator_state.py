@@ -36,6 +36,11 @@ from workflows.status import idle_entry, status_document, task_entry
 
 MAX_REJECTED_SIGNALS = 20
 MAX_FINISHED_RUNS = 200
+# Temporal refuses a payload over 2 MB, and the whole state is the continue-as-new
+# input: a state that outgrew it could never hand over, and the coordinator would be
+# stuck. Requests that would grow it past this budget are refused; the margin is for
+# what grows without a request (recent history up to its size, rejections, reports).
+CARRIED_STATE_BUDGET = 1_400_000
 
 
 class ChildRef(NamedTuple):
@@ -111,11 +116,19 @@ class RecoveryLedger:
 
     # ----- scheduling ------------------------------------------------------------------
 
-    def check_room(self, service_names: Iterable[str]) -> None:
-        """Refuse scheduling that would take the unfinished recoveries past ``queue_limit``.
+    def carried_bytes(self) -> int:
+        """Return the size of the state as a continue-as-new would carry it (JSON)."""
+        return len(self.state.model_dump_json())
+
+    def check_room(self, service_names: Iterable[str], incoming_bytes: int) -> None:
+        """Refuse scheduling past ``queue_limit`` or past what a hand-over can carry.
+
+        Args:
+            service_names: The services the request schedules.
+            incoming_bytes: The request's own size (JSON), which the state would grow by.
 
         Raises:
-            RecoveryValidationError: saying how many are held and how to make room.
+            RecoveryValidationError: saying what is full and how to make room.
         """
         new = {name for name in service_names if not self.is_unfinished(name)}
         held = self.unfinished_count()
@@ -125,6 +138,22 @@ class RecoveryLedger:
                 f"the coordinator already holds {held} unfinished recoveries and its "
                 f"queue_limit is {limit}: {len(new)} more do not fit; wait for some to "
                 f"finish, cancel some, or raise it with configure(queue_limit=...)"
+            )
+        self.check_size(incoming_bytes)
+
+    def check_size(self, incoming_bytes: int) -> None:
+        """Refuse a request that would grow the carried state past its budget.
+
+        Raises:
+            RecoveryValidationError: with the sizes, and how to make room.
+        """
+        size = self.carried_bytes()
+        if size + incoming_bytes > CARRIED_STATE_BUDGET:
+            raise RecoveryValidationError(
+                f"the coordinator's state is {size:,} bytes and this request adds about "
+                f"{incoming_bytes:,}: past its {CARRIED_STATE_BUDGET:,}-byte budget (Temporal "
+                f"carries at most 2 MB across continue-as-new); let recoveries finish, cancel "
+                f"some, or clear policies you no longer need"
             )
 
     def schedule(self, input: ScheduleRecoveryInput, now: datetime) -> ScheduleRecoveryResult:
