@@ -239,7 +239,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--coordinator-id", default=COORDINATOR_WORKFLOW_ID, help=argparse.SUPPRESS)
     parser.add_argument("--task-queue", default=TASK_QUEUE, help=argparse.SUPPRESS)
     parser.add_argument(
-        "--timeout", type=float, default=30.0, help="seconds to wait for an answer (default 30)"
+        "--timeout", type=_seconds, default=30.0, help="seconds to wait for an answer (default 30)"
     )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
@@ -296,6 +296,17 @@ def build_parser() -> argparse.ArgumentParser:
     watch.add_argument("--interval", type=float, default=2.0)
     watch.add_argument("--count", type=int, help="stop after this many refreshes")
     return parser
+
+
+def _seconds(text: str) -> float:
+    """Parse ``--timeout``: a finite number of seconds above zero."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not 0 < value < float("inf"):
+        raise argparse.ArgumentTypeError(f"must be a number of seconds above 0, got {text!r}")
+    return value
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -329,6 +329,7 @@ class RecoveryOrchestrator:
         An allow-listed module-level function becomes a durable ``callable`` check;
         any other callable a ``hosted`` one, served by this process's host.
         """
+        policy = _as_policy(policy)
         sendable = policy
         fn = policy.health_check_fn
         if fn is not None and policy.health_check is None:
@@ -376,3 +377,18 @@ class RecoveryOrchestrator:
 
 def _same_on_the_wire(sent: RecoveryPolicy, held: RecoveryPolicy) -> bool:
     return sent.model_dump(mode="json") == held.model_dump(mode="json")
+
+
+def _as_policy(policy: object) -> RecoveryPolicy:
+    """Return ``policy`` as a ``RecoveryPolicy``; a dict of its fields is taken too.
+
+    Raises:
+        RecoveryValidationError: anything else, or a dict with a bad field.
+    """
+    if isinstance(policy, RecoveryPolicy):
+        return policy
+    if isinstance(policy, dict):
+        return RecoveryPolicy(**policy)
+    raise RecoveryValidationError(
+        f"policy must be a RecoveryPolicy (or a dict of its fields), got {type(policy).__name__}"
+    )

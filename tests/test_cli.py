@@ -270,3 +270,11 @@ async def test_recoveryctl_piped_into_head_ends_quietly(
     )
     assert len(out) == 10
     assert "Traceback" not in err and "BrokenPipe" not in err, err
+
+
+@pytest.mark.parametrize("value", ["nan", "0", "-1", "inf", "soon"])
+async def test_recoveryctl_refuses_a_timeout_that_is_no_number_of_seconds(
+    cli: Cli, value: str
+) -> None:
+    code, _, err = await cli.ctl("--timeout", value, "status")
+    assert code == 2 and "--timeout: must be a number of seconds above 0" in err

@@ -33,7 +33,7 @@ from tests.recoveries import eventually
 from tests.policies import blocking_policy_json
 from worker import WORKFLOWS
 from workflows.constants import COORDINATOR_WORKFLOW, recovery_workflow_id
-from workflows.models import RecoveryResult
+from workflows.models import RecoveryPolicy, RecoveryResult
 
 pytestmark = pytest.mark.timeout(180)
 
@@ -470,3 +470,71 @@ async def test_a_state_too_large_to_hand_over_is_refused_and_the_hand_over_still
     after = await coordinator.status()
     assert after["queued_recoveries"] == before["queued_recoveries"] == 399
     await coordinator.assert_never_failed_a_task()
+
+
+async def test_huge_rejected_signals_never_stop_a_hand_over(
+    coordinator: Coordinator, service: str
+) -> None:
+    """A bad signal's error names the bad key: a 100 KB key must not bloat the carried state."""
+    for index in range(25):
+        await coordinator.handle.signal(
+            "schedule_recovery", {"service_name": "x", f"k{index}" + "y" * 100_000: 1}
+        )
+    info = await eventually(
+        coordinator.configuration, lambda c: c["rejected_signals"][-1].count("k24") == 1
+    )
+    assert all(len(line) <= 500 for line in info["rejected_signals"])
+    await force_continue_as_new(coordinator)
+    await coordinator.assert_still_recovers(service)
+
+
+async def test_execute_right_after_cancel_and_reschedule_waits_for_the_old_run_to_close(
+    coordinator: Coordinator, service: str
+) -> None:
+    for round in range(6):
+        name = f"{service}-{round}"
+        await coordinator.update("schedule_recovery", blocking(name))
+        await eventually(coordinator.status, lambda s: s["services"].get(name, {}).get("state") == "in_progress")
+        await coordinator.update("cancel_recovery", {"service_name": name})
+        queued = await coordinator.update(
+            "schedule_recovery", {"service_name": name, "strategy": "immediate"}
+        )
+        assert queued["outcome"] == "queued"
+        executed = await coordinator.update("execute_recovery", {"service_name": name})
+        assert executed["outcome"] in ("started", "already_running"), executed
+        status = await eventually(
+            coordinator.status,
+            lambda s: [r["state"] for r in s["recent_history"] if r["service_name"] == name]
+            == ["cancelled", "succeeded"],
+            timeout=30,
+        )
+        assert name not in status["services"]
+    await coordinator.assert_never_failed_a_task()
+
+
+async def test_execute_on_a_manual_recovery_whose_approved_attempt_runs_waits_for_that_attempt(
+    dev_env: WorkflowEnvironment, store: SQLiteBreakerStore, task_queue: str, service: str
+) -> None:
+    from starter.orchestrator import RecoveryOrchestrator
+    from tests.servers import health_server
+
+    async with health_server(hang=True) as server, running_worker(dev_env.client, store, task_queue):
+        orchestrator = RecoveryOrchestrator(
+            client=dev_env.client, task_queue=task_queue, coordinator_workflow_id=f"coordinator-{task_queue}"
+        )
+        await orchestrator.start()
+        slow = {"kind": "http", "url": server.url, "timeout_ms": 1500}
+        await orchestrator.schedule_recovery(
+            service, "manual", policy=RecoveryPolicy(max_retry_attempts=3, health_check=slow)  # type: ignore[arg-type]
+        )
+        await orchestrator.approve_recovery(service, operator="alice")
+        await eventually(
+            orchestrator.get_recovery_status,
+            lambda s: s["services"].get(service, {}).get("state") == "in_progress",
+        )
+        results = await asyncio.wait_for(
+            asyncio.gather(*(orchestrator.execute_recovery(service) for _ in range(3))), timeout=30
+        )
+        assert {r.attempt_number for r in results} == {1}
+        assert {r.state.value for r in results} == {"awaiting_manual"}
+        await orchestrator.stop()

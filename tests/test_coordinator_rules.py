@@ -12,8 +12,15 @@ from workflows.coordinator_models import (
     CoordinatorState,
     ScheduleRecoveryInput,
 )
-from workflows.coordinator_state import CARRIED_STATE_BUDGET, MAX_REJECTED_SIGNALS, RecoveryLedger
-from workflows.errors import RecoveryValidationError
+from workflows.coordinator_state import (
+    CARRIED_STATE_BUDGET,
+    HAND_OVER_LIMIT,
+    MAX_MESSAGE,
+    MAX_REJECTED_SIGNALS,
+    MAX_RUNNING,
+    RecoveryLedger,
+)
+from workflows.errors import RecoveryOrchestratorError, RecoveryValidationError
 from workflows.models import (
     RecoveryPhase,
     RecoveryPolicy,
@@ -290,3 +297,59 @@ def test_the_carried_state_never_outgrows_what_a_hand_over_can_carry() -> None:
         book.set_policy(f"svc-{index}", policy)
     assert refused is not None and "budget" in str(refused)
     assert book.carried_bytes() <= CARRIED_STATE_BUDGET
+
+
+def test_no_more_than_max_running_start_whatever_their_strategy() -> None:
+    book = ledger(slots=1)
+    for index in range(MAX_RUNNING + 5):
+        schedule(book, f"m{index}", strategy=MANUAL)
+    assert len(started(book)) == MAX_RUNNING
+    assert len(book.state.queue) == 5
+    with pytest.raises(RecoveryOrchestratorError, match="2,000 pending children"):
+        book.check_can_run_one_more()
+
+
+def test_starting_goes_in_batches_when_asked() -> None:
+    book = ledger(slots=10)
+    for index in range(7):
+        schedule(book, f"s{index}")
+    assert len(book.take_startable(limit=3)) == 3
+    assert len(book.take_startable(limit=3)) == 3
+    assert len(book.take_startable(limit=3)) == 1
+
+
+def test_a_report_from_a_run_it_does_not_hold_changes_nothing() -> None:
+    book = ledger()
+    book.apply_report(report("ghost", 1, RecoveryState.SUCCEEDED, finished=True), watched=False)
+    assert book.state.recent_history == [] and book.state.active == {}
+
+
+def test_messages_kept_in_the_carried_state_are_capped() -> None:
+    book = ledger()
+    book.reject("x" * 100_000, NOW)
+    assert len(book.state.rejected_signals[-1]) == MAX_MESSAGE
+    schedule(book, "a")
+    book.cancel("a", "y" * 2000, NOW)
+    assert len(book.state.recent_history[-1].error_message or "") == MAX_MESSAGE
+
+
+def test_a_refused_start_ends_in_the_history_where_operators_look() -> None:
+    book = ledger()
+    schedule(book, "a")
+    [active] = book.take_startable()
+    book.start_refused("a", "recovery-a is already running outside the coordinator", NOW)
+    ended = book.state.recent_history[-1]
+    assert ended.service_name == "a" and ended.state is RecoveryState.FAILED
+    assert "outside the coordinator" in (ended.error_message or "")
+    assert "a" not in book.status(NOW)["services"]
+
+
+def test_a_hand_over_trims_old_history_before_it_could_outgrow_two_megabytes() -> None:
+    book = ledger(recent_history_size=10)
+    book.state.config.recent_history_size = 10_000  # as an older, unbounded run may carry it
+    for index in range(5000):
+        schedule(book, f"s{index}")
+        book.cancel(f"s{index}", "r" * 400, NOW)
+    assert book.carried_bytes() > HAND_OVER_LIMIT
+    book.fit_for_hand_over()
+    assert book.carried_bytes() <= HAND_OVER_LIMIT and book.state.recent_history

@@ -160,3 +160,15 @@ async def test_approve_outside_a_wait_names_the_state_and_sends_nothing(
     )
     assert status is not None and status.attempt_count == 1 and status.ignored_signals == []
 
+
+
+async def test_a_policy_given_as_a_dict_is_taken_and_anything_else_named(
+    dev_env: WorkflowEnvironment, store: SQLiteBreakerStore, task_queue: str, service: str
+) -> None:
+    async with orchestrator_on(dev_env, store, task_queue) as orchestrator:
+        await orchestrator.set_recovery_policy(service, {"max_retry_attempts": 4})  # type: ignore[arg-type]
+        assert (await orchestrator.get_recovery_policy(service)).max_retry_attempts == 4
+        with pytest.raises(RecoveryValidationError, match="policy must be a RecoveryPolicy"):
+            await orchestrator.schedule_recovery(service, policy="fast")  # type: ignore[arg-type]
+        with pytest.raises(RecoveryValidationError, match="policy must be a RecoveryPolicy"):
+            await orchestrator.set_recovery_policy(service, None)  # type: ignore[arg-type]

@@ -107,6 +107,23 @@ async def test_a_bad_input_fails_the_recovery_with_a_message_naming_it(
         record_history(await handle.fetch_history(), "service_recovery_refused_input")
 
 
+@pytest.mark.parametrize("encoding", [b"foo/bar", b"binary/protobuf", b"json/plain"])
+async def test_a_payload_that_does_not_decode_fails_the_recovery_not_its_task(
+    dev_env: WorkflowEnvironment, store: SQLiteBreakerStore, task_queue: str, service: str,
+    encoding: bytes,
+) -> None:
+    """An unknown encoding, protobuf of no known type, bytes that are no JSON."""
+    payload = RawValue(Payload(metadata={"encoding": encoding}, data=b"\x00\xffnot json"))
+    async with running_worker(dev_env.client, store, task_queue):
+        handle = await start_raw(dev_env.client, task_queue, service, [payload])
+        cause = await refusal_of(handle)
+        kinds = await event_types(handle)
+    assert cause.type == "RecoveryValidationError" and cause.non_retryable
+    assert "could not be decoded" in cause.message or "Invalid JSON" in cause.message
+    assert TASK_FAILED not in kinds
+    assert kinds[-1] == "EVENT_TYPE_WORKFLOW_EXECUTION_FAILED"
+
+
 async def test_a_recovery_under_another_services_workflow_id_is_refused(
     dev_env: WorkflowEnvironment, store: SQLiteBreakerStore, task_queue: str, service: str
 ) -> None:

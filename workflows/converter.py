@@ -8,11 +8,13 @@ message instead of retrying a workflow task that can never succeed.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import temporalio.api.common.v1
 from pydantic import BaseModel, ValidationError
 from temporalio.contrib.pydantic import PydanticJSONPlainPayloadConverter
+from temporalio.exceptions import FailureError
 from temporalio.converter import (
     BinaryNullPayloadConverter,
     CompositePayloadConverter,
@@ -54,7 +56,12 @@ class _ModelRequiringNullConverter(BinaryNullPayloadConverter):
 
 
 class RecoveryPayloadConverter(CompositePayloadConverter):
-    """Temporal's default converters with pydantic JSON in place of plain JSON."""
+    """Temporal's default converters with pydantic JSON in place of plain JSON.
+
+    Whatever a payload holds (an unknown encoding, protobuf without its type, bytes
+    that are no JSON), decoding it fails with a ``RecoveryValidationError``: a
+    workflow's input then fails the workflow instead of its task on every retry.
+    """
 
     def __init__(self) -> None:
         replacements: dict[type, EncodingPayloadConverter] = {
@@ -67,6 +74,21 @@ class RecoveryPayloadConverter(CompositePayloadConverter):
                 for c in DefaultPayloadConverter.default_encoding_payload_converters
             )
         )
+
+
+    def from_payloads(
+        self,
+        payloads: Sequence[temporalio.api.common.v1.Payload],
+        type_hints: list[type] | None = None,
+    ) -> list[Any]:
+        try:
+            return super().from_payloads(payloads, type_hints)
+        except FailureError:
+            raise
+        except Exception as err:
+            raise to_application_error(
+                RecoveryValidationError(f"input could not be decoded: {err}")
+            ) from None
 
 
 data_converter = DataConverter(payload_converter_class=RecoveryPayloadConverter)

@@ -84,6 +84,11 @@ with workflow.unsafe.imports_passed_through():
 M = TypeVar("M", bound=BaseModel)
 
 PATCH_START_ALL_FREE_SLOTS = "start-all-free-slots"
+PATCH_START_IN_BATCHES = "start-in-batches"
+START_BATCH = 50
+# How long execute_recovery waits for the service's previous run to close before it
+# starts the queued one (a cancelled run closes within a workflow task or two).
+CLOSING_WAIT = timedelta(seconds=30)
 # Runs looked up per activity call; the activity heartbeats between its own batches.
 LOOKUP_BATCH = 500
 LOOKUP_TIMEOUT = timedelta(minutes=2)
@@ -155,6 +160,7 @@ class RecoveryCoordinator:
                     len(self._ledger.state.queue),
                     len(self._ledger.state.active),
                 )
+                self._ledger.fit_for_hand_over()
                 workflow.continue_as_new(CoordinatorInput(state=self._ledger.state))
             async with self._lock:
                 await self._start_startable()
@@ -214,9 +220,28 @@ class RecoveryCoordinator:
         input = _decode(ExecuteRecoveryInput, args, "execute_recovery")
         name = input.service_name
         outcome: ExecuteOutcome
+        if self._ledger.queued(name) is not None and name in self._ledger.state.active:
+            # Its previous run (cancelled, say) is still closing: one run per workflow id.
+            try:
+                await workflow.wait_condition(
+                    lambda: name not in self._ledger.state.active,
+                    timeout=CLOSING_WAIT,
+                    timeout_summary=f"wait for the previous run of {name} to close",
+                )
+            except asyncio.TimeoutError:
+                raise to_application_error(
+                    RecoveryOrchestratorError(
+                        f"the previous run of '{name}' has not closed within "
+                        f"{CLOSING_WAIT.total_seconds():g} s; it stays queued"
+                    )
+                ) from None
         async with self._lock:
             queued = self._ledger.queued(name)
             if queued is not None:
+                try:
+                    self._ledger.check_can_run_one_more()
+                except RecoveryOrchestratorError as err:
+                    raise to_application_error(err) from None
                 active = self._ledger.take(queued, outside_slots=True)
                 await self._launch(active)
                 outcome = "started"
@@ -225,6 +250,10 @@ class RecoveryCoordinator:
                 if found is None:  # it finished while this update waited for the lock
                     raise to_application_error(unknown_service(name))
                 active, outcome = found, "already_running"
+            if active.awaits_operators and active.task.state is RecoveryState.IN_PROGRESS:
+                # An approved attempt is running: the caller waits for it, not for the
+                # whole recovery, whose later attempts need approvals of their own.
+                return self._executed(active, "approved", max(0, active.task.attempt_count - 1))
             if active.task.state is RecoveryState.AWAITING_MANUAL:
                 # On a MANUAL recovery, execute_recovery is the operator's approval: one per
                 # wait, however many callers ask at once; each waits for that attempt.
@@ -399,8 +428,10 @@ class RecoveryCoordinator:
             if task is not None:
                 await self._start_quietly(self._ledger.take(task, outside_slots=False))
             return
-        # One workflow task starts them all, instead of one round trip each.
-        starting = self._ledger.take_startable()
+        # One workflow task starts a batch, instead of one round trip each; the lock is
+        # let go between batches, so that operators are not kept waiting behind them.
+        limit = START_BATCH if workflow.patched(PATCH_START_IN_BATCHES) else None
+        starting = self._ledger.take_startable(limit)
         await asyncio.gather(*(self._start_quietly(active) for active in starting))
 
     async def _start_quietly(self, active: ActiveRecovery) -> None:

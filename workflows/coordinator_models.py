@@ -26,6 +26,8 @@ from workflows.models import (
 )
 
 DEFAULT_QUEUE_LIMIT = 10_000
+# The recent history is carried across continue-as-new too: keep it well inside the budget.
+MAX_RECENT_HISTORY = 200
 StrictPriority = Annotated[StrictInt, Field(ge=INT64_MIN, le=INT64_MAX)]
 
 
@@ -112,7 +114,7 @@ class ConfigureInput(StrictModel):
     """Update ``configure``: every field optional; only those given change."""
 
     max_concurrent_recoveries: StrictInt | None = Field(default=None, ge=1, le=1000)
-    recent_history_size: StrictInt | None = Field(default=None, ge=1, le=1000)
+    recent_history_size: StrictInt | None = Field(default=None, ge=1, le=MAX_RECENT_HISTORY)
     default_policy: RecoveryPolicy | None = None
     continue_as_new_after_events: StrictInt | None = Field(default=None, ge=100, le=50_000)
     reconcile_interval_seconds: StrictInt | None = Field(default=None, ge=1, le=86_400)
@@ -135,18 +137,22 @@ class ShutdownResult(BaseModel):
 
 
 class CoordinatorConfig(BaseModel):
-    """The coordinator's settings (the bounds are ``ConfigureInput``'s)."""
+    """The coordinator's settings.
 
-    max_concurrent_recoveries: int = Field(default=4, ge=1, le=1000)
-    recent_history_size: int = Field(default=10, ge=1, le=1000)
+    The bounds are ``ConfigureInput``'s, checked at the door: this carried model stays
+    lenient, so that a state carried by an older run always decodes in a newer one.
+    """
+
+    max_concurrent_recoveries: int = 4
+    recent_history_size: int = 10
     default_policy: RecoveryPolicy = Field(default_factory=RecoveryPolicy)
     # Continue-as-new at this history length too (Temporal's suggestion always counts).
-    continue_as_new_after_events: int | None = Field(default=None, ge=100, le=50_000)
+    continue_as_new_after_events: int | None = None
     # How often to ask the server about recoveries started before a continue-as-new.
-    reconcile_interval_seconds: int = Field(default=60, ge=1, le=86_400)
+    reconcile_interval_seconds: int = 60
     # Most unfinished recoveries (queued or running) held at once: the whole state is
     # carried across continue-as-new, so it must stay bounded.
-    queue_limit: int = Field(default=DEFAULT_QUEUE_LIMIT, ge=1, le=100_000)
+    queue_limit: int = DEFAULT_QUEUE_LIMIT
 
 
 class ActiveRecovery(BaseModel):
@@ -159,6 +165,8 @@ class ActiveRecovery(BaseModel):
     outside_slots: bool = False
     # Its result is recorded; the child is closing and still holds its slot until it has.
     finished: bool = False
+    # Strategy MANUAL, or escalated: operators pace its attempts, one approval each.
+    awaits_operators: bool = False
     # Cancelled by an operator (the reason): recorded at once, the child told to stop.
     cancel_reason: str | None = None
     # The child has sent its final report: it is only closing now.

@@ -23,7 +23,7 @@ from workflows.coordinator_models import (
     ScheduleRecoveryInput,
     ScheduleRecoveryResult,
 )
-from workflows.errors import RecoveryValidationError
+from workflows.errors import RecoveryOrchestratorError, RecoveryValidationError
 from workflows.models import (
     RecoveryPolicy,
     RecoveryReport,
@@ -41,6 +41,13 @@ MAX_FINISHED_RUNS = 200
 # stuck. Requests that would grow it past this budget are refused; the margin is for
 # what grows without a request (recent history up to its size, rejections, reports).
 CARRIED_STATE_BUDGET = 1_400_000
+# Past this, a continue-as-new input is trimmed of what can go (old history, rejections).
+HAND_OVER_LIMIT = 1_900_000
+# Temporal allows a workflow 2,000 pending children and 2,000 pending signals: the
+# coordinator keeps its running recoveries well inside both (shutdown signals each).
+MAX_RUNNING = 1000
+# What one message, error or reason may take of the carried state.
+MAX_MESSAGE = 500
 
 
 class ChildRef(NamedTuple):
@@ -192,6 +199,8 @@ class RecoveryLedger:
         """
         if not self.state.orchestrator_running or not self.state.queue:
             return None
+        if len(self.state.active) >= MAX_RUNNING:
+            return None
         ready = [t for t in self.state.queue if t.service_name not in self.state.active]
         manual = [t for t in ready if t.strategy is RecoveryStrategy.MANUAL]
         if manual:
@@ -200,25 +209,45 @@ class RecoveryLedger:
             return None
         return min(ready, key=lambda t: t.queue_key) if ready else None
 
-    def take_startable(self) -> list[ActiveRecovery]:
-        """Take every task that may start now off the queue, each holding its slot."""
-        starting = []
-        while (task := self.next_startable()) is not None:
+    def take_startable(self, limit: int | None = None) -> list[ActiveRecovery]:
+        """Take the tasks that may start now off the queue (at most ``limit``), each holding its slot."""
+        starting: list[ActiveRecovery] = []
+        while limit is None or len(starting) < limit:
+            task = self.next_startable()
+            if task is None:
+                break
             starting.append(self.take(task, outside_slots=False))
         return starting
+
+    def check_can_run_one_more(self) -> None:
+        """Refuse to start a recovery outside the queue when the running set is full.
+
+        Raises:
+            RecoveryOrchestratorError: saying how many run and why that is the limit.
+        """
+        if len(self.state.active) >= MAX_RUNNING:
+            raise RecoveryOrchestratorError(
+                f"{len(self.state.active)} recoveries are running, the most one coordinator "
+                f"runs at once (Temporal allows a workflow 2,000 pending children): it stays "
+                f"queued and starts when one finishes"
+            )
 
     def take(self, task: RecoveryTask, *, outside_slots: bool) -> ActiveRecovery:
         """Count a queued task as running (before its start completes, so slots add up)."""
         self.state.queue.remove(task)
         manual = task.strategy is RecoveryStrategy.MANUAL
         task.state = RecoveryState.AWAITING_MANUAL if manual else RecoveryState.IN_PROGRESS
-        active = ActiveRecovery(task=task, outside_slots=outside_slots or manual)
+        active = ActiveRecovery(
+            task=task, outside_slots=outside_slots or manual, awaits_operators=manual
+        )
         self.state.active[task.service_name] = active
         return active
 
     def start_refused(self, service_name: str, message: str, now: datetime) -> None:
-        """Forget a start the server refused, and keep the reason where operators look."""
+        """End a recovery whose start the server refused, where operators look for endings."""
+        ended = self.unreported_result(service_name, RecoveryState.FAILED, message, now)
         self.state.active.pop(service_name, None)
+        self.record(ended, run_id=None)
         self.reject(message, now)
 
     def started(self, active: ActiveRecovery, run_id: str) -> None:
@@ -324,10 +353,7 @@ class RecoveryLedger:
                     del self.state.active[report.service_name]
             return
         if active is None or not matches:
-            if report.result is not None:
-                # A finish whose entry is gone (cancelled by shutdown and re-scheduled, say).
-                self.record(report.result, run_id=report.run_id)
-            return
+            return  # not a run this coordinator holds: stale, or not one of its children
         if report.sequence <= active.last_report:
             return
         active.run_id = report.run_id
@@ -342,6 +368,7 @@ class RecoveryLedger:
             active.approval_for_attempt = None  # the approved attempt has begun
         if status.state is RecoveryState.AWAITING_MANUAL:
             active.outside_slots = True  # operators pace it now, not the queue
+            active.awaits_operators = True
         if report.result is not None:
             self.record(report.result, run_id=report.run_id)
             if watched:
@@ -410,13 +437,32 @@ class RecoveryLedger:
             if run_id in self.state.finished_runs:
                 return
             self._note_finished_run(run_id)
+        if result.error_message is not None and len(result.error_message) > MAX_MESSAGE:
+            result = result.model_copy(
+                update={"error_message": result.error_message[: MAX_MESSAGE - 1] + "…"}
+            )
         self.state.recent_history.append(result)
         self._trim_history()
 
     def reject(self, message: str, now: datetime) -> None:
         """Keep a refused request where ``get_configuration`` shows it (the last few)."""
-        self.state.rejected_signals.append(f"{now.isoformat()} {message}")
+        entry = f"{now.isoformat()} {message}"
+        if len(entry) > MAX_MESSAGE:
+            entry = entry[: MAX_MESSAGE - 1] + "…"
+        self.state.rejected_signals.append(entry)
         del self.state.rejected_signals[:-MAX_REJECTED_SIGNALS]
+
+    def fit_for_hand_over(self) -> None:
+        """Trim what can go (rejections, then the oldest history) until a hand-over fits.
+
+        The validators keep the state inside its budget; this is the last guard, so
+        that a continue-as-new is never refused for its size.
+        """
+        if self.carried_bytes() <= HAND_OVER_LIMIT:
+            return
+        self.state.rejected_signals.clear()
+        while self.state.recent_history and self.carried_bytes() > HAND_OVER_LIMIT:
+            del self.state.recent_history[: max(1, len(self.state.recent_history) // 4)]
 
     def _correct_late_cancel(self, active: ActiveRecovery, result: RecoveryResult) -> None:
         """Let the child's own ending replace a cancel that came too late to stop it.
