@@ -510,6 +510,7 @@ async def test_execute_right_after_cancel_and_reschedule_waits_for_the_old_run_t
         )
         assert name not in status["services"]
     await coordinator.assert_never_failed_a_task()
+    record_history(await coordinator.handle.fetch_history(), "coordinator_execute_after_cancel")
 
 
 async def test_execute_on_a_manual_recovery_whose_approved_attempt_runs_waits_for_that_attempt(

@@ -49,6 +49,7 @@ def test_histories_are_checked_in() -> None:
         "coordinator_settles_unreported_run",
         "coordinator_shutdown_races",  # shutdown cancelling recoveries that end on their own
         "coordinator_one_approval_per_wait",  # five concurrent executes, one approve signal
+        "coordinator_execute_after_cancel",  # start-in-batches; execute waits for a closing run
     } <= names
 
 
