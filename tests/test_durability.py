@@ -52,7 +52,8 @@ async def test_a_recovery_survives_sigkill_of_server_and_worker_mid_backoff(
     try:
         client = await connected(server.address)
         coordinator = client.get_workflow_handle(COORDINATOR_WORKFLOW_ID)
-        await eventually(lambda: _running(coordinator), bool, timeout=30)  # the worker started it
+        # The worker started it (a fresh server and worker: slow on a loaded 2-core machine).
+        await eventually(lambda: _running(coordinator), bool, timeout=60)
 
         async with health_server([503, 200]) as health:
             orchestrator = RecoveryOrchestrator(client=client)
