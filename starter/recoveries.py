@@ -216,12 +216,18 @@ async def wait_for_result(client: Client, started: ExecuteRecoveryResult) -> Rec
         return await final_result(handle)
     loop = asyncio.get_running_loop()
     waiting_since: float | None = None
+    mine = started.attempt_count + 1  # the attempt this call approved, or joined
     while True:
         status = await _query(handle, lambda h: h.query(ServiceRecovery.status))
         if status is None:
             raise RecoveryOrchestratorError(
                 f"Recovery of '{started.service_name}' (run {started.run_id}) no longer exists"
             )
+        if status.attempt_count > mine:
+            # Another operator approved the next attempt before this caller looked:
+            # answer with this call's own attempt, as the recovery's history has it.
+            attempts = await handle.query(ServiceRecovery.history)
+            return result_of_attempt(status, attempts[mine - 1])
         if status.state.finished:
             return await final_result(handle)
         if status.attempt_count > started.attempt_count:
@@ -298,6 +304,33 @@ async def _ended_result(
 
 def _status_name(status: WorkflowExecutionStatus | None) -> str:
     return status.name if status is not None else "UNKNOWN"
+
+
+def result_of_attempt(status: RecoveryStatus, attempt: AttemptRecord) -> RecoveryResult:
+    """Describe one finished attempt of a MANUAL recovery as a ``RecoveryResult``.
+
+    After a failed attempt a MANUAL recovery awaits its next approval, unless that
+    attempt was its last.
+    """
+    success = attempt.result == "success"
+    if success:
+        state = RecoveryState.SUCCEEDED
+    elif attempt.attempt >= status.max_attempts:
+        state = RecoveryState.FAILED
+    else:
+        state = RecoveryState.AWAITING_MANUAL
+    finished = attempt.finished_at or datetime.now(timezone.utc)
+    return RecoveryResult(
+        service_name=status.service_name,
+        success=success,
+        attempt_number=attempt.attempt,
+        total_attempts=status.max_attempts,
+        elapsed_time_ms=(finished - status.scheduled_at).total_seconds() * 1000,
+        state=state,
+        error_message=attempt.error,
+        health_check_passed=attempt.health_check.passed if attempt.health_check else False,
+        timestamp=finished,
+    )
 
 
 def result_from_status(status: RecoveryStatus) -> RecoveryResult:

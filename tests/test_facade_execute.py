@@ -140,6 +140,33 @@ async def test_five_concurrent_executes_of_one_manual_recovery_share_one_attempt
         assert result.state is RecoveryState.AWAITING_MANUAL
 
 
+async def test_a_caller_who_looks_late_still_gets_the_attempt_it_waited_for(
+    dev_env: WorkflowEnvironment, store: SQLiteBreakerStore, task_queue: str, service: str
+) -> None:
+    """Another operator approved the next attempt before this caller saw its own end."""
+    from starter.recoveries import wait_for_result
+    from workflows.coordinator_models import ExecuteRecoveryResult
+
+    async with orchestrator_on(dev_env, store, task_queue) as orchestrator:
+        await orchestrator.schedule_recovery(service, RecoveryStrategy.MANUAL, policy=failing_check(3))
+        first = await orchestrator.execute_recovery(service)
+        second = await orchestrator.execute_recovery(service)
+        late = await asyncio.wait_for(
+            wait_for_result(
+                dev_env.client,
+                ExecuteRecoveryResult(
+                    service_name=service, workflow_id=f"recovery-{service}", run_id=None,
+                    outcome="approved", attempt_count=0,
+                ),
+            ),
+            timeout=30,
+        )
+        assert await orchestrator.cancel_recovery(service)
+    assert (first.attempt_number, second.attempt_number, late.attempt_number) == (1, 2, 1)
+    assert late.state is RecoveryState.AWAITING_MANUAL and late.success is False
+    assert late.error_message and "refused" in late.error_message
+
+
 async def test_approve_outside_a_wait_names_the_state_and_sends_nothing(
     dev_env: WorkflowEnvironment, store: SQLiteBreakerStore, task_queue: str, service: str
 ) -> None:
