@@ -13,6 +13,7 @@ import pytest
 from temporalio.testing import WorkflowEnvironment
 
 from activities.sqlite_store import SQLiteBreakerStore
+from starter.orchestrator import RecoveryOrchestrator
 from starter.recoveries import recovery_attempts, recovery_status
 from tests.conftest import orchestrator_on
 from tests.policies import blocking_policy
@@ -39,6 +40,17 @@ async def finished(orchestrator: object, service: str) -> None:
         orchestrator.get_recovery_status,  # type: ignore[attr-defined]
         lambda s: service not in s["services"]
         and any(r["service_name"] == service for r in s["recent_history"]),
+    )
+
+
+async def scheduled_into_backoff(
+    orchestrator: RecoveryOrchestrator, env: WorkflowEnvironment, service: str
+) -> None:
+    """Schedule a recovery whose first attempt fails, and wait until it backs off."""
+    await orchestrator.schedule_recovery(service, policy=failing_check(3))
+    await eventually(
+        lambda: recovery_status(env.client, service),
+        lambda s: s is not None and s.phase is RecoveryPhase.BACKOFF,
     )
 
 
@@ -82,11 +94,7 @@ async def test_execute_after_a_recovery_was_cancelled_returns_cancelled(
     dev_env: WorkflowEnvironment, store: SQLiteBreakerStore, task_queue: str, service: str
 ) -> None:
     async with orchestrator_on(dev_env, store, task_queue) as orchestrator:
-        await orchestrator.schedule_recovery(service, policy=failing_check(3))
-        await eventually(
-            lambda: recovery_status(dev_env.client, service),
-            lambda s: s is not None and s.phase is RecoveryPhase.BACKOFF,
-        )
+        await scheduled_into_backoff(orchestrator, dev_env, service)
         assert await orchestrator.cancel_recovery(service)
         result = await orchestrator.execute_recovery(service)
     assert result.success is False and result.state is RecoveryState.CANCELLED
@@ -171,11 +179,7 @@ async def test_approve_outside_a_wait_names_the_state_and_sends_nothing(
     dev_env: WorkflowEnvironment, store: SQLiteBreakerStore, task_queue: str, service: str
 ) -> None:
     async with orchestrator_on(dev_env, store, task_queue) as orchestrator:
-        await orchestrator.schedule_recovery(service, policy=failing_check(3))
-        await eventually(
-            lambda: recovery_status(dev_env.client, service),
-            lambda s: s is not None and s.phase is RecoveryPhase.BACKOFF,
-        )
+        await scheduled_into_backoff(orchestrator, dev_env, service)
         with pytest.raises(RecoveryOrchestratorError) as refused:
             await orchestrator.approve_recovery(service, operator="alice")
         status = await recovery_status(dev_env.client, service)
