@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import json
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -55,26 +55,23 @@ class Coordinator:
     address: str
 
     async def update(self, name: str, *args: Any) -> Any:
-        """Run an update as a script would, resending Temporal's passing refusals.
-
-        When a continue-as-new races an incoming message, the server fails that one
-        workflow task (cause UnhandledCommand) and refuses the updates in flight; a
-        client sends them again with the same id, as the product's own client does.
-        """
+        """Run an update as a script would, resending Temporal's passing refusals."""
         update_id = str(uuid.uuid4())
-        for delay in (0.1, 0.2, 0.4, 0.8, 1.6, None):
-            try:
-                return await self.handle.execute_update(name, args=list(args), id=update_id)
-            except RPCError as err:
-                if delay is None or err.status is not RPCStatusCode.FAILED_PRECONDITION:
-                    raise
-            await asyncio.sleep(delay)
+        return await passing_refusals_resent(
+            lambda: self.handle.execute_update(name, args=list(args), id=update_id)
+        )
 
     async def status(self) -> dict[str, Any]:
-        return await self.handle.query("get_recovery_status")  # type: ignore[no-any-return]
+        status: dict[str, Any] = await passing_refusals_resent(
+            lambda: self.handle.query("get_recovery_status")
+        )
+        return status
 
     async def configuration(self) -> dict[str, Any]:
-        return await self.handle.query("get_configuration")  # type: ignore[no-any-return]
+        configuration: dict[str, Any] = await passing_refusals_resent(
+            lambda: self.handle.query("get_configuration")
+        )
+        return configuration
 
     async def events(self, handle: WorkflowHandle[Any, Any] | None = None) -> list[str]:
         from temporalio.api.enums.v1 import EventType
@@ -123,6 +120,23 @@ class Coordinator:
         out, _ = await asyncio.wait_for(process.communicate(), timeout=30)
         assert process.returncode is not None
         return process.returncode, out.decode()
+
+
+async def passing_refusals_resent(call: Callable[[], Awaitable[Any]]) -> Any:
+    """Send again what the server refused because a continue-as-new raced it.
+
+    When a hand-over races an incoming message, the server fails that one workflow
+    task (cause UnhandledCommand, which ``assert_never_failed_a_task`` tells apart)
+    and refuses the updates and queries in flight; a client sends them again, as the
+    product's own client does.
+    """
+    for delay in (0.1, 0.2, 0.4, 0.8, 1.6, None):
+        try:
+            return await call()
+        except RPCError as err:
+            if delay is None or err.status is not RPCStatusCode.FAILED_PRECONDITION:
+                raise
+        await asyncio.sleep(delay)
 
 
 async def start_coordinator(client: Client, task_queue: str, **config: Any) -> WorkflowHandle[Any, Any]:
@@ -539,7 +553,7 @@ async def test_execute_on_a_manual_recovery_whose_approved_attempt_runs_waits_fo
         await orchestrator.start()
         slow = {"kind": "http", "url": server.url, "timeout_ms": 1500}
         await orchestrator.schedule_recovery(
-            service, "manual", policy=RecoveryPolicy(max_retry_attempts=3, health_check=slow)  # type: ignore[arg-type]
+            service, "manual", policy=RecoveryPolicy(max_retry_attempts=3, health_check=slow)
         )
         await orchestrator.approve_recovery(service, operator="alice")
         await eventually(
