@@ -132,14 +132,14 @@ async def cmd_execute(ctx: Context) -> Any:
 
 async def cmd_status(ctx: Context) -> Any:
     """Show the orchestrator's status, or one recovery's."""
-    if ctx.args.service:
+    if ctx.args.service is not None:  # given, even empty: a name to check, not "all"
         return await _one_recovery(ctx, recovery_status)
     return render.Status(await _overall_status(ctx))
 
 
 async def cmd_history(ctx: Context) -> Any:
     """List one recovery's attempts, or the recently finished recoveries."""
-    if ctx.args.service:
+    if ctx.args.service is not None:
         return render.Attempts(await _one_recovery(ctx, recovery_attempts))
     return render.RecentHistory((await _overall_status(ctx))["recent_history"])
 

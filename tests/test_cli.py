@@ -278,3 +278,11 @@ async def test_recoveryctl_refuses_a_timeout_that_is_no_number_of_seconds(
 ) -> None:
     code, _, err = await cli.ctl("--timeout", value, "status")
     assert code == 2 and "--timeout: must be a number of seconds above 0" in err
+
+
+@pytest.mark.parametrize("command", ["status", "history"])
+async def test_recoveryctl_an_empty_service_name_is_bad_input_not_everything(
+    cli: Cli, command: str
+) -> None:
+    code, out, err = await cli.ctl(command, "")
+    assert code == 2 and "service_name" in err and out == ""
