@@ -566,3 +566,27 @@ async def test_execute_on_a_manual_recovery_whose_approved_attempt_runs_waits_fo
         assert {r.attempt_number for r in results} == {1}
         assert {r.state.value for r in results} == {"awaiting_manual"}
         await orchestrator.stop()
+
+
+async def test_a_state_carried_from_before_the_bounds_is_taken_over_not_refused(
+    dev_env: WorkflowEnvironment, store: SQLiteBreakerStore, task_queue: str
+) -> None:
+    """An older coordinator may carry a policy the new bounds would refuse at the door."""
+    legacy = {"max_retry_attempts": 5000, "backoff_multiplier": 5000.0}
+    async with running_worker(dev_env.client, store, task_queue):
+        handle = await dev_env.client.start_workflow(
+            COORDINATOR_WORKFLOW,
+            {"state": {"policies": {"legacy": legacy}}},
+            id=f"coordinator-{task_queue}",
+            task_queue=task_queue,
+        )
+        c = Coordinator(dev_env.client, handle, task_queue, "")
+        policy = await passing_refusals_resent(
+            lambda: handle.query("get_recovery_policy", {"service_name": "legacy"})
+        )
+        assert policy["max_retry_attempts"] == 5000
+        with pytest.raises(WorkflowUpdateFailedError, match="update failed"):
+            await c.update("set_recovery_policy", {"service_name": "new", "policy": legacy})
+        await force_continue_as_new(c)
+        assert (await c.status())["services"]["legacy"]["max_attempts"] == 5000
+        await c.assert_never_failed_a_task()

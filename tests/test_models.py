@@ -14,6 +14,7 @@ from workflows.errors import (
     RecoveryValidationError,
 )
 from workflows.models import (
+    MAX_DELAY_MS,
     Jitter,
     RecoveryPolicy,
     RecoveryResult,
@@ -155,3 +156,21 @@ def test_tasks_order_by_priority_then_arrival() -> None:
         for i, p in enumerate([5, 1, 3, 1])
     ]
     assert [t.service_name for t in sorted(tasks)] == ["s1", "s3", "s2", "s0"]
+
+
+def test_a_policy_carried_from_before_the_bounds_still_decodes_but_none_passes_the_door() -> None:
+    from workflows.coordinator_models import CoordinatorInput
+    from workflows.models import decoding_carried_state
+    from workflows.payloads import one_input
+
+    old = {"max_retry_attempts": 5000, "max_delay_ms": 10 * MAX_DELAY_MS}
+    with pytest.raises(RecoveryValidationError, match="max_retry_attempts must be <= 1000"):
+        one_input(RecoveryPolicy, [old], "set_recovery_policy")
+    state = {"state": {"policies": {"legacy": old}, "config": {"default_policy": old}}}
+    with decoding_carried_state():
+        carried = one_input(CoordinatorInput, [state], "RecoveryCoordinator input")
+    assert carried.state is not None
+    assert carried.state.policies["legacy"].max_retry_attempts == 5000
+    with pytest.raises(RecoveryValidationError, match="max_retry_attempts must be >= 1"):
+        with decoding_carried_state():
+            one_input(RecoveryPolicy, [{"max_retry_attempts": 0}], "carried")

@@ -81,6 +81,10 @@ def bad_inputs(service: str) -> dict[str, tuple[list[Any], str]]:
             "backoff_multiplier",
         ),
         "no service_name": ([{"priority": 3}], "service_name"),
+        "attempts past the bound": (
+            [{"service_name": service, "policy": {"max_retry_attempts": 5000}}],
+            "max_retry_attempts must be <= 1000",
+        ),
     }
 
 

@@ -68,6 +68,7 @@ from workflows.models import (
     RecoveryResult,
     RecoveryState,
     ServiceRecoveryInput,
+    decoding_carried_state,
     validate_constitutional_hash,
 )
 from workflows.payloads import one_input
@@ -121,7 +122,9 @@ class RecoveryCoordinator:
         # Bad input is kept and raised from run(): __init__ must not fail a task.
         self._input_error: ApplicationError | None = None
         try:
-            input = _decode(CoordinatorInput, args, "RecoveryCoordinator input", optional=True)
+            # Its state comes from an earlier run (older bounds, perhaps): never refuse it.
+            with decoding_carried_state():
+                input = _decode(CoordinatorInput, args, "RecoveryCoordinator input", optional=True)
         except ApplicationError as err:
             self._input_error, input = err, CoordinatorInput()
         state = input.state or CoordinatorState(config=input.config or CoordinatorConfig())

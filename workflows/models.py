@@ -11,6 +11,9 @@ from __future__ import annotations
 import enum
 import re
 from collections.abc import Callable
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from datetime import datetime, timezone
 from typing import Annotated, Any, Literal
 
@@ -45,6 +48,26 @@ MAX_TEXT = 2000  # operator notes and reasons travel in history and in the statu
 
 Priority = Annotated[int, Field(ge=INT64_MIN, le=INT64_MAX)]
 """A recovery priority: lower first; any 64-bit integer (what ``RecoveryPriority`` holds)."""
+
+
+_decoding_carried = ContextVar("decoding_carried", default=False)
+
+
+@contextmanager
+def decoding_carried_state() -> Iterator[None]:
+    """Decode what a workflow carries from an earlier run or an older version.
+
+    The upper bounds on policies arrived in 0.3.0. A policy accepted before them may
+    sit in a coordinator's carried state or a running recovery's recorded input;
+    refusing it there would fail a continue-as-new or a replay. So they are checked
+    at the doors, never on what has already come through one. (A context variable,
+    not pydantic's validation context: our models' own ``__init__`` drops that.)
+    """
+    token = _decoding_carried.set(True)
+    try:
+        yield
+    finally:
+        _decoding_carried.reset(token)
 
 
 def _utc_now() -> datetime:
@@ -186,6 +209,8 @@ class RecoveryPolicy(StrictModel):
             raise RecoveryValidationError("initial_delay_ms must be >= 0")
         if self.max_delay_ms < self.initial_delay_ms:
             raise RecoveryValidationError("max_delay_ms must be >= initial_delay_ms")
+        if _decoding_carried.get():
+            return self  # accepted at the door under older bounds: it must still decode
         if self.max_retry_attempts > MAX_RETRY_ATTEMPTS:
             raise RecoveryValidationError(
                 f"max_retry_attempts must be <= {MAX_RETRY_ATTEMPTS} "

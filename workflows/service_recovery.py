@@ -15,6 +15,7 @@ in the status's ``ignored_signals`` and otherwise changes nothing.
 from __future__ import annotations
 
 import asyncio
+from contextlib import nullcontext
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -55,6 +56,7 @@ from workflows.models import (
     RecoveryStatus,
     RecoveryStrategy,
     ServiceRecoveryInput,
+    decoding_carried_state,
     validate_constitutional_hash,
 )
 from workflows.payloads import one_input
@@ -94,6 +96,7 @@ MAX_IGNORED_ENTRY = 500
 REFUSE_FOREIGN_ID_PATCH = "refuse-foreign-workflow-id"
 PATCH_CANCEL_BEFORE_RESET = "cancel-before-breaker-reset"
 PATCH_REOPEN_ON_CANCEL = "reopen-breaker-on-cancel"
+PATCH_BOUNDED_INPUT = "bounded-input"
 
 _BREAKER_STEP = {
     BreakerState.HALF_OPEN: (RecoveryPhase.RESETTING_BREAKER, "reset breaker to half-open"),
@@ -114,8 +117,11 @@ class ServiceRecovery:
     def __init__(self, *args: Any) -> None:
         # Never raise here: a bad input is kept and raised by ``run`` as a workflow failure.
         self._refusal: RecoveryOrchestratorError | None = None
+        # A run started before the input bounds existed replays under the bounds it had.
+        bounded = workflow.patched(PATCH_BOUNDED_INPUT)
         try:
-            self._input = one_input(ServiceRecoveryInput, args, "ServiceRecovery input")
+            with nullcontext() if bounded else decoding_carried_state():
+                self._input = one_input(ServiceRecoveryInput, args, "ServiceRecovery input")
         except RecoveryValidationError as err:
             self._refusal = err
             self._input = _stand_in_input()
