@@ -50,21 +50,31 @@ class ScheduleRecoveryInput(_ServiceInput):
 
 
 class ScheduleRecoveriesInput(StrictModel):
-    """Update ``schedule_recoveries``: many at once, all accepted or none."""
+    """Update ``schedule_recoveries``: many at once, all accepted or none.
+
+    ``automatic`` marks a request from automation (the circuit watch, a webhook)
+    rather than an operator: it leaves a service already queued or running as it is,
+    and holds back one whose hourly attempt budget is spent.
+    """
 
     recoveries: list[ScheduleRecoveryInput] = Field(min_length=1, max_length=1000)
+    automatic: bool = False
     constitutional_hash: str = CONSTITUTIONAL_HASH
 
 
-ScheduleOutcome = Literal["queued", "updated", "started", "already_running"]
+ScheduleOutcome = Literal[
+    "queued", "updated", "started", "already_running", "already_queued", "held_back"
+]
 
 
 class ScheduleRecoveryResult(BaseModel):
-    """What scheduling did: queued it, updated its queue entry, or found it running."""
+    """What scheduling did: queued it, updated its queue entry, found it running, or held it back."""
 
     service_name: str
     outcome: ScheduleOutcome
     state: str
+    # Why it was left as it was or held back (automatic requests), for the watch's history.
+    reason: str | None = None
 
 
 class CancelRecoveryInput(_ServiceInput):

@@ -45,6 +45,8 @@ MAX_RETRY_ATTEMPTS = 1000
 MAX_DELAY_MS = 30 * 24 * 3600 * 1000  # 30 days: a durable timer, and still a sane backoff
 MAX_BACKOFF_MULTIPLIER = 1000.0
 MAX_TEXT = 2000  # operator notes and reasons travel in history and in the status document
+MAX_DEPENDENCIES = 50  # depends_on entries of one policy
+MAX_ATTEMPTS_PER_HOUR = 10_000
 
 Priority = Annotated[int, Field(ge=INT64_MIN, le=INT64_MAX)]
 """A recovery priority: lower first; any 64-bit integer (what ``RecoveryPriority`` holds)."""
@@ -198,6 +200,25 @@ class RecoveryPolicy(StrictModel):
     constitutional_hash: str = CONSTITUTIONAL_HASH
     jitter: Jitter = Jitter.NONE
     escalate_to_manual: bool = False
+    # Services that must be recovered first: this one waits in the queue while any of
+    # them is queued or recovering, and is not attempted if one of them fails (SPEC §8).
+    depends_on: list[str] = Field(default_factory=list, max_length=MAX_DEPENDENCIES)
+    # The storm guard: at most this many attempts in a rolling hour; once spent, the
+    # circuit watch does not schedule the service again until the hour has rolled on.
+    max_attempts_per_hour: int | None = Field(default=None, ge=1, le=MAX_ATTEMPTS_PER_HOUR)
+
+    @field_validator("depends_on")
+    @classmethod
+    def _valid_dependencies(cls, value: list[str]) -> list[str]:
+        for name in value:
+            try:
+                validate_service_name(name)
+            except RecoveryValidationError as err:
+                raise ValueError(f"depends_on: {err}") from None
+        duplicates = sorted({name for name in value if value.count(name) > 1})
+        if duplicates:
+            raise ValueError(f"depends_on names {', '.join(duplicates)} more than once")
+        return value
 
     @model_validator(mode="after")
     def _constraints(self) -> RecoveryPolicy:
