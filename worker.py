@@ -1,8 +1,10 @@
 """The worker process (console script ``recovery-worker``).
 
 Connects with Temporal's own settings, makes sure the search attributes exist,
-polls the ``recovery-orchestrator`` task queue, and shuts down cleanly on
-SIGINT/SIGTERM (in-flight activities finish or are retried by the next worker).
+loads the services file (``recovery.toml``), creates or updates the circuit
+watch's schedule, polls the ``recovery-orchestrator`` task queue, and shuts down
+cleanly on SIGINT/SIGTERM (in-flight activities finish or are retried by the
+next worker). A bad setting or services file stops it before it connects.
 """
 
 from __future__ import annotations
@@ -17,19 +19,24 @@ from datetime import timedelta
 from temporalio.client import Client
 from temporalio.worker import Worker
 
-from activities.breaker_store import CircuitBreakerStore, open_store, store_url_from_env
+from activities.breaker_store import CircuitBreakerStore, store_url_from_env
+from activities.stores import open_store
 from activities.circuit_breakers import CircuitBreakerActivities
 from activities.health_checks import HealthCheckActivities, allowed_modules_from_env
 from activities.workflow_lookup import WorkflowLookupActivities
 from starter.connection import connect, ensure_search_attributes
 from starter.coordinator_client import CoordinatorClient
+from starter.coordinator_handoff import CoordinatorHandoffActivities
+from starter.services_file import load_services_from_env
+from starter.watch_schedule import ensure_watch_schedule, interval_from_env, parse_interval
+from workflows.circuit_watch import CircuitWatch
 from workflows.constants import TASK_QUEUE
 from workflows.coordinator import RecoveryCoordinator
 from workflows.service_recovery import ServiceRecovery
 
 logger = logging.getLogger("recovery-worker")
 
-WORKFLOWS = [ServiceRecovery, RecoveryCoordinator]
+WORKFLOWS = [ServiceRecovery, RecoveryCoordinator, CircuitWatch]
 GRACEFUL_SHUTDOWN = timedelta(seconds=10)
 
 
@@ -44,6 +51,7 @@ def build_worker(
     breakers = CircuitBreakerActivities(store)
     checks = HealthCheckActivities(health_check_modules)
     lookup = WorkflowLookupActivities(client)
+    handoff = CoordinatorHandoffActivities(client, task_queue=task_queue)
     return Worker(
         client,
         task_queue=task_queue,
@@ -53,16 +61,23 @@ def build_worker(
         activities=[
             breakers.set_breaker_state,
             breakers.list_breakers,
+            breakers.list_open_breakers,
+            handoff.hand_over_open_breakers,
             checks.run_health_check,
             lookup.find_closed_runs,
         ],
     )
 
 
-async def run_worker(stop: asyncio.Event, task_queue: str = TASK_QUEUE) -> None:
+async def run_worker(
+    stop: asyncio.Event, task_queue: str = TASK_QUEUE, watch_interval: timedelta | None = None
+) -> None:
     """Run until ``stop`` is set, then shut down gracefully."""
+    # Bad settings fail before any network wait.
     store_url = store_url_from_env()
-    store = open_store(store_url)  # a bad setting fails before any network wait
+    store = open_store(store_url)
+    services = load_services_from_env()
+    interval = watch_interval or interval_from_env()
     client = await connect()
     await ensure_search_attributes(client)
     worker = build_worker(
@@ -78,6 +93,13 @@ async def run_worker(stop: asyncio.Event, task_queue: str = TASK_QUEUE) -> None:
     async with worker:
         # The coordinator is one per namespace: make sure it runs as soon as a worker does.
         await CoordinatorClient(client, task_queue=task_queue).ensure_running()
+        await ensure_watch_schedule(client, services, interval=interval, task_queue=task_queue)
+        logger.info(
+            "circuit watch every %gs with %d services from %s",
+            interval.total_seconds(),
+            len(services.services),
+            services.source or "no services file (defaults for every breaker)",
+        )
         await stop.wait()
         logger.info("shutting down")
     store.close()
@@ -87,11 +109,17 @@ def main(argv: list[str] | None = None) -> None:
     """Entry point of ``recovery-worker``."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--task-queue", default=TASK_QUEUE)
+    parser.add_argument(
+        "--watch-interval",
+        type=_interval_argument,
+        default=None,
+        help="seconds between circuit watch runs (default $RECOVERY_WATCH_INTERVAL, else 10)",
+    )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     try:
-        asyncio.run(_main(args.task_queue))
-    except ValueError as err:  # a bad setting, e.g. RECOVERY_CIRCUIT_STORE
+        asyncio.run(_main(args.task_queue, args.watch_interval))
+    except ValueError as err:  # a bad setting (RECOVERY_CIRCUIT_STORE) or services file
         logger.error("cannot start: %s", err)
         raise SystemExit(2) from None
     except RuntimeError as err:  # the server cannot be reached
@@ -99,12 +127,19 @@ def main(argv: list[str] | None = None) -> None:
         raise SystemExit(1) from None
 
 
-async def _main(task_queue: str) -> None:
+def _interval_argument(text: str) -> timedelta:
+    try:
+        return parse_interval(text, "--watch-interval")
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(str(err)) from None
+
+
+async def _main(task_queue: str, watch_interval: timedelta | None) -> None:
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
-    await run_worker(stop, task_queue)
+    await run_worker(stop, task_queue, watch_interval)
 
 
 if __name__ == "__main__":

@@ -1,14 +1,23 @@
 """The circuit-breaker store: one small interface, one backend per file.
 
 The store is synchronous on purpose: SQLite and Redis clients are, and the
-activities hand calls to a thread. ``CircuitBreakerRegistry`` (the reference
-document's read API) is the same interface used directly from application code.
+activities hand calls to a thread. ``starter.breakers.CircuitBreakerRegistry``
+(the reference document's read API) wraps the same interface for application code.
+
+Both backends follow pybreaker's own transitions, so a service guarded by pybreaker
+and the orchestrator agree on what a write means:
+
+- half-open: the success counter restarts at 0 (pybreaker's half-open state does so);
+- closed: both counters restart at 0, ``opened_at`` stays (``CircuitBreaker.close()``);
+- open: the success counter restarts at 0 and ``opened_at`` moves to now, never backwards
+  (``CircuitBreaker.open()``), so the service's own reset timeout starts again.
 """
 
 from __future__ import annotations
 
 import enum
 import os
+import re
 from datetime import datetime
 from typing import Protocol
 
@@ -16,6 +25,10 @@ from pydantic import BaseModel
 
 DEFAULT_STORE_URL = "sqlite:///.recovery/breakers.db"
 STORE_URL_ENV = "RECOVERY_CIRCUIT_STORE"
+REDIS_SCHEMES = ("redis://", "rediss://")
+
+# What Redis's INCR accepts as an integer; Python's int() is laxer ("1_0", " 7").
+_INTEGER = re.compile(r"-?[0-9]+")
 
 
 class BreakerState(str, enum.Enum):
@@ -27,7 +40,7 @@ class BreakerState(str, enum.Enum):
 
 
 class BreakerRecord(BaseModel):
-    """One breaker as the store holds it."""
+    """One breaker as the store holds it; ``opened_at`` is UTC (``updated_at`` only in SQLite)."""
 
     service_name: str
     state: BreakerState
@@ -41,19 +54,39 @@ class BreakerRecord(BaseModel):
         return self.model_dump(mode="json")
 
 
+class InvalidBreakerValue(ValueError):
+    """A stored value that no breaker could hold, written by something other than a breaker."""
+
+    def __init__(self, where: str, value: object) -> None:
+        super().__init__(f"{where} holds {value!r}, which is not a valid breaker value")
+        self.where = where
+
+
 class CircuitBreakerStore(Protocol):
-    """Where breaker states live. Every write is idempotent: setting a state twice is harmless."""
+    """Where breaker states live. Every write is idempotent: setting a state twice is harmless.
+
+    Backend errors (a Redis outage, a locked database) raise: the activity calling the
+    store fails and Temporal retries it, rather than acting on a made-up state.
+    """
 
     def get_all_states(self) -> dict[str, BreakerRecord]:
-        """Return every known breaker by service name."""
+        """Return every readable breaker by service name, logging and skipping invalid ones."""
         ...
 
     def get_state(self, service_name: str) -> BreakerRecord | None:
-        """Return one breaker, or None if the store has never seen it."""
+        """Return one breaker, or None if the store has never seen it.
+
+        Raises:
+            InvalidBreakerValue: the breaker's stored values are not a breaker's.
+        """
         ...
 
     def set_state(self, service_name: str, state: BreakerState) -> BreakerRecord:
-        """Set one breaker's state (creating it if new) and return it."""
+        """Set one breaker's state as pybreaker would (creating it if new) and return it."""
+        ...
+
+    def forget(self, service_name: str) -> bool:
+        """Delete one breaker; return whether it existed."""
         ...
 
     def close(self) -> None:
@@ -61,22 +94,43 @@ class CircuitBreakerStore(Protocol):
         ...
 
 
+def parse_state(where: str, raw: object) -> BreakerState:
+    """Return the state a stored value names.
+
+    Raises:
+        InvalidBreakerValue: the value is not one of pybreaker's three state names.
+    """
+    text = raw.decode("utf-8", "replace") if isinstance(raw, bytes) else raw
+    try:
+        return BreakerState(text)
+    except ValueError:
+        raise InvalidBreakerValue(where, raw) from None
+
+
+def parse_counter(where: str, raw: object) -> int:
+    """Return a stored counter; a missing one is 0, as pybreaker reads it.
+
+    Raises:
+        InvalidBreakerValue: the value is not an integer.
+    """
+    if raw is None or raw in (b"", ""):
+        return 0
+    if isinstance(raw, int) and not isinstance(raw, bool):
+        return raw
+    text = raw.decode("ascii", "replace") if isinstance(raw, bytes) else raw
+    if isinstance(text, str) and _INTEGER.fullmatch(text):
+        return int(text)
+    raise InvalidBreakerValue(where, raw)
+
+
 def store_url_from_env() -> str:
     """Return ``RECOVERY_CIRCUIT_STORE``, or the embedded SQLite default."""
     return os.environ.get(STORE_URL_ENV) or DEFAULT_STORE_URL
 
 
-def open_store(url: str | None = None) -> CircuitBreakerStore:
-    """Open the store a URL names: ``sqlite:///path`` (``redis://`` arrives with the roadmap).
-
-    Raises:
-        ValueError: the URL's scheme is not a supported store.
-    """
-    url = url or store_url_from_env()
-    if url.startswith("sqlite://"):
-        from activities.sqlite_store import SQLiteBreakerStore
-
-        return SQLiteBreakerStore.from_url(url)
-    raise ValueError(
-        f"{STORE_URL_ENV}={url!r}: unsupported circuit store; expected sqlite:///path"
+def unsupported_store_url(url: str) -> ValueError:
+    """Return the error for a store URL of no known scheme, naming the forms that work."""
+    return ValueError(
+        f"{STORE_URL_ENV}={url!r}: unsupported circuit store; "
+        "expected sqlite:///path or redis://host:port/db (rediss:// for TLS)"
     )

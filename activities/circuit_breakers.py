@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from datetime import datetime
 
 from pydantic import BaseModel
 from temporalio import activity
@@ -19,6 +20,13 @@ class SetBreakerStateInput(BaseModel):
 
     service_name: str
     state: BreakerState
+
+
+class OpenBreaker(BaseModel):
+    """A breaker the store holds open (what ``list_open_breakers`` returns)."""
+
+    service_name: str
+    opened_at: datetime | None = None
 
 
 class CircuitBreakerActivities:
@@ -39,3 +47,14 @@ class CircuitBreakerActivities:
         """Return every breaker the store knows (the circuit watch reads this)."""
         states = await asyncio.to_thread(self._store.get_all_states)
         return list(states.values())
+
+    @activity.defn(name="list_open_breakers")
+    async def list_open_breakers(self) -> list[OpenBreaker]:
+        """Return the breakers the store holds open, oldest opening first (the watch's input)."""
+        states = await asyncio.to_thread(self._store.get_all_states)
+        found = [
+            OpenBreaker(service_name=name, opened_at=record.opened_at)
+            for name, record in states.items()
+            if record.state is BreakerState.OPEN
+        ]
+        return sorted(found, key=lambda b: (b.opened_at is None, b.opened_at, b.service_name))

@@ -21,8 +21,9 @@ from temporalio.exceptions import TemporalError
 from temporalio.service import RPCError, RPCStatusCode
 
 from starter import render
-from starter.connection import connect
-from starter.coordinator_client import CoordinatorClient
+from starter.cli_breakers import cmd_breakers, cmd_watch_breakers
+from starter.cli_context import CliError, Context, Unreachable, UnknownService
+from starter.demo import add_demo_arguments, cmd_demo
 from starter.recoveries import (
     approve,
     execute,
@@ -53,43 +54,6 @@ from workflows.service_recovery import ServiceRecovery
 
 Command = Callable[["Context"], Awaitable[Any]]
 T = TypeVar("T")
-
-
-class CliError(Exception):
-    """A refused operation: printed as one line, exit code 1."""
-
-
-class UnknownService(CliError):
-    """A service with no recovery to act on: printed as one line, exit code 2."""
-
-
-class Unreachable(Exception):
-    """The Temporal server cannot be reached: printed as one line, exit code 3."""
-
-
-class Context:
-    """Parsed arguments plus a lazily connected client and coordinator."""
-
-    def __init__(self, args: argparse.Namespace) -> None:
-        self.args = args
-        self._client: Client | None = None
-
-    async def client(self) -> Client:
-        """Connect on first use (so bad input fails before any network wait)."""
-        if self._client is None:
-            try:
-                self._client = await connect()
-            except RuntimeError as err:  # the SDK's "Failed client connect: …"
-                raise Unreachable(err) from None
-        return self._client
-
-    async def coordinator(self) -> CoordinatorClient:
-        """Return the coordinator named by ``--coordinator-id``."""
-        return CoordinatorClient(
-            await self.client(),
-            workflow_id=self.args.coordinator_id,
-            task_queue=self.args.task_queue,
-        )
 
 
 async def _overall_status(ctx: Context) -> dict[str, Any]:
@@ -246,11 +210,15 @@ def build_parser() -> argparse.ArgumentParser:
     def command(name: str, run: Command, help_text: str) -> argparse.ArgumentParser:
         sub_parser = sub.add_parser(name, help=help_text, description=help_text)
         sub_parser.set_defaults(run=run)
+        _json_flag(sub_parser)
         return sub_parser
 
     dev = command("dev", cmd_dev, "start the embedded Temporal server and a worker")
     dev.add_argument("--port", type=int, default=7233)
     dev.add_argument("--ui-port", type=int, default=8233)
+
+    demo = command("demo", cmd_demo, "a live demo: four services break and are recovered, in order")
+    add_demo_arguments(demo)
 
     schedule = command("schedule", cmd_schedule, "schedule a service for recovery")
     schedule.add_argument("service")
@@ -282,8 +250,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     policy = command("policy", cmd_policy, "get or set a service's recovery policy")
     policy_sub = policy.add_subparsers(dest="policy_command", required=True)
-    policy_sub.add_parser("get").add_argument("service")
+    policy_get = policy_sub.add_parser("get")
+    policy_get.add_argument("service")
+    _json_flag(policy_get)
     policy_set = policy_sub.add_parser("set")
+    _json_flag(policy_set)
     policy_set.add_argument("service")
     policy_set.add_argument("policy", help='policy JSON, e.g. \'{"max_retry_attempts": 3}\'')
 
@@ -295,7 +266,31 @@ def build_parser() -> argparse.ArgumentParser:
     watch = command("watch", cmd_watch, "print the status every few seconds")
     watch.add_argument("--interval", type=float, default=2.0)
     watch.add_argument("--count", type=int, help="stop after this many refreshes")
+
+    breakers = command("breakers", cmd_breakers, "list every circuit breaker: state, counters, open for")
+    breakers.add_argument("--store", help="store URL (default $RECOVERY_CIRCUIT_STORE, else the SQLite file)")
+
+    watch_breakers = command(
+        "watch-breakers", cmd_watch_breakers, "enable, disable or show the circuit watch"
+    )
+    watch_sub = watch_breakers.add_subparsers(dest="watch_command", required=True)
+    for action, text in (
+        ("enable", "resume the watch"),
+        ("disable", "pause the watch (nothing new is scheduled from open breakers)"),
+        ("status", "show whether it runs, how often, and with which services file"),
+    ):
+        action_parser = watch_sub.add_parser(action, help=text, description=text)
+        _json_flag(action_parser)
+        if action != "status":
+            action_parser.add_argument("--note", help="why (shown in the Web UI's schedule page)")
     return parser
+
+
+def _json_flag(parser: argparse.ArgumentParser) -> None:
+    """Accept ``--json`` after the subcommand too; it only ever turns JSON on."""
+    parser.add_argument(
+        "--json", action="store_true", default=argparse.SUPPRESS, help="print JSON for scripts"
+    )
 
 
 def _seconds(text: str) -> float:
@@ -325,7 +320,7 @@ def main(argv: list[str] | None = None) -> None:
     except (ValueError, UnknownService) as err:  # RecoveryValidationError among them
         code = _fail(2, err)
     except Unreachable as err:
-        code = _fail(3, f"cannot reach the Temporal server: {err}")
+        code = _fail(3, err)
     except RPCError as err:
         code = _fail(3 if err.status is RPCStatusCode.UNAVAILABLE else 1, err)
     except (CliError, RecoveryOrchestratorError, TemporalError, RuntimeError) as err:

@@ -20,9 +20,11 @@ from temporalio.client import Client, WorkflowHistory
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
+from activities.breaker_store import CircuitBreakerStore
 from activities.sqlite_store import SQLiteBreakerStore
 from starter.connection import ensure_search_attributes
 from starter.dev import find_binary
+from tests.redis_server import redis_server, redis_url  # noqa: F401 (shared fixtures)
 from worker import build_worker
 from workflows.converter import data_converter
 
@@ -84,7 +86,7 @@ def service() -> str:
 
 @asynccontextmanager
 async def running_worker(
-    client: Client, store: SQLiteBreakerStore, task_queue: str
+    client: Client, store: CircuitBreakerStore, task_queue: str
 ) -> AsyncIterator[Worker]:
     """Run the product's worker (callable checks allowed from ``tests.checks``)."""
     async with build_worker(
@@ -103,7 +105,7 @@ def record_history(history: WorkflowHistory, name: str) -> None:
 @asynccontextmanager
 async def orchestrator_on(
     env: WorkflowEnvironment,
-    store: SQLiteBreakerStore,
+    store: CircuitBreakerStore,
     task_queue: str,
     **options: object,
 ) -> AsyncIterator["RecoveryOrchestrator"]:

@@ -63,3 +63,57 @@ async def health_server(
     finally:
         tcp.close()
         await tcp.wait_closed()
+
+
+@dataclass
+class GatedHealthServer:
+    """Holds each GET until the test opens the gate, then answers ``status``.
+
+    It lets a test look at a breaker while a recovery's health check is in flight,
+    i.e. while the breaker is half-open.
+    """
+
+    status: int = 200
+    requests: int = 0
+    port: int = 0
+    gate: asyncio.Event = field(default_factory=asyncio.Event)
+    arrived: asyncio.Event = field(default_factory=asyncio.Event)
+
+    @property
+    def url(self) -> str:
+        """Return the health URL."""
+        return f"http://127.0.0.1:{self.port}/health"
+
+    def release(self, status: int) -> None:
+        """Answer the held request (and any later one) with ``status``."""
+        self.status = status
+        self.gate.set()
+
+    async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            await reader.readuntil(b"\r\n\r\n")
+            self.requests += 1
+            self.arrived.set()
+            await self.gate.wait()
+            writer.write(
+                f"HTTP/1.1 {self.status} X\r\nContent-Length: 0\r\nConnection: close\r\n\r\n".encode()
+            )
+            await writer.drain()
+        except (asyncio.IncompleteReadError, ConnectionError, asyncio.CancelledError):
+            pass
+        finally:
+            writer.close()
+
+
+@asynccontextmanager
+async def gated_health_server() -> AsyncIterator[GatedHealthServer]:
+    """Run a ``GatedHealthServer`` on a free loopback port."""
+    server = GatedHealthServer()
+    tcp = await asyncio.start_server(server._handle, "127.0.0.1", 0)
+    server.port = tcp.sockets[0].getsockname()[1]
+    try:
+        yield server
+    finally:
+        server.gate.set()
+        tcp.close()
+        await tcp.wait_closed()

@@ -69,7 +69,7 @@ async def cli(
 
 async def test_recoveryctl_schedule_approve_history_policy(cli: Cli, service: str) -> None:
     scheduled = await cli.ctl_json("schedule", service, "--strategy", "manual", "--priority", "2")
-    assert scheduled == {"service_name": service, "outcome": "queued", "state": "scheduled"}
+    assert scheduled == {"service_name": service, "outcome": "queued", "state": "scheduled", "reason": None}
     await eventually(
         lambda: cli.ctl_json("status"),
         lambda s: s["services"].get(service, {}).get("state") == "awaiting_manual",

@@ -42,7 +42,7 @@ def ledger(slots: int = 2, **config: int) -> RecoveryLedger:
 
 
 def schedule(book: RecoveryLedger, name: str, priority: int = 1, **fields: object) -> str:
-    book.schedule(ScheduleRecoveryInput(service_name=name, priority=priority, **fields), NOW)  # type: ignore[arg-type]
+    book.schedule(ScheduleRecoveryInput(service_name=name, priority=priority, **fields), NOW)
     return name
 
 
@@ -286,7 +286,7 @@ def test_a_cancel_too_late_to_stop_the_child_gives_way_to_what_really_happened()
 
 def test_the_carried_state_never_outgrows_what_a_hand_over_can_carry() -> None:
     book = ledger()
-    policy = RecoveryPolicy(health_check={"kind": "http", "url": "http://127.0.0.1/" + "x" * 2000})  # type: ignore[arg-type]
+    policy = RecoveryPolicy(health_check={"kind": "http", "url": "http://127.0.0.1/" + "x" * 2000})
     refused = None
     for index in range(2000):
         try:

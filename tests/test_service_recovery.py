@@ -22,7 +22,6 @@ from workflows.models import (
     RecoveryPhase,
     RecoveryPolicy,
     RecoveryState,
-    RecoveryStrategy,
     ServiceRecoveryInput,
 )
 from workflows.service_recovery import ServiceRecovery

@@ -8,11 +8,10 @@ will use, and a worker restart with an edited file updates them.
 
 from __future__ import annotations
 
-from datetime import datetime
-
 from pydantic import BaseModel, Field, field_validator
 
-from workflows.coordinator_models import StrictPriority
+from workflows.constants import COORDINATOR_WORKFLOW_ID
+from workflows.coordinator_models import ScheduleRecoveriesInput, StrictPriority
 from workflows.models import (
     RecoveryPolicy,
     RecoveryStrategy,
@@ -22,6 +21,9 @@ from workflows.models import (
 
 # The catalog travels in the schedule's input: keep it well inside Temporal's 2 MB.
 MAX_CATALOG_BYTES = 1_000_000
+# The hand-over is a client of the coordinator, so it lives client side
+# (``starter.coordinator_handoff``); the watch calls it by this name.
+HAND_OVER_ACTIVITY = "hand_over_open_breakers"
 
 
 class ServiceSettings(StrictModel):
@@ -45,6 +47,8 @@ class WatchInput(StrictModel):
     recover_unlisted: bool = True
     # Where the settings came from (a file path), shown in the watch's history.
     source: str | None = None
+    # The coordinator to hand open breakers to (the namespace's pinned one by default).
+    coordinator_workflow_id: str = Field(default=COORDINATOR_WORKFLOW_ID, min_length=1, max_length=1000)
 
     @field_validator("services")
     @classmethod
@@ -61,11 +65,11 @@ class WatchInput(StrictModel):
         return self.defaults if self.recover_unlisted else None
 
 
-class OpenBreaker(BaseModel):
-    """A breaker the store holds open."""
+class HandOverInput(BaseModel):
+    """Input of the ``hand_over_open_breakers`` activity."""
 
-    service_name: str
-    opened_at: datetime | None = None
+    coordinator_workflow_id: str
+    request: ScheduleRecoveriesInput
 
 
 class WatchResult(BaseModel):

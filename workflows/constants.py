@@ -12,6 +12,8 @@ SERVICE_RECOVERY_WORKFLOW = "ServiceRecovery"
 COORDINATOR_WORKFLOW = "RecoveryCoordinator"
 COORDINATOR_WORKFLOW_ID = "recovery-coordinator"
 RECOVERY_ID_PREFIX = "recovery-"
+CIRCUIT_WATCH_WORKFLOW = "CircuitWatch"
+CIRCUIT_WATCH_SCHEDULE_ID = "recovery-circuit-watch"
 
 SA_SERVICE = SearchAttributeKey.for_keyword("RecoveryService")
 SA_STATE = SearchAttributeKey.for_keyword("RecoveryState")

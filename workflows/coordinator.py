@@ -179,13 +179,14 @@ class RecoveryCoordinator:
     def _validate_schedule(self, *args: Any) -> None:
         input = _decode(ScheduleRecoveryInput, args, "schedule_recovery")
         self._check_schedulable(input)
+        self._check_dependencies([input])
         self._check_room([input.service_name], input)
 
     @workflow.update(name="schedule_recoveries")
     def schedule_recoveries(self, *args: Any) -> list[ScheduleRecoveryResult]:
         """Schedule many at once (bulk, and the circuit watch): all or none."""
         input = _decode(ScheduleRecoveriesInput, args, "schedule_recoveries")
-        return [self._schedule(item) for item in input.recoveries]
+        return [self._schedule(item, automatic=input.automatic) for item in input.recoveries]
 
     @schedule_recoveries.validator
     def _validate_schedule_many(self, *args: Any) -> None:
@@ -200,6 +201,7 @@ class RecoveryCoordinator:
                     type=err.type,
                     non_retryable=True,
                 ) from None
+        self._check_dependencies(input.recoveries)
         self._check_room((item.service_name for item in input.recoveries), input)
 
     @workflow.update(name="cancel_recovery")
@@ -331,6 +333,7 @@ class RecoveryCoordinator:
         try:
             input = _decode(ScheduleRecoveryInput, args, "schedule_recovery signal")
             self._check_schedulable(input)
+            self._check_dependencies([input])
             self._check_room([input.service_name], input)
         except ApplicationError as err:
             self._reject(f"schedule_recovery signal rejected: {err.message}")
@@ -389,6 +392,12 @@ class RecoveryCoordinator:
                 )
             )
 
+    def _check_dependencies(self, requests: Iterable[ScheduleRecoveryInput]) -> None:
+        try:
+            self._ledger.check_dependencies(requests)
+        except RecoveryOrchestratorError as err:
+            raise to_application_error(err) from None
+
     def _check_room(self, service_names: Iterable[str], request: BaseModel) -> None:
         try:
             self._ledger.check_room(service_names, len(request.model_dump_json()))
@@ -397,15 +406,25 @@ class RecoveryCoordinator:
 
     # ----- internals -----------------------------------------------------------------
 
-    def _schedule(self, input: ScheduleRecoveryInput) -> ScheduleRecoveryResult:
-        result = self._ledger.schedule(input, workflow.now())
-        workflow.logger.info(
-            "%s Scheduled recovery for '%s' with strategy %s and priority %d",
-            LOG_PREFIX,
-            input.service_name,
-            input.strategy.value,
-            input.priority,
-        )
+    def _schedule(
+        self, input: ScheduleRecoveryInput, *, automatic: bool = False
+    ) -> ScheduleRecoveryResult:
+        if automatic:
+            result = self._ledger.schedule_automatic(input, workflow.now())
+        else:
+            result = self._ledger.schedule(input, workflow.now())
+        if result.outcome in ("queued", "updated"):
+            workflow.logger.info(
+                "%s Scheduled recovery for '%s' with strategy %s and priority %d",
+                LOG_PREFIX,
+                input.service_name,
+                input.strategy.value,
+                input.priority,
+            )
+        elif result.reason is not None:
+            workflow.logger.info(
+                "%s Not scheduled: '%s': %s", LOG_PREFIX, input.service_name, result.reason
+            )
         return result
 
     def _reject(self, message: str) -> None:

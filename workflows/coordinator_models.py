@@ -185,6 +185,26 @@ class ActiveRecovery(BaseModel):
     approval_for_attempt: int | None = None
 
 
+class AttemptLog(BaseModel):
+    """When a service's recent attempts began, for its hourly budget (the storm guard).
+
+    Kept only for services whose policy sets ``max_attempts_per_hour``, and only for
+    the last hour, so that it stays small in the carried state.
+    """
+
+    budget: int
+    started: list[datetime] = Field(default_factory=list)
+
+
+class HeldBack(BaseModel):
+    """An automatic request the storm guard refused: why, and until when."""
+
+    reason: str
+    until: datetime
+    attempts_last_hour: int
+    max_attempts_per_hour: int
+
+
 class CoordinatorState(BaseModel):
     """Everything carried across continue-as-new."""
 
@@ -199,6 +219,8 @@ class CoordinatorState(BaseModel):
     next_sequence: int = 0
     rejected_signals: list[str] = Field(default_factory=list)
     started_at: datetime | None = None
+    attempt_logs: dict[str, AttemptLog] = Field(default_factory=dict)
+    held_back: dict[str, HeldBack] = Field(default_factory=dict)
 
 
 class CoordinatorInput(StrictModel):

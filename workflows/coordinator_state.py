@@ -10,19 +10,22 @@ under the ledger, then does its Temporal I/O with what the ledger returned.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, NamedTuple
 
 from workflows.coordinator_models import (
     ActiveRecovery,
+    AttemptLog,
     CancelRecoveryResult,
     ConfigureInput,
     CoordinatorConfig,
     CoordinatorState,
+    HeldBack,
     ScheduleOutcome,
     ScheduleRecoveryInput,
     ScheduleRecoveryResult,
 )
+from workflows.dependencies import dependency_cycles
 from workflows.errors import RecoveryOrchestratorError, RecoveryValidationError
 from workflows.models import (
     RecoveryPolicy,
@@ -48,6 +51,8 @@ HAND_OVER_LIMIT = 1_900_000
 MAX_RUNNING = 1000
 # What one message, error or reason may take of the carried state.
 MAX_MESSAGE = 500
+# The storm guard's window: a budget of attempts per rolling hour.
+BUDGET_WINDOW = timedelta(hours=1)
 
 
 class ChildRef(NamedTuple):
@@ -109,10 +114,14 @@ class RecoveryLedger:
         }
         for task in self.state.queue:
             services[task.service_name] = task_entry(task)
+            waiting = self.waiting_for(task)
+            if waiting:  # only with depends_on: the reference shape stays exact without it
+                services[task.service_name]["waiting_for"] = waiting
+                services[task.service_name]["reason"] = self._waiting_reason(waiting)
         live = [active for active in self.state.active.values() if not active.finished]
         for active in live:
             services[active.task.service_name] = task_entry(active.task)
-        return status_document(
+        document = status_document(
             timestamp=now,
             orchestrator_running=self.state.orchestrator_running,
             services=services,
@@ -120,6 +129,26 @@ class RecoveryLedger:
             unfinished=len(self.state.queue) + len(live),
             recent_history=self.state.recent_history,
         )
+        held_back = {
+            name: {**held.model_dump(mode="json"), "until": held.until.isoformat()}
+            for name, held in self.state.held_back.items()
+            if held.until > now and not self.is_unfinished(name)
+        }
+        if held_back:  # only with max_attempts_per_hour, as above
+            document["held_back"] = held_back
+        return document
+
+    def waiting_for(self, task: RecoveryTask) -> list[str]:
+        """Return the task's dependencies that are still queued or recovering."""
+        return [name for name in task.policy.depends_on if self.is_unfinished(name)]
+
+    def _waiting_reason(self, waiting: list[str]) -> str:
+        described = ", ".join(f"'{name}' ({self._state_of(name)})" for name in waiting)
+        return f"waiting for {described} to recover first (depends_on)"
+
+    def _state_of(self, service_name: str) -> str:
+        active = self.live(service_name)
+        return active.task.state.value if active is not None else RecoveryState.SCHEDULED.value
 
     # ----- scheduling ------------------------------------------------------------------
 
@@ -163,6 +192,62 @@ class RecoveryLedger:
                 f"some, or clear policies you no longer need"
             )
 
+    def check_dependencies(self, requests: Iterable[ScheduleRecoveryInput]) -> None:
+        """Refuse a request whose ``depends_on`` would make recoveries wait on each other forever.
+
+        The graph is the queued and running recoveries' dependencies, with the
+        request's own in place of theirs.
+
+        Raises:
+            RecoveryValidationError: naming the service, or the cycle's path.
+        """
+        graph = {t.service_name: t.policy.depends_on for t in self.state.queue}
+        for active in self.state.active.values():
+            if not active.finished:
+                graph[active.task.service_name] = active.task.policy.depends_on
+        requests = list(requests)
+        for request in requests:
+            graph[request.service_name] = self._policy_for(request).depends_on
+        for request in requests:
+            if request.service_name in graph[request.service_name]:
+                raise RecoveryValidationError(
+                    f"{request.service_name}: depends_on names the service itself"
+                )
+        # What was queued before had no cycle: any cycle now runs through a request,
+        # and is told from there.
+        asked = {request.service_name for request in requests}
+        for cycle in dependency_cycles(graph):
+            ring = cycle[:-1]
+            start = next((i for i, name in enumerate(ring) if name in asked), 0)
+            ring = ring[start:] + ring[:start]
+            raise RecoveryValidationError(f"depends_on cycle: {' -> '.join([*ring, ring[0]])}")
+
+    def schedule_automatic(
+        self, input: ScheduleRecoveryInput, now: datetime
+    ) -> ScheduleRecoveryResult:
+        """Schedule for automation: leave a queued or running one be; respect the budget."""
+        name = input.service_name
+        queued = self.queued(name)
+        if queued is not None:
+            return ScheduleRecoveryResult(
+                service_name=name, outcome="already_queued", state=queued.state.value,
+                reason="already queued",
+            )
+        active = self.live(name)
+        if active is not None:
+            return ScheduleRecoveryResult(
+                service_name=name, outcome="already_running", state=active.task.state.value,
+                reason=f"already recovering ({active.task.state.value})",
+            )
+        held = self._spent_budget(name, self._policy_for(input), now)
+        if held is not None:
+            self.state.held_back[name] = held
+            return ScheduleRecoveryResult(
+                service_name=name, outcome="held_back", state=RecoveryState.IDLE.value,
+                reason=held.reason,
+            )
+        return self.schedule(input, now)
+
     def schedule(self, input: ScheduleRecoveryInput, now: datetime) -> ScheduleRecoveryResult:
         """Queue a recovery, update its queue entry, or report it already running."""
         name = input.service_name
@@ -171,7 +256,8 @@ class RecoveryLedger:
             return ScheduleRecoveryResult(
                 service_name=name, outcome="already_running", state=active.task.state.value
             )
-        policy = input.policy or self.state.policies.get(name) or self.config.default_policy
+        self.state.held_back.pop(name, None)
+        policy = self._policy_for(input)
         queued = self.queued(name)
         outcome: ScheduleOutcome
         if queued is not None:
@@ -190,7 +276,42 @@ class RecoveryLedger:
                 )
             )
             outcome = "queued"
-        return ScheduleRecoveryResult(service_name=name, outcome=outcome, state="scheduled")
+        task = self.queued(name)
+        waiting = self.waiting_for(task) if task is not None else []
+        return ScheduleRecoveryResult(
+            service_name=name,
+            outcome=outcome,
+            state="scheduled",
+            reason=self._waiting_reason(waiting) if waiting else None,
+        )
+
+    def _policy_for(self, input: ScheduleRecoveryInput) -> RecoveryPolicy:
+        """The policy passed in, else the one set for the service, else the default."""
+        return input.policy or self.state.policies.get(input.service_name) or self.config.default_policy
+
+    def _spent_budget(
+        self, service_name: str, policy: RecoveryPolicy, now: datetime
+    ) -> HeldBack | None:
+        """Return why the service is held back, if its hourly attempt budget is spent."""
+        log = self.state.attempt_logs.get(service_name)
+        budget = policy.max_attempts_per_hour or (log.budget if log else None)
+        if log is None or budget is None:
+            return None
+        recent = sorted(t for t in log.started if t > now - BUDGET_WINDOW)
+        if len(recent) < budget:
+            return None
+        # Once the oldest (len - budget + 1) attempts leave the window, one more fits.
+        until = recent[len(recent) - budget] + BUDGET_WINDOW
+        return HeldBack(
+            reason=(
+                f"storm guard: {len(recent)} attempts in the last hour, budget "
+                f"max_attempts_per_hour={budget}; not scheduled again before "
+                f"{until.isoformat()}"
+            ),
+            until=until,
+            attempts_last_hour=len(recent),
+            max_attempts_per_hour=budget,
+        )
 
     def next_startable(self) -> RecoveryTask | None:
         """Return the task to start next: a MANUAL one at once, else the best if a slot is free.
@@ -201,7 +322,11 @@ class RecoveryLedger:
             return None
         if len(self.state.active) >= MAX_RUNNING:
             return None
-        ready = [t for t in self.state.queue if t.service_name not in self.state.active]
+        ready = [
+            t
+            for t in self.state.queue
+            if t.service_name not in self.state.active and not self.waiting_for(t)
+        ]
         manual = [t for t in ready if t.strategy is RecoveryStrategy.MANUAL]
         if manual:
             return min(manual, key=lambda t: t.queue_key)
@@ -360,6 +485,7 @@ class RecoveryLedger:
         active.last_report = report.sequence
         status = report.status
         task = active.task
+        self._log_attempts(task, status.attempt_count - task.attempt_count, status.last_attempt_at)
         task.state = status.state
         task.attempt_count = status.attempt_count
         task.last_attempt_at = status.last_attempt_at
@@ -443,6 +569,43 @@ class RecoveryLedger:
             )
         self.state.recent_history.append(result)
         self._trim_history()
+        if result.state in (RecoveryState.FAILED, RecoveryState.CANCELLED):
+            self._end_dependents(result)
+
+    def _end_dependents(self, dependency: RecoveryResult) -> None:
+        """Do not attempt queued recoveries that wait for one that did not succeed.
+
+        They end as their dependency did (failed, or cancelled), saying why; theirs
+        in turn end theirs.
+        """
+        name = dependency.service_name
+        verb = "failed" if dependency.state is RecoveryState.FAILED else "was cancelled"
+        for task in [t for t in self.state.queue if name in t.policy.depends_on]:
+            self.state.queue.remove(task)
+            ended = RecoveryResult(
+                service_name=task.service_name,
+                success=False,
+                attempt_number=0,
+                total_attempts=task.policy.max_retry_attempts,
+                elapsed_time_ms=max(
+                    0.0, (dependency.timestamp - task.scheduled_at).total_seconds() * 1000
+                ),
+                state=dependency.state,
+                error_message=f"not attempted: dependency '{name}' {verb}",
+                timestamp=dependency.timestamp,
+            )
+            self.record(ended, run_id=None)
+
+    def _log_attempts(self, task: RecoveryTask, new: int, started: datetime | None) -> None:
+        """Note attempts that began, for a service with an hourly budget."""
+        budget = task.policy.max_attempts_per_hour
+        if new <= 0 or started is None or budget is None:
+            return
+        log = self.state.attempt_logs.setdefault(task.service_name, AttemptLog(budget=budget))
+        log.budget = budget
+        log.started = [t for t in log.started if t > started - BUDGET_WINDOW]
+        log.started.extend([started] * new)
+        del log.started[:-budget]  # more than the budget never changes the answer
 
     def reject(self, message: str, now: datetime) -> None:
         """Keep a refused request where ``get_configuration`` shows it (the last few)."""
@@ -501,3 +664,4 @@ class RecoveryLedger:
             error_message=f"cancelled: {reason}",
             timestamp=now,
         )
+

@@ -74,12 +74,13 @@ with workflow.unsafe.imports_passed_through():
 
 REPORT_SIGNAL = "recovery_report"
 
-# Breaker writes are idempotent and quick: retry them a few times, then fail the attempt.
+# Breaker writes are idempotent and quick. A store outage (Redis restarting) is not the
+# service's fault: keep retrying for a while rather than spend an attempt on it.
 BREAKER_TIMEOUT = timedelta(seconds=10)
+BREAKER_OUTAGE_LIMIT = timedelta(minutes=2)
 BREAKER_RETRY = RetryPolicy(
     initial_interval=timedelta(milliseconds=500),
     maximum_interval=timedelta(seconds=5),
-    maximum_attempts=4,
 )
 # A failing check is an outcome, not an error: only infrastructure faults are retried.
 HEALTH_CHECK_RETRY = RetryPolicy(
@@ -408,6 +409,7 @@ class ServiceRecovery:
                 CircuitBreakerActivities.set_breaker_state,
                 SetBreakerStateInput(service_name=self._input.service_name, state=state),
                 start_to_close_timeout=BREAKER_TIMEOUT,
+                schedule_to_close_timeout=BREAKER_OUTAGE_LIMIT,
                 retry_policy=BREAKER_RETRY,
                 summary=summary,
             )

@@ -1,0 +1,169 @@
+"""Redis breaker store: the keys of pybreaker's ``CircuitRedisStorage``, namespace = service name.
+
+    <name>:pybreaker:state            open | half-open | closed
+    <name>:pybreaker:fail_counter     integer
+    <name>:pybreaker:success_counter  integer
+    <name>:pybreaker:opened_at        integer unix seconds (UTC), only ever moved forward
+
+So a service guarded by ``CircuitBreaker(state_storage=CircuitRedisStorage(STATE_CLOSED, redis,
+namespace=name))`` is recovered directly. pybreaker's storage falls back to a default state when
+Redis fails; this store lets the error raise instead, so the activity fails and Temporal retries
+it rather than acting on a state nobody stored.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Sequence
+from datetime import datetime, timezone
+from typing import cast
+
+import redis
+from redis.client import Pipeline
+
+from activities.breaker_store import (
+    BreakerRecord,
+    BreakerState,
+    InvalidBreakerValue,
+    parse_counter,
+    parse_state,
+)
+
+logger = logging.getLogger(__name__)
+
+FIELDS = ("state", "fail_counter", "success_counter", "opened_at")
+STATE_KEY_PATTERN = "*:pybreaker:state"
+_STATE_KEY_SUFFIX = ":pybreaker:state"
+# Keys per SCAN step and breakers per MGET: few round trips, and no long pause of the server
+# (KEYS would block every service sharing this Redis while it walks the whole keyspace).
+SCAN_COUNT = 1000
+FETCH_BATCH = 500
+# A Redis that stops answering must fail the activity, not hang its thread; a URL's own
+# ``?socket_timeout=`` wins over these.
+_CLIENT_DEFAULTS = {"socket_timeout": 5.0, "socket_connect_timeout": 5.0}
+
+RawValue = bytes | str | None
+
+
+def breaker_key(service_name: str, field: str) -> str:
+    """Return pybreaker's key for one field of a breaker."""
+    return f"{service_name}:pybreaker:{field}"
+
+
+class RedisBreakerStore:
+    """Breakers as pybreaker keeps them in Redis; safe to share between threads."""
+
+    def __init__(self, client: redis.Redis) -> None:
+        self._redis = client
+
+    @classmethod
+    def from_url(cls, url: str) -> RedisBreakerStore:
+        """Open ``redis://[user:password@]host:port/db`` (or ``rediss://`` for TLS)."""
+        return cls(redis.Redis.from_url(url, **_CLIENT_DEFAULTS))
+
+    def get_all_states(self) -> dict[str, BreakerRecord]:
+        """Return every readable breaker by service name, logging and skipping invalid ones."""
+        names = self._breaker_names()
+        records: dict[str, BreakerRecord] = {}
+        for start in range(0, len(names), FETCH_BATCH):
+            batch = names[start : start + FETCH_BATCH]
+            values = self._redis.mget([breaker_key(name, f) for name in batch for f in FIELDS])
+            for i, name in enumerate(batch):
+                raw = values[i * len(FIELDS) : (i + 1) * len(FIELDS)]
+                if raw[0] is None:
+                    continue  # deleted between SCAN and MGET
+                try:
+                    records[name] = _record(name, raw)
+                except InvalidBreakerValue as invalid:
+                    logger.warning("skipping breaker %r: %s", name, invalid)
+        return records
+
+    def get_state(self, service_name: str) -> BreakerRecord | None:
+        """Return one breaker, or None if its state key does not exist.
+
+        Raises:
+            InvalidBreakerValue: one of its keys holds a value no breaker could.
+        """
+        raw = self._redis.mget([breaker_key(service_name, f) for f in FIELDS])
+        return None if raw[0] is None else _record(service_name, raw)
+
+    def set_state(self, service_name: str, state: BreakerState) -> BreakerRecord:
+        """Set a breaker's state as pybreaker would, in one MULTI/EXEC; see ``breaker_store``.
+
+        Opening watches ``opened_at`` (pybreaker's set-if-greater transaction), so a service
+        opening its breaker at the same moment never has its later time overwritten.
+        """
+        opened_at_key = breaker_key(service_name, "opened_at")
+        fail_key = breaker_key(service_name, "fail_counter")
+        now = int(time.time())
+
+        def write(pipe: Pipeline) -> None:
+            stored = pipe.get(opened_at_key) if state is BreakerState.OPEN else None
+            pipe.multi()
+            pipe.set(breaker_key(service_name, "state"), state.value)
+            pipe.set(breaker_key(service_name, "success_counter"), 0)
+            if state is BreakerState.CLOSED:
+                pipe.set(fail_key, 0)
+            else:
+                pipe.setnx(fail_key, 0)  # a new breaker starts at 0, as pybreaker's does
+            if state is BreakerState.OPEN and _earlier_than(stored, now):
+                pipe.set(opened_at_key, now)
+            pipe.mget([breaker_key(service_name, f) for f in FIELDS])
+
+        watched = [opened_at_key] if state is BreakerState.OPEN else []
+        results = cast(list[object], self._redis.transaction(write, *watched))
+        return _record(service_name, cast(list[RawValue], results[-1]))
+
+    def forget(self, service_name: str) -> bool:
+        """Delete one breaker's keys; return whether any existed."""
+        return self._redis.delete(*(breaker_key(service_name, f) for f in FIELDS)) > 0
+
+    def close(self) -> None:
+        """Close the connection pool."""
+        self._redis.close()
+
+    def _breaker_names(self) -> list[str]:
+        """Return the names of every ``<name>:pybreaker:state`` key, sorted (SCAN may repeat one)."""
+        names: set[str] = set()
+        for key in self._redis.scan_iter(match=STATE_KEY_PATTERN, count=SCAN_COUNT):
+            try:
+                text = key.decode("utf-8") if isinstance(key, bytes) else str(key)
+            except UnicodeDecodeError:
+                logger.warning("skipping breaker key %r: not UTF-8", key)
+                continue
+            names.add(text.removesuffix(_STATE_KEY_SUFFIX))
+        return sorted(names)
+
+
+def _earlier_than(stored: RawValue, now: int) -> bool:
+    """Return whether ``now`` is later than a stored ``opened_at``; an unreadable one is replaced."""
+    try:
+        return stored is None or now > parse_counter("opened_at", stored)
+    except InvalidBreakerValue:
+        return True
+
+
+def _record(service_name: str, raw: Sequence[RawValue]) -> BreakerRecord:
+    """Return the breaker four raw values (in ``FIELDS`` order) describe."""
+    state, fail_counter, success_counter, opened_at = raw
+    return BreakerRecord(
+        service_name=service_name,
+        state=parse_state(breaker_key(service_name, "state"), state),
+        fail_counter=parse_counter(breaker_key(service_name, "fail_counter"), fail_counter),
+        success_counter=parse_counter(
+            breaker_key(service_name, "success_counter"), success_counter
+        ),
+        opened_at=_opened_at(breaker_key(service_name, "opened_at"), opened_at),
+    )
+
+
+def _opened_at(where: str, raw: RawValue) -> datetime | None:
+    """Return pybreaker's integer unix seconds as a UTC time (empty means never opened)."""
+    if raw is None or raw in (b"", ""):
+        return None
+    seconds = parse_counter(where, raw)
+    try:
+        return datetime.fromtimestamp(seconds, tz=timezone.utc)
+    except (OverflowError, OSError, ValueError):
+        raise InvalidBreakerValue(where, raw) from None

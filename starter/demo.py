@@ -1,0 +1,870 @@
+"""``recoveryctl demo``: four small services break, and the orchestrator recovers them live.
+
+Meant for a second terminal beside ``make dev``. The demo runs four HTTP services on
+loopback, guards each with a real pybreaker breaker on the shared store, adds them to the
+circuit watch's settings, breaks them, and prints a table while the watch and the
+coordinator bring them back in priority and dependency order. With no Temporal server at
+the configured address it starts the embedded one and a worker, as ``recoveryctl dev``
+does. However it ends (recovered, Ctrl-C, SIGTERM, an error), it undoes what it changed:
+the demo's unfinished recoveries, the watch's settings, the demo breakers.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import ipaddress
+import json
+import signal
+import threading
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+from contextlib import AsyncExitStack, asynccontextmanager, suppress
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import httpx
+import pybreaker
+from temporalio.api.enums.v1 import TaskQueueType
+from temporalio.api.taskqueue.v1 import TaskQueue
+from temporalio.api.workflowservice.v1 import DescribeTaskQueueRequest
+from temporalio.client import (
+    Client,
+    ScheduleDescription,
+    ScheduleOverlapPolicy,
+    WorkflowExecutionStatus,
+)
+from temporalio.envconfig import ClientConfig
+from temporalio.service import RPCError, RPCStatusCode
+
+from activities.breaker_store import CircuitBreakerStore, store_url_from_env
+from activities.health_check_specs import HttpHealthCheck
+from activities.stores import open_store
+from starter.breakers import breaker
+from starter.cli_context import CliError, Context, Unreachable
+from starter.connection import DEFAULT_TARGET
+from starter.coordinator_client import CoordinatorClient
+from starter.dev import STATE_DIR, Embedded, embedded_temporal
+from starter.watch_schedule import replace_watch_settings, watch_settings
+from workflows.circuit_watch_models import ServiceSettings, WatchInput
+from workflows.constants import CIRCUIT_WATCH_SCHEDULE_ID, recovery_workflow_id
+from workflows.coordinator_models import CancelRecoveryInput
+from workflows.errors import RecoveryOrchestratorError
+from workflows.models import RecoveryPolicy, RecoveryStrategy
+
+FAIL_MAX = 3
+# Far longer than the demo: the orchestrator closes the breakers, never pybreaker's own timer.
+RESET_TIMEOUT = 3600
+MAX_ATTEMPTS = 8
+INITIAL_DELAY_MS = 1000
+MAX_DELAY_MS = 4000
+CALL_INTERVAL = 0.3
+CALL_TIMEOUT = 2.0
+REFRESH_INTERVAL = 1.0
+# Working calls before the break, so the closed breakers are seen first.
+HEALTHY_PHASE = 1.5
+OPEN_TIMEOUT = 30.0
+QUERY_TIMEOUT = 10.0
+CLEANUP_STEP_TIMEOUT = 20.0
+# A worker just started (by us, or in another terminal) needs a moment to create the watch.
+WORKER_WAIT_EMBEDDED = 60.0
+WORKER_WAIT = 10.0
+# After this long without any demo recovery, say what to check.
+NO_RECOVERY_HINT_AFTER = 20.0
+# Cancel, then forget: a cancelled recovery may re-open its breaker as it stops, and
+# the watch may schedule it again before the breaker is forgotten; this many rounds.
+RETIRE_ROUNDS = 3
+DEMO_LOG = STATE_DIR / "demo.log"
+HEADERS = ("SERVICE", "PRI", "HEALTH", "BREAKER", "RECOVERY", "LAST CALL", "DETAIL")
+_REASONS = {200: "OK", 404: "Not Found", 503: "Service Unavailable"}
+
+
+@dataclass(frozen=True)
+class DemoSpec:
+    """One demo service: how the watch schedules it and how it comes back after the break."""
+
+    name: str
+    priority: int
+    note: str
+    strategy: RecoveryStrategy = RecoveryStrategy.EXPONENTIAL_BACKOFF
+    depends_on: tuple[str, ...] = ()
+    # Seconds after the breakers open until the service works again.
+    repair_after: float = 0.0
+    # Health checks it fails after the break, however early its repair: retries show.
+    min_failed_checks: int = 0
+
+    @property
+    def manual(self) -> bool:
+        """Return True when an operator approves each attempt."""
+        return self.strategy is RecoveryStrategy.MANUAL
+
+
+SPECS = (
+    DemoSpec("demo-db", 1, "back ~2 s after the break", repair_after=2.0),
+    DemoSpec("demo-api", 2, "depends on demo-db; back at once", depends_on=("demo-db",)),
+    DemoSpec(
+        "demo-search", 3, "fails its first checks; back after ~6 s",
+        repair_after=6.0, min_failed_checks=2,
+    ),
+    DemoSpec(
+        "demo-payments", 1, "MANUAL: waits for an operator", strategy=RecoveryStrategy.MANUAL
+    ),
+)
+DEMO_NAMES = frozenset(spec.name for spec in SPECS)
+MANUAL_NAMES = frozenset(spec.name for spec in SPECS if spec.manual)
+
+
+def approve_command(service: str) -> str:
+    """Return the command an operator runs to approve one attempt."""
+    return f"recoveryctl approve {service} --operator <you>"
+
+
+class DemoService:
+    """A tiny HTTP service on loopback: ``/health`` and ``/work`` answer 200 up, 503 broken."""
+
+    def __init__(self, spec: DemoSpec) -> None:
+        self.spec = spec
+        self.port = 0
+        self.broken = False
+        self.failed_checks = 0
+        self._repair_at: float | None = None
+
+    @property
+    def name(self) -> str:
+        """Return the service's name (also its breaker's)."""
+        return self.spec.name
+
+    def url(self, path: str) -> str:
+        """Return the URL of ``path`` on this service."""
+        return f"http://127.0.0.1:{self.port}{path}"
+
+    def break_down(self) -> None:
+        """Break the service until a repair is scheduled and has come due."""
+        self.broken, self.failed_checks, self._repair_at = True, 0, None
+
+    def schedule_repair(self, now: float) -> None:
+        """Repair the service ``repair_after`` seconds from ``now`` (monotonic clock)."""
+        self._repair_at = now + self.spec.repair_after
+
+    def is_up(self) -> bool:
+        """Return whether it answers 200; a repair that has come due takes effect here."""
+        if (
+            self.broken
+            and self._repair_at is not None
+            and time.monotonic() >= self._repair_at
+            and self.failed_checks >= self.spec.min_failed_checks
+        ):
+            self.broken = False
+        return not self.broken
+
+    def answer(self, path: str) -> int:
+        """Return the status for a GET of ``path``; a failed health check is counted."""
+        if path not in ("/health", "/work"):
+            return 404
+        if self.is_up():
+            return 200
+        if path == "/health":
+            self.failed_checks += 1
+        return 503
+
+    async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        """Answer one request, then close: every call is a connection of its own."""
+        try:
+            head = await reader.readuntil(b"\r\n\r\n")
+            parts = head.split(b" ", 2)
+            path = parts[1].decode("latin-1").split("?")[0] if len(parts) > 1 else ""
+            status = self.answer(path)
+            body = _REASONS[status].encode()
+            writer.write(
+                f"HTTP/1.1 {status} {_REASONS[status]}\r\nContent-Type: text/plain\r\n"
+                f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n".encode() + body
+            )
+            await writer.drain()
+        except (asyncio.IncompleteReadError, asyncio.LimitOverrunError, ConnectionError):
+            pass
+        finally:
+            writer.close()
+
+
+@asynccontextmanager
+async def serving(specs: Iterable[DemoSpec]) -> AsyncIterator[list[DemoService]]:
+    """Run one ``DemoService`` per spec on a free loopback port."""
+    services = [DemoService(spec) for spec in specs]
+    servers: list[asyncio.Server] = []
+    try:
+        for service in services:
+            server = await asyncio.start_server(service.handle, "127.0.0.1", 0)
+            service.port = int(server.sockets[0].getsockname()[1])
+            servers.append(server)
+        yield services
+    finally:
+        for server in servers:
+            server.close()
+        for server in servers:
+            await server.wait_closed()
+
+
+class Caller:
+    """The services' client: calls each ``/work`` through its pybreaker breaker.
+
+    pybreaker and the stores are synchronous, so calls run in a thread, one at a
+    time under a lock: once ``close`` holds the lock, no call can touch a breaker
+    again (a breaker read re-creates a forgotten breaker in the store).
+    """
+
+    def __init__(self, services: list[DemoService], store_url: str) -> None:
+        self._services = services
+        self._breakers = {
+            s.name: breaker(s.name, fail_max=FAIL_MAX, reset_timeout=RESET_TIMEOUT, store_url=store_url)
+            for s in services
+        }
+        # trust_env=False: a proxy setting must not send loopback calls elsewhere.
+        self._http = httpx.Client(timeout=CALL_TIMEOUT, trust_env=False)
+        self._lock = threading.Lock()
+        self._closed = False
+        self._stop = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self.last: dict[str, str] = {}
+
+    def call(self, service: DemoService) -> bool:
+        """Call the service's ``/work`` through its breaker; return whether it worked."""
+        with self._lock:
+            if self._closed:
+                return False
+            try:
+                self._breakers[service.name].call(self._work, service.url("/work"))
+                outcome = "ok"
+            except pybreaker.CircuitBreakerError:
+                outcome = "breaker open"
+            except httpx.HTTPStatusError as err:
+                outcome = f"failed ({err.response.status_code})"
+            except Exception as err:  # the client of a demo keeps calling, whatever went wrong
+                outcome = f"failed ({type(err).__name__})"
+        self.last[service.name] = outcome
+        return outcome == "ok"
+
+    def _work(self, url: str) -> None:
+        self._http.get(url).raise_for_status()
+
+    def start(self) -> None:
+        """Start calling every service every ``CALL_INTERVAL`` seconds."""
+        self._task = asyncio.create_task(self._run())
+
+    async def _run(self) -> None:
+        while not self._stop.is_set():
+            for service in self._services:
+                await asyncio.to_thread(self.call, service)
+            with suppress(TimeoutError):
+                await asyncio.wait_for(self._stop.wait(), CALL_INTERVAL)
+
+    async def close(self) -> None:
+        """Stop calling; return once no call is in flight or can start."""
+        self._stop.set()
+        if self._task is not None:
+            await self._task
+        await asyncio.to_thread(self._shut)
+
+    def _shut(self) -> None:
+        with self._lock:
+            self._closed = True
+            self._http.close()
+
+
+@dataclass(frozen=True)
+class Row:
+    """One line of the demo's table."""
+
+    service: str
+    priority: int
+    health: str
+    breaker: str
+    recovery: str
+    last_call: str
+    detail: str
+
+
+def demo_settings(service: DemoService) -> ServiceSettings:
+    """Return how the watch schedules a demo service: short delays, an HTTP health check."""
+    spec = service.spec
+    return ServiceSettings(
+        strategy=spec.strategy,
+        priority=spec.priority,
+        policy=RecoveryPolicy(
+            max_retry_attempts=MAX_ATTEMPTS,
+            initial_delay_ms=INITIAL_DELAY_MS,
+            max_delay_ms=MAX_DELAY_MS,
+            health_check=HttpHealthCheck(url=service.url("/health"), timeout_ms=1000),
+            depends_on=list(spec.depends_on),
+        ),
+    )
+
+
+def without_demo(settings: WatchInput) -> WatchInput:
+    """Return the settings without demo services (an earlier demo killed outright leaves them)."""
+    kept = {name: s for name, s in settings.services.items() if name not in DEMO_NAMES}
+    return settings.model_copy(update={"services": kept})
+
+
+def with_demo(settings: WatchInput, services: list[DemoService]) -> WatchInput:
+    """Return the settings with every demo service added."""
+    added = {s.name: demo_settings(s) for s in services}
+    return settings.model_copy(update={"services": {**settings.services, **added}})
+
+
+def history_key(result: dict[str, Any]) -> tuple[str, str, str]:
+    """Return what tells one finished recovery from another in ``recent_history``."""
+    return (result["service_name"], result["timestamp"], result["state"])
+
+
+def recovery_cell(
+    name: str, status: dict[str, Any], seen_before: frozenset[tuple[str, str, str]]
+) -> tuple[str, str]:
+    """Return the service's recovery state and a detail: its unfinished recovery, else
+    the last one that finished since the demo began, else nothing."""
+    entry = status["services"].get(name)
+    if entry is not None:
+        return entry["state"], _entry_detail(name, entry)
+    ended = [
+        r for r in status["recent_history"]
+        if r["service_name"] == name and history_key(r) not in seen_before
+    ]
+    if not ended:
+        return "-", ""
+    last = ended[-1]
+    if last["state"] == "succeeded":
+        return "succeeded", f"{last['attempt_number']} attempt(s) in {last['elapsed_time_ms'] / 1000:.1f} s"
+    return last["state"], last["error_message"] or ""
+
+
+def _entry_detail(name: str, entry: dict[str, Any]) -> str:
+    if entry.get("reason"):
+        return str(entry["reason"])
+    if entry["state"] == "awaiting_manual":
+        return f"approve: {approve_command(name)}"
+    if not entry["attempt_count"]:
+        return "starting"
+    detail = f"attempt {entry['attempt_count']}/{entry['max_attempts']}"
+    if entry.get("next_attempt_at"):
+        detail += f", next at {entry['next_attempt_at'][11:19]} UTC"
+    return detail
+
+
+def table(rows: list[Row]) -> str:
+    """Return the rows as aligned columns under ``HEADERS``."""
+    cells = [list(HEADERS)] + [
+        [r.service, str(r.priority), r.health, r.breaker, r.recovery, r.last_call, r.detail]
+        for r in rows
+    ]
+    widths = [max(len(row[i]) for row in cells) for i in range(len(HEADERS))]
+    return "\n".join(
+        "  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip() for row in cells
+    )
+
+
+class Output:
+    """What the demo prints: notices, the table when it changes, the outcome (or JSON lines)."""
+
+    def __init__(self, as_json: bool) -> None:
+        self._json = as_json
+        self._started = time.monotonic()
+        self._shown: list[Row] = []
+
+    def elapsed(self) -> float:
+        """Return seconds since the demo began."""
+        return time.monotonic() - self._started
+
+    def notice(self, text: str) -> None:
+        """Print a message for the reader."""
+        print(json.dumps({"message": text}) if self._json else text, flush=True)
+
+    def rows(self, rows: list[Row]) -> None:
+        """Print the table if it differs from the last one printed."""
+        if rows == self._shown:
+            return
+        self._shown = rows
+        if self._json:
+            line = {"elapsed_seconds": round(self.elapsed(), 1), "services": [asdict(r) for r in rows]}
+            print(json.dumps(line), flush=True)
+        else:
+            print(f"\n[{self.elapsed():5.1f} s]\n{table(rows)}", flush=True)
+
+    def outcome(self, summary: dict[str, Any], text: str) -> None:
+        """Print how the demo ended."""
+        print(json.dumps(summary) if self._json else f"\n{text}", flush=True)
+
+
+def configured_address() -> str:
+    """Return the Temporal address the client settings name (``TEMPORAL_ADDRESS``, profiles)."""
+    config = ClientConfig.load_client_connect_config()
+    return str(config.get("target_host") or DEFAULT_TARGET)
+
+
+def split_address(address: str) -> tuple[str, int | None]:
+    """Return the host and port of ``host:port`` (``[::1]:7233`` too); port None if unparsable."""
+    host, _, port = address.rpartition(":")
+    try:
+        return host.strip("[]"), int(port)
+    except ValueError:
+        return address, None
+
+
+def is_loopback(host: str) -> bool:
+    """Return True for this machine's own addresses: the only place the demo starts a server."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+class Demo:
+    """One run of the demo; ``run`` does the show, the exit stack undoes it."""
+
+    def __init__(self, ctx: Context, store: CircuitBreakerStore, store_url: str) -> None:
+        self.args = ctx.args
+        self.ctx = ctx
+        self.store = store
+        self.store_url = store_url
+        self.output = Output(ctx.args.json)
+        self.embedded: Embedded | None = None
+        self.client: Client | None = None
+        self.coordinator: CoordinatorClient | None = None
+        self.services: list[DemoService] = []
+        self.caller: Caller | None = None
+        self.seen_before: frozenset[tuple[str, str, str]] = frozenset()
+        self.last_rows: list[Row] = []
+        self._told: set[str] = set()
+
+    # ----- the show -----------------------------------------------------------------
+
+    async def run(self, stack: AsyncExitStack) -> list[Row]:
+        """Set up, break, and watch until every automatic service is back (or forever).
+
+        Every change is undone by a callback on ``stack``, pushed before the change is
+        made: a Ctrl-C in the middle of an RPC still undoes what that RPC may have done.
+        """
+        client = self.client = await self._connect(stack)
+        description = await self._await_watch(client)
+        original = without_demo(await watch_settings(client, description))
+        self.coordinator = CoordinatorClient(
+            client, workflow_id=original.coordinator_workflow_id, task_queue=self.args.task_queue
+        )
+        status = await self._status()
+        if not status["orchestrator_running"]:
+            raise CliError("the orchestrator is stopped: `recoveryctl configure --start` starts it again")
+        self.seen_before = frozenset(history_key(r) for r in status["recent_history"])
+        leftovers = await self._retire("an earlier demo left it")
+        if leftovers:
+            self.output.notice(f"Cancelled what an earlier demo left running: {', '.join(leftovers)}")
+
+        self.services = await stack.enter_async_context(serving(SPECS))
+        self._guide(description)
+        stack.push_async_callback(
+            self._quietly,
+            lambda: replace_watch_settings(client, original),
+            "restore the circuit watch's settings",
+            "Restored the circuit watch's settings.",
+        )
+        await replace_watch_settings(client, with_demo(original, self.services))
+        stack.push_async_callback(
+            self._quietly, self._retire_at_exit, "cancel the demo's recoveries and forget its breakers"
+        )
+        caller = self.caller = Caller(self.services, self.store_url)
+        stack.push_async_callback(caller.close)
+        caller.start()
+
+        await self._watch_for(HEALTHY_PHASE)
+        self.output.notice(
+            f"Breaking all four services: calls fail, and after {FAIL_MAX} failures each breaker opens."
+        )
+        for service in self.services:
+            service.break_down()
+        await self._until_all_open()
+        now = time.monotonic()
+        for service in self.services:
+            service.schedule_repair(now)
+        await client.get_schedule_handle(CIRCUIT_WATCH_SCHEDULE_ID).trigger(
+            overlap=ScheduleOverlapPolicy.BUFFER_ONE
+        )
+        self.output.notice(
+            "All four breakers are open. Triggered the circuit watch now (no need to wait for its "
+            "next tick): it hands them to the coordinator, which recovers them by priority and "
+            "depends_on."
+        )
+        return await self._until_recovered(time.monotonic())
+
+    async def _connect(self, stack: AsyncExitStack) -> Client:
+        """Connect; with no server at a local address, start the embedded one and a worker."""
+        try:
+            return await self.ctx.client()
+        except Unreachable:
+            address = configured_address()
+            host, port = split_address(address)
+            if port is None or not is_loopback(host):
+                raise
+        self.output.notice(
+            f"No Temporal server answers at {address}: starting the embedded one and a worker "
+            f"(their logs go to {DEMO_LOG}); both stop when the demo ends."
+        )
+        STATE_DIR.mkdir(exist_ok=True)
+        log = stack.enter_context(open(DEMO_LOG, "ab"))
+        stack.callback(self._say_embedded_stopped)
+        worker_env = {"TEMPORAL_ADDRESS": address, "RECOVERY_CIRCUIT_STORE": self.store_url}
+        try:
+            self.embedded = await stack.enter_async_context(
+                embedded_temporal(port, self._ui_port(port), worker_env=worker_env, log=log)
+            )
+        except SystemExit as err:  # how the dev helpers report a server that did not come up
+            raise Unreachable(
+                f"no Temporal server at {address}, and the embedded one did not start: {err} "
+                f"(see {DEMO_LOG})"
+            ) from None
+        return self.embedded.client
+
+    def _say_embedded_stopped(self) -> None:
+        if self.embedded is not None:
+            self.output.notice("Stopped the embedded Temporal server and worker.")
+
+    def _ui_port(self, port: int | None) -> int:
+        """Return the Web UI's port: ``--ui-port``, else the server's + 1000 (start-dev's rule)."""
+        if self.args.ui_port is not None:
+            return int(self.args.ui_port)
+        return (port or 7233) + 1000
+
+    async def _await_watch(self, client: Client) -> ScheduleDescription:
+        """Return the watch's schedule once a worker has created it and polls the task queue."""
+        handle = client.get_schedule_handle(CIRCUIT_WATCH_SCHEDULE_ID)
+        wait = WORKER_WAIT_EMBEDDED if self.embedded else WORKER_WAIT
+        deadline = time.monotonic() + wait
+        while True:
+            self._check_embedded()
+            try:
+                description = await handle.describe()
+                if await self._worker_polls(client):
+                    return description
+            except RPCError as err:
+                if err.status is not RPCStatusCode.NOT_FOUND:
+                    raise
+            if time.monotonic() > deadline:
+                raise CliError(
+                    f"no worker polls task queue {self.args.task_queue!r} with the circuit watch "
+                    f"{CIRCUIT_WATCH_SCHEDULE_ID!r} after {wait:g} s: start one (`make dev`, or "
+                    "`recovery-worker`) with the same RECOVERY_CIRCUIT_STORE"
+                )
+            await asyncio.sleep(0.5)
+
+    async def _worker_polls(self, client: Client) -> bool:
+        """Return True if some worker polls the task queue for workflow tasks."""
+        answer = await client.workflow_service.describe_task_queue(
+            DescribeTaskQueueRequest(
+                namespace=client.namespace,
+                task_queue=TaskQueue(name=self.args.task_queue),
+                task_queue_type=TaskQueueType.TASK_QUEUE_TYPE_WORKFLOW,
+            )
+        )
+        return len(answer.pollers) > 0
+
+    def _guide(self, description: ScheduleDescription) -> None:
+        """Print what the demo does and where to look while it runs."""
+        assert self.client is not None
+        host, port = split_address(self.client.service_client.config.target_host)
+        ui = f"http://{'localhost' if is_loopback(host) else host}:{self._ui_port(port)}"
+        namespace = self.client.namespace
+        store_flag = f" --store {self.args.store}" if self.args.store else ""
+        lines = [
+            "recoveryctl demo: four HTTP services on 127.0.0.1, each behind a real pybreaker "
+            f"breaker (fail_max={FAIL_MAX}) in {self.store_url}",
+            *(
+                f"  {s.name:<14} priority {s.spec.priority}  {s.spec.note:<42} {s.url('/health')}"
+                for s in self.services
+            ),
+            "Watch it:",
+            f"  recoveries (Web UI)   {ui}/namespaces/{namespace}/workflows",
+            f"  the watch (Web UI)    {ui}/namespaces/{namespace}/schedules/{CIRCUIT_WATCH_SCHEDULE_ID}",
+            f"  breakers              recoveryctl breakers{store_flag}",
+            "  recoveries            recoveryctl status",
+            "Ctrl-C ends the demo and undoes what it changed.",
+        ]
+        if description.schedule.state.paused:
+            lines.append(
+                "Note: the circuit watch is paused; the demo runs it once, but a breaker that "
+                "opens again waits until `recoveryctl watch-breakers enable`."
+            )
+        self.output.notice("\n".join(lines))
+
+    async def _watch_for(self, seconds: float) -> None:
+        """Refresh the table for ``seconds``."""
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline:
+            await self.refresh()
+            await asyncio.sleep(min(REFRESH_INTERVAL, max(0.0, deadline - time.monotonic())))
+
+    async def _until_all_open(self) -> None:
+        """Refresh the table until every demo breaker is open."""
+        deadline = time.monotonic() + OPEN_TIMEOUT
+        while not all(row.breaker == "open" for row in await self.refresh()):
+            if time.monotonic() > deadline:
+                raise CliError(f"the demo breakers did not all open within {OPEN_TIMEOUT:g} s")
+            await asyncio.sleep(CALL_INTERVAL)
+
+    async def _until_recovered(self, triggered: float) -> list[Row]:
+        """Refresh the table; return once every automatic service is back (with the flag)."""
+        while True:
+            rows = await self.refresh()
+            if self._recovered(rows) and await self._calls_pass():
+                if self.args.exit_when_recovered:
+                    return rows
+                self._tell_once("recovered", self.outcome_text(rows) + " Ctrl-C ends the demo.")
+            if all(r.recovery == "-" for r in rows) and time.monotonic() - triggered > NO_RECOVERY_HINT_AFTER:
+                self._tell_once(
+                    "no-recovery",
+                    f"No demo recovery yet. Does the worker use the same circuit store "
+                    f"({self.store_url})? `recoveryctl watch-breakers status` shows the watch's runs.",
+                )
+            await asyncio.sleep(REFRESH_INTERVAL)
+
+    def _recovered(self, rows: list[Row]) -> bool:
+        """Return True when every automatic service's recovery succeeded and its breaker closed."""
+        return all(
+            r.recovery == "succeeded" and r.breaker == "closed"
+            for r in rows
+            if r.service not in MANUAL_NAMES
+        )
+
+    async def _calls_pass(self) -> bool:
+        """Return True when a call through each automatic service's breaker works now."""
+        assert self.caller is not None
+        for service in self.services:
+            if not service.spec.manual and not await asyncio.to_thread(self.caller.call, service):
+                return False
+        return True
+
+    async def refresh(self) -> list[Row]:
+        """Read the breakers and the coordinator, print the table if it changed, return it."""
+        self._check_embedded()
+        status = await self._status()
+        records = await asyncio.to_thread(self.store.get_all_states)
+        calls = self.caller.last if self.caller else {}
+        rows = []
+        for service in self.services:
+            recovery, detail = recovery_cell(service.name, status, self.seen_before)
+            record = records.get(service.name)
+            rows.append(
+                Row(
+                    service=service.name,
+                    priority=service.spec.priority,
+                    health="up" if service.is_up() else "down",
+                    breaker=record.state.value if record else "-",
+                    recovery=recovery,
+                    last_call=calls.get(service.name, "-"),
+                    detail=detail,
+                )
+            )
+            if service.spec.manual and recovery == "awaiting_manual":
+                self._tell_once(
+                    "approve",
+                    f"{service.name} waits for an operator (strategy MANUAL). In another "
+                    f"terminal, approve one attempt:\n  {approve_command(service.name)}",
+                )
+        self.output.rows(rows)
+        self.last_rows = rows
+        return rows
+
+    def outcome_text(self, rows: list[Row]) -> str:
+        """Return the line that says the automatic services are back, and what payments does."""
+        automatic = ", ".join(s.name for s in SPECS if not s.manual)
+        text = (
+            f"Recovered in {self.output.elapsed():.1f} s: {automatic} (recoveries succeeded, "
+            "breakers closed, calls through the breakers pass)."
+        )
+        for row in rows:
+            if row.service in MANUAL_NAMES:
+                text += (
+                    f" {row.service} awaits approval: {approve_command(row.service)}"
+                    if row.recovery == "awaiting_manual"
+                    else f" {row.service}: recovery {row.recovery}, breaker {row.breaker}."
+                )
+        return text
+
+    def summary(self, rows: list[Row]) -> dict[str, Any]:
+        """Return the outcome for scripts (``--json``)."""
+        return {
+            "recovered": True,
+            "elapsed_seconds": round(self.output.elapsed(), 1),
+            "services": [asdict(r) for r in rows],
+        }
+
+    def _tell_once(self, key: str, text: str) -> None:
+        if key not in self._told:
+            self._told.add(key)
+            self.output.notice(text)
+
+    def _check_embedded(self) -> None:
+        if self.embedded is not None and self.embedded.exited():
+            raise CliError(f"the embedded Temporal server or worker exited (see {DEMO_LOG})")
+
+    async def _status(self) -> dict[str, Any]:
+        """Return the coordinator's status; a query needs a worker, so it is bounded."""
+        assert self.coordinator is not None
+        try:
+            status = await asyncio.wait_for(
+                self.coordinator.get_recovery_status(), QUERY_TIMEOUT
+            )
+        except TimeoutError:
+            raise CliError(
+                f"the coordinator did not answer within {QUERY_TIMEOUT:g} s: is a worker running?"
+            ) from None
+        if status is None:
+            raise CliError(f"no coordinator {self.coordinator.workflow_id!r}: is a worker running?")
+        return status
+
+    # ----- undoing it ---------------------------------------------------------------
+
+    async def _retire(self, reason: str) -> list[str]:
+        """Cancel the demo services' unfinished recoveries and forget their breakers.
+
+        Returns the services whose recoveries were cancelled.
+        """
+        assert self.client is not None and self.coordinator is not None
+        cancelled: list[str] = []
+        for _ in range(RETIRE_ROUNDS):
+            await asyncio.to_thread(self._forget_breakers)
+            services = (await self._status())["services"]
+            unfinished = [n for n in sorted(DEMO_NAMES) if services.get(n, {}).get("state", "idle") != "idle"]
+            if not unfinished:
+                return cancelled
+            for name in unfinished:
+                with suppress(RecoveryOrchestratorError):  # it finished meanwhile
+                    await self.coordinator.cancel_recovery(
+                        CancelRecoveryInput(service_name=name, reason=reason)
+                    )
+            await self._until_closed(unfinished)
+            cancelled += [n for n in unfinished if n not in cancelled]
+        await asyncio.to_thread(self._forget_breakers)
+        return cancelled
+
+    async def _retire_at_exit(self) -> None:
+        cancelled = await self._retire("the demo ended")
+        if cancelled:
+            self.output.notice(f"Cancelled the unfinished recoveries of {', '.join(cancelled)}.")
+        self.output.notice("Forgot the demo breakers.")
+
+    def _forget_breakers(self) -> None:
+        for name in sorted(DEMO_NAMES):
+            self.store.forget(name)
+
+    async def _until_closed(self, names: list[str]) -> None:
+        """Wait (bounded) until the recoveries' workflows have closed."""
+        assert self.client is not None
+        deadline = time.monotonic() + QUERY_TIMEOUT
+        for name in names:
+            handle = self.client.get_workflow_handle(recovery_workflow_id(name))
+            while time.monotonic() < deadline:
+                try:
+                    if (await handle.describe()).status is not WorkflowExecutionStatus.RUNNING:
+                        break
+                except RPCError as err:
+                    if err.status is not RPCStatusCode.NOT_FOUND:
+                        raise
+                    break
+                await asyncio.sleep(0.2)
+
+    async def _quietly(
+        self, action: Callable[[], Awaitable[Any]], what: str, done: str = ""
+    ) -> None:
+        """Run one cleanup step; a failure is one line, and the other steps still run."""
+        try:
+            await asyncio.wait_for(action(), CLEANUP_STEP_TIMEOUT)
+        except Exception as err:  # cleanup goes on whatever one step met
+            self.output.notice(f"Could not {what}: {' '.join(str(err).split()) or type(err).__name__}")
+        else:
+            if done:
+                self.output.notice(done)
+
+
+def add_demo_arguments(parser: argparse.ArgumentParser) -> None:
+    """Add the ``demo`` subcommand's options."""
+    parser.add_argument(
+        "--exit-when-recovered", action="store_true",
+        help="exit 0 once every automatic demo service is recovered (default: run until Ctrl-C)",
+    )
+    parser.add_argument(
+        "--timeout", dest="demo_timeout", type=_seconds, metavar="SECONDS",
+        help="with --exit-when-recovered: exit 1 if not recovered within this many seconds",
+    )
+    parser.add_argument("--store", help="circuit store URL (default $RECOVERY_CIRCUIT_STORE, else the SQLite file)")
+    parser.add_argument(
+        "--ui-port", type=int, help="the Web UI's port (default: the server's port + 1000, e.g. 8233)"
+    )
+    # The demo runs until recovered or stopped: recoveryctl's wait for one answer does not apply.
+    parser.set_defaults(timeout=None)
+
+
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not 0 < value < float("inf"):
+        raise argparse.ArgumentTypeError(f"must be a number of seconds above 0, got {text!r}")
+    return value
+
+
+async def cmd_demo(ctx: Context) -> Any:
+    """Run the live demo until the services recover (``--exit-when-recovered``) or Ctrl-C."""
+    args = ctx.args
+    if args.demo_timeout is not None and not args.exit_when_recovered:
+        raise ValueError("--timeout needs --exit-when-recovered")
+    store_url = args.store or store_url_from_env()
+    store = open_store(store_url)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    demo = Demo(ctx, store, store_url)
+    try:
+        recovered = await _show(demo, stop, args.demo_timeout)
+    finally:
+        store.close()
+    if recovered:
+        demo.output.notice("Demo over; everything it changed is undone.")
+        return None
+    if stop.is_set():
+        if args.exit_when_recovered:
+            raise CliError("stopped before the demo services recovered")
+        demo.output.notice("Demo stopped; everything it changed is undone.")
+        return None
+    waiting = "; ".join(
+        f"{r.service}: recovery {r.recovery}, breaker {r.breaker}"
+        for r in demo.last_rows
+        if r.service not in MANUAL_NAMES
+    )
+    raise CliError(
+        f"the demo services did not recover within {args.demo_timeout:g} s "
+        f"({waiting or 'still starting'})"
+    )
+
+
+async def _show(demo: Demo, stop: asyncio.Event, timeout: float | None) -> bool:
+    """Run the demo until it is done, stopped or out of time; undo it in every case.
+
+    Returns True when the services recovered; raises what the demo raised.
+    """
+    async with AsyncExitStack() as undo:
+        show = asyncio.create_task(demo.run(undo))
+        stopped = asyncio.create_task(stop.wait())
+        try:
+            await asyncio.wait({show, stopped}, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            stopped.cancel()
+            if not show.done():
+                show.cancel()
+                await asyncio.gather(show, return_exceptions=True)
+        if not show.cancelled() and show.exception() is None:
+            demo.output.outcome(demo.summary(show.result()), demo.outcome_text(show.result()))
+        demo.output.notice("Cleaning up…")
+        if show.cancelled():
+            return False
+        show.result()  # the demo's error: the stack undoes everything as it propagates
+        return True

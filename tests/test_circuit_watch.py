@@ -1,0 +1,242 @@
+"""The circuit watch on a real dev server: open breakers in, recoveries out, once each.
+
+The breakers are opened in a real SQLite store (as a service's pybreaker would; the
+pybreaker interop itself is ``test_breaker_interop``), the checks are real HTTP
+and TCP checks against loopback, and the coordinator is a test's own.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from datetime import timedelta
+
+import pytest
+import pytest_asyncio
+from temporalio.client import ScheduleActionStartWorkflow
+from temporalio.testing import WorkflowEnvironment
+
+from activities.breaker_store import BreakerState
+from activities.health_check_specs import HttpHealthCheck
+from activities.sqlite_store import SQLiteBreakerStore
+from starter.orchestrator import RecoveryOrchestrator
+from starter.watch_schedule import (
+    describe_watch,
+    ensure_watch_schedule,
+    set_watch_paused,
+)
+from tests.conftest import orchestrator_on
+from tests.coordination import wait_all_finished
+from tests.policies import blocking_policy
+from tests.recoveries import eventually
+from tests.servers import health_server
+from tests.watching import watch_once
+from workflows.circuit_watch_models import ServiceSettings, WatchInput
+from workflows.models import RecoveryPolicy, RecoveryStrategy
+
+pytestmark = pytest.mark.timeout(90)
+QUICK = dict(initial_delay_ms=50, max_delay_ms=50)
+
+
+@pytest_asyncio.fixture
+async def orchestrator(
+    dev_env: WorkflowEnvironment, store: SQLiteBreakerStore, task_queue: str
+) -> AsyncIterator[RecoveryOrchestrator]:
+    async with orchestrator_on(dev_env, store, task_queue) as running:
+        yield running
+
+
+def names(prefix: str, *parts: str) -> list[str]:
+    return [f"{prefix}-{part}" for part in parts]
+
+
+async def test_an_open_breaker_is_recovered_and_closed_and_a_closed_one_left_alone(
+    dev_env: WorkflowEnvironment, orchestrator: RecoveryOrchestrator, store: SQLiteBreakerStore,
+    task_queue: str, service: str,
+) -> None:
+    broken, fine = names(service, "broken", "fine")
+    store.set_state(broken, BreakerState.OPEN)
+    store.set_state(fine, BreakerState.CLOSED)
+    async with health_server([200]) as server:
+        settings = ServiceSettings(
+            priority=2,
+            policy=RecoveryPolicy(health_check=HttpHealthCheck(url=server.url), **QUICK),
+        )
+        result = await watch_once(
+            dev_env.client, orchestrator, task_queue, services={broken: settings}
+        )
+        assert result.open_breakers == [broken] and result.scheduled == [broken]
+        status = await wait_all_finished(orchestrator)
+    [ended] = [r for r in status["recent_history"] if r["service_name"] == broken]
+    assert ended["state"] == "succeeded" and ended["health_check_passed"] is True
+    assert server.requests == 1
+    assert store.get_state(broken).state is BreakerState.CLOSED  # type: ignore[union-attr]
+
+
+async def test_many_watch_runs_during_one_recovery_schedule_it_once(
+    dev_env: WorkflowEnvironment, orchestrator: RecoveryOrchestrator, store: SQLiteBreakerStore,
+    task_queue: str, service: str,
+) -> None:
+    store.set_state(service, BreakerState.OPEN)
+    settings = WatchInput(defaults=ServiceSettings(policy=blocking_policy()))
+    first = await watch_once(dev_env.client, orchestrator, task_queue, defaults=settings.defaults)
+    assert first.scheduled == [service]
+    later = [
+        await watch_once(dev_env.client, orchestrator, task_queue, defaults=settings.defaults)
+        for _ in range(4)
+    ]
+    assert all(r.scheduled == [] for r in later)
+    # A run that looked while the attempt had the breaker half-open did not see it open.
+    seen = [r.skipped[service] for r in later if service in r.open_breakers]
+    assert seen and set(seen) <= {"already queued", "already recovering (in_progress)"}
+    runs = [
+        w async for w in dev_env.client.list_workflows(
+            f"WorkflowId = 'recovery-{service}'"
+        )
+    ]
+    assert len(runs) == 1, "one recovery, however many times the watch looked"
+    status = await orchestrator.get_recovery_status()
+    assert status["services"][service]["state"] == "in_progress"
+
+
+async def test_unlisted_breakers_follow_the_file(
+    dev_env: WorkflowEnvironment, orchestrator: RecoveryOrchestrator, store: SQLiteBreakerStore,
+    task_queue: str, service: str,
+) -> None:
+    store.set_state(service, BreakerState.OPEN)
+    result = await watch_once(
+        dev_env.client, orchestrator, task_queue, recover_unlisted=False, source="/etc/recovery.toml"
+    )
+    assert result.scheduled == []
+    assert result.skipped[service] == "not listed in /etc/recovery.toml (recover_unlisted = false)"
+
+
+async def test_a_dependent_waits_for_its_dependency_then_is_recovered(
+    dev_env: WorkflowEnvironment, orchestrator: RecoveryOrchestrator, store: SQLiteBreakerStore,
+    task_queue: str, service: str,
+) -> None:
+    db, api = names(service, "db", "api")
+    for name in (db, api):
+        store.set_state(name, BreakerState.OPEN)
+    # db's check fails twice, then passes: api must wait through all of it.
+    async with health_server([503, 503, 200]) as db_health, health_server([200]) as api_health:
+        services = {
+            db: ServiceSettings(
+                priority=5,
+                policy=RecoveryPolicy(health_check=HttpHealthCheck(url=db_health.url), initial_delay_ms=300, max_delay_ms=300),
+            ),
+            api: ServiceSettings(
+                priority=1,
+                policy=RecoveryPolicy(
+                    depends_on=[db], health_check=HttpHealthCheck(url=api_health.url), **QUICK
+                ),
+            ),
+        }
+        await watch_once(dev_env.client, orchestrator, task_queue, services=services)
+        waiting = await eventually(
+            orchestrator.get_recovery_status,
+            lambda s: api in s["services"] and "waiting_for" in s["services"][api],
+        )
+        assert waiting["services"][api]["state"] == "scheduled"
+        assert waiting["services"][api]["waiting_for"] == [db]
+        status = await wait_all_finished(orchestrator)
+    order = [r["service_name"] for r in status["recent_history"]]
+    assert order.index(db) < order.index(api)
+    assert {r["service_name"]: r["state"] for r in status["recent_history"]} == {
+        db: "succeeded", api: "succeeded",
+    }
+    assert db_health.requests == 3 and api_health.requests == 1
+
+
+async def test_dependents_of_a_failed_dependency_are_not_attempted_and_say_why(
+    dev_env: WorkflowEnvironment, orchestrator: RecoveryOrchestrator, store: SQLiteBreakerStore,
+    task_queue: str, service: str,
+) -> None:
+    db, api = names(service, "db", "api")
+    for name in (db, api):
+        store.set_state(name, BreakerState.OPEN)
+    async with health_server([503]) as db_health, health_server([200]) as api_health:
+        services = {
+            db: ServiceSettings(
+                policy=RecoveryPolicy(
+                    max_retry_attempts=2, health_check=HttpHealthCheck(url=db_health.url), **QUICK
+                )
+            ),
+            api: ServiceSettings(
+                policy=RecoveryPolicy(depends_on=[db], health_check=HttpHealthCheck(url=api_health.url)),
+            ),
+        }
+        await watch_once(dev_env.client, orchestrator, task_queue, services=services)
+        status = await wait_all_finished(orchestrator)
+    ended = {r["service_name"]: r for r in status["recent_history"]}
+    assert ended[db]["state"] == "failed"
+    assert ended[api]["state"] == "failed"
+    assert ended[api]["error_message"] == f"not attempted: dependency '{db}' failed"
+    assert ended[api]["attempt_number"] == 0 and api_health.requests == 0
+    assert store.get_state(api).state is BreakerState.OPEN  # type: ignore[union-attr]
+
+
+async def test_the_storm_guard_stops_the_watch_and_says_until_when(
+    dev_env: WorkflowEnvironment, orchestrator: RecoveryOrchestrator, store: SQLiteBreakerStore,
+    task_queue: str, service: str,
+) -> None:
+    store.set_state(service, BreakerState.OPEN)
+    async with health_server([503]) as health:
+        defaults = ServiceSettings(
+            policy=RecoveryPolicy(
+                max_retry_attempts=2, max_attempts_per_hour=2,
+                health_check=HttpHealthCheck(url=health.url), **QUICK,
+            )
+        )
+        first = await watch_once(dev_env.client, orchestrator, task_queue, defaults=defaults)
+        assert first.scheduled == [service]
+        await wait_all_finished(orchestrator)
+        assert store.get_state(service).state is BreakerState.OPEN  # type: ignore[union-attr]
+        again = await watch_once(dev_env.client, orchestrator, task_queue, defaults=defaults)
+    assert again.scheduled == []
+    assert "storm guard: 2 attempts in the last hour" in again.skipped[service]
+    status = await orchestrator.get_recovery_status()
+    held = status["held_back"][service]
+    assert held["max_attempts_per_hour"] == 2 and held["attempts_last_hour"] == 2
+    assert held["until"] > status["timestamp"]
+    assert service not in status["services"]
+    assert health.requests == 2
+
+
+async def test_the_schedule_runs_the_watch_and_pausing_stops_it(
+    dev_env: WorkflowEnvironment, orchestrator: RecoveryOrchestrator, store: SQLiteBreakerStore,
+    task_queue: str, service: str,
+) -> None:
+    client = dev_env.client
+    schedule_id = f"watch-{task_queue}"
+    settings = WatchInput(
+        coordinator_workflow_id=orchestrator.coordinator_workflow_id,
+        defaults=ServiceSettings(strategy=RecoveryStrategy.IMMEDIATE),
+    )
+    handle = await ensure_watch_schedule(
+        client, settings, interval=timedelta(seconds=1), task_queue=task_queue, schedule_id=schedule_id
+    )
+    try:
+        store.set_state(service, BreakerState.OPEN)
+        status = await eventually(
+            orchestrator.get_recovery_status,
+            lambda s: any(r["service_name"] == service for r in s["recent_history"]),
+            timeout=30,
+        )
+        assert [r["state"] for r in status["recent_history"] if r["service_name"] == service] == ["succeeded"]
+        assert store.get_state(service).state is BreakerState.CLOSED  # type: ignore[union-attr]
+
+        await set_watch_paused(client, True, "maintenance", schedule_id=schedule_id)
+        # A worker restarting with new settings updates the schedule but keeps it paused.
+        await ensure_watch_schedule(
+            client, settings, interval=timedelta(seconds=2), task_queue=task_queue, schedule_id=schedule_id
+        )
+        state = await describe_watch(client, schedule_id=schedule_id)
+        assert state.paused and state.note == "maintenance" and state.interval_seconds == 2
+        assert state.settings.coordinator_workflow_id == orchestrator.coordinator_workflow_id
+        description = await handle.describe()
+        assert isinstance(description.schedule.action, ScheduleActionStartWorkflow)
+        assert description.schedule.action.workflow == "CircuitWatch"
+        await set_watch_paused(client, False, "back", schedule_id=schedule_id)
+        assert not (await describe_watch(client, schedule_id=schedule_id)).paused
+    finally:
+        await handle.delete()

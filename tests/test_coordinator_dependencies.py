@@ -1,0 +1,161 @@
+"""Dependency order, automatic scheduling and the storm guard, as the ledger's rules."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+
+from tests.test_coordinator_rules import NOW, ledger, report, schedule, started
+from workflows.coordinator_models import ScheduleRecoveryInput
+from workflows.coordinator_state import RecoveryLedger
+from workflows.errors import RecoveryValidationError
+from workflows.models import RecoveryPolicy, RecoveryReport, RecoveryState
+
+HOUR = timedelta(hours=1)
+
+
+def needs(*names: str, **fields: object) -> RecoveryPolicy:
+    return RecoveryPolicy(depends_on=list(names), **fields)
+
+
+def ended(book: RecoveryLedger, name: str, state: RecoveryState) -> None:
+    book.apply_report(report(name, 99, state, finished=True), watched=False)
+
+
+def history(book: RecoveryLedger) -> dict[str, tuple[str, str | None]]:
+    return {r.service_name: (r.state.value, r.error_message) for r in book.state.recent_history}
+
+
+def test_a_dependent_waits_in_the_queue_with_its_reason_until_its_dependency_succeeds() -> None:
+    book = ledger(slots=4)
+    schedule(book, "db", priority=5)
+    schedule(book, "api", priority=1, policy=needs("db"))
+    assert started(book) == ["db"], "api has the better priority but waits for db"
+    entry = book.status(NOW)["services"]["api"]
+    assert entry["state"] == "scheduled"
+    assert entry["waiting_for"] == ["db"]
+    assert "'db' (in_progress)" in entry["reason"]
+    ended(book, "db", RecoveryState.SUCCEEDED)
+    assert started(book) == ["api"]
+    assert "waiting_for" not in book.status(NOW)["services"]["api"]
+
+
+def test_without_depends_on_the_status_entry_keeps_the_reference_shape() -> None:
+    book = ledger()
+    schedule(book, "solo")
+    assert set(book.status(NOW)["services"]["solo"]) == {
+        "state", "strategy", "priority", "attempt_count", "max_attempts",
+        "scheduled_at", "last_attempt_at", "next_attempt_at",
+    }
+    assert "held_back" not in book.status(NOW)
+
+
+def test_a_failed_dependency_ends_its_dependents_unattempted_and_transitively() -> None:
+    book = ledger(slots=4)
+    schedule(book, "db")
+    schedule(book, "api", policy=needs("db"))
+    schedule(book, "web", policy=needs("api"))
+    schedule(book, "other")
+    assert started(book) == ["db", "other"]
+    ended(book, "db", RecoveryState.FAILED)
+    assert history(book)["api"] == ("failed", "not attempted: dependency 'db' failed")
+    assert history(book)["web"] == ("failed", "not attempted: dependency 'api' failed")
+    assert book.state.queue == [] and started(book) == []
+
+
+def test_a_cancelled_dependency_cancels_its_waiting_dependents() -> None:
+    book = ledger(slots=4)
+    schedule(book, "db")
+    schedule(book, "api", policy=needs("db"))
+    book.cancel("db", "fixing it by hand", NOW)
+    assert history(book)["api"] == ("cancelled", "not attempted: dependency 'db' was cancelled")
+
+
+def test_a_dependency_not_being_recovered_holds_nothing_back() -> None:
+    book = ledger()
+    schedule(book, "api", policy=needs("db"))
+    assert started(book) == ["api"]
+
+
+def test_cycles_and_self_dependencies_are_refused_naming_the_path() -> None:
+    book = ledger()
+    schedule(book, "db", policy=needs("api"))
+    with pytest.raises(RecoveryValidationError, match="depends_on cycle: api -> db -> api"):
+        book.check_dependencies([ScheduleRecoveryInput(service_name="api", policy=needs("db"))])
+    with pytest.raises(RecoveryValidationError, match="api: depends_on names the service itself"):
+        book.check_dependencies([ScheduleRecoveryInput(service_name="api", policy=needs("api"))])
+    # Within one batch too.
+    batch = [
+        ScheduleRecoveryInput(service_name="x", policy=needs("y")),
+        ScheduleRecoveryInput(service_name="y", policy=needs("x")),
+    ]
+    with pytest.raises(RecoveryValidationError, match="depends_on cycle: x -> y -> x"):
+        ledger().check_dependencies(batch)
+
+
+def test_automatic_requests_leave_queued_and_running_recoveries_as_they_are() -> None:
+    book = ledger(slots=1)
+    schedule(book, "a", priority=3)
+    schedule(book, "b", priority=7)
+    assert started(book) == ["a"]
+    again = [
+        book.schedule_automatic(ScheduleRecoveryInput(service_name=n, priority=1), NOW)
+        for n in ("a", "b")
+    ]
+    assert [(r.outcome, r.reason) for r in again] == [
+        ("already_running", "already recovering (in_progress)"),
+        ("already_queued", "already queued"),
+    ]
+    assert book.queued("b") is not None and book.queued("b").priority == 7  # type: ignore[union-attr]
+
+
+def attempt(name: str, sequence: int, attempts: int, at: timedelta) -> RecoveryReport:
+    message = report(name, sequence, attempts=attempts)
+    message.status.last_attempt_at = NOW + at
+    return message
+
+
+def test_the_storm_guard_holds_back_an_automatic_request_and_says_until_when() -> None:
+    book = ledger()
+    budget = RecoveryPolicy(max_attempts_per_hour=3, max_retry_attempts=3)
+    schedule(book, "flaky", policy=budget)
+    assert started(book) == ["flaky"]
+    for n, minutes in ((1, 0), (2, 10), (3, 20)):
+        book.apply_report(attempt("flaky", n, n, timedelta(minutes=minutes)), watched=False)
+    ended(book, "flaky", RecoveryState.FAILED)
+
+    later = NOW + timedelta(minutes=30)
+    held = book.schedule_automatic(ScheduleRecoveryInput(service_name="flaky", policy=budget), later)
+    assert held.outcome == "held_back"
+    assert "3 attempts in the last hour" in (held.reason or "")
+    status = book.status(later)
+    assert status["held_back"]["flaky"]["until"] == (NOW + HOUR).isoformat()
+    assert status["held_back"]["flaky"]["max_attempts_per_hour"] == 3
+
+    # An operator may still schedule it by hand, and that clears the hold.
+    assert book.schedule(ScheduleRecoveryInput(service_name="flaky"), later).outcome == "queued"
+    assert "held_back" not in book.status(later)
+    book.cancel("flaky", "operator changed their mind", later)
+
+    # Once the first attempt has left the window, the watch may schedule it again.
+    after = NOW + HOUR + timedelta(seconds=1)
+    again = book.schedule_automatic(ScheduleRecoveryInput(service_name="flaky", policy=budget), after)
+    assert again.outcome == "queued"
+
+
+def test_services_without_a_budget_keep_no_attempt_log() -> None:
+    book = ledger()
+    schedule(book, "plain")
+    started(book)
+    book.apply_report(attempt("plain", 1, 1, timedelta(0)), watched=False)
+    assert book.state.attempt_logs == {}
+
+
+def test_a_long_dependency_chain_is_checked_without_recursion() -> None:
+    book = ledger()
+    for index in range(1, 3000):
+        schedule(book, f"s{index}", policy=needs(f"s{index - 1}"))
+    book.check_dependencies([ScheduleRecoveryInput(service_name="s0")])
+    with pytest.raises(RecoveryValidationError, match=r"depends_on cycle: s0 -> s2999 -> "):
+        book.check_dependencies([ScheduleRecoveryInput(service_name="s0", policy=needs("s2999"))])

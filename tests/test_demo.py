@@ -1,0 +1,208 @@
+"""``recoveryctl demo`` run as a user runs it: a process of its own beside a server and a worker.
+
+The demo is a black box here: its output says what it saw, and the test checks that
+against what Temporal recorded (workflow start and close times, breaker writes, search
+attribute changes) and against what is left in the store and the schedule once it exits.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import socket
+import sys
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from functools import partial
+from pathlib import Path
+
+import pytest
+import pytest_asyncio
+from temporalio.client import Client, WorkflowExecution, WorkflowExecutionStatus
+
+from activities.sqlite_store import SQLiteBreakerStore
+from starter.connection import connect
+from starter.watch_schedule import describe_watch
+from tests.processes import DevServer, WorkerProcess
+from tests.recoveries import eventually
+from tests.servers import free_port
+from workflows.circuit_watch_models import WatchInput
+from workflows.constants import COORDINATOR_WORKFLOW_ID, recovery_workflow_id
+from workflows.coordinator import RecoveryCoordinator
+
+pytestmark = pytest.mark.timeout(240)
+
+RECOVERYCTL = str(Path(sys.executable).parent / "recoveryctl")
+AUTOMATIC = ["demo-db", "demo-api", "demo-search"]
+DEMO_SECONDS = 150
+
+
+@dataclass
+class Fleet:
+    """A private dev server and a worker (watch every second) sharing one breaker store."""
+
+    server: DevServer
+    worker: WorkerProcess
+    store_path: Path
+    client: Client
+
+    @property
+    def env(self) -> dict[str, str]:
+        """Return the environment that points a client at this server and store."""
+        return dict(
+            os.environ,
+            TEMPORAL_ADDRESS=self.server.address,
+            RECOVERY_CIRCUIT_STORE=f"sqlite:///{self.store_path}",
+        )
+
+
+@pytest_asyncio.fixture
+async def fleet(tmp_path: Path) -> AsyncIterator[Fleet]:
+    server = DevServer(tmp_path / "temporal")
+    worker = WorkerProcess(server.address, tmp_path / "breakers.db")
+    worker.env["RECOVERY_WATCH_INTERVAL"] = "1"
+    server.start()
+    worker.start()
+    try:
+        client = await eventually(lambda: _connect(server.address), bool, timeout=60, interval=0.5)
+        assert client is not None
+        # The worker creates the watch's schedule once it polls: the demo's starting point.
+        await eventually(lambda: _watch_settings(client), bool, timeout=60, interval=0.5)
+        yield Fleet(server, worker, tmp_path / "breakers.db", client)
+    finally:
+        worker.kill()
+        server.kill()
+
+
+async def _connect(address: str) -> Client | None:
+    try:
+        return await connect(target_host=address)
+    except RuntimeError:
+        return None
+
+
+async def _watch_settings(client: Client) -> WatchInput | None:
+    try:
+        return (await describe_watch(client)).settings
+    except Exception:  # not created yet
+        return None
+
+
+async def run_demo(cwd: Path, env: dict[str, str], *args: str) -> tuple[int, str, str]:
+    """Run ``recoveryctl demo`` to its end; kill it if it outlives ``DEMO_SECONDS``."""
+    process = await asyncio.create_subprocess_exec(
+        RECOVERYCTL, "demo", *args, cwd=cwd, env=env,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )
+    try:
+        out, err = await asyncio.wait_for(process.communicate(), DEMO_SECONDS)
+    finally:
+        if process.returncode is None:
+            process.kill()
+            await process.wait()
+    assert process.returncode is not None
+    return process.returncode, out.decode(), err.decode()
+
+
+def last_table(out: str) -> dict[str, list[str]]:
+    """Return the last printed table row of each service: PRI, HEALTH, BREAKER, RECOVERY."""
+    rows: dict[str, list[str]] = {}
+    for line in out.splitlines():
+        if line.startswith("demo-"):
+            name, *cells = line.split()
+            rows[name] = cells[:4]
+    return rows
+
+
+async def events(client: Client, workflow_id: str) -> list[tuple[str, object]]:
+    """Return the recovery's breaker writes and search-attribute states, in order."""
+    found: list[tuple[str, object]] = []
+    async for event in client.get_workflow_handle(workflow_id).fetch_history_events():
+        if event.HasField("activity_task_scheduled_event_attributes"):
+            scheduled = event.activity_task_scheduled_event_attributes
+            if scheduled.activity_type.name == "set_breaker_state":
+                found.append(("breaker", json.loads(scheduled.input.payloads[0].data)["state"]))
+        if event.HasField("upsert_workflow_search_attributes_event_attributes"):
+            fields = event.upsert_workflow_search_attributes_event_attributes.search_attributes.indexed_fields
+            if "RecoveryState" in fields:
+                found.append(("state", json.loads(fields["RecoveryState"].data)))
+    return found
+
+
+async def test_the_demo_recovers_in_dependency_order_and_undoes_what_it_changed(
+    fleet: Fleet, tmp_path: Path
+) -> None:
+    client = fleet.client
+    before = await _watch_settings(client)
+
+    code, out, err = await run_demo(
+        tmp_path, fleet.env, "--exit-when-recovered", "--timeout", "120"
+    )
+
+    assert code == 0, f"stdout:\n{out}\nstderr:\n{err}"
+    assert "Traceback" not in err
+    assert "recoveryctl approve demo-payments --operator <you>" in out
+    [outcome] = [line for line in out.splitlines() if line.startswith("Recovered in ")]
+    assert "demo-payments awaits approval" in outcome
+    # What the demo saw last, just before it cleaned up: the store's breakers and the
+    # coordinator's states (its exit condition also needs a call through each breaker to pass).
+    table = last_table(out)
+    for name in AUTOMATIC:
+        assert table[name][2:] == ["closed", "succeeded"], table
+    assert table["demo-payments"][3] == "awaiting_manual", table
+
+    # What Temporal recorded. The coordinator: three successes, payments cancelled at exit.
+    coordinator = client.get_workflow_handle_for(RecoveryCoordinator.run, COORDINATOR_WORKFLOW_ID)
+    status = await coordinator.query(RecoveryCoordinator.get_recovery_status)
+    ended = {r["service_name"]: r for r in status["recent_history"]}
+    for name in AUTOMATIC:
+        assert ended[name]["state"] == "succeeded" and ended[name]["health_check_passed"]
+    assert ended["demo-payments"]["state"] == "cancelled"
+    assert ended["demo-payments"]["error_message"] == "cancelled: the demo ended"
+    assert not set(status["services"]) & {*AUTOMATIC, "demo-payments"}
+
+    # One recovery each, and demo-api started only once demo-db had finished.
+    runs: dict[str, WorkflowExecution] = {}
+    for name in [*AUTOMATIC, "demo-payments"]:
+        query = f"WorkflowId = '{recovery_workflow_id(name)}'"
+        [runs[name]] = await eventually(
+            partial(_closed_runs, client, query), lambda r: len(r) == 1, timeout=15, interval=0.5
+        )
+    db_closed, api_started = runs["demo-db"].close_time, runs["demo-api"].start_time
+    assert db_closed is not None and db_closed <= api_started
+    for name in AUTOMATIC:
+        assert runs[name].status is WorkflowExecutionStatus.COMPLETED
+        writes = [value for kind, value in await events(client, recovery_workflow_id(name)) if kind == "breaker"]
+        assert writes[-1] == "closed", writes  # the recovery's last word on the breaker
+    payments = await events(client, recovery_workflow_id("demo-payments"))
+    assert ("state", "awaiting_manual") in payments
+    assert ("breaker", "closed") not in payments  # nobody approved it
+
+    # Nothing of the demo is left behind.
+    assert await _watch_settings(client) == before
+    store = SQLiteBreakerStore(fleet.store_path)
+    try:
+        assert not {name for name in store.get_all_states() if name.startswith("demo-")}
+    finally:
+        store.close()
+
+
+async def _closed_runs(client: Client, query: str) -> list[WorkflowExecution]:
+    return [w async for w in client.list_workflows(query) if w.close_time is not None]
+
+
+async def test_with_no_server_and_none_startable_the_demo_says_so_in_one_line(
+    tmp_path: Path,
+) -> None:
+    # The port is taken (bound, never listening): nothing answers there, and the embedded
+    # server the demo then starts cannot bind it either.
+    with socket.socket() as held:
+        held.bind(("127.0.0.1", 0))
+        address = f"127.0.0.1:{held.getsockname()[1]}"
+        env = dict(os.environ, TEMPORAL_ADDRESS=address, RECOVERY_CIRCUIT_STORE="")
+        code, out, err = await run_demo(tmp_path, env, "--ui-port", str(free_port()))
+    assert code == 3
+    [line] = err.splitlines()
+    assert line.startswith(f"recoveryctl: error: no Temporal server at {address}")
+    assert "Traceback" not in out + err
