@@ -16,6 +16,7 @@ dev: $(STAMP)
 	$(BIN)/recoveryctl dev
 
 test: $(STAMP)
+	scripts/ensure-redis-server
 	$(BIN)/mypy workflows activities starter enhanced_agent_bus worker.py bench
 	$(BIN)/python -m pytest
 

@@ -24,8 +24,8 @@ from starter.watch_schedule import (
     ensure_watch_schedule,
     set_watch_paused,
 )
-from tests.conftest import orchestrator_on
-from tests.coordination import wait_all_finished
+from tests.conftest import orchestrator_on, record_history
+from tests.coordination import coordinator_history, wait_all_finished
 from tests.policies import blocking_policy
 from tests.recoveries import eventually
 from tests.servers import health_server
@@ -131,7 +131,9 @@ async def test_a_dependent_waits_for_its_dependency_then_is_recovered(
                 ),
             ),
         }
-        await watch_once(dev_env.client, orchestrator, task_queue, services=services)
+        await watch_once(
+            dev_env.client, orchestrator, task_queue, services=services, record_as="circuit_watch_schedules"
+        )
         waiting = await eventually(
             orchestrator.get_recovery_status,
             lambda s: api in s["services"] and "waiting_for" in s["services"][api],
@@ -139,6 +141,7 @@ async def test_a_dependent_waits_for_its_dependency_then_is_recovered(
         assert waiting["services"][api]["state"] == "scheduled"
         assert waiting["services"][api]["waiting_for"] == [db]
         status = await wait_all_finished(orchestrator)
+    record_history(await coordinator_history(orchestrator), "coordinator_depends_on")
     order = [r["service_name"] for r in status["recent_history"]]
     assert order.index(db) < order.index(api)
     assert {r["service_name"]: r["state"] for r in status["recent_history"]} == {
@@ -191,7 +194,9 @@ async def test_the_storm_guard_stops_the_watch_and_says_until_when(
         assert first.scheduled == [service]
         await wait_all_finished(orchestrator)
         assert store.get_state(service).state is BreakerState.OPEN  # type: ignore[union-attr]
-        again = await watch_once(dev_env.client, orchestrator, task_queue, defaults=defaults)
+        again = await watch_once(
+            dev_env.client, orchestrator, task_queue, defaults=defaults, record_as="circuit_watch_held_back"
+        )
     assert again.scheduled == []
     assert "storm guard: 2 attempts in the last hour" in again.skipped[service]
     status = await orchestrator.get_recovery_status()

@@ -124,3 +124,32 @@ async def test_example_3_health_check_fn_travels_as_a_check(
     start_input = (await handle.fetch_history()).events[0]
     payload = start_input.workflow_execution_started_event_attributes.input.payloads[0].data
     assert travels_as in payload
+
+
+async def test_circuit_breaker_integration_recovers_a_pybreaker_breaker(
+    examples_client: Client, examples_worker: None, store: SQLiteBreakerStore
+) -> None:
+    import pybreaker
+
+    from starter.breakers import breaker
+
+    store_url = f"sqlite:///{store.path}"
+    guarded = breaker("payments_api", fail_max=2, reset_timeout=3600, store_url=store_url)
+
+    def down() -> None:
+        raise ConnectionError("payments_api is down")
+
+    for _ in range(2):
+        with pytest.raises((ConnectionError, pybreaker.CircuitBreakerError)):
+            guarded.call(down)
+    assert guarded.current_state == "open"
+    await no_recovery_running(examples_client, "payments_api")
+
+    output = await run_example(
+        "circuit_breaker_integration", examples_client, RECOVERY_CIRCUIT_STORE=store_url
+    )
+    assert "Scheduled recovery for payments_api" in output
+    assert "Overall health: critical; open: ['payments_api']" in output
+    # The worker recovers it: no health check in the policy, so the first attempt closes it.
+    await eventually(lambda: asyncio.to_thread(lambda: guarded.current_state), lambda s: s == "closed", timeout=30)
+    assert guarded.call(lambda: "ok") == "ok"

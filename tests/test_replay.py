@@ -50,6 +50,9 @@ def test_histories_are_checked_in() -> None:
         "coordinator_shutdown_races",  # shutdown cancelling recoveries that end on their own
         "coordinator_one_approval_per_wait",  # five concurrent executes, one approve signal
         "coordinator_execute_after_cancel",  # start-in-batches; execute waits for a closing run
+        "coordinator_depends_on",  # a dependent waits in the queue for its dependency
+        "circuit_watch_schedules",  # open breakers handed over in one automatic batch
+        "circuit_watch_held_back",  # the storm guard's refusal in the watch's result
     } <= names
 
 
