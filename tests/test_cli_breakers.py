@@ -1,0 +1,132 @@
+"""``recoveryctl breakers`` / ``watch-breakers``, and a worker refusing a bad services file,
+run as processes (the dev server for the schedule, real SQLite and Redis stores)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import sys
+from datetime import datetime, timezone
+from pathlib import Path
+
+import pytest
+from temporalio.testing import WorkflowEnvironment
+
+from activities.breaker_store import BreakerState
+from activities.stores import open_store
+from starter import render
+from starter.watch_schedule import ensure_watch_schedule
+from tests.servers import free_port
+from workflows.circuit_watch_models import WatchInput
+from workflows.constants import CIRCUIT_WATCH_SCHEDULE_ID
+
+pytestmark = pytest.mark.timeout(60)
+RECOVERYCTL = str(Path(sys.executable).parent / "recoveryctl")
+
+
+async def run(*argv: str, **env: str) -> tuple[int, str, str]:
+    process = await asyncio.create_subprocess_exec(
+        *argv,
+        env=dict(os.environ, **env),
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    out, err = await asyncio.wait_for(process.communicate(), timeout=45)
+    assert process.returncode is not None
+    return process.returncode, out.decode(), err.decode()
+
+
+@pytest.mark.parametrize("kind", ["sqlite", "redis"])
+async def test_breakers_lists_state_counters_and_time_open(
+    kind: str, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    url = f"sqlite:///{tmp_path}/b.db" if kind == "sqlite" else request.getfixturevalue("redis_url")
+    store = open_store(url)
+    store.set_state("payments", BreakerState.OPEN)
+    store.set_state("db", BreakerState.CLOSED)
+    store.close()
+
+    code, out, err = await run(RECOVERYCTL, "breakers", "--json", RECOVERY_CIRCUIT_STORE=url)
+    assert code == 0, err
+    listed = {b["service_name"]: b for b in json.loads(out)["breakers"]}
+    assert listed["payments"]["state"] == "open" and listed["db"]["state"] == "closed"
+    assert 0 <= listed["payments"]["open_for_seconds"] < 30
+    assert listed["db"]["open_for_seconds"] is None
+
+    code, out, err = await run(RECOVERYCTL, "breakers", "--store", url)
+    assert code == 0, err
+    [header, *rows] = out.splitlines()[2:]
+    assert header.split() == ["SERVICE", "STATE", "FAILURES", "SUCCESSES", "OPEN", "FOR", "LAST", "OPENED"]
+    assert rows[0].split()[:2] == ["db", "closed"] and rows[1].split()[:2] == ["payments", "open"]
+
+
+async def test_breakers_says_in_one_line_when_the_store_is_down_or_unknown() -> None:
+    code, out, err = await run(RECOVERYCTL, "breakers", "--store", f"redis://127.0.0.1:{free_port()}/0")
+    assert (code, out) == (3, "")
+    assert err.startswith("recoveryctl: error: cannot reach the circuit store redis://")
+    assert len(err.strip().splitlines()) == 1
+    code, _, err = await run(RECOVERYCTL, "breakers", "--store", "mysql://x")
+    assert code == 2 and "unsupported circuit store" in err
+
+
+async def test_watch_breakers_disables_and_enables_the_schedule(
+    dev_env: WorkflowEnvironment, task_queue: str
+) -> None:
+    address = dev_env.client.service_client.config.target_host
+    code, _, err = await run(RECOVERYCTL, "watch-breakers", "status", TEMPORAL_ADDRESS=address)
+    assert code == 1 and "no schedule 'recovery-circuit-watch'" in err
+
+    handle = await ensure_watch_schedule(dev_env.client, WatchInput(), task_queue=task_queue)
+    try:
+        code, out, err = await run(
+            RECOVERYCTL, "watch-breakers", "disable", "--note", "db failover", "--json",
+            TEMPORAL_ADDRESS=address,
+        )
+        assert code == 0, err
+        shown = json.loads(out)
+        assert shown["paused"] is True and shown["note"] == "db failover"
+        assert shown["interval_seconds"] == 10
+        described = await handle.describe()
+        assert described.schedule.state.paused and described.schedule.state.note == "db failover"
+
+        code, out, err = await run(RECOVERYCTL, "watch-breakers", "enable", TEMPORAL_ADDRESS=address)
+        assert code == 0, err
+        assert out.startswith("circuit watch: running (enabled with recoveryctl)")
+        assert not (await handle.describe()).schedule.state.paused
+    finally:
+        await dev_env.client.get_schedule_handle(CIRCUIT_WATCH_SCHEDULE_ID).delete()
+
+
+def test_status_shows_why_a_service_waits_and_until_when_one_is_held_back() -> None:
+    now = datetime(2026, 11, 28, 12, 0, tzinfo=timezone.utc).isoformat()
+    status = {
+        "orchestrator_running": True, "active_recoveries": 1, "queued_recoveries": 1,
+        "services": {
+            "api": {
+                "state": "scheduled", "strategy": "exponential_backoff", "priority": 2,
+                "attempt_count": 0, "max_attempts": 5, "next_attempt_at": None,
+                "waiting_for": ["db"], "reason": "waiting for 'db' (in_progress) to recover first (depends_on)",
+            }
+        },
+        "held_back": {"cache": {"reason": "storm guard: 20 attempts in the last hour", "until": now}},
+        "recent_history": [],
+    }
+    text = render.render(render.Status(status), as_json=False)
+    assert "waiting for 'db' (in_progress) to recover first" in text
+    assert "held back by the storm guard:" in text
+    assert "cache    2026-11-28 12:00:00  storm guard: 20 attempts in the last hour" in text
+
+
+async def test_a_worker_refuses_a_bad_services_file_in_one_line(tmp_path: Path) -> None:
+    services = tmp_path / "recovery.toml"
+    services.write_text('[services.api]\nstrategy = "fast"\n')
+    code, out, err = await run(
+        sys.executable, "-m", "worker",
+        RECOVERY_SERVICES_FILE=str(services),
+        RECOVERY_CIRCUIT_STORE=f"sqlite:///{tmp_path}/b.db",
+        TEMPORAL_ADDRESS=f"127.0.0.1:{free_port()}",
+    )
+    assert code == 2
+    assert f"{services}: [services.api] strategy: unknown strategy 'fast'" in err
+    assert "Traceback" not in err
