@@ -159,3 +159,29 @@ def test_a_long_dependency_chain_is_checked_without_recursion() -> None:
     book.check_dependencies([ScheduleRecoveryInput(service_name="s0")])
     with pytest.raises(RecoveryValidationError, match=r"depends_on cycle: s0 -> s2999 -> "):
         book.check_dependencies([ScheduleRecoveryInput(service_name="s0", policy=needs("s2999"))])
+
+
+def test_attempt_logs_and_holds_an_hour_old_are_forgotten() -> None:
+    book = ledger()
+    budget = RecoveryPolicy(max_attempts_per_hour=1)
+    schedule(book, "old", policy=budget)
+    started(book)
+    book.apply_report(attempt("old", 1, 1, timedelta(0)), watched=False)
+    ended(book, "old", RecoveryState.FAILED)
+    book.schedule_automatic(ScheduleRecoveryInput(service_name="old", policy=budget), NOW)
+    assert set(book.state.attempt_logs) == {"old"} and set(book.state.held_back) == {"old"}
+
+    schedule(book, "new", policy=budget)
+    started(book)
+    book.apply_report(attempt("new", 1, 1, 2 * HOUR), watched=False)
+    assert set(book.state.attempt_logs) == {"new"} and book.state.held_back == {}
+
+
+def test_a_request_without_a_budget_is_not_held_back_by_an_old_one() -> None:
+    book = ledger()
+    schedule(book, "svc", policy=RecoveryPolicy(max_attempts_per_hour=1))
+    started(book)
+    book.apply_report(attempt("svc", 1, 1, timedelta(0)), watched=False)
+    ended(book, "svc", RecoveryState.FAILED)
+    result = book.schedule_automatic(ScheduleRecoveryInput(service_name="svc"), NOW)
+    assert result.outcome == "queued"

@@ -294,7 +294,7 @@ class RecoveryLedger:
     ) -> HeldBack | None:
         """Return why the service is held back, if its hourly attempt budget is spent."""
         log = self.state.attempt_logs.get(service_name)
-        budget = policy.max_attempts_per_hour or (log.budget if log else None)
+        budget = policy.max_attempts_per_hour  # the budget the request asks for is the one that holds
         if log is None or budget is None:
             return None
         recent = sorted(t for t in log.started if t > now - BUDGET_WINDOW)
@@ -601,11 +601,20 @@ class RecoveryLedger:
         budget = task.policy.max_attempts_per_hour
         if new <= 0 or started is None or budget is None:
             return
+        self._forget_before(started - BUDGET_WINDOW)
         log = self.state.attempt_logs.setdefault(task.service_name, AttemptLog(budget=budget))
         log.budget = budget
         log.started = [t for t in log.started if t > started - BUDGET_WINDOW]
         log.started.extend([started] * new)
         del log.started[:-budget]  # more than the budget never changes the answer
+
+    def _forget_before(self, cutoff: datetime) -> None:
+        """Drop attempt logs and holds that no longer matter, so the carried state stays small."""
+        logs = self.state.attempt_logs
+        for name in [n for n, log in logs.items() if max(log.started, default=cutoff) <= cutoff]:
+            del logs[name]
+        for name in [n for n, held in self.state.held_back.items() if held.until <= cutoff]:
+            del self.state.held_back[name]
 
     def reject(self, message: str, now: datetime) -> None:
         """Keep a refused request where ``get_configuration`` shows it (the last few)."""
