@@ -22,7 +22,7 @@ from temporalio.service import RPCError, RPCStatusCode
 
 from starter import render
 from starter.cli_breakers import cmd_breakers, cmd_watch_breakers
-from starter.cli_context import CliError, Context, Unreachable, UnknownService
+from starter.cli_context import CliError, Context, Unreachable, UnknownService, positive_seconds
 from starter.demo import add_demo_arguments, cmd_demo
 from starter.recoveries import (
     approve,
@@ -203,7 +203,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--coordinator-id", default=COORDINATOR_WORKFLOW_ID, help=argparse.SUPPRESS)
     parser.add_argument("--task-queue", default=TASK_QUEUE, help=argparse.SUPPRESS)
     parser.add_argument(
-        "--timeout", type=_seconds, default=30.0, help="seconds to wait for an answer (default 30)"
+        "--timeout", type=positive_seconds, default=30.0, help="seconds to wait for an answer (default 30)"
     )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
@@ -291,17 +291,6 @@ def _json_flag(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--json", action="store_true", default=argparse.SUPPRESS, help="print JSON for scripts"
     )
-
-
-def _seconds(text: str) -> float:
-    """Parse ``--timeout``: a finite number of seconds above zero."""
-    try:
-        value = float(text)
-    except ValueError:
-        value = float("nan")
-    if not 0 < value < float("inf"):
-        raise argparse.ArgumentTypeError(f"must be a number of seconds above 0, got {text!r}")
-    return value
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -45,3 +45,14 @@ class Context:
             workflow_id=self.args.coordinator_id,
             task_queue=self.args.task_queue,
         )
+
+
+def positive_seconds(text: str) -> float:
+    """Parse a ``--timeout``: a finite number of seconds above zero."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not 0 < value < float("inf"):
+        raise argparse.ArgumentTypeError(f"must be a number of seconds above 0, got {text!r}")
+    return value

@@ -16,20 +16,20 @@ import asyncio
 import ipaddress
 import json
 import signal
-import threading
+import sqlite3
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
-from contextlib import AsyncExitStack, asynccontextmanager, suppress
+from collections.abc import Awaitable, Callable
+from contextlib import AsyncExitStack, suppress
 from dataclasses import asdict, dataclass
 from typing import Any
 
-import httpx
-import pybreaker
+import redis
 from temporalio.api.enums.v1 import TaskQueueType
 from temporalio.api.taskqueue.v1 import TaskQueue
 from temporalio.api.workflowservice.v1 import DescribeTaskQueueRequest
 from temporalio.client import (
     Client,
+    ScheduleActionExecutionStartWorkflow,
     ScheduleDescription,
     ScheduleOverlapPolicy,
     WorkflowExecutionStatus,
@@ -40,26 +40,31 @@ from temporalio.service import RPCError, RPCStatusCode
 from activities.breaker_store import CircuitBreakerStore, store_url_from_env
 from activities.health_check_specs import HttpHealthCheck
 from activities.stores import open_store
-from starter.breakers import breaker
-from starter.cli_context import CliError, Context, Unreachable
+from starter.cli_context import CliError, Context, Unreachable, positive_seconds
 from starter.connection import DEFAULT_TARGET
 from starter.coordinator_client import CoordinatorClient
+from starter.demo_services import (
+    CALL_INTERVAL,
+    DEMO_NAMES,
+    FAIL_MAX,
+    MANUAL_NAMES,
+    SPECS,
+    Caller,
+    DemoService,
+    approve_command,
+    serving,
+)
 from starter.dev import STATE_DIR, Embedded, embedded_temporal
 from starter.watch_schedule import replace_watch_settings, watch_settings
 from workflows.circuit_watch_models import ServiceSettings, WatchInput
 from workflows.constants import CIRCUIT_WATCH_SCHEDULE_ID, recovery_workflow_id
 from workflows.coordinator_models import CancelRecoveryInput
 from workflows.errors import RecoveryOrchestratorError
-from workflows.models import RecoveryPolicy, RecoveryStrategy
+from workflows.models import RecoveryPolicy
 
-FAIL_MAX = 3
-# Far longer than the demo: the orchestrator closes the breakers, never pybreaker's own timer.
-RESET_TIMEOUT = 3600
 MAX_ATTEMPTS = 8
 INITIAL_DELAY_MS = 1000
 MAX_DELAY_MS = 4000
-CALL_INTERVAL = 0.3
-CALL_TIMEOUT = 2.0
 REFRESH_INTERVAL = 1.0
 # Working calls before the break, so the closed breakers are seen first.
 HEALTHY_PHASE = 1.5
@@ -76,198 +81,14 @@ NO_RECOVERY_HINT_AFTER = 20.0
 RETIRE_ROUNDS = 3
 DEMO_LOG = STATE_DIR / "demo.log"
 HEADERS = ("SERVICE", "PRI", "HEALTH", "BREAKER", "RECOVERY", "LAST CALL", "DETAIL")
-_REASONS = {200: "OK", 404: "Not Found", 503: "Service Unavailable"}
 
 
 @dataclass(frozen=True)
-class DemoSpec:
-    """One demo service: how the watch schedules it and how it comes back after the break."""
+class WorkflowRun:
+    """One run of a workflow, which a later run under the same id must not be taken for."""
 
-    name: str
-    priority: int
-    note: str
-    strategy: RecoveryStrategy = RecoveryStrategy.EXPONENTIAL_BACKOFF
-    depends_on: tuple[str, ...] = ()
-    # Seconds after the breakers open until the service works again.
-    repair_after: float = 0.0
-    # Health checks it fails after the break, however early its repair: retries show.
-    min_failed_checks: int = 0
-
-    @property
-    def manual(self) -> bool:
-        """Return True when an operator approves each attempt."""
-        return self.strategy is RecoveryStrategy.MANUAL
-
-
-SPECS = (
-    DemoSpec("demo-db", 1, "back ~2 s after the break", repair_after=2.0),
-    DemoSpec("demo-api", 2, "depends on demo-db; back at once", depends_on=("demo-db",)),
-    DemoSpec(
-        "demo-search", 3, "fails its first checks; back after ~6 s",
-        repair_after=6.0, min_failed_checks=2,
-    ),
-    DemoSpec(
-        "demo-payments", 1, "MANUAL: waits for an operator", strategy=RecoveryStrategy.MANUAL
-    ),
-)
-DEMO_NAMES = frozenset(spec.name for spec in SPECS)
-MANUAL_NAMES = frozenset(spec.name for spec in SPECS if spec.manual)
-
-
-def approve_command(service: str) -> str:
-    """Return the command an operator runs to approve one attempt."""
-    return f"recoveryctl approve {service} --operator <you>"
-
-
-class DemoService:
-    """A tiny HTTP service on loopback: ``/health`` and ``/work`` answer 200 up, 503 broken."""
-
-    def __init__(self, spec: DemoSpec) -> None:
-        self.spec = spec
-        self.port = 0
-        self.broken = False
-        self.failed_checks = 0
-        self._repair_at: float | None = None
-
-    @property
-    def name(self) -> str:
-        """Return the service's name (also its breaker's)."""
-        return self.spec.name
-
-    def url(self, path: str) -> str:
-        """Return the URL of ``path`` on this service."""
-        return f"http://127.0.0.1:{self.port}{path}"
-
-    def break_down(self) -> None:
-        """Break the service until a repair is scheduled and has come due."""
-        self.broken, self.failed_checks, self._repair_at = True, 0, None
-
-    def schedule_repair(self, now: float) -> None:
-        """Repair the service ``repair_after`` seconds from ``now`` (monotonic clock)."""
-        self._repair_at = now + self.spec.repair_after
-
-    def is_up(self) -> bool:
-        """Return whether it answers 200; a repair that has come due takes effect here."""
-        if (
-            self.broken
-            and self._repair_at is not None
-            and time.monotonic() >= self._repair_at
-            and self.failed_checks >= self.spec.min_failed_checks
-        ):
-            self.broken = False
-        return not self.broken
-
-    def answer(self, path: str) -> int:
-        """Return the status for a GET of ``path``; a failed health check is counted."""
-        if path not in ("/health", "/work"):
-            return 404
-        if self.is_up():
-            return 200
-        if path == "/health":
-            self.failed_checks += 1
-        return 503
-
-    async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        """Answer one request, then close: every call is a connection of its own."""
-        try:
-            head = await reader.readuntil(b"\r\n\r\n")
-            parts = head.split(b" ", 2)
-            path = parts[1].decode("latin-1").split("?")[0] if len(parts) > 1 else ""
-            status = self.answer(path)
-            body = _REASONS[status].encode()
-            writer.write(
-                f"HTTP/1.1 {status} {_REASONS[status]}\r\nContent-Type: text/plain\r\n"
-                f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n".encode() + body
-            )
-            await writer.drain()
-        except (asyncio.IncompleteReadError, asyncio.LimitOverrunError, ConnectionError):
-            pass
-        finally:
-            writer.close()
-
-
-@asynccontextmanager
-async def serving(specs: Iterable[DemoSpec]) -> AsyncIterator[list[DemoService]]:
-    """Run one ``DemoService`` per spec on a free loopback port."""
-    services = [DemoService(spec) for spec in specs]
-    servers: list[asyncio.Server] = []
-    try:
-        for service in services:
-            server = await asyncio.start_server(service.handle, "127.0.0.1", 0)
-            service.port = int(server.sockets[0].getsockname()[1])
-            servers.append(server)
-        yield services
-    finally:
-        for server in servers:
-            server.close()
-        for server in servers:
-            await server.wait_closed()
-
-
-class Caller:
-    """The services' client: calls each ``/work`` through its pybreaker breaker.
-
-    pybreaker and the stores are synchronous, so calls run in a thread, one at a
-    time under a lock: once ``close`` holds the lock, no call can touch a breaker
-    again (a breaker read re-creates a forgotten breaker in the store).
-    """
-
-    def __init__(self, services: list[DemoService], store_url: str) -> None:
-        self._services = services
-        self._breakers = {
-            s.name: breaker(s.name, fail_max=FAIL_MAX, reset_timeout=RESET_TIMEOUT, store_url=store_url)
-            for s in services
-        }
-        # trust_env=False: a proxy setting must not send loopback calls elsewhere.
-        self._http = httpx.Client(timeout=CALL_TIMEOUT, trust_env=False)
-        self._lock = threading.Lock()
-        self._closed = False
-        self._stop = asyncio.Event()
-        self._task: asyncio.Task[None] | None = None
-        self.last: dict[str, str] = {}
-
-    def call(self, service: DemoService) -> bool:
-        """Call the service's ``/work`` through its breaker; return whether it worked."""
-        with self._lock:
-            if self._closed:
-                return False
-            try:
-                self._breakers[service.name].call(self._work, service.url("/work"))
-                outcome = "ok"
-            except pybreaker.CircuitBreakerError:
-                outcome = "breaker open"
-            except httpx.HTTPStatusError as err:
-                outcome = f"failed ({err.response.status_code})"
-            except Exception as err:  # the client of a demo keeps calling, whatever went wrong
-                outcome = f"failed ({type(err).__name__})"
-        self.last[service.name] = outcome
-        return outcome == "ok"
-
-    def _work(self, url: str) -> None:
-        self._http.get(url).raise_for_status()
-
-    def start(self) -> None:
-        """Start calling every service every ``CALL_INTERVAL`` seconds."""
-        self._task = asyncio.create_task(self._run())
-
-    async def _run(self) -> None:
-        while not self._stop.is_set():
-            for service in self._services:
-                await asyncio.to_thread(self.call, service)
-            with suppress(TimeoutError):
-                await asyncio.wait_for(self._stop.wait(), CALL_INTERVAL)
-
-    async def close(self) -> None:
-        """Stop calling; return once no call is in flight or can start."""
-        self._stop.set()
-        if self._task is not None:
-            await self._task
-        await asyncio.to_thread(self._shut)
-
-    def _shut(self) -> None:
-        with self._lock:
-            self._closed = True
-            self._http.close()
+    workflow_id: str
+    run_id: str
 
 
 @dataclass(frozen=True)
@@ -332,7 +153,8 @@ def recovery_cell(
         return "-", ""
     last = ended[-1]
     if last["state"] == "succeeded":
-        return "succeeded", f"{last['attempt_number']} attempt(s) in {last['elapsed_time_ms'] / 1000:.1f} s"
+        seconds = last["elapsed_time_ms"] / 1000
+        return "succeeded", f"{last['attempt_number']} attempt(s) in {seconds:.1f} s"
     return last["state"], last["error_message"] or ""
 
 
@@ -435,6 +257,7 @@ class Demo:
         self.seen_before: frozenset[tuple[str, str, str]] = frozenset()
         self.last_rows: list[Row] = []
         self._told: set[str] = set()
+        self.undone = "everything it changed is undone."
 
     # ----- the show -----------------------------------------------------------------
 
@@ -452,7 +275,9 @@ class Demo:
         )
         status = await self._status()
         if not status["orchestrator_running"]:
-            raise CliError("the orchestrator is stopped: `recoveryctl configure --start` starts it again")
+            raise CliError(
+                "the orchestrator is stopped: `recoveryctl configure --start` starts it again"
+            )
         self.seen_before = frozenset(history_key(r) for r in status["recent_history"])
         leftovers = await self._retire("an earlier demo left it")
         if leftovers:
@@ -616,7 +441,8 @@ class Demo:
                 if self.args.exit_when_recovered:
                     return rows
                 self._tell_once("recovered", self.outcome_text(rows) + " Ctrl-C ends the demo.")
-            if all(r.recovery == "-" for r in rows) and time.monotonic() - triggered > NO_RECOVERY_HINT_AFTER:
+            waited = time.monotonic() - triggered
+            if waited > NO_RECOVERY_HINT_AFTER and all(r.recovery == "-" for r in rows):
                 self._tell_once(
                     "no-recovery",
                     f"No demo recovery yet. Does the worker use the same circuit store "
@@ -730,16 +556,21 @@ class Demo:
         cancelled: list[str] = []
         for _ in range(RETIRE_ROUNDS):
             await asyncio.to_thread(self._forget_breakers)
+            await self._until_watch_runs_end()
             services = (await self._status())["services"]
-            unfinished = [n for n in sorted(DEMO_NAMES) if services.get(n, {}).get("state", "idle") != "idle"]
+            unfinished = [
+                name for name in sorted(DEMO_NAMES)
+                if services.get(name, {}).get("state", "idle") != "idle"
+            ]
             if not unfinished:
                 return cancelled
+            runs = [await self._latest_run(name) for name in unfinished]
             for name in unfinished:
                 with suppress(RecoveryOrchestratorError):  # it finished meanwhile
                     await self.coordinator.cancel_recovery(
                         CancelRecoveryInput(service_name=name, reason=reason)
                     )
-            await self._until_closed(unfinished)
+            await self._until_closed([run for run in runs if run is not None])
             cancelled += [n for n in unfinished if n not in cancelled]
         await asyncio.to_thread(self._forget_breakers)
         return cancelled
@@ -754,19 +585,41 @@ class Demo:
         for name in sorted(DEMO_NAMES):
             self.store.forget(name)
 
-    async def _until_closed(self, names: list[str]) -> None:
-        """Wait (bounded) until the recoveries' workflows have closed."""
+    async def _until_watch_runs_end(self) -> None:
+        """Wait (bounded) for the watch runs in flight: one may have listed a demo breaker
+        before it was forgotten, and would hand it over after its recovery is cancelled."""
+        assert self.client is not None
+        schedule = await self.client.get_schedule_handle(CIRCUIT_WATCH_SCHEDULE_ID).describe()
+        await self._until_closed(
+            [
+                WorkflowRun(action.workflow_id, action.first_execution_run_id)
+                for action in schedule.info.running_actions
+                if isinstance(action, ScheduleActionExecutionStartWorkflow)
+            ]
+        )
+
+    async def _latest_run(self, service: str) -> WorkflowRun | None:
+        """Return the service's running recovery, None if none runs (a queued one, say)."""
+        assert self.client is not None
+        workflow_id = recovery_workflow_id(service)
+        try:
+            found = await self.client.get_workflow_handle(workflow_id).describe()
+        except RPCError as err:
+            if err.status is not RPCStatusCode.NOT_FOUND:
+                raise
+            return None
+        if found.status is not WorkflowExecutionStatus.RUNNING:
+            return None
+        return WorkflowRun(workflow_id, found.run_id)
+
+    async def _until_closed(self, runs: list[WorkflowRun]) -> None:
+        """Wait (bounded) until these workflow runs have closed."""
         assert self.client is not None
         deadline = time.monotonic() + QUERY_TIMEOUT
-        for name in names:
-            handle = self.client.get_workflow_handle(recovery_workflow_id(name))
+        for run in runs:
+            handle = self.client.get_workflow_handle(run.workflow_id, run_id=run.run_id)
             while time.monotonic() < deadline:
-                try:
-                    if (await handle.describe()).status is not WorkflowExecutionStatus.RUNNING:
-                        break
-                except RPCError as err:
-                    if err.status is not RPCStatusCode.NOT_FOUND:
-                        raise
+                if (await handle.describe()).status is not WorkflowExecutionStatus.RUNNING:
                     break
                 await asyncio.sleep(0.2)
 
@@ -778,6 +631,7 @@ class Demo:
             await asyncio.wait_for(action(), CLEANUP_STEP_TIMEOUT)
         except Exception as err:  # cleanup goes on whatever one step met
             self.output.notice(f"Could not {what}: {' '.join(str(err).split()) or type(err).__name__}")
+            self.undone = "some of what it changed is left (see above)."
         else:
             if done:
                 self.output.notice(done)
@@ -790,25 +644,17 @@ def add_demo_arguments(parser: argparse.ArgumentParser) -> None:
         help="exit 0 once every automatic demo service is recovered (default: run until Ctrl-C)",
     )
     parser.add_argument(
-        "--timeout", dest="demo_timeout", type=_seconds, metavar="SECONDS",
-        help="with --exit-when-recovered: exit 1 if not recovered within this many seconds",
+        "--timeout", dest="demo_timeout", type=positive_seconds, metavar="SECONDS",
+        help="with --exit-when-recovered: exit 1 unless recovered this many seconds after the start",
     )
-    parser.add_argument("--store", help="circuit store URL (default $RECOVERY_CIRCUIT_STORE, else the SQLite file)")
+    parser.add_argument(
+        "--store", help="circuit store URL (default $RECOVERY_CIRCUIT_STORE, else the SQLite file)"
+    )
     parser.add_argument(
         "--ui-port", type=int, help="the Web UI's port (default: the server's port + 1000, e.g. 8233)"
     )
     # The demo runs until recovered or stopped: recoveryctl's wait for one answer does not apply.
     parser.set_defaults(timeout=None)
-
-
-def _seconds(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        value = float("nan")
-    if not 0 < value < float("inf"):
-        raise argparse.ArgumentTypeError(f"must be a number of seconds above 0, got {text!r}")
-    return value
 
 
 async def cmd_demo(ctx: Context) -> Any:
@@ -817,23 +663,26 @@ async def cmd_demo(ctx: Context) -> Any:
     if args.demo_timeout is not None and not args.exit_when_recovered:
         raise ValueError("--timeout needs --exit-when-recovered")
     store_url = args.store or store_url_from_env()
-    store = open_store(store_url)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
-    demo = Demo(ctx, store, store_url)
     try:
-        recovered = await _show(demo, stop, args.demo_timeout)
-    finally:
-        store.close()
+        store = open_store(store_url)
+        demo = Demo(ctx, store, store_url)
+        try:
+            recovered = await _show(demo, stop, args.demo_timeout)
+        finally:
+            store.close()
+    except (sqlite3.Error, redis.RedisError) as err:  # as `recoveryctl breakers` reports it
+        raise Unreachable(f"cannot reach the circuit store {store_url}: {err}") from None
     if recovered:
-        demo.output.notice("Demo over; everything it changed is undone.")
+        demo.output.notice(f"Demo over; {demo.undone}")
         return None
     if stop.is_set():
         if args.exit_when_recovered:
             raise CliError("stopped before the demo services recovered")
-        demo.output.notice("Demo stopped; everything it changed is undone.")
+        demo.output.notice(f"Demo stopped; {demo.undone}")
         return None
     waiting = "; ".join(
         f"{r.service}: recovery {r.recovery}, breaker {r.breaker}"
@@ -855,7 +704,9 @@ async def _show(demo: Demo, stop: asyncio.Event, timeout: float | None) -> bool:
         show = asyncio.create_task(demo.run(undo))
         stopped = asyncio.create_task(stop.wait())
         try:
-            await asyncio.wait({show, stopped}, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+            await asyncio.wait(
+                {show, stopped}, timeout=timeout, return_when=asyncio.FIRST_COMPLETED
+            )
         finally:
             stopped.cancel()
             if not show.done():

@@ -14,12 +14,14 @@ import socket
 import sys
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from datetime import datetime, timezone
 from functools import partial
 from pathlib import Path
 
 import pytest
 import pytest_asyncio
 from temporalio.client import Client, WorkflowExecution, WorkflowExecutionStatus
+from temporalio.service import RPCError
 
 from activities.sqlite_store import SQLiteBreakerStore
 from starter.connection import connect
@@ -85,7 +87,7 @@ async def _connect(address: str) -> Client | None:
 async def _watch_settings(client: Client) -> WatchInput | None:
     try:
         return (await describe_watch(client)).settings
-    except Exception:  # not created yet
+    except RPCError:  # not created yet
         return None
 
 
@@ -115,18 +117,34 @@ def last_table(out: str) -> dict[str, list[str]]:
     return rows
 
 
-async def events(client: Client, workflow_id: str) -> list[tuple[str, object]]:
-    """Return the recovery's breaker writes and search-attribute states, in order."""
-    found: list[tuple[str, object]] = []
+@dataclass(frozen=True)
+class Step:
+    """A completed breaker write (``breaker``) or a ``RecoveryState`` change (``state``)."""
+
+    kind: str
+    value: str
+    at: datetime
+
+
+async def steps(client: Client, workflow_id: str) -> list[Step]:
+    """Return the recovery's completed breaker writes and its states, in order."""
+    found: list[Step] = []
+    writes: dict[int, str] = {}
     async for event in client.get_workflow_handle(workflow_id).fetch_history_events():
+        at = event.event_time.ToDatetime(tzinfo=timezone.utc)
         if event.HasField("activity_task_scheduled_event_attributes"):
             scheduled = event.activity_task_scheduled_event_attributes
             if scheduled.activity_type.name == "set_breaker_state":
-                found.append(("breaker", json.loads(scheduled.input.payloads[0].data)["state"]))
+                writes[event.event_id] = json.loads(scheduled.input.payloads[0].data)["state"]
+        if event.HasField("activity_task_completed_event_attributes"):
+            completed = event.activity_task_completed_event_attributes
+            if completed.scheduled_event_id in writes:
+                found.append(Step("breaker", writes[completed.scheduled_event_id], at))
         if event.HasField("upsert_workflow_search_attributes_event_attributes"):
-            fields = event.upsert_workflow_search_attributes_event_attributes.search_attributes.indexed_fields
+            upserted = event.upsert_workflow_search_attributes_event_attributes
+            fields = upserted.search_attributes.indexed_fields
             if "RecoveryState" in fields:
-                found.append(("state", json.loads(fields["RecoveryState"].data)))
+                found.append(Step("state", json.loads(fields["RecoveryState"].data), at))
     return found
 
 
@@ -162,22 +180,26 @@ async def test_the_demo_recovers_in_dependency_order_and_undoes_what_it_changed(
     assert ended["demo-payments"]["error_message"] == "cancelled: the demo ended"
     assert not set(status["services"]) & {*AUTOMATIC, "demo-payments"}
 
-    # One recovery each, and demo-api started only once demo-db had finished.
+    # One recovery each; each automatic one's last word on its breaker was "closed".
     runs: dict[str, WorkflowExecution] = {}
+    recorded: dict[str, list[Step]] = {}
     for name in [*AUTOMATIC, "demo-payments"]:
         query = f"WorkflowId = '{recovery_workflow_id(name)}'"
         [runs[name]] = await eventually(
             partial(_closed_runs, client, query), lambda r: len(r) == 1, timeout=15, interval=0.5
         )
-    db_closed, api_started = runs["demo-db"].close_time, runs["demo-api"].start_time
-    assert db_closed is not None and db_closed <= api_started
+        recorded[name] = await steps(client, recovery_workflow_id(name))
     for name in AUTOMATIC:
         assert runs[name].status is WorkflowExecutionStatus.COMPLETED
-        writes = [value for kind, value in await events(client, recovery_workflow_id(name)) if kind == "breaker"]
-        assert writes[-1] == "closed", writes  # the recovery's last word on the breaker
-    payments = await events(client, recovery_workflow_id("demo-payments"))
-    assert ("state", "awaiting_manual") in payments
-    assert ("breaker", "closed") not in payments  # nobody approved it
+        writes = [step.value for step in recorded[name] if step.kind == "breaker"]
+        assert writes[-1] == "closed", writes
+    # demo-api's recovery started only once demo-db's had closed db's breaker. (Not once
+    # db's workflow had closed: the coordinator starts a dependent as soon as the recovery
+    # reports success, a few milliseconds before its workflow completes.)
+    [db_closed] = [s.at for s in recorded["demo-db"] if s.kind == "breaker" and s.value == "closed"]
+    assert db_closed <= runs["demo-api"].start_time
+    assert "awaiting_manual" in [s.value for s in recorded["demo-payments"] if s.kind == "state"]
+    assert not [s for s in recorded["demo-payments"] if s.kind == "breaker"]  # nobody approved
 
     # Nothing of the demo is left behind.
     assert await _watch_settings(client) == before
