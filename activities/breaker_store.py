@@ -16,12 +16,18 @@ and the orchestrator agree on what a write means:
 from __future__ import annotations
 
 import enum
+import logging
 import os
 import re
+from collections.abc import Callable
 from datetime import datetime
-from typing import Protocol
+from typing import Protocol, TypeVar
 
 from pydantic import BaseModel
+
+logger = logging.getLogger(__name__)
+R = TypeVar("R")
+T = TypeVar("T")
 
 DEFAULT_STORE_URL = "sqlite:///.recovery/breakers.db"
 STORE_URL_ENV = "RECOVERY_CIRCUIT_STORE"
@@ -121,6 +127,19 @@ def parse_counter(where: str, raw: object) -> int:
     if isinstance(text, str) and _INTEGER.fullmatch(text):
         return int(text)
     raise InvalidBreakerValue(where, raw)
+
+
+def tolerant(parse: Callable[[str, R], T], where: str, raw: R, default: T) -> T:
+    """Parse a breaker's secondary value (a counter, a time); log and use ``default`` if bad.
+
+    Only its state decides whether a breaker is one: an open breaker with a garbled
+    ``opened_at`` must still be listed, recovered and shown, not vanish.
+    """
+    try:
+        return parse(where, raw)
+    except InvalidBreakerValue as invalid:
+        logger.warning("%s; read as %r", invalid, default)
+        return default
 
 
 def store_url_from_env() -> str:

@@ -28,6 +28,7 @@ from activities.breaker_store import (
     InvalidBreakerValue,
     parse_counter,
     parse_state,
+    tolerant,
 )
 
 logger = logging.getLogger(__name__)
@@ -150,11 +151,13 @@ def _record(service_name: str, raw: Sequence[RawValue]) -> BreakerRecord:
     return BreakerRecord(
         service_name=service_name,
         state=parse_state(breaker_key(service_name, "state"), state),
-        fail_counter=parse_counter(breaker_key(service_name, "fail_counter"), fail_counter),
-        success_counter=parse_counter(
-            breaker_key(service_name, "success_counter"), success_counter
+        fail_counter=tolerant(
+            parse_counter, breaker_key(service_name, "fail_counter"), fail_counter, 0
         ),
-        opened_at=_opened_at(breaker_key(service_name, "opened_at"), opened_at),
+        success_counter=tolerant(
+            parse_counter, breaker_key(service_name, "success_counter"), success_counter, 0
+        ),
+        opened_at=tolerant(_opened_at, breaker_key(service_name, "opened_at"), opened_at, None),
     )
 
 

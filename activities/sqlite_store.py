@@ -21,6 +21,7 @@ from activities.breaker_store import (
     InvalidBreakerValue,
     parse_counter,
     parse_state,
+    tolerant,
 )
 
 logger = logging.getLogger(__name__)
@@ -50,9 +51,10 @@ _UPSERT_STATE = (
     "updated_at = excluded.updated_at"
 )
 # ISO-8601 strings of one offset (+00:00) sort in time order, so "greater" is a text comparison.
+# ISO times compare as text; a value that is no time at all is replaced too.
 _RAISE_OPENED_AT = (
-    "UPDATE breakers SET opened_at = ? "
-    "WHERE service_name = ? AND (opened_at IS NULL OR opened_at < ?)"
+    "UPDATE breakers SET opened_at = ? WHERE service_name = ? AND (opened_at IS NULL "
+    "OR opened_at < ? OR opened_at NOT GLOB '[0-9][0-9][0-9][0-9]-[0-9][0-9]-[0-9][0-9]*')"
 )
 
 
@@ -67,6 +69,9 @@ class SQLiteBreakerStore:
         self._lock = threading.Lock()
         self._conn = sqlite3.connect(str(self.path), check_same_thread=False, timeout=10)
         self._conn.row_factory = sqlite3.Row
+        # A row some other writer stored in another encoding must not stop every read:
+        # its name decodes with U+FFFD, which is no valid service name, and is skipped.
+        self._conn.text_factory = lambda raw: raw.decode("utf-8", "replace")
         with self._lock, self._conn:
             self._conn.execute("PRAGMA journal_mode=WAL")
             self._conn.execute(_SCHEMA)
@@ -74,10 +79,19 @@ class SQLiteBreakerStore:
     @classmethod
     def from_url(cls, url: str) -> SQLiteBreakerStore:
         """Open ``sqlite:///relative/path`` or ``sqlite:////absolute/path``."""
+        return cls(cls.path_from_url(url))
+
+    @staticmethod
+    def path_from_url(url: str) -> Path:
+        """Return the file ``sqlite:///relative/path`` or ``sqlite:////absolute/path`` names.
+
+        Raises:
+            ValueError: the URL names no file.
+        """
         path = url.removeprefix("sqlite://").removeprefix("/")
         if not path:
             raise ValueError(f"circuit store URL {url!r} names no database file")
-        return cls(path)
+        return Path(path)
 
     def get_all_states(self) -> dict[str, BreakerRecord]:
         """Return every readable breaker by service name, logging and skipping invalid rows."""
@@ -207,8 +221,10 @@ def _record(row: sqlite3.Row) -> BreakerRecord:
     return BreakerRecord(
         service_name=name,
         state=parse_state(where("state"), row["state"]),
-        fail_counter=parse_counter(where("fail_counter"), row["fail_counter"]),
-        success_counter=parse_counter(where("success_counter"), row["success_counter"]),
-        opened_at=_parse_time(where("opened_at"), row["opened_at"]),
-        updated_at=_parse_time(where("updated_at"), row["updated_at"]),
+        fail_counter=tolerant(parse_counter, where("fail_counter"), row["fail_counter"], 0),
+        success_counter=tolerant(
+            parse_counter, where("success_counter"), row["success_counter"], 0
+        ),
+        opened_at=tolerant(_parse_time, where("opened_at"), row["opened_at"], None),
+        updated_at=tolerant(_parse_time, where("updated_at"), row["updated_at"], None),
     )

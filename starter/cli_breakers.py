@@ -15,11 +15,15 @@ from typing import Any
 from temporalio.service import RPCError, RPCStatusCode
 
 from activities.breaker_store import store_url_from_env
+from activities.sqlite_store import SQLiteBreakerStore
 from activities.stores import open_store
 from starter import render
 from starter.cli_context import CliError, Context, Unreachable
 from starter.watch_schedule import describe_watch, set_watch_paused
 from workflows.constants import CIRCUIT_WATCH_SCHEDULE_ID
+
+# What the Web UI shows beside a paused schedule: a sentence, not a document.
+MAX_NOTE = 500
 
 
 async def cmd_breakers(ctx: Context) -> Any:
@@ -35,6 +39,14 @@ async def cmd_breakers(ctx: Context) -> Any:
 
 
 def _read_all(url: str) -> list[Any]:
+    if url.startswith("sqlite:"):
+        # Listing must not create a store: a mistyped path would show "no breakers yet".
+        path = SQLiteBreakerStore.path_from_url(url)
+        if not path.is_file():
+            raise ValueError(
+                f"no breaker store at {path} (from {url}): is the path right, and has a "
+                "worker or a service written to it yet?"
+            )
     store = open_store(url)
     try:
         return sorted(store.get_all_states().values(), key=lambda r: r.service_name)
@@ -44,11 +56,15 @@ def _read_all(url: str) -> list[Any]:
 
 async def cmd_watch_breakers(ctx: Context) -> Any:
     """Enable, disable or describe the circuit watch (its Temporal Schedule)."""
-    client = await ctx.client()
     action = ctx.args.watch_command
+    note = ""
+    if action in ("enable", "disable"):
+        note = ctx.args.note or f"{action}d with recoveryctl"
+        if len(note) > MAX_NOTE:  # bad input fails before any network wait
+            raise ValueError(f"--note is {len(note)} characters; at most {MAX_NOTE}")
+    client = await ctx.client()
     try:
         if action in ("enable", "disable"):
-            note = ctx.args.note or f"{action}d with recoveryctl"
             await set_watch_paused(client, action == "disable", note)
         return render.Watch(await describe_watch(client))
     except RPCError as err:

@@ -218,6 +218,8 @@ class CoordinatorClient:
             )
         except WorkflowUpdateFailedError as err:
             raise _ours(err) from None
+        finally:
+            _settle(start)
 
     async def _update_existing(
         self, update: CoordinatorUpdate[I, Any], request: I, update_id: str
@@ -255,6 +257,18 @@ def _in_flight() -> asyncio.Semaphore:
     if semaphore is None:
         semaphore = _IN_FLIGHT[loop] = asyncio.Semaphore(MAX_IN_FLIGHT)
     return semaphore
+
+
+def _settle(start: WithStartWorkflowOperation[RecoveryCoordinator, None]) -> None:
+    """Mark a failed start's outcome as seen.
+
+    The SDK sets it on a future that only ``start.workflow_handle()`` reads; unread, it
+    is logged with a traceback at exit ("Future exception was never retrieved") on
+    every retried send. (A private attribute: guarded, so an SDK change costs a log line.)
+    """
+    future = getattr(start, "_workflow_handle", None)
+    if isinstance(future, asyncio.Future) and future.done() and not future.cancelled():
+        future.exception()
 
 
 def _ours(err: BaseException) -> BaseException:

@@ -13,11 +13,13 @@ or running as it is.
 from __future__ import annotations
 
 from temporalio import activity
-from temporalio.client import Client
+from temporalio.client import Client, WorkflowExecutionStatus
 from temporalio.exceptions import ApplicationError
+from temporalio.service import RPCError, RPCStatusCode
 
 from starter.coordinator_client import CoordinatorClient
 from workflows.circuit_watch_models import HAND_OVER_ACTIVITY, HandOverInput
+from workflows.constants import COORDINATOR_WORKFLOW, COORDINATOR_WORKFLOW_ID
 from workflows.coordinator_models import ScheduleRecoveryResult
 from workflows.errors import RecoveryOrchestratorError
 
@@ -35,7 +37,39 @@ class CoordinatorHandoffActivities:
         coordinator = CoordinatorClient(
             self._client, workflow_id=input.coordinator_workflow_id, task_queue=self._task_queue
         )
+        await self._check_is_a_running_coordinator(coordinator)
         try:
             return await coordinator.schedule_recoveries(input.request)
         except RecoveryOrchestratorError as err:
             raise ApplicationError(str(err), type=type(err).__name__, non_retryable=True) from None
+
+    @staticmethod
+    async def _check_is_a_running_coordinator(coordinator: CoordinatorClient) -> None:
+        """Refuse to hand over to anything but a coordinator; start none but the pinned one.
+
+        Starting one under any id (as update-with-start would) could put a coordinator
+        where a recovery belongs, say ``recovery-payments``, and block that service for
+        good. Only the namespace's own ``recovery-coordinator`` is started if missing
+        (an operator may have terminated it); any other id must already run one.
+        """
+        try:
+            description = await coordinator.handle().describe()
+        except RPCError as err:
+            if err.status is not RPCStatusCode.NOT_FOUND:
+                raise  # the server is unreachable: retried
+            description = None
+        if description is not None and description.workflow_type != COORDINATOR_WORKFLOW:
+            raise _refusal(
+                f"{coordinator.workflow_id!r} is a {description.workflow_type} workflow, "
+                "not a RecoveryCoordinator"
+            )
+        running = description is not None and description.status is WorkflowExecutionStatus.RUNNING
+        if not running and coordinator.workflow_id != COORDINATOR_WORKFLOW_ID:
+            raise _refusal(
+                f"no RecoveryCoordinator is running as {coordinator.workflow_id!r}; the watch "
+                f"starts none but {COORDINATOR_WORKFLOW_ID!r}"
+            )
+
+
+def _refusal(message: str) -> ApplicationError:
+    return ApplicationError(message, type="RecoveryOrchestratorError", non_retryable=True)

@@ -182,7 +182,7 @@ def _check_top_level(document: dict[str, Any], problems: _Problems) -> bool:
     recover_unlisted = document.get("recover_unlisted", True)
     if isinstance(recover_unlisted, bool):
         return recover_unlisted
-    problems.add("", f"recover_unlisted: expected true or false (got {recover_unlisted!r})")
+    problems.add("", f"recover_unlisted: expected true or false (got {_shown(recover_unlisted)})")
     return True
 
 
@@ -191,7 +191,7 @@ def _top_table(document: dict[str, Any], key: str, problems: _Problems) -> dict[
     value = document.get(key, {})
     if isinstance(value, dict):
         return value
-    problems.add(f"[{key}]", f"must be a table (got {value!r})")
+    problems.add(f"[{key}]", f"must be a table (got {_shown(value)})")
     return {}
 
 
@@ -205,7 +205,7 @@ def _read_services(services: dict[str, Any], problems: _Problems) -> dict[str, _
             problems.add(_service_label(name), str(err))
             continue
         if not isinstance(raw, dict):
-            problems.add(_service_label(name), f"must be a table of settings (got {raw!r})")
+            problems.add(_service_label(name), f"must be a table of settings (got {_shown(raw)})")
             continue
         tables[name] = _read_table(name, raw, problems)
     return tables
@@ -288,7 +288,7 @@ def _check_kind(label: str, value: object, problems: _Problems) -> bool:
         problems.add(
             label,
             f'health_check: expected a table such as {{ kind = "http", url = "..." }} '
-            f"(got {value!r})",
+            f"(got {_shown(value)})",
         )
         return False
     if "kind" not in value:
@@ -363,6 +363,12 @@ def _validate_policy(
     return RecoveryPolicy(**fields), []
 
 
+def _shown(value: object, limit: int = 80) -> str:
+    """Return a value for an error line: its repr, cut short (a line, not the whole value)."""
+    text = repr(value)
+    return text if len(text) <= limit else f"{text[: limit - 1]}… ({len(text)} characters)"
+
+
 def _describe(item: ErrorDetails, prefix: tuple[str, ...] = ()) -> str:
     """Return ``field: what was wrong`` for one pydantic error, in the model's own words."""
     location = [*prefix, *(str(part) for part in item["loc"])]
@@ -373,7 +379,7 @@ def _describe(item: ErrorDetails, prefix: tuple[str, ...] = ()) -> str:
     if item["type"] == "extra_forbidden":
         what = f"unknown field {location.pop()!r}"
     elif isinstance(item["input"], (str, int, float)):
-        what += f" (got {item['input']!r})"
+        what += f" (got {_shown(item['input'])})"
     where = ".".join(location)
     if not where or what.startswith((f"{where}:", f"{where} ")):
         return what  # the model's message names the field already

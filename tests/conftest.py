@@ -72,6 +72,15 @@ def store(tmp_path: Path) -> Iterator[SQLiteBreakerStore]:
     db.close()
 
 
+@pytest.fixture(params=["sqlite", "redis"])
+def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """The URL of each shared breaker store in turn (SQLite, Redis), empty."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path}/breakers.db"
+    url: str = request.getfixturevalue("redis_url")
+    return url
+
+
 @pytest.fixture
 def task_queue() -> str:
     """A task queue of this test's own, so tests never steal each other's work."""

@@ -16,6 +16,12 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+async def _respond(writer: asyncio.StreamWriter, status: int) -> None:
+    """Write an empty HTTP response with ``status``."""
+    writer.write(f"HTTP/1.1 {status} X\r\nContent-Length: 0\r\nConnection: close\r\n\r\n".encode())
+    await writer.drain()
+
+
 @dataclass
 class ScriptedHealthServer:
     """Answers each GET with the next status of ``statuses`` (the last one repeats).
@@ -40,10 +46,7 @@ class ScriptedHealthServer:
                 await asyncio.sleep(3600)
             status = self.statuses[min(self.requests, len(self.statuses) - 1)]
             self.requests += 1
-            writer.write(
-                f"HTTP/1.1 {status} X\r\nContent-Length: 0\r\nConnection: close\r\n\r\n".encode()
-            )
-            await writer.drain()
+            await _respond(writer, status)
         except (asyncio.IncompleteReadError, ConnectionError, asyncio.CancelledError):
             pass
         finally:
@@ -95,10 +98,7 @@ class GatedHealthServer:
             self.requests += 1
             self.arrived.set()
             await self.gate.wait()
-            writer.write(
-                f"HTTP/1.1 {self.status} X\r\nContent-Length: 0\r\nConnection: close\r\n\r\n".encode()
-            )
-            await writer.drain()
+            await _respond(writer, self.status)
         except (asyncio.IncompleteReadError, ConnectionError, asyncio.CancelledError):
             pass
         finally:

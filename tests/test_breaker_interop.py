@@ -19,7 +19,7 @@ import pytest_asyncio
 from temporalio.api.enums.v1 import EventType
 from temporalio.testing import WorkflowEnvironment
 
-from activities.breaker_store import BreakerState, CircuitBreakerStore
+from activities.breaker_store import CircuitBreakerStore
 from activities.health_check_specs import HttpHealthCheck
 from activities.stores import open_store
 from starter.orchestrator import RecoveryOrchestrator
@@ -35,15 +35,6 @@ from workflows.constants import recovery_workflow_id
 from workflows.models import RecoveryPolicy
 
 pytestmark = pytest.mark.timeout(120)
-
-
-@pytest.fixture(params=["sqlite", "redis"])
-def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    """Each shared store in turn, empty."""
-    if request.param == "sqlite":
-        return f"sqlite:///{tmp_path}/breakers.db"
-    url: str = request.getfixturevalue("redis_url")
-    return url
 
 
 @pytest.fixture

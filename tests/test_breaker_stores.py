@@ -247,23 +247,33 @@ def test_forget_deletes_a_breaker(backend: Backend) -> None:
     assert list(backend.store.get_all_states()) == ["orders"]
 
 
-def test_listing_skips_invalid_values_and_names_their_keys(
+def test_a_bad_state_hides_a_breaker_but_a_bad_counter_or_time_does_not(
     backend: Backend, caplog: pytest.LogCaptureFixture
 ) -> None:
+    """Only its state makes a breaker one: an open breaker with a garbled counter or
+    ``opened_at`` is still listed (and so recovered), the bad value read as 0 or None."""
     backend.store.set_state("bad-state", CLOSED)
     backend.put("bad-state", "state", "tripped")
     backend.store.set_state("bad-counter", OPEN)
     backend.put("bad-counter", "fail_counter", "many")
+    backend.store.set_state("bad-time", OPEN)
+    backend.put("bad-time", "opened_at", "yesterday")
     backend.store.set_state("good", OPEN)
 
     with caplog.at_level(logging.WARNING):
         states = backend.store.get_all_states()
 
-    assert list(states) == ["good"]
+    assert sorted(states) == ["bad-counter", "bad-time", "good"]
+    assert states["bad-counter"].state is OPEN and states["bad-counter"].fail_counter == 0
+    assert states["bad-time"].state is OPEN and states["bad-time"].opened_at is None
     assert backend.where("bad-state", "state") in caplog.text
     assert backend.where("bad-counter", "fail_counter") in caplog.text
-    with pytest.raises(InvalidBreakerValue, match=backend.where("bad-counter", "fail_counter")):
-        backend.store.get_state("bad-counter")
+    assert backend.where("bad-time", "opened_at") in caplog.text
+    with pytest.raises(InvalidBreakerValue, match=backend.where("bad-state", "state")):
+        backend.store.get_state("bad-state")
+    # Writing over a garbled time works, and reads back clean.
+    reopened = backend.store.set_state("bad-time", OPEN)
+    assert reopened.opened_at is not None
 
 
 def test_names_with_dots_and_dashes_are_kept_exactly(backend: Backend) -> None:
@@ -364,3 +374,18 @@ def test_an_unsupported_store_url_names_both_forms() -> None:
     with pytest.raises(ValueError, match="unsupported circuit store") as error:
         open_store("memcached://localhost:11211")
     assert "sqlite:///" in str(error.value) and "redis://" in str(error.value)
+
+
+def test_a_sqlite_row_in_another_encoding_does_not_stop_every_read(tmp_path: Path) -> None:
+    store = SQLiteBreakerStore(tmp_path / "b.db")
+    store.set_state("good", OPEN)
+    with sqlite3.connect(tmp_path / "b.db") as raw:
+        raw.execute(
+            "INSERT INTO breakers (service_name, state, updated_at) "
+            "VALUES (CAST(x'ff41' AS TEXT), 'open', '2026-11-28T00:00:00+00:00')"
+        )
+    raw.close()
+    states = store.get_all_states()
+    assert states["good"].state is OPEN
+    assert "\ufffdA" in states, "read with a replacement character: no valid service name, so skipped by the watch"
+    store.close()

@@ -18,6 +18,7 @@ from temporalio.testing import WorkflowEnvironment
 from activities.breaker_store import BreakerState
 from activities.health_check_specs import HttpHealthCheck
 from activities.sqlite_store import SQLiteBreakerStore
+from starter.coordinator_client import CoordinatorClient
 from starter.orchestrator import RecoveryOrchestrator
 from starter.watch_schedule import (
     describe_watch,
@@ -30,7 +31,8 @@ from tests.policies import blocking_policy
 from tests.recoveries import eventually
 from tests.servers import health_server
 from tests.watching import watch_once
-from workflows.circuit_watch_models import ServiceSettings, WatchInput
+from workflows.circuit_watch_models import ServiceSettings, WatchInput, WatchResult
+from workflows.coordinator_models import ConfigureInput
 from workflows.models import RecoveryPolicy, RecoveryStrategy
 
 pytestmark = pytest.mark.timeout(90)
@@ -245,3 +247,55 @@ async def test_the_schedule_runs_the_watch_and_pausing_stops_it(
         assert not (await describe_watch(client, schedule_id=schedule_id)).paused
     finally:
         await handle.delete()
+
+
+async def test_the_watch_never_starts_a_coordinator_of_its_own(
+    dev_env: WorkflowEnvironment, orchestrator: RecoveryOrchestrator, store: SQLiteBreakerStore,
+    task_queue: str, service: str,
+) -> None:
+    store.set_state(service, BreakerState.OPEN)
+    for target, expected in (
+        (f"nowhere-{service}", "no RecoveryCoordinator is running as"),
+        ("recovery-" + service, "no RecoveryCoordinator is running as"),
+    ):
+        result = await dev_env.client.execute_workflow(
+            "CircuitWatch",
+            WatchInput(coordinator_workflow_id=target),
+            id=f"watch-{target}",
+            task_queue=task_queue,
+            result_type=WatchResult,
+            execution_timeout=timedelta(seconds=60),
+        )
+        assert expected in (result.refused or "")
+        assert [w async for w in dev_env.client.list_workflows(f"WorkflowId = '{target}'")] == []
+
+
+async def test_a_stopped_orchestrator_refuses_the_whole_hand_over_at_once(
+    dev_env: WorkflowEnvironment, orchestrator: RecoveryOrchestrator, store: SQLiteBreakerStore,
+    task_queue: str, service: str,
+) -> None:
+    for index in range(30):
+        store.set_state(f"{service}-{index}", BreakerState.OPEN)
+    await orchestrator.stop()
+    result = await watch_once(dev_env.client, orchestrator, task_queue)
+    assert result.scheduled == [] and "not running" in (result.refused or "")
+    assert len(result.skipped) == 0, "refused as a whole, not dropped one service at a time"
+
+
+async def test_a_nearly_full_coordinator_takes_the_most_urgent_open_breakers(
+    dev_env: WorkflowEnvironment, orchestrator: RecoveryOrchestrator, store: SQLiteBreakerStore,
+    task_queue: str, service: str,
+) -> None:
+    coordinator = CoordinatorClient(
+        dev_env.client, workflow_id=orchestrator.coordinator_workflow_id, task_queue=task_queue
+    )
+    await coordinator.configure(ConfigureInput(queue_limit=2, max_concurrent_recoveries=1))
+    services = {}
+    for priority in (4, 1, 3, 2):
+        name = f"{service}-p{priority}"
+        store.set_state(name, BreakerState.OPEN)
+        services[name] = ServiceSettings(priority=priority, policy=blocking_policy())
+    result = await watch_once(dev_env.client, orchestrator, task_queue, services=services)
+    assert sorted(result.scheduled) == [f"{service}-p1", f"{service}-p2"]
+    assert "queue_limit is 2" in result.skipped[f"{service}-p3"]
+    assert "queue_limit is 2" in result.skipped[f"{service}-p4"]

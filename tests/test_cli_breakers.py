@@ -130,3 +130,15 @@ async def test_a_worker_refuses_a_bad_services_file_in_one_line(tmp_path: Path) 
     assert code == 2
     assert f"{services}: [services.api] strategy: unknown strategy 'fast'" in err
     assert "Traceback" not in err
+
+
+async def test_breakers_never_creates_a_store_and_watch_breakers_bounds_its_note(tmp_path: Path) -> None:
+    missing = tmp_path / "typo" / "breakers.db"
+    code, out, err = await run(RECOVERYCTL, "breakers", "--store", f"sqlite:///{missing}")
+    assert (code, out) == (2, "") and f"no breaker store at {missing}" in err
+    assert not missing.parent.exists()
+    unreachable = f"127.0.0.1:{free_port()}"
+    code, _, err = await run(
+        RECOVERYCTL, "watch-breakers", "disable", "--note", "x" * 501, TEMPORAL_ADDRESS=unreachable
+    )
+    assert code == 2 and "--note is 501 characters; at most 500" in err

@@ -10,7 +10,8 @@ from tests.test_coordinator_rules import NOW, ledger, report, schedule, started
 from workflows.coordinator_models import ScheduleRecoveryInput
 from workflows.coordinator_state import RecoveryLedger
 from workflows.errors import RecoveryValidationError
-from workflows.models import RecoveryPolicy, RecoveryReport, RecoveryState
+from workflows.coordinator_models import ConfigureInput
+from workflows.models import RecoveryPolicy, RecoveryReport, RecoveryState, RecoveryStrategy
 
 HOUR = timedelta(hours=1)
 
@@ -185,3 +186,41 @@ def test_a_request_without_a_budget_is_not_held_back_by_an_old_one() -> None:
     ended(book, "svc", RecoveryState.FAILED)
     result = book.schedule_automatic(ScheduleRecoveryInput(service_name="svc"), NOW)
     assert result.outcome == "queued"
+
+
+def test_a_failure_at_the_root_of_a_long_chain_ends_every_dependent_without_recursion() -> None:
+    book = ledger()
+    schedule(book, "root", strategy=RecoveryStrategy.MANUAL)
+    for index in range(1, 3000):
+        schedule(book, f"c{index}", policy=needs("root" if index == 1 else f"c{index - 1}"))
+    book.configure(ConfigureInput(recent_history_size=200))
+    cancelled, _ = book.shutdown("maintenance", NOW)
+    assert len(cancelled) == 3000, "the result names the dependents it cancelled too"
+    assert book.state.queue == [] and book.status(NOW)["active_recoveries"] == 0
+    assert book.state.recent_history[-1].error_message == "not attempted: dependency 'c2998' was cancelled"
+
+
+def test_many_dependents_are_checked_in_linear_time() -> None:
+    """The deadlock detector allows a workflow task 2 s: 1,500 entries of 50 dependencies each."""
+    import time
+
+    book = ledger()
+    for index in range(1500):
+        schedule(book, f"w{index}", policy=needs(*(f"d{k}" for k in range(50))))
+    for k in range(50):
+        schedule(book, f"d{k}")
+    began = time.perf_counter()
+    for _ in range(10):
+        book.next_startable()
+        book.status(NOW)
+    assert time.perf_counter() - began < 2.0
+
+
+def test_automation_gets_what_fits_best_priority_first() -> None:
+    book = ledger(queue_limit=3)
+    batch = [ScheduleRecoveryInput(service_name=f"p{p}", priority=p) for p in (5, 1, 4, 2, 3)]
+    results = book.schedule_automatically(batch, NOW)
+    assert [(r.service_name, r.outcome) for r in results] == [
+        ("p5", "no_room"), ("p1", "queued"), ("p4", "no_room"), ("p2", "queued"), ("p3", "queued"),
+    ]
+    assert "queue_limit is 3" in (results[0].reason or "")

@@ -227,13 +227,28 @@ def test_one_approval_per_wait_however_many_ask() -> None:
 def test_the_queue_limit_counts_unfinished_recoveries_and_says_so() -> None:
     book = ledger(slots=1, queue_limit=3)
     for name in ["a", "b", "c"]:
-        book.check_room([name], 0)
+        book.check_room([ScheduleRecoveryInput(service_name=name)])
         schedule(book, name)
-    book.check_room(["b"], 0)  # already queued: updating it needs no room
+    book.check_room([ScheduleRecoveryInput(service_name="b")])  # already queued: no room needed
     with pytest.raises(RecoveryValidationError, match="queue_limit is 3"):
-        book.check_room(["d"], 0)
+        book.check_room([ScheduleRecoveryInput(service_name="d")])
     book.configure(ConfigureInput(queue_limit=4))
-    book.check_room(["d"], 0)
+    book.check_room([ScheduleRecoveryInput(service_name="d")])
+
+
+def test_the_budget_counts_the_policy_each_entry_resolves_to_not_the_request() -> None:
+    """A tiny request for a service whose default policy is large grows the state by that policy."""
+    book = ledger()
+    big = RecoveryPolicy(health_check={"kind": "http", "url": "http://127.0.0.1/" + "x" * 1900})  # type: ignore[arg-type]
+    book.configure(ConfigureInput(default_policy=big))
+    requests = [ScheduleRecoveryInput(service_name=f"s{i}") for i in range(1000)]
+    with pytest.raises(RecoveryValidationError, match="budget"):
+        book.check_room(requests)
+    fits = requests[:300]
+    book.check_room(fits)
+    for request in fits:
+        book.schedule(request, NOW)
+    assert book.carried_bytes() <= CARRIED_STATE_BUDGET
 
 
 def test_rejections_and_history_stay_bounded() -> None:

@@ -25,15 +25,6 @@ from workflows.errors import RecoveryValidationError
 
 OPEN, HALF_OPEN, CLOSED = BreakerState.OPEN, BreakerState.HALF_OPEN, BreakerState.CLOSED
 
-@pytest.fixture(params=["sqlite", "redis"])
-def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    """Each shared store in turn, empty."""
-    if request.param == "sqlite":
-        return f"sqlite:///{tmp_path}/breakers.db"
-    url: str = request.getfixturevalue("redis_url")
-    return url
-
-
 def test_a_service_breaker_and_the_orchestrator_share_every_transition(
     store_url: str, tmp_path: Path
 ) -> None:

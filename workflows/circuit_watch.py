@@ -45,6 +45,9 @@ QUICK_RETRY = RetryPolicy(
     initial_interval=timedelta(seconds=1), maximum_interval=timedelta(seconds=5), maximum_attempts=3
 )
 BATCH = 1000  # what one schedule_recoveries update takes
+# Requests the coordinator refuses one by one (a bad hash, a dependency cycle) are dropped
+# and the rest sent again; past this many, the whole hand-over is given up for this run.
+MAX_DROPPED = 20
 _REFUSED_ITEM = re.compile(r"^recoveries\[(\d+)\]")
 
 
@@ -66,7 +69,8 @@ class CircuitWatch:
             summary="list open breakers",
         )
         result = WatchResult(open_breakers=[b.service_name for b in open_breakers])
-        requests = self._requests(settings, result)
+        # The most urgent first: if the coordinator is nearly full, they are the ones it takes.
+        requests = sorted(self._requests(settings, result), key=lambda r: r.priority)
         for start in range(0, len(requests), BATCH):
             batch = requests[start : start + BATCH]
             await self._hand_over(settings.coordinator_workflow_id, batch, result)
@@ -112,6 +116,7 @@ class CircuitWatch:
         self, coordinator: str, requests: list[ScheduleRecoveryInput], result: WatchResult
     ) -> None:
         """Send one batch; a request the coordinator refuses is dropped and the rest sent again."""
+        dropped = 0
         while requests:
             try:
                 outcomes = await workflow.execute_activity(
@@ -129,12 +134,13 @@ class CircuitWatch:
                 cause = err.cause
                 message = cause.message if isinstance(cause, ApplicationError) else str(cause or err)
                 refused = _REFUSED_ITEM.match(message)
-                if refused is None or int(refused.group(1)) >= len(requests):
+                dropped += 1
+                if refused is None or int(refused.group(1)) >= len(requests) or dropped > MAX_DROPPED:
                     result.refused = message  # the whole hand-over: e.g. the orchestrator is stopped
                     workflow.logger.warning("%s Circuit watch refused: %s", LOG_PREFIX, message)
                     return
-                dropped = requests.pop(int(refused.group(1)))
-                result.skipped[dropped.service_name] = message
+                request = requests.pop(int(refused.group(1)))
+                result.skipped[request.service_name] = message
                 continue
             for outcome in outcomes:
                 if outcome.outcome in ("queued", "updated", "started"):

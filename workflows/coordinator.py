@@ -180,18 +180,23 @@ class RecoveryCoordinator:
         input = _decode(ScheduleRecoveryInput, args, "schedule_recovery")
         self._check_schedulable(input)
         self._check_dependencies([input])
-        self._check_room([input.service_name], input)
+        self._check_room([input])
 
     @workflow.update(name="schedule_recoveries")
     def schedule_recoveries(self, *args: Any) -> list[ScheduleRecoveryResult]:
         """Schedule many at once (bulk, and the circuit watch): all or none."""
         input = _decode(ScheduleRecoveriesInput, args, "schedule_recoveries")
-        return [self._schedule(item, automatic=input.automatic) for item in input.recoveries]
+        if input.automatic:
+            results = self._ledger.schedule_automatically(input.recoveries, workflow.now())
+            self._log_scheduled(input.recoveries, results)
+            return results
+        return [self._schedule(item) for item in input.recoveries]
 
     @schedule_recoveries.validator
     def _validate_schedule_many(self, *args: Any) -> None:
         input = _decode(ScheduleRecoveriesInput, args, "schedule_recoveries")
         _check_hash(input.constitutional_hash, "recovery scheduling")
+        self._check_running()  # once, for the whole batch
         for index, item in enumerate(input.recoveries):
             try:
                 self._check_schedulable(item)
@@ -202,7 +207,8 @@ class RecoveryCoordinator:
                     non_retryable=True,
                 ) from None
         self._check_dependencies(input.recoveries)
-        self._check_room((item.service_name for item in input.recoveries), input)
+        if not input.automatic:  # automation's batch takes what fits (see the ledger)
+            self._check_room(input.recoveries)
 
     @workflow.update(name="cancel_recovery")
     async def cancel_recovery(self, *args: Any) -> CancelRecoveryResult:
@@ -334,7 +340,7 @@ class RecoveryCoordinator:
             input = _decode(ScheduleRecoveryInput, args, "schedule_recovery signal")
             self._check_schedulable(input)
             self._check_dependencies([input])
-            self._check_room([input.service_name], input)
+            self._check_room([input])
         except ApplicationError as err:
             self._reject(f"schedule_recovery signal rejected: {err.message}")
             return
@@ -384,6 +390,9 @@ class RecoveryCoordinator:
         _check_hash(input.constitutional_hash, "recovery scheduling")
         if input.policy is not None:
             _check_hash(input.policy.constitutional_hash, "recovery scheduling")
+        self._check_running()
+
+    def _check_running(self) -> None:
         if not self._ledger.state.orchestrator_running:
             raise to_application_error(
                 RecoveryOrchestratorError(
@@ -398,34 +407,35 @@ class RecoveryCoordinator:
         except RecoveryOrchestratorError as err:
             raise to_application_error(err) from None
 
-    def _check_room(self, service_names: Iterable[str], request: BaseModel) -> None:
+    def _check_room(self, requests: Iterable[ScheduleRecoveryInput]) -> None:
         try:
-            self._ledger.check_room(service_names, len(request.model_dump_json()))
+            self._ledger.check_room(requests)
         except RecoveryOrchestratorError as err:
             raise to_application_error(err) from None
 
     # ----- internals -----------------------------------------------------------------
 
-    def _schedule(
-        self, input: ScheduleRecoveryInput, *, automatic: bool = False
-    ) -> ScheduleRecoveryResult:
-        if automatic:
-            result = self._ledger.schedule_automatic(input, workflow.now())
-        else:
-            result = self._ledger.schedule(input, workflow.now())
-        if result.outcome in ("queued", "updated"):
-            workflow.logger.info(
-                "%s Scheduled recovery for '%s' with strategy %s and priority %d",
-                LOG_PREFIX,
-                input.service_name,
-                input.strategy.value,
-                input.priority,
-            )
-        elif result.reason is not None:
-            workflow.logger.info(
-                "%s Not scheduled: '%s': %s", LOG_PREFIX, input.service_name, result.reason
-            )
+    def _schedule(self, input: ScheduleRecoveryInput) -> ScheduleRecoveryResult:
+        result = self._ledger.schedule(input, workflow.now())
+        self._log_scheduled([input], [result])
         return result
+
+    def _log_scheduled(
+        self, requests: list[ScheduleRecoveryInput], results: list[ScheduleRecoveryResult]
+    ) -> None:
+        for request, result in zip(requests, results):
+            if result.outcome in ("queued", "updated"):
+                workflow.logger.info(
+                    "%s Scheduled recovery for '%s' with strategy %s and priority %d",
+                    LOG_PREFIX,
+                    request.service_name,
+                    request.strategy.value,
+                    request.priority,
+                )
+            elif result.reason is not None:
+                workflow.logger.info(
+                    "%s Not scheduled: '%s': %s", LOG_PREFIX, request.service_name, result.reason
+                )
 
     def _reject(self, message: str) -> None:
         self._ledger.reject(message, workflow.now())

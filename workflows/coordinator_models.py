@@ -63,7 +63,7 @@ class ScheduleRecoveriesInput(StrictModel):
 
 
 ScheduleOutcome = Literal[
-    "queued", "updated", "started", "already_running", "already_queued", "held_back"
+    "queued", "updated", "started", "already_running", "already_queued", "held_back", "no_room"
 ]
 
 

@@ -53,6 +53,8 @@ MAX_RUNNING = 1000
 MAX_MESSAGE = 500
 # The storm guard's window: a budget of attempts per rolling hour.
 BUDGET_WINDOW = timedelta(hours=1)
+# A queue entry's own fields as JSON, besides its name and policy (measured: about 250).
+TASK_BYTES = 300
 
 
 class ChildRef(NamedTuple):
@@ -72,6 +74,7 @@ class RecoveryLedger:
 
     def __init__(self, state: CoordinatorState) -> None:
         self.state = state
+        self._sized_policy: tuple[int, int] | None = None
 
     # ----- reading ---------------------------------------------------------------------
 
@@ -93,6 +96,12 @@ class RecoveryLedger:
         """Return True if the service is queued or running."""
         return self.queued(service_name) is not None or self.live(service_name) is not None
 
+    def unfinished_names(self) -> set[str]:
+        """Return every service queued or running: one pass, for checks over many services."""
+        names = {task.service_name for task in self.state.queue}
+        names.update(name for name, active in self.state.active.items() if not active.finished)
+        return names
+
     def slots_in_use(self) -> int:
         """Return how many slots running recoveries hold (closing ones included)."""
         return sum(1 for active in self.state.active.values() if not active.outside_slots)
@@ -112,9 +121,10 @@ class RecoveryLedger:
             name: idle_entry(policy.max_retry_attempts)
             for name, policy in self.state.policies.items()
         }
+        unfinished = self.unfinished_names()
         for task in self.state.queue:
             services[task.service_name] = task_entry(task)
-            waiting = self.waiting_for(task)
+            waiting = self.waiting_for(task, unfinished)
             if waiting:  # only with depends_on: the reference shape stays exact without it
                 services[task.service_name]["waiting_for"] = waiting
                 services[task.service_name]["reason"] = self._waiting_reason(waiting)
@@ -132,15 +142,23 @@ class RecoveryLedger:
         held_back = {
             name: {**held.model_dump(mode="json"), "until": held.until.isoformat()}
             for name, held in self.state.held_back.items()
-            if held.until > now and not self.is_unfinished(name)
+            if held.until > now and name not in unfinished
         }
         if held_back:  # only with max_attempts_per_hour, as above
             document["held_back"] = held_back
         return document
 
-    def waiting_for(self, task: RecoveryTask) -> list[str]:
-        """Return the task's dependencies that are still queued or recovering."""
-        return [name for name in task.policy.depends_on if self.is_unfinished(name)]
+    def waiting_for(self, task: RecoveryTask, unfinished: set[str] | None = None) -> list[str]:
+        """Return the task's dependencies that are still queued or recovering.
+
+        Args:
+            task: A queued task.
+            unfinished: ``unfinished_names()``, when the caller asks about many tasks.
+        """
+        if not task.policy.depends_on:
+            return []
+        unfinished = self.unfinished_names() if unfinished is None else unfinished
+        return [name for name in task.policy.depends_on if name in unfinished]
 
     def _waiting_reason(self, waiting: list[str]) -> str:
         described = ", ".join(f"'{name}' ({self._state_of(name)})" for name in waiting)
@@ -156,26 +174,40 @@ class RecoveryLedger:
         """Return the size of the state as a continue-as-new would carry it (JSON)."""
         return len(self.state.model_dump_json())
 
-    def check_room(self, service_names: Iterable[str], incoming_bytes: int) -> None:
+    def check_room(self, requests: Iterable[ScheduleRecoveryInput]) -> None:
         """Refuse scheduling past ``queue_limit`` or past what a hand-over can carry.
-
-        Args:
-            service_names: The services the request schedules.
-            incoming_bytes: The request's own size (JSON), which the state would grow by.
 
         Raises:
             RecoveryValidationError: saying what is full and how to make room.
         """
-        new = {name for name in service_names if not self.is_unfinished(name)}
-        held = self.unfinished_count()
+        unfinished = self.unfinished_names()
+        new = {r.service_name: r for r in requests if r.service_name not in unfinished}
+        self._check_count(len(unfinished), len(new))
+        self.check_size(sum(self.growth(r) for r in new.values()))
+
+    def growth(self, request: ScheduleRecoveryInput) -> int:
+        """Return about how many bytes queueing ``request`` adds to the carried state.
+
+        The queue entry holds the policy it resolves to (perhaps the default one, far
+        larger than the request), plus the entry's own fields.
+        """
+        return TASK_BYTES + len(request.service_name) + self._policy_bytes(self._policy_for(request))
+
+    def _policy_bytes(self, policy: RecoveryPolicy) -> int:
+        # Many requests resolve to the same policy object (the default): size it once.
+        key = id(policy)
+        if self._sized_policy is None or self._sized_policy[0] != key:
+            self._sized_policy = (key, len(policy.model_dump_json()))
+        return self._sized_policy[1]
+
+    def _check_count(self, held: int, more: int) -> None:
         limit = self.config.queue_limit
-        if held + len(new) > limit:
+        if held + more > limit:
             raise RecoveryValidationError(
                 f"the coordinator already holds {held} unfinished recoveries and its "
-                f"queue_limit is {limit}: {len(new)} more do not fit; wait for some to "
+                f"queue_limit is {limit}: {more} more do not fit; wait for some to "
                 f"finish, cancel some, or raise it with configure(queue_limit=...)"
             )
-        self.check_size(incoming_bytes)
 
     def check_size(self, incoming_bytes: int) -> None:
         """Refuse a request that would grow the carried state past its budget.
@@ -221,6 +253,39 @@ class RecoveryLedger:
             start = next((i for i, name in enumerate(ring) if name in asked), 0)
             ring = ring[start:] + ring[:start]
             raise RecoveryValidationError(f"depends_on cycle: {' -> '.join([*ring, ring[0]])}")
+
+    def schedule_automatically(
+        self, requests: list[ScheduleRecoveryInput], now: datetime
+    ) -> list[ScheduleRecoveryResult]:
+        """Schedule automation's batch: what fits, best priority first; say why for the rest.
+
+        An operator's batch is all or none (its validator checks the room); automation
+        would rather have the most urgent recoveries start than none at all.
+        """
+        unfinished = self.unfinished_names()
+        held, size = len(unfinished), self.carried_bytes()
+        results: dict[int, ScheduleRecoveryResult] = {}
+        for index, request in sorted(enumerate(requests), key=lambda item: item[1].priority):
+            grows = 0
+            name = request.service_name
+            if name not in unfinished:
+                grows = self.growth(request)
+                try:
+                    self._check_count(held, 1)
+                    if size + grows > CARRIED_STATE_BUDGET:
+                        self.check_size(grows)
+                except RecoveryValidationError as err:
+                    results[index] = ScheduleRecoveryResult(
+                        service_name=name, outcome="no_room", state=RecoveryState.IDLE.value,
+                        reason=str(err),
+                    )
+                    continue
+            result = self.schedule_automatic(request, now)
+            if result.outcome == "queued":
+                unfinished.add(name)
+                held, size = held + 1, size + grows
+            results[index] = result
+        return [results[index] for index in range(len(requests))]
 
     def schedule_automatic(
         self, input: ScheduleRecoveryInput, now: datetime
@@ -322,10 +387,11 @@ class RecoveryLedger:
             return None
         if len(self.state.active) >= MAX_RUNNING:
             return None
+        unfinished = self.unfinished_names()
         ready = [
             t
             for t in self.state.queue
-            if t.service_name not in self.state.active and not self.waiting_for(t)
+            if t.service_name not in self.state.active and not self.waiting_for(t, unfinished)
         ]
         manual = [t for t in ready if t.strategy is RecoveryStrategy.MANUAL]
         if manual:
@@ -415,15 +481,17 @@ class RecoveryLedger:
             Every cancelled service, and the running children to tell to stop.
         """
         self.state.orchestrator_running = False
-        cancelled: list[str] = []
+        unfinished = self.unfinished_names()
+        cancelled = [t.service_name for t in self.state.queue] + [
+            name for name in self.state.active if name in unfinished
+        ]
         children: list[ChildRef] = []
-        for name in [t.service_name for t in self.state.queue] + list(self.state.active):
-            if not self.is_unfinished(name):
-                continue
-            _, child = self.cancel(name, reason, now)
-            cancelled.append(name)
-            if child is not None:
-                children.append(child)
+        for name in cancelled:
+            # A queued dependent may have ended already, cancelled with its dependency.
+            if self.is_unfinished(name):
+                _, child = self.cancel(name, reason, now)
+                if child is not None:
+                    children.append(child)
         return cancelled, children
 
     def approval_to_send(self, active: ActiveRecovery) -> bool:
@@ -558,43 +626,66 @@ class RecoveryLedger:
     # ----- history ---------------------------------------------------------------------
 
     def record(self, result: RecoveryResult, run_id: str | None) -> None:
-        """Add a finished recovery to the recent history, once per run."""
+        """Add a finished recovery to the recent history, once per run.
+
+        One that did not succeed ends the queued recoveries waiting for it too.
+        """
         if run_id is not None:
             if run_id in self.state.finished_runs:
                 return
             self._note_finished_run(run_id)
+        self._append(result)
+        if result.state in (RecoveryState.FAILED, RecoveryState.CANCELLED):
+            for ended in self._end_dependents(result):
+                self._append(ended)
+
+    def _append(self, result: RecoveryResult) -> None:
         if result.error_message is not None and len(result.error_message) > MAX_MESSAGE:
             result = result.model_copy(
                 update={"error_message": result.error_message[: MAX_MESSAGE - 1] + "…"}
             )
         self.state.recent_history.append(result)
         self._trim_history()
-        if result.state in (RecoveryState.FAILED, RecoveryState.CANCELLED):
-            self._end_dependents(result)
 
-    def _end_dependents(self, dependency: RecoveryResult) -> None:
-        """Do not attempt queued recoveries that wait for one that did not succeed.
+    def _end_dependents(self, dependency: RecoveryResult) -> list[RecoveryResult]:
+        """Take off the queue what waits, directly or not, for one that did not succeed.
 
-        They end as their dependency did (failed, or cancelled), saying why; theirs
-        in turn end theirs.
+        Each ends as its dependency did (failed, or cancelled), saying why. One pass
+        over the queue and a walk of the dependents, with no recursion: a chain of
+        thousands must not overflow the stack (that would fail the workflow task).
         """
-        name = dependency.service_name
-        verb = "failed" if dependency.state is RecoveryState.FAILED else "was cancelled"
-        for task in [t for t in self.state.queue if name in t.policy.depends_on]:
-            self.state.queue.remove(task)
-            ended = RecoveryResult(
-                service_name=task.service_name,
-                success=False,
-                attempt_number=0,
-                total_attempts=task.policy.max_retry_attempts,
-                elapsed_time_ms=max(
-                    0.0, (dependency.timestamp - task.scheduled_at).total_seconds() * 1000
-                ),
-                state=dependency.state,
-                error_message=f"not attempted: dependency '{name}' {verb}",
-                timestamp=dependency.timestamp,
-            )
-            self.record(ended, run_id=None)
+        waiting_on: dict[str, list[RecoveryTask]] = {}
+        for task in self.state.queue:
+            for name in task.policy.depends_on:
+                waiting_on.setdefault(name, []).append(task)
+        if not waiting_on:
+            return []
+        ended: list[RecoveryResult] = []
+        taken: set[str] = set()
+        frontier = [dependency]
+        while frontier:
+            cause = frontier.pop()
+            verb = "failed" if cause.state is RecoveryState.FAILED else "was cancelled"
+            for task in waiting_on.get(cause.service_name, []):
+                if task.service_name in taken:
+                    continue
+                taken.add(task.service_name)
+                result = RecoveryResult(
+                    service_name=task.service_name,
+                    success=False,
+                    attempt_number=0,
+                    total_attempts=task.policy.max_retry_attempts,
+                    elapsed_time_ms=max(
+                        0.0, (cause.timestamp - task.scheduled_at).total_seconds() * 1000
+                    ),
+                    state=cause.state,
+                    error_message=f"not attempted: dependency '{cause.service_name}' {verb}",
+                    timestamp=cause.timestamp,
+                )
+                ended.append(result)
+                frontier.append(result)
+        self.state.queue[:] = [t for t in self.state.queue if t.service_name not in taken]
+        return ended
 
     def _log_attempts(self, task: RecoveryTask, new: int, started: datetime | None) -> None:
         """Note attempts that began, for a service with an hourly budget."""
