@@ -190,7 +190,9 @@ async def cmd_watch(ctx: Context) -> Any:
 async def cmd_dev(ctx: Context) -> Any:
     """Run the embedded Temporal dev server and a worker until Ctrl-C."""
     from starter.dev import run_dev
+    from starter.services_file import load_services_from_env
 
+    load_services_from_env()  # a bad services file is bad input: said before anything starts
     if await run_dev(ctx.args.port, ctx.args.ui_port):
         raise CliError("dev mode stopped because the server or the worker exited")
     return None
@@ -336,7 +338,9 @@ async def _run_with_timeout(args: argparse.Namespace) -> Any:
 
 
 def _fail(code: int, err: BaseException | str) -> int:
-    message = " ".join(str(err).split()) or type(err).__name__
+    # One line: a message of several lines (a services file's problems) joins with "; ".
+    lines = [" ".join(line.split()) for line in str(err).splitlines() if line.strip()]
+    message = "; ".join(lines) or type(err).__name__
     print(f"recoveryctl: error: {message}", file=sys.stderr)
     return code
 

@@ -80,6 +80,9 @@ NO_RECOVERY_HINT_AFTER = 20.0
 # the watch may schedule it again before the breaker is forgotten; this many rounds.
 RETIRE_ROUNDS = 3
 DEMO_LOG = STATE_DIR / "demo.log"
+# How the watch's settings say that the demo's services were added to them.
+DEMO_SOURCE = " + recoveryctl demo"
+NO_FILE = "no services file"
 HEADERS = ("SERVICE", "PRI", "HEALTH", "BREAKER", "RECOVERY", "LAST CALL", "DETAIL")
 
 
@@ -123,13 +126,18 @@ def demo_settings(service: DemoService) -> ServiceSettings:
 def without_demo(settings: WatchInput) -> WatchInput:
     """Return the settings without demo services (an earlier demo killed outright leaves them)."""
     kept = {name: s for name, s in settings.services.items() if name not in DEMO_NAMES}
-    return settings.model_copy(update={"services": kept})
+    source = settings.source
+    if source is not None and source.endswith(DEMO_SOURCE):
+        source = source.removesuffix(DEMO_SOURCE) or None
+        source = None if source == NO_FILE else source
+    return settings.model_copy(update={"services": kept, "source": source})
 
 
 def with_demo(settings: WatchInput, services: list[DemoService]) -> WatchInput:
     """Return the settings with every demo service added."""
     added = {s.name: demo_settings(s) for s in services}
-    return settings.model_copy(update={"services": {**settings.services, **added}})
+    source = f"{settings.source or NO_FILE}{DEMO_SOURCE}"
+    return settings.model_copy(update={"services": {**settings.services, **added}, "source": source})
 
 
 def history_key(result: dict[str, Any]) -> tuple[str, str, str]:

@@ -7,11 +7,15 @@ only ever sees their breakers in the shared store and their ``/health`` answers.
 from __future__ import annotations
 
 import asyncio
+import os
+import shutil
+import sys
 import threading
 import time
 from collections.abc import AsyncIterator, Iterable
 from contextlib import asynccontextmanager, suppress
 from dataclasses import dataclass
+from pathlib import Path
 
 import httpx
 import pybreaker
@@ -63,8 +67,16 @@ MANUAL_NAMES = frozenset(spec.name for spec in SPECS if spec.manual)
 
 
 def approve_command(service: str) -> str:
-    """Return the command an operator runs to approve one attempt."""
-    return f"recoveryctl approve {service} --operator <you>"
+    """Return the command an operator runs to approve one attempt, runnable as printed.
+
+    ``recoveryctl`` is often only in the venv (``make dev``'s ``.venv/bin``), not on PATH.
+    """
+    beside = Path(sys.executable).parent / "recoveryctl"
+    program = "recoveryctl"
+    if shutil.which("recoveryctl") is None and beside.exists():
+        relative = os.path.relpath(beside)
+        program = str(beside) if relative.startswith("..") else relative
+    return f"{program} approve {service} --operator <you>"
 
 
 class DemoService:

@@ -224,3 +224,45 @@ def test_automation_gets_what_fits_best_priority_first() -> None:
         ("p5", "no_room"), ("p1", "queued"), ("p4", "no_room"), ("p2", "queued"), ("p3", "queued"),
     ]
     assert "queue_limit is 3" in (results[0].reason or "")
+
+
+def test_a_dependent_does_not_go_ahead_of_a_dependency_the_storm_guard_holds_back() -> None:
+    book = ledger()
+    budget = RecoveryPolicy(max_attempts_per_hour=2, max_retry_attempts=2)
+    schedule(book, "sa", policy=budget)
+    started(book)
+    for n in (1, 2):
+        book.apply_report(attempt("sa", n, n, timedelta(minutes=n)), watched=False)
+    ended(book, "sa", RecoveryState.FAILED)
+
+    later = NOW + timedelta(minutes=5)
+    batch = [
+        ScheduleRecoveryInput(service_name="sb", policy=needs("sa")),
+        ScheduleRecoveryInput(service_name="sc", policy=needs("sb")),
+        ScheduleRecoveryInput(service_name="sa", policy=budget),
+    ]
+    results = {r.service_name: r for r in book.schedule_automatically(batch, later)}
+    assert {n: r.outcome for n, r in results.items()} == {
+        "sa": "held_back", "sb": "held_back", "sc": "held_back",
+    }
+    assert (results["sb"].reason or "").startswith("waits for 'sa', held back until 2026-11-28 13:01:00 UTC")
+    assert (results["sc"].reason or "").startswith("waits for 'sb'")
+    assert book.state.queue == []
+    # Next run, sa's breaker is still open: still held, dependents too.
+    again = book.schedule_automatically(batch[:2] + [batch[2]], later + timedelta(minutes=1))
+    assert [r.outcome for r in again] == ["held_back"] * 3
+    # sa's breaker was reset by hand, so the watch no longer asks for it: sb may go.
+    freed = book.schedule_automatically(batch[:2], later + timedelta(minutes=2))
+    assert [r.outcome for r in freed] == ["queued", "queued"]
+
+
+def test_the_storm_guard_counts_past_the_budget() -> None:
+    book = ledger()
+    budget = RecoveryPolicy(max_attempts_per_hour=3, max_retry_attempts=4)
+    schedule(book, "sa", policy=budget)
+    started(book)
+    for n in (1, 2, 3, 4):
+        book.apply_report(attempt("sa", n, n, timedelta(minutes=n)), watched=False)
+    ended(book, "sa", RecoveryState.FAILED)
+    held = book.schedule_automatic(ScheduleRecoveryInput(service_name="sa", policy=budget), NOW + timedelta(minutes=5))
+    assert "storm guard: 4 attempts in the last hour" in (held.reason or "")

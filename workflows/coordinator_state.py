@@ -264,10 +264,18 @@ class RecoveryLedger:
         """
         unfinished = self.unfinished_names()
         held, size = len(unfinished), self.carried_bytes()
+        blocked = self._held_dependencies(requests, unfinished, now)
         results: dict[int, ScheduleRecoveryResult] = {}
         for index, request in sorted(enumerate(requests), key=lambda item: item[1].priority):
             grows = 0
             name = request.service_name
+            if name in blocked and name not in unfinished:
+                self.state.held_back[name] = blocked[name]
+                results[index] = ScheduleRecoveryResult(
+                    service_name=name, outcome="held_back", state=RecoveryState.IDLE.value,
+                    reason=blocked[name].reason,
+                )
+                continue
             if name not in unfinished:
                 grows = self.growth(request)
                 try:
@@ -286,6 +294,45 @@ class RecoveryLedger:
                 held, size = held + 1, size + grows
             results[index] = result
         return [results[index] for index in range(len(requests))]
+
+    def _held_dependencies(
+        self, requests: list[ScheduleRecoveryInput], unfinished: set[str], now: datetime
+    ) -> dict[str, HeldBack]:
+        """Return the requests that wait for a dependency the storm guard holds back.
+
+        A held dependency (its breaker still open, so in the batch) is not being
+        recovered, but it has not succeeded either: its dependents must not go ahead of
+        it, directly or through one another.
+        """
+        # Only what this batch asks for: a dependency that is not in it has no open breaker
+        # (it recovered, or was reset by hand), and holds nothing back.
+        holds: dict[str, HeldBack] = {}
+        for request in requests:
+            if request.service_name not in unfinished:
+                spent = self._spent_budget(request.service_name, self._policy_for(request), now)
+                if spent is not None:
+                    holds[request.service_name] = spent
+        if not holds:
+            return {}
+        depends = {r.service_name: self._policy_for(r).depends_on for r in requests}
+        blocked: dict[str, HeldBack] = {}
+        changed = True
+        while changed:  # to a fixed point: dependents of dependents too
+            changed = False
+            for name, dependencies in depends.items():
+                if name in blocked:
+                    continue
+                cause = next((d for d in dependencies if d in holds or d in blocked), None)
+                if cause is not None:
+                    hold = holds.get(cause) or blocked[cause]
+                    blocked[name] = hold.model_copy(
+                        update={
+                            "reason": f"waits for '{cause}', held back until "
+                            f"{_clock(hold.until)}: {hold.reason}"
+                        }
+                    )
+                    changed = True
+        return blocked
 
     def schedule_automatic(
         self, input: ScheduleRecoveryInput, now: datetime
@@ -367,11 +414,12 @@ class RecoveryLedger:
             return None
         # Once the oldest (len - budget + 1) attempts leave the window, one more fits.
         until = recent[len(recent) - budget] + BUDGET_WINDOW
+        capped = len(log.started) >= 2 * budget and len(recent) == len(log.started)
+        counted = f"at least {len(recent)}" if capped else str(len(recent))
         return HeldBack(
             reason=(
-                f"storm guard: {len(recent)} attempts in the last hour, budget "
-                f"max_attempts_per_hour={budget}; not scheduled again before "
-                f"{until.isoformat()}"
+                f"storm guard: {counted} attempts in the last hour, budget "
+                f"max_attempts_per_hour={budget}; not scheduled again before {_clock(until)}"
             ),
             until=until,
             attempts_last_hour=len(recent),
@@ -697,7 +745,9 @@ class RecoveryLedger:
         log.budget = budget
         log.started = [t for t in log.started if t > started - BUDGET_WINDOW]
         log.started.extend([started] * new)
-        del log.started[:-budget]  # more than the budget never changes the answer
+        # Beyond twice the budget the answer ("held back until …") no longer changes; the
+        # count shown is then "at least" that many.
+        del log.started[: -2 * budget]
 
     def _forget_before(self, cutoff: datetime) -> None:
         """Drop attempt logs and holds that no longer matter, so the carried state stays small."""
@@ -765,3 +815,7 @@ class RecoveryLedger:
             timestamp=now,
         )
 
+
+def _clock(when: datetime) -> str:
+    """Show a time to an operator: ``12:42:11 UTC`` (the date too if not today's)."""
+    return when.strftime("%Y-%m-%d %H:%M:%S UTC")
