@@ -16,7 +16,7 @@ dev: $(STAMP)
 	$(BIN)/recoveryctl dev
 
 test: $(STAMP)
-	scripts/ensure-redis-server
+	scripts/ensure-debian-packages redis-server docker-compose
 	$(BIN)/mypy workflows activities starter enhanced_agent_bus worker.py bench
 	$(BIN)/python -m pytest
 

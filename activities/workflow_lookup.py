@@ -15,8 +15,12 @@ from typing import Any
 from pydantic import BaseModel
 from temporalio import activity
 from temporalio.client import Client, WorkflowExecutionStatus, WorkflowFailureError
+from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError, RPCStatusCode
 
+# The failure type of a failed recovery (``workflows.errors.RECOVERY_FAILED``; activities
+# import nothing of ours).
+RECOVERY_FAILED = "RecoveryFailed"
 # Runs described at once; the activity heartbeats after each batch, so a worker that
 # dies in the middle of a long lookup is noticed in seconds, not at the timeout.
 DESCRIBE_BATCH = 20
@@ -75,9 +79,18 @@ class WorkflowLookupActivities:
         if status is None or status is WorkflowExecutionStatus.RUNNING:
             return None
         result = None
-        if status is WorkflowExecutionStatus.COMPLETED:
+        if status in (WorkflowExecutionStatus.COMPLETED, WorkflowExecutionStatus.FAILED):
             try:
                 result = await handle.result(follow_runs=False)
-            except WorkflowFailureError:
-                result = None
+            except WorkflowFailureError as err:
+                # A failed recovery carries its result in its failure's details.
+                result = _result_in_details(err)
         return ClosedRun(**run.model_dump(), status=status.name, result=result)
+
+
+def _result_in_details(err: WorkflowFailureError) -> dict[str, Any] | None:
+    cause = err.cause
+    if isinstance(cause, ApplicationError) and cause.type == RECOVERY_FAILED and cause.details:
+        found = cause.details[0]
+        return found if isinstance(found, dict) else None
+    return None

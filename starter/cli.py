@@ -1,28 +1,46 @@
 """recoveryctl: the operator's command line for recovery-orchestrator.
 
-Human output by default, ``--json`` for scripts. Exit code 0 on success, 2 on bad
-input or an unknown service, 1 on a refused or failed operation, 3 when the server
-cannot be reached, always with a one-line error. Every call goes through the same
-typed client as the Python facade (``starter.coordinator_client``).
+Built on click (parsing, help) and rich (tables, the live ``watch``). Human output by
+default, ``--json`` for scripts, before or after the command. One exit-code rule for
+every command: 0 on success, 2 on bad input or an unknown service, 1 on a refused or
+failed operation, 3 when the server cannot be reached, always with one line on stderr.
+Every call goes through the same typed client as the Python facade
+(``starter.coordinator_client``).
 """
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import os
 import sys
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
+from contextlib import ExitStack
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from types import SimpleNamespace
 from typing import Any, TypeVar
 
+import click
+from click.exceptions import NoArgsIsHelpError
 from pydantic import ValidationError
+from rich.console import Group
+from rich.live import Live
+from rich.text import Text
 from temporalio.client import Client
 from temporalio.exceptions import TemporalError
 from temporalio.service import RPCError, RPCStatusCode
 
 from starter import render
 from starter.cli_breakers import cmd_breakers, cmd_watch_breakers
-from starter.cli_context import CliError, Context, Unreachable, UnknownService, positive_seconds
+from starter.cli_context import (
+    CliError,
+    Context,
+    UnknownService,
+    Unreachable,
+    apply_connection_flags,
+    positive_seconds,
+)
+from starter.cli_listing import LIST_LIMIT, uncoordinated_recoveries
 from starter.demo import add_demo_arguments, cmd_demo
 from starter.recoveries import (
     approve,
@@ -52,16 +70,45 @@ from workflows.models import (
 )
 from workflows.service_recovery import ServiceRecovery
 
-Command = Callable[["Context"], Awaitable[Any]]
+Command = Callable[[Context], Awaitable[Any]]
 T = TypeVar("T")
+PROG = "recoveryctl"
+ROOT_HELP = """The operator's command line for recovery-orchestrator.
+
+Human output by default; --json (before or after the command) for scripts. Exit codes: 0 ok,
+2 bad input or an unknown service, 1 a refused or failed operation, 3 the Temporal server
+cannot be reached; each failure is one line on stderr. Connection settings follow Temporal's
+envconfig (TEMPORAL_ADDRESS, TEMPORAL_NAMESPACE, TEMPORAL_PROFILE, config-file profiles);
+--address, --namespace and --profile override them.
+"""
+POLICY_EXAMPLE = "'{\"max_retry_attempts\": 3}'"
+
+
+# ----- the commands ---------------------------------------------------------------
 
 
 async def _overall_status(ctx: Context) -> dict[str, Any]:
     coordinator = await ctx.coordinator()
     overall = await coordinator.get_recovery_status()
     if overall is None:
+        await ctx.check_namespace()
         raise CliError(f"no coordinator {ctx.args.coordinator_id!r}: is a worker running?")
     return overall
+
+
+async def _status_view(ctx: Context) -> render.Status:
+    """Return the coordinator's status and the running recoveries it does not know."""
+    overall = await _overall_status(ctx)
+    try:
+        listed, cut = await uncoordinated_recoveries(
+            await ctx.client(), ctx.args.task_queue, overall["services"]
+        )
+    except RPCError as err:
+        if err.status is RPCStatusCode.UNAVAILABLE:
+            raise
+        # The coordinator answered: its status stands even where visibility cannot list.
+        return render.Status(overall, None, listing_note=err.message)
+    return render.Status(overall, listed, LIST_LIMIT if cut else None)
 
 
 def _service(ctx: Context) -> str:
@@ -98,7 +145,7 @@ async def cmd_status(ctx: Context) -> Any:
     """Show the orchestrator's status, or one recovery's."""
     if ctx.args.service is not None:  # given, even empty: a name to check, not "all"
         return await _one_recovery(ctx, recovery_status)
-    return render.Status(await _overall_status(ctx))
+    return await _status_view(ctx)
 
 
 async def cmd_history(ctx: Context) -> Any:
@@ -109,10 +156,11 @@ async def cmd_history(ctx: Context) -> Any:
 
 
 async def _one_recovery(ctx: Context, read: Callable[[Client, str], Awaitable[T | None]]) -> T:
-    """Read one recovery's query; a recovery that never ran is a refusal."""
+    """Read one recovery's query; a recovery that never ran is unknown."""
     service = _service(ctx)
     found = await read(await ctx.client(), service)
     if found is None:
+        await ctx.check_namespace()
         raise UnknownService(f"no recovery of {service!r} has ever run")
     return found
 
@@ -150,17 +198,22 @@ async def cmd_cancel(ctx: Context) -> Any:
     return CancelRecoveryResult(service_name=service, cancelled=True, was=status.state.value)
 
 
-async def cmd_policy(ctx: Context) -> Any:
-    """Get or set a service's policy."""
+async def cmd_policy_get(ctx: Context) -> Any:
+    """Return a service's policy (the default policy when it has none)."""
     service = _service(ctx)
     coordinator = await ctx.coordinator()
-    if ctx.args.policy_command == "set":
-        policy = RecoveryPolicy.model_validate_json(ctx.args.policy)
-        return await coordinator.set_recovery_policy(
-            SetRecoveryPolicyInput(service_name=service, policy=policy)
-        )
     found = await coordinator.get_recovery_policy(PolicyQueryInput(service_name=service))
     return found if found is not None else RecoveryPolicy()
+
+
+async def cmd_policy_set(ctx: Context) -> Any:
+    """Set a service's policy."""
+    service = _service(ctx)
+    policy = RecoveryPolicy.model_validate_json(ctx.args.policy)
+    coordinator = await ctx.coordinator()
+    return await coordinator.set_recovery_policy(
+        SetRecoveryPolicyInput(service_name=service, policy=policy)
+    )
 
 
 async def cmd_configure(ctx: Context) -> Any:
@@ -176,14 +229,29 @@ async def cmd_configure(ctx: Context) -> Any:
 
 
 async def cmd_watch(ctx: Context) -> Any:
-    """Print the status every ``--interval`` seconds (``--count`` times, or until Ctrl-C)."""
+    """Show the status every ``--interval`` seconds (``--count`` times, or until Ctrl-C).
+
+    On a terminal the table is redrawn in place; in a pipe (or with ``--json``) each
+    refresh is printed after the last, so a script reads whole documents.
+    """
+    args = ctx.args
+    out = render.console()
     shown = 0
-    while ctx.args.count is None or shown < ctx.args.count:
-        overall = await _overall_status(ctx)
-        print(render.render(render.Status(overall), ctx.args.json), flush=True)
-        shown += 1
-        if ctx.args.count is None or shown < ctx.args.count:
-            await asyncio.sleep(ctx.args.interval)
+    with ExitStack() as stack:
+        live = None
+        if out.is_terminal and not args.json:
+            live = stack.enter_context(Live(console=out, auto_refresh=False))
+        while args.count is None or shown < args.count:
+            view = await _status_view(ctx)
+            if live is None:
+                render.show(view, args.json, out)
+            else:
+                at = datetime.now(timezone.utc).strftime("%H:%M:%S UTC")
+                footer = Text(f"\n{at} · every {args.interval:g} s · Ctrl-C to stop", style="dim")
+                live.update(Group(render.renderable(view), footer), refresh=True)
+            shown += 1
+            if args.count is None or shown < args.count:
+                await asyncio.sleep(args.interval)
     return None
 
 
@@ -198,133 +266,432 @@ async def cmd_dev(ctx: Context) -> Any:
     return None
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """Return the ``recoveryctl`` argument parser."""
-    parser = argparse.ArgumentParser(prog="recoveryctl", description=__doc__.splitlines()[0])
-    parser.add_argument("--json", action="store_true", help="print JSON for scripts")
-    parser.add_argument("--coordinator-id", default=COORDINATOR_WORKFLOW_ID, help=argparse.SUPPRESS)
-    parser.add_argument("--task-queue", default=TASK_QUEUE, help=argparse.SUPPRESS)
-    parser.add_argument(
-        "--timeout", type=positive_seconds, default=30.0, help="seconds to wait for an answer (default 30)"
+# ----- the command line -----------------------------------------------------------
+
+
+@dataclass
+class Settings:
+    """What the top level parsed, shared by every subcommand (click's context object)."""
+
+    json: bool = False
+    options: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class Invocation:
+    """A parsed command, run after parsing: ``bounded`` says whether ``--timeout`` applies."""
+
+    run: Command
+    args: SimpleNamespace
+    bounded: bool = True
+
+
+def _note_json(ctx: click.Context, param: click.Parameter, value: bool) -> None:
+    # Each level's --json only ever turns JSON on: `--json status` and `status --json` agree.
+    if value:
+        ctx.ensure_object(Settings).json = True
+
+
+def _json_option() -> click.Option:
+    return click.Option(
+        ["--json"],
+        is_flag=True,
+        expose_value=False,
+        callback=_note_json,
+        help="print JSON for scripts (also accepted before the command)",
     )
-    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    def command(name: str, run: Command, help_text: str) -> argparse.ArgumentParser:
-        sub_parser = sub.add_parser(name, help=help_text, description=help_text)
-        sub_parser.set_defaults(run=run)
-        _json_flag(sub_parser)
-        return sub_parser
 
-    dev = command("dev", cmd_dev, "start the embedded Temporal server and a worker")
-    dev.add_argument("--port", type=int, default=7233)
-    dev.add_argument("--ui-port", type=int, default=8233)
+def _examples(lines: Sequence[str]) -> str:
+    # "\b" keeps click from rewrapping the examples into one paragraph.
+    return "Examples:\n\n\b\n" + "\n".join(f"  $ {line}" for line in lines)
 
-    demo = command("demo", cmd_demo, "a live demo: four services break and are recovered, in order")
+
+def _command(
+    name: str,
+    run: Command,
+    summary: str,
+    examples: Sequence[str],
+    params: Sequence[click.Parameter] = (),
+    *,
+    details: str = "",
+    fixed: dict[str, Any] | None = None,
+    bounded: bool = True,
+) -> click.Command:
+    """Return a subcommand that parses into an ``Invocation`` of ``run``."""
+
+    def callback(**values: Any) -> Invocation:
+        settings = click.get_current_context().ensure_object(Settings)
+        args = SimpleNamespace(**settings.options, **values, **(fixed or {}), json=settings.json)
+        return Invocation(run, args, bounded)
+
+    return click.Command(
+        name,
+        callback=callback,
+        params=[*params, _json_option()],
+        help=f"{summary}.\n\n{details}" if details else f"{summary}.",
+        short_help=summary,
+        epilog=_examples(examples),
+    )
+
+
+def _group(
+    name: str, summary: str, examples: Sequence[str], commands: Sequence[click.Command]
+) -> click.Group:
+    return click.Group(
+        name,
+        commands=list(commands),
+        params=[_json_option()],
+        help=f"{summary}.",
+        short_help=summary,
+        epilog=_examples(examples),
+    )
+
+
+def _service_arg(required: bool = True) -> click.Argument:
+    return click.Argument(["service"], required=required)
+
+
+def _root(**options: Any) -> None:
+    click.get_current_context().ensure_object(Settings).options = options
+
+
+def build_cli() -> click.Group:
+    """Return the ``recoveryctl`` command line."""
+    policy_help = f"policy JSON, e.g. {POLICY_EXAMPLE}"
+    demo = _command(
+        "demo",
+        cmd_demo,
+        "A live demo: four services break and are recovered, in order",
+        ["recoveryctl demo", "recoveryctl demo --exit-when-recovered --timeout 120 --json"],
+        details="With no server at a local address it starts the embedded one and a worker.",
+        bounded=False,  # it runs until recovered or stopped: no single answer to wait for
+    )
     add_demo_arguments(demo)
-
-    schedule = command("schedule", cmd_schedule, "schedule a service for recovery")
-    schedule.add_argument("service")
-    schedule.add_argument(
-        "--strategy", default="exponential_backoff", choices=[s.value for s in RecoveryStrategy]
+    commands = [
+        _command(
+            "dev",
+            cmd_dev,
+            "Start the embedded Temporal server and a worker",
+            ["recoveryctl dev", "recoveryctl dev --port 7244 --ui-port 8244"],
+            [
+                click.Option(
+                    ["--port"],
+                    type=click.IntRange(1, 65535),
+                    metavar="PORT",
+                    default=7233,
+                    show_default=True,
+                ),
+                click.Option(
+                    ["--ui-port"],
+                    type=click.IntRange(1, 65535),
+                    metavar="PORT",
+                    default=8233,
+                    show_default=True,
+                ),
+            ],
+            details="State lives under .recovery/; stopping and starting again resumes every recovery.",
+            bounded=False,
+        ),
+        demo,
+        _command(
+            "schedule",
+            cmd_schedule,
+            "Schedule a service for recovery",
+            [
+                "recoveryctl schedule api --strategy manual --priority 2",
+                f"recoveryctl schedule db --policy {POLICY_EXAMPLE}",
+            ],
+            [
+                _service_arg(),
+                click.Option(
+                    ["--strategy"],
+                    type=click.Choice([s.value for s in RecoveryStrategy]),
+                    default=RecoveryStrategy.EXPONENTIAL_BACKOFF.value,
+                    show_default=True,
+                ),
+                click.Option(
+                    ["--priority"],
+                    type=int,
+                    default=1,
+                    show_default=True,
+                    help="lower is more urgent",
+                ),
+                click.Option(["--policy"], help=policy_help),
+            ],
+        ),
+        _command(
+            "execute",
+            cmd_execute,
+            "Start a scheduled recovery now and wait for its result",
+            ["recoveryctl execute api", "recoveryctl execute api --no-wait --json"],
+            [
+                _service_arg(),
+                click.Option(["--operator"], default="recoveryctl", show_default=True),
+                click.Option(["--no-wait"], is_flag=True, help="return once started"),
+            ],
+            details="A recovery that has already finished gives its final result.",
+        ),
+        _command(
+            "status",
+            cmd_status,
+            "Show the orchestrator's status, or one recovery's",
+            ["recoveryctl status", "recoveryctl status api --json"],
+            [_service_arg(required=False)],
+            details=(
+                "The overall status also lists running recoveries the coordinator does not "
+                "know (started straight with the temporal CLI), marked as not coordinated."
+            ),
+        ),
+        _command(
+            "history",
+            cmd_history,
+            "List recent recoveries, or one recovery's attempts",
+            ["recoveryctl history", "recoveryctl history api --json"],
+            [_service_arg(required=False)],
+        ),
+        _command(
+            "approve",
+            cmd_approve,
+            "Approve one attempt of a recovery awaiting an operator",
+            ['recoveryctl approve api --operator alice --note "db is back"'],
+            [
+                _service_arg(),
+                click.Option(["--operator"], required=True, help="who approves"),
+                click.Option(["--note"], default="", help="why (kept in the attempt's record)"),
+            ],
+            details="A recovery in any other state is refused (exit 1), naming the state it is in.",
+        ),
+        _command(
+            "cancel",
+            cmd_cancel,
+            "Cancel a queued or running recovery at once",
+            ["recoveryctl cancel api --reason maintenance"],
+            [
+                _service_arg(),
+                click.Option(["--reason"], default="cancelled by operator", show_default=True),
+            ],
+        ),
+        _group(
+            "policy",
+            "Get or set a service's recovery policy",
+            ["recoveryctl policy get api", f"recoveryctl policy set api {POLICY_EXAMPLE}"],
+            [
+                _command(
+                    "get",
+                    cmd_policy_get,
+                    "Show a service's policy (the default one if unset)",
+                    ["recoveryctl policy get api --json"],
+                    [_service_arg()],
+                ),
+                _command(
+                    "set",
+                    cmd_policy_set,
+                    "Set a service's policy",
+                    [f"recoveryctl policy set api {POLICY_EXAMPLE}"],
+                    [_service_arg(), click.Argument(["policy"])],
+                    details=f"POLICY is {policy_help}.",
+                ),
+            ],
+        ),
+        _command(
+            "configure",
+            cmd_configure,
+            "Change slots or history size; --start after a stop",
+            ["recoveryctl configure --max-concurrent 3", "recoveryctl configure --start"],
+            [
+                click.Option(["--max-concurrent"], type=int, help="recoveries running at once"),
+                click.Option(["--history-size"], type=int, help="finished recoveries kept"),
+                click.Option(["--start"], is_flag=True, help="report running again after a stop"),
+            ],
+        ),
+        _command(
+            "watch",
+            cmd_watch,
+            "Show the status live, refreshed every few seconds",
+            ["recoveryctl watch", "recoveryctl watch --interval 5 --count 3 --json"],
+            [
+                click.Option(
+                    ["--interval"],
+                    type=positive_seconds,
+                    metavar="SECONDS",
+                    default=2.0,
+                    show_default=True,
+                    help="seconds between refreshes",
+                ),
+                click.Option(
+                    ["--count"], type=click.IntRange(min=1), help="stop after this many refreshes"
+                ),
+            ],
+            details="Redrawn in place on a terminal; printed one after the other in a pipe.",
+            bounded=False,
+        ),
+        _command(
+            "breakers",
+            cmd_breakers,
+            "List every circuit breaker: state, counters, open for",
+            [
+                "recoveryctl breakers",
+                "recoveryctl breakers --store redis://localhost:6379/0 --json",
+            ],
+            [
+                click.Option(
+                    ["--store"],
+                    help="store URL (default $RECOVERY_CIRCUIT_STORE, else the SQLite file)",
+                )
+            ],
+        ),
+        _group(
+            "watch-breakers",
+            "Enable, disable or show the circuit watch",
+            [
+                'recoveryctl watch-breakers disable --note "db failover"',
+                "recoveryctl watch-breakers status",
+            ],
+            [
+                _command(
+                    action,
+                    cmd_watch_breakers,
+                    text,
+                    [
+                        f"recoveryctl watch-breakers {action}"
+                        + (' --note "db failover"' if action == "disable" else "")
+                    ],
+                    []
+                    if action == "status"
+                    else [
+                        click.Option(["--note"], help="why (shown in the Web UI's schedule page)")
+                    ],
+                    fixed={"watch_command": action},
+                )
+                for action, text in (
+                    ("enable", "Resume the watch"),
+                    ("disable", "Pause the watch (nothing new is scheduled from open breakers)"),
+                    ("status", "Show whether it runs, how often, and with which services file"),
+                )
+            ],
+        ),
+    ]
+    return click.Group(
+        PROG,
+        commands=commands,
+        callback=_root,
+        params=[
+            _json_option(),
+            click.Option(
+                ["--address"],
+                metavar="HOST:PORT",
+                help="Temporal server (default $TEMPORAL_ADDRESS, else the profile, else localhost:7233)",
+            ),
+            click.Option(
+                ["--namespace"],
+                help="Temporal namespace (default $TEMPORAL_NAMESPACE, else the profile, else default)",
+            ),
+            click.Option(
+                ["--profile"],
+                help="profile of the Temporal client config file (default $TEMPORAL_PROFILE, else default)",
+            ),
+            click.Option(
+                ["--timeout"],
+                type=positive_seconds,
+                metavar="SECONDS",
+                default=30.0,
+                show_default=True,
+                help="seconds to wait for an answer",
+            ),
+            click.Option(["--coordinator-id"], default=COORDINATOR_WORKFLOW_ID, hidden=True),
+            click.Option(["--task-queue"], default=TASK_QUEUE, hidden=True),
+        ],
+        help=ROOT_HELP,
+        epilog=_examples(
+            [
+                "recoveryctl status",
+                "recoveryctl --json status",
+                "recoveryctl --address temporal.internal:7233 watch",
+            ]
+        ),
+        context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
     )
-    schedule.add_argument("--priority", type=int, default=1, help="lower is more urgent")
-    schedule.add_argument("--policy", help='policy JSON, e.g. \'{"max_retry_attempts": 3}\'')
-
-    execute = command("execute", cmd_execute, "start a scheduled recovery now and wait for it")
-    execute.add_argument("service")
-    execute.add_argument("--operator", default="recoveryctl")
-    execute.add_argument("--no-wait", action="store_true", help="return once started")
-
-    for name, run, help_text in (
-        ("status", cmd_status, "show the orchestrator's status, or one recovery's"),
-        ("history", cmd_history, "list recent recoveries, or one recovery's attempts"),
-    ):
-        command(name, run, help_text).add_argument("service", nargs="?")
-
-    approve_cmd = command("approve", cmd_approve, "approve one attempt of a MANUAL recovery")
-    approve_cmd.add_argument("service")
-    approve_cmd.add_argument("--operator", required=True)
-    approve_cmd.add_argument("--note", default="")
-
-    cancel = command("cancel", cmd_cancel, "cancel a recovery at once")
-    cancel.add_argument("service")
-    cancel.add_argument("--reason", default="cancelled by operator")
-
-    policy = command("policy", cmd_policy, "get or set a service's recovery policy")
-    policy_sub = policy.add_subparsers(dest="policy_command", required=True)
-    policy_get = policy_sub.add_parser("get")
-    policy_get.add_argument("service")
-    _json_flag(policy_get)
-    policy_set = policy_sub.add_parser("set")
-    _json_flag(policy_set)
-    policy_set.add_argument("service")
-    policy_set.add_argument("policy", help='policy JSON, e.g. \'{"max_retry_attempts": 3}\'')
-
-    configure = command("configure", cmd_configure, "change slots or history size; --start after a stop")
-    configure.add_argument("--max-concurrent", type=int)
-    configure.add_argument("--history-size", type=int)
-    configure.add_argument("--start", action="store_true", help="report running again after a stop")
-
-    watch = command("watch", cmd_watch, "print the status every few seconds")
-    watch.add_argument("--interval", type=float, default=2.0)
-    watch.add_argument("--count", type=int, help="stop after this many refreshes")
-
-    breakers = command("breakers", cmd_breakers, "list every circuit breaker: state, counters, open for")
-    breakers.add_argument("--store", help="store URL (default $RECOVERY_CIRCUIT_STORE, else the SQLite file)")
-
-    watch_breakers = command(
-        "watch-breakers", cmd_watch_breakers, "enable, disable or show the circuit watch"
-    )
-    watch_sub = watch_breakers.add_subparsers(dest="watch_command", required=True)
-    for action, text in (
-        ("enable", "resume the watch"),
-        ("disable", "pause the watch (nothing new is scheduled from open breakers)"),
-        ("status", "show whether it runs, how often, and with which services file"),
-    ):
-        action_parser = watch_sub.add_parser(action, help=text, description=text)
-        _json_flag(action_parser)
-        if action != "status":
-            action_parser.add_argument("--note", help="why (shown in the Web UI's schedule page)")
-    return parser
 
 
-def _json_flag(parser: argparse.ArgumentParser) -> None:
-    """Accept ``--json`` after the subcommand too; it only ever turns JSON on."""
-    parser.add_argument(
-        "--json", action="store_true", default=argparse.SUPPRESS, help="print JSON for scripts"
-    )
+cli = build_cli()
 
 
 def main(argv: list[str] | None = None) -> None:
     """Entry point of ``recoveryctl``."""
-    args = build_parser().parse_args(argv)
-    code = 0
+    _exit(run(argv))
+
+
+def run(argv: list[str] | None = None) -> int:
+    """Parse ``argv``, run the command, and return its exit code."""
     try:
-        result = asyncio.run(_run_with_timeout(args))
+        parsed = cli.main(args=argv, prog_name=PROG, standalone_mode=False)
+    except click.UsageError as err:
+        return _fail(2, _usage_message(err))
+    except click.ClickException as err:
+        return _fail(err.exit_code, err.format_message())
+    except click.Abort:
+        return 130
+    if not isinstance(parsed, Invocation):  # --help: already printed
+        return parsed if isinstance(parsed, int) else 0
+    options = parsed.args
+    apply_connection_flags(options.address, options.namespace, options.profile)
+    try:
+        result = asyncio.run(_run_with_timeout(parsed))
         if result is not None:
-            print(render.render(result, args.json))
-            sys.stdout.flush()
+            render.show(result, options.json, render.console())
     except BrokenPipeError:  # `recoveryctl status | head`: the reader has what it wanted
         sys.stdout = open(os.devnull, "w")
     except ValidationError as err:
-        code = _fail(2, describe_validation_error(err))
+        return _fail(2, describe_validation_error(err))
     except (ValueError, UnknownService) as err:  # RecoveryValidationError among them
-        code = _fail(2, err)
+        return _fail(2, err)
     except Unreachable as err:
-        code = _fail(3, err)
+        return _fail(3, err)
     except RPCError as err:
-        code = _fail(3 if err.status is RPCStatusCode.UNAVAILABLE else 1, err)
+        return _fail(_rpc_exit_code(err), err)
     except (CliError, RecoveryOrchestratorError, TemporalError, RuntimeError) as err:
-        code = _fail(1, err)
+        return _fail(1, err)
     except KeyboardInterrupt:
-        code = 130
-    _exit(code)
+        return 130
+    return 0
 
 
-async def _run_with_timeout(args: argparse.Namespace) -> Any:
-    if args.timeout is None or args.command in ("dev", "watch"):
-        return await args.run(Context(args))
-    task = asyncio.ensure_future(args.run(Context(args)))
+def _rpc_exit_code(err: RPCError) -> int:
+    """Return 3 for a server out of reach, 2 for a namespace that does not exist, else 1."""
+    if err.status is RPCStatusCode.UNAVAILABLE:
+        return 3
+    if err.status is RPCStatusCode.NOT_FOUND and err.message.lower().startswith("namespace"):
+        return 2  # a mistyped --namespace / TEMPORAL_NAMESPACE is bad input
+    return 1
+
+
+def _usage_message(err: click.UsageError) -> str:
+    """Return click's complaint as one line, pointing at the command's ``--help``."""
+    where = err.ctx.command_path if err.ctx is not None else PROG
+    if isinstance(err, NoArgsIsHelpError):
+        message = "a command is needed"
+    elif (
+        isinstance(err, click.BadParameter)
+        and not isinstance(err, click.MissingParameter)
+        and err.param
+    ):
+        name = (
+            "/".join(err.param.opts)
+            if isinstance(err.param, click.Option)
+            else err.param.human_readable_name
+        )
+        message = f"{name}: {err.message}"
+    else:
+        message = err.format_message()
+    return f"{message} (see `{where} --help`)"
+
+
+async def _run_with_timeout(invocation: Invocation) -> Any:
+    args = invocation.args
+    if not invocation.bounded:
+        return await invocation.run(Context(args))
+    task = asyncio.ensure_future(invocation.run(Context(args)))
     done, _ = await asyncio.wait({task}, timeout=args.timeout)
     if task in done:
         return task.result()
@@ -341,7 +708,7 @@ def _fail(code: int, err: BaseException | str) -> int:
     # One line: a message of several lines (a services file's problems) joins with "; ".
     lines = [" ".join(line.split()) for line in str(err).splitlines() if line.strip()]
     message = "; ".join(lines) or type(err).__name__
-    print(f"recoveryctl: error: {message}", file=sys.stderr)
+    print(f"{PROG}: error: {message}", file=sys.stderr)
     return code
 
 

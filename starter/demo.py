@@ -11,7 +11,6 @@ the demo's unfinished recoveries, the watch's settings, the demo breakers.
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import ipaddress
 import json
@@ -23,6 +22,7 @@ from contextlib import AsyncExitStack, suppress
 from dataclasses import asdict, dataclass
 from typing import Any
 
+import click
 import redis
 from temporalio.api.enums.v1 import TaskQueueType
 from temporalio.api.taskqueue.v1 import TaskQueue
@@ -645,24 +645,25 @@ class Demo:
                 self.output.notice(done)
 
 
-def add_demo_arguments(parser: argparse.ArgumentParser) -> None:
+def add_demo_arguments(command: click.Command) -> None:
     """Add the ``demo`` subcommand's options."""
-    parser.add_argument(
-        "--exit-when-recovered", action="store_true",
-        help="exit 0 once every automatic demo service is recovered (default: run until Ctrl-C)",
-    )
-    parser.add_argument(
-        "--timeout", dest="demo_timeout", type=positive_seconds, metavar="SECONDS",
-        help="with --exit-when-recovered: exit 1 unless recovered this many seconds after the start",
-    )
-    parser.add_argument(
-        "--store", help="circuit store URL (default $RECOVERY_CIRCUIT_STORE, else the SQLite file)"
-    )
-    parser.add_argument(
-        "--ui-port", type=int, help="the Web UI's port (default: the server's port + 1000, e.g. 8233)"
-    )
-    # The demo runs until recovered or stopped: recoveryctl's wait for one answer does not apply.
-    parser.set_defaults(timeout=None)
+    command.params[:0] = [
+        click.Option(
+            ["--exit-when-recovered"], is_flag=True,
+            help="exit 0 once every automatic demo service is recovered (default: run until Ctrl-C)",
+        ),
+        click.Option(
+            ["--timeout", "demo_timeout"], type=positive_seconds, metavar="SECONDS",
+            help="with --exit-when-recovered: exit 1 unless recovered this many seconds after the start",
+        ),
+        click.Option(
+            ["--store"], help="circuit store URL (default $RECOVERY_CIRCUIT_STORE, else the SQLite file)"
+        ),
+        click.Option(
+            ["--ui-port"], type=click.IntRange(1, 65535), metavar="PORT",
+            help="the Web UI's port (default: the server's port + 1000, e.g. 8233)",
+        ),
+    ]
 
 
 async def cmd_demo(ctx: Context) -> Any:

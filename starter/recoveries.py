@@ -24,7 +24,7 @@ from temporalio.service import RPCError, RPCStatusCode
 from starter.coordinator_client import CoordinatorClient
 from workflows.constants import recovery_workflow_id
 from workflows.coordinator_models import ExecuteRecoveryInput, ExecuteRecoveryResult
-from workflows.errors import RecoveryOrchestratorError, RecoveryValidationError
+from workflows.errors import RECOVERY_FAILED, RecoveryOrchestratorError, RecoveryValidationError
 from workflows.models import (
     ApproveInput,
     AttemptRecord,
@@ -51,7 +51,6 @@ CLOSED_RUN_QUERY_TIMEOUT = timedelta(seconds=10)
 # The coordinator's rejection of a name it holds nothing for (SPEC §4).
 NO_ACTIVE_TASK = "No active recovery task for service"
 # The type of the failure a ServiceRecovery ends with when all attempts failed (SPEC §4).
-RECOVERY_FAILED = "RecoveryFailed"
 
 RecoveryHandle = WorkflowHandle[ServiceRecovery, RecoveryResult]
 

@@ -1,13 +1,23 @@
-"""How ``recoveryctl`` shows things: tables for people, JSON for scripts."""
+"""How ``recoveryctl`` shows things: rich tables for people, JSON for scripts.
+
+Tables have no borders, so a pipe gets plain aligned columns (``awk``, ``grep``); a
+terminal gets bold headers and coloured states. Every cell is ``Text``, never markup:
+a reason such as ``[defaults]`` is shown as written.
+"""
 
 from __future__ import annotations
 
+import io
 import json
-from dataclasses import dataclass
+import sys
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel
+from rich.console import Console, Group, RenderableType
+from rich.table import Table
+from rich.text import Text
 
 from activities.breaker_store import BreakerRecord, BreakerState
 from workflows.models import AttemptRecord
@@ -15,12 +25,36 @@ from workflows.models import AttemptRecord
 if TYPE_CHECKING:
     from starter.watch_schedule import WatchState
 
+# Off a terminal nothing may wrap: a line per row, whatever the width of the data.
+PIPE_WIDTH = 10_000
+
+STATE_STYLES = {
+    "succeeded": "green",
+    "success": "green",
+    "closed": "green",
+    "failed": "red",
+    "failure": "red",
+    "open": "red",
+    "cancelled": "red",
+    "in_progress": "yellow",
+    "half_open": "yellow",
+    "awaiting_manual": "bold magenta",
+    "scheduled": "cyan",
+}
+
 
 @dataclass
 class Status:
-    """The coordinator's ``get_recovery_status``."""
+    """The coordinator's ``get_recovery_status``, and the recoveries it does not know.
+
+    ``uncoordinated`` is None when they could not be listed (``listing_note`` says why);
+    ``cut_at`` is the listing's bound when more recoveries were running.
+    """
 
     status: dict[str, Any]
+    uncoordinated: dict[str, dict[str, Any]] | None = field(default_factory=dict)
+    cut_at: int | None = None
+    listing_note: str = ""
 
 
 @dataclass
@@ -69,41 +103,59 @@ class Watch:
     state: WatchState
 
 
+def console() -> Console:
+    """Return the console for stdout: the terminal's width, or no wrapping in a pipe."""
+    terminal = sys.stdout.isatty()
+    return Console(highlight=False, width=None if terminal else PIPE_WIDTH, soft_wrap=not terminal)
+
+
+def show(value: Any, as_json: bool, out: Console) -> None:
+    """Print ``value``: styled on a terminal, plain text or JSON elsewhere."""
+    if as_json or not out.is_terminal:
+        print(render(value, as_json), flush=True)
+    else:
+        out.print(renderable(value))
+
+
 def render(value: Any, as_json: bool) -> str:
-    """Return ``value`` as JSON, or as text for people."""
+    """Return ``value`` as JSON, or as plain text for people (no colour, no wrapping)."""
     if as_json:
-        return json.dumps(_plain(value), indent=2, default=str)
+        return json.dumps(to_json(value), indent=2, default=str)
+    plain = Console(
+        file=io.StringIO(), width=PIPE_WIDTH, color_system=None, highlight=False, soft_wrap=True
+    )
+    with plain.capture() as captured:
+        plain.print(renderable(value))
+    return "\n".join(line.rstrip() for line in captured.get().rstrip("\n").splitlines())
+
+
+def renderable(value: Any) -> RenderableType:
+    """Return what a terminal shows for ``value``."""
     if isinstance(value, Status):
-        return _status_text(value.status)
+        return _status(value)
     if isinstance(value, Attempts):
-        return _table(
-            ["ATTEMPT", "STARTED", "WAITED", "RESULT", "HEALTH CHECK", "ERROR"],
-            [
-                [
-                    a.attempt,
-                    _time(a.started_at.isoformat()),
-                    f"{a.delay_ms} ms",
-                    a.result or "running",
-                    a.health_check.detail if a.health_check else "-",
-                    a.error or "",
-                ]
-                for a in value.attempts
-            ],
-        ) or "no attempts yet"
+        return _attempts(value.attempts)
     if isinstance(value, RecentHistory):
-        return _history_text(value.results)
+        return _history(value.results) or Text("none")
     if isinstance(value, Breakers):
-        return _breakers_text(value)
+        return _breakers(value)
     if isinstance(value, Watch):
-        return _watch_text(value.state)
-    return "\n".join(_lines(_plain(value), 0))
+        return Text(_watch_text(value.state))
+    return Text("\n".join(_lines(to_json(value), 0)))
 
 
-def _plain(value: Any) -> Any:
+def to_json(value: Any) -> Any:
+    """Return the JSON document of ``value`` (the shapes scripts depend on)."""
     if isinstance(value, BaseModel):
         return value.model_dump(mode="json")
     if isinstance(value, Status):
-        return value.status
+        # The coordinator's document keeps its reference shape (SPEC §6); what it does
+        # not know is beside it, under keys of its own.
+        return {
+            **value.status,
+            "uncoordinated": value.uncoordinated,
+            "uncoordinated_truncated": value.cut_at is not None,
+        }
     if isinstance(value, Attempts):
         return [a.model_dump(mode="json") for a in value.attempts]
     if isinstance(value, RecentHistory):
@@ -123,28 +175,30 @@ def _plain(value: Any) -> Any:
     return value
 
 
-def _status_text(status: dict[str, Any]) -> str:
-    head = (
-        f"orchestrator running: {'yes' if status['orchestrator_running'] else 'no'}   "
-        f"active: {status['active_recoveries']}   queued: {status['queued_recoveries']}"
+def _status(view: Status) -> RenderableType:
+    status = view.status
+    head = Text.assemble(
+        "orchestrator running: ",
+        ("yes", "green") if status["orchestrator_running"] else ("no", "bold red"),
+        f"   active: {status['active_recoveries']}   queued: {status['queued_recoveries']}",
     )
-    rows = [
+    services = _table(
+        ["SERVICE", "STATE", "STRATEGY", "PRIORITY", "ATTEMPTS", "NEXT ATTEMPT", "WHY"],
         [
-            name,
-            entry["state"],
-            entry["strategy"],
-            "-" if entry["priority"] is None else entry["priority"],
-            f"{entry['attempt_count']}/{entry['max_attempts']}",
-            _time(entry["next_attempt_at"]),
-            entry.get("reason", ""),
-        ]
-        for name, entry in sorted(
-            status["services"].items(),
-            key=lambda item: (item[1]["priority"] is None, item[1]["priority"] or 0, item[0]),
-        )
-    ]
-    table = _table(
-        ["SERVICE", "STATE", "STRATEGY", "PRIORITY", "ATTEMPTS", "NEXT ATTEMPT", "WHY"], rows
+            [
+                name,
+                _state(entry["state"]),
+                entry["strategy"],
+                "-" if entry["priority"] is None else entry["priority"],
+                f"{entry['attempt_count']}/{entry['max_attempts']}",
+                _time(entry["next_attempt_at"]),
+                entry.get("reason") or "",
+            ]
+            for name, entry in sorted(
+                status["services"].items(),
+                key=lambda item: (item[1]["priority"] is None, item[1]["priority"] or 0, item[0]),
+            )
+        ],
     )
     held = _table(
         ["SERVICE", "HELD BACK UNTIL", "WHY"],
@@ -153,30 +207,73 @@ def _status_text(status: dict[str, Any]) -> str:
             for name, entry in sorted(status.get("held_back", {}).items())
         ],
     )
-    recent = _history_text(status["recent_history"][-5:])
-    parts = (
-        head,
-        table or "no recoveries",
-        "held back by the storm guard:\n" + held if held else "",
-        "recent:\n" + recent,
-    )
-    return "\n\n".join(part for part in parts if part)
+    parts: list[RenderableType] = [head, Text(""), services or Text("no recoveries")]
+    if held:
+        parts += [Text(""), Text("held back by the storm guard:"), held]
+    parts += _uncoordinated(view)
+    parts += [Text(""), Text("recent:"), _history(status["recent_history"][-5:]) or Text("none")]
+    return Group(*parts)
 
 
-def _breakers_text(view: Breakers) -> str:
-    rows = [
+def _uncoordinated(view: Status) -> list[RenderableType]:
+    title = "not coordinated (started outside the coordinator, e.g. with the temporal CLI):"
+    if view.uncoordinated is None:
+        return [Text(""), Text(f"{title} could not be listed ({view.listing_note})")]
+    table = _table(
+        ["SERVICE", "STATE", "STRATEGY", "PRIORITY", "STARTED", "WORKFLOW ID", "COORDINATED"],
         [
-            record.service_name,
-            record.state.value,
-            record.fail_counter,
-            record.success_counter,
-            _duration(view.open_for(record)),
-            _time(record.opened_at.isoformat() if record.opened_at else None),
-        ]
-        for record in view.records
-    ]
-    table = _table(["SERVICE", "STATE", "FAILURES", "SUCCESSES", "OPEN FOR", "LAST OPENED"], rows)
-    return f"store: {view.store}\n\n{table or 'no breakers yet'}"
+            [
+                name,
+                _state(entry["state"] or "-"),
+                entry["strategy"] or "-",
+                "-" if entry["priority"] is None else entry["priority"],
+                _time(entry["started_at"]),
+                entry["workflow_id"],
+                "no",
+            ]
+            for name, entry in sorted(view.uncoordinated.items())
+        ],
+    )
+    parts: list[RenderableType] = [] if table is None else [Text(""), Text(title), table]
+    if view.cut_at is not None:
+        parts.append(Text(f"(listing cut: only the first {view.cut_at} running recoveries were read)"))
+    return parts
+
+
+def _attempts(attempts: list[AttemptRecord]) -> RenderableType:
+    table = _table(
+        ["ATTEMPT", "STARTED", "WAITED", "RESULT", "HEALTH CHECK", "ERROR"],
+        [
+            [
+                a.attempt,
+                _time(a.started_at.isoformat()),
+                f"{a.delay_ms} ms",
+                _state(a.result or "running"),
+                a.health_check.detail if a.health_check else "-",
+                a.error or "",
+            ]
+            for a in attempts
+        ],
+    )
+    return table or Text("no attempts yet")
+
+
+def _breakers(view: Breakers) -> RenderableType:
+    table = _table(
+        ["SERVICE", "STATE", "FAILURES", "SUCCESSES", "OPEN FOR", "LAST OPENED"],
+        [
+            [
+                record.service_name,
+                _state(record.state.value),
+                record.fail_counter,
+                record.success_counter,
+                _duration(view.open_for(record)),
+                _time(record.opened_at.isoformat() if record.opened_at else None),
+            ]
+            for record in view.records
+        ],
+    )
+    return Group(Text(f"store: {view.store}"), Text(""), table or Text("no breakers yet"))
 
 
 def _watch_text(state: WatchState) -> str:
@@ -193,22 +290,13 @@ def _watch_text(state: WatchState) -> str:
     return "\n".join(lines)
 
 
-def _duration(seconds: float | None) -> str:
-    if seconds is None:
-        return "-"
-    seconds = max(0, int(seconds))
-    hours, rest = divmod(seconds, 3600)
-    minutes, secs = divmod(rest, 60)
-    return f"{hours}h{minutes:02d}m" if hours else f"{minutes}m{secs:02d}s" if minutes else f"{secs}s"
-
-
-def _history_text(results: list[dict[str, Any]]) -> str:
+def _history(results: list[dict[str, Any]]) -> Table | None:
     return _table(
         ["SERVICE", "STATE", "ATTEMPTS", "ELAPSED", "FINISHED", "ERROR"],
         [
             [
                 r["service_name"],
-                r["state"],
+                _state(r["state"]),
                 f"{r['attempt_number']}/{r['total_attempts']}",
                 f"{r['elapsed_time_ms'] / 1000:.1f} s",
                 _time(r["timestamp"]),
@@ -216,17 +304,32 @@ def _history_text(results: list[dict[str, Any]]) -> str:
             ]
             for r in results
         ],
-    ) or "none"
-
-
-def _table(headers: list[str], rows: list[list[Any]]) -> str:
-    if not rows:
-        return ""
-    cells = [headers] + [[str(cell) for cell in row] for row in rows]
-    widths = [max(len(row[i]) for row in cells) for i in range(len(headers))]
-    return "\n".join(
-        "  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip() for row in cells
     )
+
+
+def _table(headers: list[str], rows: list[list[Any]]) -> Table | None:
+    """Return a borderless table (columns two spaces apart), or None without rows."""
+    if not rows:
+        return None
+    table = Table(box=None, pad_edge=False, show_edge=False, header_style="bold")
+    for header in headers:
+        table.add_column(header, overflow="fold")
+    for row in rows:
+        table.add_row(*(cell if isinstance(cell, Text) else Text(str(cell)) for cell in row))
+    return table
+
+
+def _state(value: str) -> Text:
+    return Text(value, style=STATE_STYLES.get(value, ""))
+
+
+def _duration(seconds: float | None) -> str:
+    if seconds is None:
+        return "-"
+    seconds = max(0, int(seconds))
+    hours, rest = divmod(seconds, 3600)
+    minutes, secs = divmod(rest, 60)
+    return f"{hours}h{minutes:02d}m" if hours else f"{minutes}m{secs:02d}s" if minutes else f"{secs}s"
 
 
 def _time(iso: str | None) -> str:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import pty
 import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -16,10 +17,13 @@ from temporalio.testing import WorkflowEnvironment
 
 from activities.sqlite_store import SQLiteBreakerStore
 from starter.dev import find_binary
+from starter.watch_schedule import ensure_watch_schedule
 from tests.conftest import running_worker
 from tests.policies import blocking_policy_json
 from tests.recoveries import eventually
 from tests.servers import free_port
+from workflows.circuit_watch_models import WatchInput
+from workflows.constants import CIRCUIT_WATCH_SCHEDULE_ID
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -32,8 +36,10 @@ class Cli:
         self.coordinator_id = coordinator_id
         self.task_queue = task_queue
 
-    async def run(self, *argv: str) -> tuple[int, str, str]:
-        env = dict(os.environ, TEMPORAL_ADDRESS=self.address)
+    async def run(self, *argv: str, env: dict[str, str] | None = None) -> tuple[int, str, str]:
+        """Run ``argv`` aimed at the test's server (``env`` overrides; ``""`` unsets)."""
+        merged = {**os.environ, "TEMPORAL_ADDRESS": self.address, **(env or {})}
+        env = {name: value for name, value in merged.items() if value != ""}
         process = await asyncio.create_subprocess_exec(
             *argv, env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE
         )
@@ -41,11 +47,12 @@ class Cli:
         assert process.returncode is not None
         return process.returncode, out.decode(), err.decode()
 
-    async def ctl(self, *argv: str) -> tuple[int, str, str]:
+    async def ctl(self, *argv: str, env: dict[str, str] | None = None) -> tuple[int, str, str]:
         """Run ``recoveryctl`` aimed at this test's coordinator."""
         return await self.run(
             str(Path(sys.executable).parent / "recoveryctl"),
             "--coordinator-id", self.coordinator_id, "--task-queue", self.task_queue, *argv,
+            env=env,
         )
 
     async def ctl_json(self, *argv: str) -> Any:
@@ -286,3 +293,155 @@ async def test_recoveryctl_an_empty_service_name_is_bad_input_not_everything(
 ) -> None:
     code, out, err = await cli.ctl(command, "")
     assert code == 2 and "service_name" in err and out == ""
+
+
+async def test_every_command_answers_in_human_and_json_form(
+    cli: Cli, dev_env: WorkflowEnvironment, service: str, tmp_path: Path
+) -> None:
+    """Each command once as people read it and once with ``--json`` after the command."""
+
+    async def both(*argv: str, then: tuple[str, ...] = ()) -> Any:
+        """Run ``argv`` for people, then ``then`` (default ``argv``) with ``--json`` after it."""
+        code, out, err = await cli.ctl(*argv)
+        assert code == 0 and out.strip() and err == "", (argv, err)
+        code, out, err = await cli.ctl(*(then or argv), "--json")
+        assert code == 0, (argv, err)
+        return json.loads(out)
+
+    manual = [f"{service}-manual-{i}" for i in (1, 2)]
+    auto = [f"{service}-auto-{i}" for i in (1, 2)]
+    assert (await both("configure", "--max-concurrent", "5"))["max_concurrent_recoveries"] == 5
+    for name in manual:
+        assert (await both("schedule", name, "--strategy", "manual"))["service_name"] == name
+    await eventually(
+        lambda: cli.ctl_json("status"),
+        lambda s: all(s["services"].get(m, {}).get("state") == "awaiting_manual" for m in manual),
+    )
+    assert set(manual) <= set((await both("status"))["services"])
+    assert (await both("status", manual[0]))["state"] == "awaiting_manual"
+    set_policy = ("policy", "set", manual[0], '{"max_retry_attempts": 3}')
+    assert (await both(*set_policy))["max_retry_attempts"] == 3
+    assert (await both("policy", "get", manual[0]))["max_retry_attempts"] == 3
+    approved = await both(
+        "approve", manual[0], "--operator", "alice",
+        then=("approve", manual[1], "--operator", "bob"),
+    )
+    assert approved == {"approved": manual[1], "operator": "bob"}
+    attempts = await eventually(
+        lambda: both("history", manual[0]), lambda a: bool(a) and a[-1]["result"] == "success"
+    )
+    assert attempts[0]["approved_by"] == "alice"
+    assert isinstance(await both("history"), list)
+    for name in auto:
+        await cli.ctl_json("schedule", name, "--policy", json.dumps(blocking_policy_json()))
+    started = await both("execute", auto[0], "--no-wait", then=("execute", auto[1], "--no-wait"))
+    assert started["service_name"] == auto[1]
+    cancelled = await both("cancel", auto[0], then=("cancel", auto[1]))
+    assert cancelled["service_name"] == auto[1] and cancelled["cancelled"] is True
+    watched = await both("watch", "--count", "1", "--interval", "0.1")
+    assert "services" in watched and "uncoordinated" in watched
+
+    store = tmp_path / "b.db"
+    SQLiteBreakerStore(store).close()
+    listed = await both("breakers", "--store", f"sqlite:///{store}")
+    assert listed == {"store": f"sqlite:///{store}", "breakers": []}
+    await ensure_watch_schedule(dev_env.client, WatchInput(), task_queue=cli.task_queue)
+    try:
+        for action in ("disable", "enable", "status"):
+            assert (await both("watch-breakers", action))["paused"] is (action == "disable")
+    finally:
+        await dev_env.client.get_schedule_handle(CIRCUIT_WATCH_SCHEDULE_ID).delete()
+
+    code, out, err = await cli.ctl("policy", "--json", "get", manual[0])
+    assert code == 0 and json.loads(out)["max_retry_attempts"] == 3, err
+
+
+async def test_recoveryctl_status_marks_a_recovery_started_with_the_temporal_cli(
+    cli: Cli, service: str
+) -> None:
+    coordinated, outside = f"{service}-c", f"{service}-x"
+    await cli.ctl_json("schedule", coordinated, "--strategy", "manual")
+    code, _, err = await cli.temporal(
+        "workflow", "start", "--type", "ServiceRecovery", "--task-queue", cli.task_queue,
+        "--workflow-id", f"recovery-{outside}",
+        "--input", json.dumps({"service_name": outside, "strategy": "manual", "priority": 3}),
+    )
+    assert code == 0, err
+    status = await eventually(
+        lambda: cli.ctl_json("status"),
+        lambda s: (s["uncoordinated"] or {}).get(outside, {}).get("state") == "awaiting_manual"
+        and coordinated in s["services"],
+    )
+    entry = status["uncoordinated"][outside]
+    assert entry["coordinated"] is False and entry["workflow_id"] == f"recovery-{outside}"
+    assert entry["priority"] == 3 and entry["strategy"] == "manual"
+    assert outside not in status["services"] and coordinated not in status["uncoordinated"]
+    assert status["uncoordinated_truncated"] is False
+
+    code, out, err = await cli.ctl("status")
+    assert code == 0, err
+    section = out.split("not coordinated (started outside the coordinator")[1].split("recent:")[0]
+    [row] = [line.split() for line in section.splitlines() if line.startswith(outside)]
+    assert row[:2] == [outside, "awaiting_manual"] and row[-1] == "no"
+    assert coordinated not in section
+    code, out, err = await cli.ctl("cancel", outside)
+    assert code == 0, err
+
+
+async def test_recoveryctl_connection_flags_win_over_the_environment(
+    cli: Cli, tmp_path: Path
+) -> None:
+    await cli.ctl_json("configure", "--max-concurrent", "2")
+    nowhere = f"127.0.0.1:{free_port()}"
+    code, out, err = await cli.ctl(
+        "--address", cli.address, "status", "--json", env={"TEMPORAL_ADDRESS": nowhere}
+    )
+    assert code == 0 and "services" in json.loads(out), err
+
+    config = tmp_path / "temporal.toml"
+    config.write_text(
+        f'[profile.default]\naddress = "{nowhere}"\n[profile.here]\naddress = "{cli.address}"\n'
+    )
+    profile_env = {"TEMPORAL_ADDRESS": "", "TEMPORAL_CONFIG_FILE": str(config)}
+    code, _, err = await cli.ctl("status", env=profile_env)
+    assert code == 3 and nowhere in err
+    code, out, err = await cli.ctl("--profile", "here", "status", "--json", env=profile_env)
+    assert code == 0 and "services" in json.loads(out), err
+    code, out, err = await cli.ctl("--profile", "missing", "status", env=profile_env)
+    assert (code, out) == (2, "") and "Profile 'missing' not found" in err
+
+    code, out, err = await cli.ctl("--namespace", "no-such-namespace", "status")
+    assert (code, out) == (2, "") and err.count("\n") == 1 and "no-such-namespace" in err, err
+
+
+async def test_recoveryctl_watch_redraws_in_place_on_a_terminal(cli: Cli, service: str) -> None:
+    await cli.ctl_json("schedule", service, "--strategy", "manual")
+    primary, secondary = pty.openpty()
+    process = await asyncio.create_subprocess_exec(
+        str(Path(sys.executable).parent / "recoveryctl"),
+        "--coordinator-id", cli.coordinator_id, "--task-queue", cli.task_queue,
+        "watch", "--count", "3", "--interval", "0.2",
+        env=dict(os.environ, TEMPORAL_ADDRESS=cli.address, TERM="xterm", COLUMNS="200"),
+        stdout=secondary, stderr=asyncio.subprocess.PIPE,
+    )
+    os.close(secondary)
+    screen, (_, err) = await asyncio.gather(
+        asyncio.to_thread(_read_terminal, primary), process.communicate()
+    )
+    assert process.returncode == 0, err
+    assert screen.count("orchestrator running") >= 3 and service in screen
+    assert "\x1b[1A" in screen and "\x1b[2K" in screen, "each refresh moves up and redraws"
+    assert "every 0.2 s" in screen
+
+
+def _read_terminal(fd: int) -> str:
+    """Read what a process wrote to a pseudo-terminal until it closes."""
+    chunks = []
+    try:
+        while chunk := os.read(fd, 65536):
+            chunks.append(chunk)
+    except OSError:  # EIO: the writer closed its end
+        pass
+    finally:
+        os.close(fd)
+    return b"".join(chunks).decode(errors="replace")

@@ -19,7 +19,12 @@ import pytest
 import pytest_asyncio
 from temporalio import activity
 from temporalio.api.enums.v1 import WorkflowTaskFailedCause
-from temporalio.client import Client, WorkflowHandle, WorkflowUpdateFailedError
+from temporalio.client import (
+    Client,
+    WorkflowExecutionStatus,
+    WorkflowHandle,
+    WorkflowUpdateFailedError,
+)
 from temporalio.common import WorkflowIDConflictPolicy
 from temporalio.testing import WorkflowEnvironment
 from temporalio.service import RPCError, RPCStatusCode
@@ -30,12 +35,13 @@ from activities.health_checks import HealthCheckActivities
 from activities.sqlite_store import SQLiteBreakerStore
 from activities.workflow_lookup import ClosedRun, FindClosedRunsInput
 from starter.dev import find_binary
+from starter.recoveries import final_result, recovery_handle
 from tests.conftest import record_history, running_worker
 from tests.recoveries import eventually
 from tests.policies import blocking_policy_json
 from worker import WORKFLOWS
-from workflows.constants import COORDINATOR_WORKFLOW, recovery_workflow_id
-from workflows.models import RecoveryPolicy, RecoveryResult
+from workflows.constants import COORDINATOR_WORKFLOW
+from workflows.models import RecoveryPolicy
 
 pytestmark = pytest.mark.timeout(180)
 
@@ -354,13 +360,15 @@ async def test_a_cancel_right_after_scheduling_always_sticks_and_shows_at_once(
         assert status["recent_history"][-1]["service_name"] == name
         assert status["recent_history"][-1]["state"] == "cancelled"
     for name in names:
-        recovery = coordinator.client.get_workflow_handle(recovery_workflow_id(name))
+        recovery = recovery_handle(coordinator.client, name)
         try:
-            result = await asyncio.wait_for(recovery.result(), timeout=20)
-        except Exception as err:  # a child cancelled before it ever started does not exist
-            assert "not found" in str(err).lower(), err
+            result = await asyncio.wait_for(final_result(recovery), timeout=20)
+        except RPCError as err:  # a child cancelled before it ever started does not exist
+            assert err.status is RPCStatusCode.NOT_FOUND, err
             continue
-        assert RecoveryResult.model_validate(result).state.value == "cancelled", name
+        assert result.state.value == "cancelled", name
+        # Cancelled through Temporal: the Web UI shows it Canceled, not Completed.
+        assert (await recovery.describe()).status is WorkflowExecutionStatus.CANCELED, name
     await eventually(coordinator.status, lambda s: s["active_recoveries"] == 0)
     await coordinator.assert_still_recovers(service)
 

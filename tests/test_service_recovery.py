@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
-from temporalio.client import WorkflowFailureError
+from temporalio.client import WorkflowExecutionStatus, WorkflowFailureError
 from temporalio.exceptions import ApplicationError, CancelledError
 from temporalio.testing import WorkflowEnvironment
 
@@ -14,6 +14,7 @@ from activities.health_check_specs import CallableHealthCheck, HttpHealthCheck, 
 from activities.sqlite_store import SQLiteBreakerStore
 from tests.conftest import record_history, running_worker
 from tests.policies import blocking_policy
+from starter.recoveries import final_result
 from tests.recoveries import event_types, eventually, start_recovery, status_of
 from tests.servers import free_port, health_server
 from workflows.constants import recovery_workflow_id
@@ -21,6 +22,7 @@ from workflows.models import (
     CancelInput,
     RecoveryPhase,
     RecoveryPolicy,
+    RecoveryResult,
     RecoveryState,
     ServiceRecoveryInput,
 )
@@ -37,7 +39,7 @@ async def test_succeeds_at_attempt_k_against_a_real_http_server(
             handle = await start_recovery(
                 time_env.client, task_queue, ServiceRecoveryInput(service_name=service, policy=policy)
             )
-            result = await handle.result()
+            result = await final_result(handle)
             history = await handle.query(ServiceRecovery.history)
             if k == 3:
                 record_history(await handle.fetch_history(), "service_recovery_http_success")
@@ -62,9 +64,19 @@ async def test_all_attempts_failing_ends_failed_with_every_attempt_recorded(
             handle = await start_recovery(
                 time_env.client, task_queue, ServiceRecoveryInput(service_name=service, policy=policy)
             )
-            result = await handle.result()
+            result = await final_result(handle)
             history = await handle.query(ServiceRecovery.history)
             status = await status_of(handle)
+            with pytest.raises(WorkflowFailureError) as ended:
+                await handle.result()
+            description = await handle.describe()
+    # Failed in Temporal too: the Web UI colours it, ExecutionStatus='Failed' finds it, and
+    # the failure (type RecoveryFailed) carries the RecoveryResult in its details.
+    assert description.status is WorkflowExecutionStatus.FAILED
+    failure = ended.value.cause
+    assert isinstance(failure, ApplicationError) and failure.type == "RecoveryFailed"
+    assert failure.non_retryable and "failed after 3 attempt(s)" in failure.message
+    assert RecoveryResult.model_validate(failure.details[0]) == result
     assert result.state is RecoveryState.FAILED and not result.success
     assert result.attempt_number == 3 and result.health_check_passed is False
     assert result.error_message is not None and "answered 500" in result.error_message
@@ -84,7 +96,7 @@ async def test_no_health_check_succeeds_when_the_breaker_resets(
         handle = await start_recovery(
             time_env.client, task_queue, ServiceRecoveryInput(service_name=service)
         )
-        result = await handle.result()
+        result = await final_result(handle)
     assert result.success and result.attempt_number == 1 and result.health_check_passed is False
     assert store.get_state(service).state is BreakerState.CLOSED  # type: ignore[union-attr]
 
@@ -106,7 +118,7 @@ async def test_tcp_check_against_a_closed_and_an_open_port(
             handle = await start_recovery(
                 time_env.client, task_queue, ServiceRecoveryInput(service_name=service, policy=policy)
             )
-            result = await handle.result()
+            result = await final_result(handle)
     assert result.success is listening
     if not listening:
         assert "refused" in (result.error_message or "")
@@ -123,7 +135,7 @@ async def test_a_hung_http_check_is_cut_by_its_timeout(
             handle = await start_recovery(
                 time_env.client, task_queue, ServiceRecoveryInput(service_name=service, policy=policy)
             )
-            result = await handle.result()
+            result = await final_result(handle)
     assert result.state is RecoveryState.FAILED and result.attempt_number == 2
     assert "timed out after 300 ms" in (result.error_message or "")
 
@@ -138,7 +150,7 @@ async def test_a_hung_callable_check_is_cut_by_its_timeout(
         handle = await start_recovery(
             time_env.client, task_queue, ServiceRecoveryInput(service_name=service, policy=policy)
         )
-        result = await handle.result()
+        result = await final_result(handle)
     assert not result.success and "timed out after 200 ms" in (result.error_message or "")
 
 
@@ -153,13 +165,13 @@ async def test_callable_checks_run_only_from_allowed_modules(
         ok = await start_recovery(
             time_env.client, task_queue, ServiceRecoveryInput(service_name=service, policy=allowed)
         )
-        assert (await ok.result()).success
+        assert (await final_result(ok)).success
         bad = await start_recovery(
             time_env.client,
             task_queue,
             ServiceRecoveryInput(service_name=service + "-x", policy=refused),
         )
-        result = await bad.result()
+        result = await final_result(bad)
     assert not result.success
     assert "'os.path' is not in the worker's RECOVERY_HEALTH_CHECK_MODULES" in (
         result.error_message or ""
@@ -180,7 +192,7 @@ async def test_cancel_signal_during_a_one_hour_backoff_ends_cancelled_at_once(
         assert waiting.state is RecoveryState.IN_PROGRESS and waiting.next_attempt_at
         assert (waiting.next_attempt_at - waiting.scheduled_at) >= timedelta(minutes=59)
         await handle.signal(ServiceRecovery.cancel, CancelInput(reason="maintenance window"))
-        result = await handle.result()
+        result = await final_result(handle)
         record_history(await handle.fetch_history(), "service_recovery_cancel_signal")
     assert result.state is RecoveryState.CANCELLED and result.attempt_number == 1
     assert result.elapsed_time_ms < 60_000

@@ -25,6 +25,7 @@ from activities.health_check_specs import (
 from activities.health_checks import HealthCheckActivities
 from activities.sqlite_store import SQLiteBreakerStore
 from tests.conftest import record_history, running_worker
+from starter.recoveries import final_result
 from tests.recoveries import event_types, start_recovery
 from workflows.models import RecoveryPolicy, RecoveryState, ServiceRecoveryInput
 from workflows.service_recovery import ServiceRecovery
@@ -73,7 +74,7 @@ async def test_a_hosted_check_runs_on_its_hosts_task_queue(
         handle = await start_recovery(
             client, task_queue, ServiceRecoveryInput(service_name=service, policy=policy)
         )
-        result = await asyncio.wait_for(handle.result(), timeout=30)
+        result = await asyncio.wait_for(final_result(handle), timeout=30)
         history = await handle.query(ServiceRecovery.history)
         if passed:
             record_history(await handle.fetch_history(), "service_recovery_hosted_check")
@@ -105,7 +106,7 @@ async def test_a_hosted_check_whose_host_is_gone_fails_the_attempt_after_host_wa
         handle = await start_recovery(
             client, task_queue, ServiceRecoveryInput(service_name=service, policy=policy)
         )
-        result = await asyncio.wait_for(handle.result(), timeout=20)
+        result = await asyncio.wait_for(final_result(handle), timeout=20)
         elapsed = time.monotonic() - started
     assert result.state is RecoveryState.FAILED and result.health_check_passed is False
     assert result.error_message == (

@@ -16,6 +16,7 @@ from temporalio.testing import WorkflowEnvironment
 from activities.health_check_specs import CallableHealthCheck, HttpHealthCheck
 from activities.sqlite_store import SQLiteBreakerStore
 from tests.conftest import record_history, running_worker
+from starter.recoveries import final_result
 from tests.recoveries import event_types, eventually, start_recovery, status_of
 from tests.servers import health_server
 from workflows.constants import recovery_workflow_id
@@ -61,7 +62,7 @@ async def ignored(handle: Handle, count: int) -> list[str]:
 
 async def result_of(handle: Handle) -> RecoveryResult:
     """Wait (bounded) for the recovery's result."""
-    return await asyncio.wait_for(handle.result(), timeout=30)
+    return await asyncio.wait_for(final_result(handle), timeout=30)
 
 
 def raw(client: Client, handle: Handle) -> WorkflowHandle[Any, Any]:

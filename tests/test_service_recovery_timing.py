@@ -8,6 +8,7 @@ from temporalio.testing import WorkflowEnvironment
 from activities.health_check_specs import TcpHealthCheck
 from activities.sqlite_store import SQLiteBreakerStore
 from tests.conftest import record_history, running_worker
+from starter.recoveries import final_result
 from tests.recoveries import event_types, start_recovery, timers
 from tests.servers import free_port
 from workflows.models import RecoveryPolicy, RecoveryState, RecoveryStrategy, ServiceRecoveryInput
@@ -34,7 +35,7 @@ async def run_failing(
             task_queue,
             ServiceRecoveryInput(service_name=service, strategy=strategy, policy=policy),
         )
-        result = await handle.result()
+        result = await final_result(handle)
         if record_as:
             record_history(await handle.fetch_history(), record_as)
     assert result.state is RecoveryState.FAILED and not result.success
@@ -104,7 +105,7 @@ async def test_first_attempt_runs_before_any_timer(
             time_env.client, task_queue,
             ServiceRecoveryInput(service_name=service, policy=failing_policy(max_retry_attempts=2)),
         )
-        await handle.result()
+        await final_result(handle)
     kinds = await event_types(handle)
     assert kinds.index("EVENT_TYPE_ACTIVITY_TASK_SCHEDULED") < kinds.index(
         "EVENT_TYPE_TIMER_STARTED"

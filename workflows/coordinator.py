@@ -59,7 +59,7 @@ from workflows.coordinator_models import (
     ShutdownResult,
 )
 from workflows.coordinator_state import ChildRef, RecoveryLedger, unknown_service
-from workflows.errors import RecoveryOrchestratorError, to_application_error
+from workflows.errors import RECOVERY_FAILED, RecoveryOrchestratorError, to_application_error
 from workflows.models import (
     ApproveInput,
     CancelInput,
@@ -86,6 +86,8 @@ M = TypeVar("M", bound=BaseModel)
 
 PATCH_START_ALL_FREE_SLOTS = "start-all-free-slots"
 PATCH_START_IN_BATCHES = "start-in-batches"
+# Cancel a recovery through Temporal (it then ends Canceled), not by the bare signal.
+PATCH_CANCEL_THROUGH_TEMPORAL = "cancel-through-temporal"
 START_BATCH = 50
 # How long execute_recovery waits for the service's previous run to close before it
 # starts the queued one (a cancelled run closes within a workflow task or two).
@@ -515,6 +517,10 @@ class RecoveryCoordinator:
         try:
             result = await handle
         except ChildWorkflowError as err:
+            carried = _result_in_failure(err)
+            if carried is not None:  # a failed recovery: its result is in the details
+                self._ledger.settle(service_name, run_id, carried)
+                return
             cancelled = isinstance(err.cause, CancelledError)
             result = self._ledger.unreported_result(
                 service_name,
@@ -589,7 +595,19 @@ class RecoveryCoordinator:
     async def _tell_to_cancel(self, child: ChildRef, reason: str) -> None:
         if child.run_id is None:
             return  # its start is in flight: _launch tells it once it has started
-        await self._signal(child, ServiceRecovery.cancel, CancelInput(reason=reason))
+        if not workflow.patched(PATCH_CANCEL_THROUGH_TEMPORAL):
+            await self._signal(child, ServiceRecovery.cancel, CancelInput(reason=reason))
+            return
+        # The reason travels with the request: the recovery reads it, records it, re-opens
+        # a breaker it had reset, and ends Canceled in Temporal.
+        try:
+            await workflow.get_external_workflow_handle(
+                recovery_workflow_id(child.service_name), run_id=child.run_id
+            ).cancel(reason=reason)
+        except FailureError as err:
+            workflow.logger.warning(
+                "%s Could not cancel %s: %s", LOG_PREFIX, child.service_name, err
+            )
 
     async def _signal(self, child: ChildRef, signal: Any, arg: Any) -> None:
         """Signal one run of a child; one that has finished meanwhile is settled by its report."""
@@ -608,3 +626,14 @@ class RecoveryCoordinator:
             return True
         limit = self._ledger.config.continue_as_new_after_events
         return limit is not None and info.get_current_history_length() >= limit
+
+
+def _result_in_failure(err: ChildWorkflowError) -> RecoveryResult | None:
+    """Return the ``RecoveryResult`` a failed recovery carries in its failure, if any."""
+    cause = err.cause
+    if not (isinstance(cause, ApplicationError) and cause.type == RECOVERY_FAILED):
+        return None
+    try:
+        return RecoveryResult.model_validate(cause.details[0])
+    except (IndexError, ValueError):
+        return None

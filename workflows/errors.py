@@ -21,6 +21,11 @@ class RecoveryValidationError(RecoveryOrchestratorError, ValueError):
     """Bad input: a policy constraint, a service name, an unknown service."""
 
 
+# The type of the non-retryable ApplicationError a failed recovery ends its workflow with;
+# its details carry the RecoveryResult (SPEC §4). Not one of our classes: a recovery that
+# failed is an outcome, not an error of the caller's.
+RECOVERY_FAILED = "RecoveryFailed"
+
 _BY_NAME: dict[str, type[RecoveryOrchestratorError]] = {
     cls.__name__: cls
     for cls in (RecoveryOrchestratorError, RecoveryConstitutionalError, RecoveryValidationError)

@@ -6,6 +6,15 @@ three activities: reset the breaker to half-open, run the health check (if any),
 then close the breaker or re-open it. Signals ``approve`` and ``cancel`` and
 Temporal cancellation are honoured at once, in the middle of any wait.
 
+Temporal's own status tells the outcome: ``succeeded`` ends Completed, ``failed``
+ends Failed (an ``ApplicationError`` of type ``RecoveryFailed`` whose details carry
+the ``RecoveryResult``), and a Temporal cancellation (which the coordinator's cancel
+paths request, with the operator's reason) ends Canceled. The bare ``cancel`` signal
+still ends the recovery at once, as ``cancelled``, but its workflow Completed: only a
+cancellation requested through Temporal may end a workflow Canceled. The current
+details (the Web UI's "Current Details") say at every step what the recovery is doing
+and, when it waits for an operator, how to approve it.
+
 Whatever a client sends never fails a workflow task: the input and every signal
 take ``*args`` and are decoded by ``one_input``. A bad input fails the workflow
 with a ``RecoveryValidationError``; a bad, stale or duplicate signal is recorded
@@ -41,11 +50,13 @@ from workflows.constants import (
     recovery_workflow_id,
 )
 from workflows.errors import (
+    RECOVERY_FAILED,
     RecoveryOrchestratorError,
     RecoveryValidationError,
     to_application_error,
 )
 from workflows.models import (
+    MAX_TEXT,
     ApproveInput,
     AttemptRecord,
     CancelInput,
@@ -66,9 +77,13 @@ with workflow.unsafe.imports_passed_through():
     from activities.circuit_breakers import CircuitBreakerActivities, SetBreakerStateInput
     from activities.health_check_specs import (
         HOSTED_CHECK_ACTIVITY,
+        CallableHealthCheck,
+        HealthCheck,
         HealthCheckInput,
         HealthCheckOutcome,
         HostedHealthCheck,
+        HttpHealthCheck,
+        TcpHealthCheck,
     )
     from activities.health_checks import HealthCheckActivities
 
@@ -98,6 +113,11 @@ REFUSE_FOREIGN_ID_PATCH = "refuse-foreign-workflow-id"
 PATCH_CANCEL_BEFORE_RESET = "cancel-before-breaker-reset"
 PATCH_REOPEN_ON_CANCEL = "reopen-breaker-on-cancel"
 PATCH_BOUNDED_INPUT = "bounded-input"
+# Recoveries that failed before this patch completed with a failed result; they replay so.
+PATCH_FAILED_ENDS_FAILED = "failed-recovery-ends-failed"
+PATCH_REOPEN_ON_TEMPORAL_CANCEL = "reopen-breaker-on-temporal-cancel"
+# What a summary or the current details may show of a URL, a reason, an error.
+MAX_SHOWN = 200
 
 _BREAKER_STEP = {
     BreakerState.HALF_OPEN: (RecoveryPhase.RESETTING_BREAKER, "reset breaker to half-open"),
@@ -141,6 +161,8 @@ class ServiceRecovery:
         self._cancel_request: CancelInput | None = None
         self._ignored_signals: list[str] = []
         self._report_sequence = 0
+        # Set from the reset request until a close or re-open: what a cancel must undo.
+        self._breaker_maybe_half_open = False
         if self._refusal is not None:
             # Signals and queries of this first task already see the recovery as failed.
             self._state = RecoveryState.FAILED
@@ -187,16 +209,32 @@ class ServiceRecovery:
                 SA_STATE.value_set(self._state.value),
             ]
         )
+        self._show_details()
         try:
             final_state = await self._recover()
         except _Cancelled:
             final_state = RecoveryState.CANCELLED
         except asyncio.CancelledError:
-            # Temporal cancellation: record the outcome, then end as Canceled in Temporal too.
-            self._cancel_request = CancelInput(reason="workflow cancellation requested")
+            # Temporal cancellation: leave the breaker as it was found, record the outcome,
+            # then end as Canceled in Temporal too.
+            reason = workflow.cancellation_reason() or "workflow cancellation requested"
+            self._cancel_request = CancelInput(reason=reason[:MAX_TEXT])
+            if self._breaker_maybe_half_open and workflow.patched(PATCH_REOPEN_ON_TEMPORAL_CANCEL):
+                await self._set_breaker(BreakerState.OPEN, cleaning_up=True)
             await self._finish(RecoveryState.CANCELLED)
             raise
-        return await self._finish(final_state)
+        result = await self._finish(final_state)
+        if final_state is RecoveryState.FAILED and workflow.patched(PATCH_FAILED_ENDS_FAILED):
+            # Failed in Temporal too (the Web UI colours it, ExecutionStatus='Failed' finds it);
+            # the coordinator has its result already, every client reads it from the details.
+            raise ApplicationError(
+                f"recovery of '{input.service_name}' failed after {result.attempt_number} "
+                f"attempt(s): {_shown(result.error_message or 'no error recorded')}",
+                result,
+                type=RECOVERY_FAILED,
+                non_retryable=True,
+            )
+        return result
 
     @workflow.signal(name="approve")
     def approve(self, *args: Any) -> None:
@@ -390,6 +428,7 @@ class ServiceRecovery:
         record.error = error
         if error:
             self._last_error = error
+        self._show_details()
         workflow.logger.info(
             "%s Recovery attempt %d/%d for '%s': %s",
             LOG_PREFIX,
@@ -400,10 +439,17 @@ class ServiceRecovery:
         )
         return passed
 
-    async def _set_breaker(self, state: BreakerState) -> str | None:
-        """Set the breaker; return None, or the error that stopped it."""
+    async def _set_breaker(self, state: BreakerState, *, cleaning_up: bool = False) -> str | None:
+        """Set the breaker; return None, or the error that stopped it.
+
+        Args:
+            state: The state to set.
+            cleaning_up: True when this is the re-open after a Temporal cancellation.
+        """
         phase, summary = _BREAKER_STEP[state]
-        self._phase = phase
+        self._set_phase(phase)
+        if state is BreakerState.HALF_OPEN:
+            self._breaker_maybe_half_open = True  # from the request on: it may take effect
         try:
             await workflow.execute_activity_method(
                 CircuitBreakerActivities.set_breaker_state,
@@ -414,7 +460,11 @@ class ServiceRecovery:
                 summary=summary,
             )
         except ActivityError as err:
+            if not cleaning_up:
+                self._raise_if_workflow_cancelled()
             return f"{summary} failed: {_cause_message(err)}"
+        if state is not BreakerState.HALF_OPEN:
+            self._breaker_maybe_half_open = False
         return None
 
     async def _health_check(self) -> tuple[HealthCheckOutcome | None, str | None]:
@@ -422,7 +472,7 @@ class ServiceRecovery:
         check = self._policy.health_check
         if check is None:
             return None, None
-        self._phase = RecoveryPhase.HEALTH_CHECK
+        self._set_phase(RecoveryPhase.HEALTH_CHECK)
         if isinstance(check, HostedHealthCheck):
             return await self._hosted_health_check(check)
         try:
@@ -432,9 +482,10 @@ class ServiceRecovery:
                 start_to_close_timeout=timedelta(milliseconds=check.timeout_ms)
                 + HEALTH_CHECK_MARGIN,
                 retry_policy=HEALTH_CHECK_RETRY,
-                summary=f"{check.kind} health check",
+                summary=_check_summary(check),
             )
         except ActivityError as err:
+            self._raise_if_workflow_cancelled()
             return None, f"health check could not run: {_cause_message(err)}"
         return outcome, None
 
@@ -459,6 +510,7 @@ class ServiceRecovery:
                 summary=f"hosted health check on {check.host}",
             )
         except ActivityError as err:
+            self._raise_if_workflow_cancelled()
             if _not_picked_up(err):
                 return None, (
                     f"health check host {check.host!r} (task queue {check.task_queue!r}) did "
@@ -470,11 +522,58 @@ class ServiceRecovery:
 
     async def _enter(self, state: RecoveryState, phase: RecoveryPhase) -> None:
         """Move to a state and phase; publish a state change to search attributes and coordinator."""
-        self._phase = phase
+        self._set_phase(phase)
         if state is not self._state:
             self._state = state
             workflow.upsert_search_attributes([SA_STATE.value_set(state.value)])
         await self._report()
+        # A Temporal cancellation that arrives while the report is being signalled is not
+        # raised by that await (the signal is already on its way): honour it here.
+        self._raise_if_workflow_cancelled()
+
+    def _set_phase(self, phase: RecoveryPhase) -> None:
+        self._phase = phase
+        self._show_details()
+
+    def _show_details(self) -> None:
+        """Keep the Web UI's "Current Details" saying what the recovery is doing now.
+
+        Not history: the details are workflow metadata, so they may change freely.
+        """
+        workflow.set_current_details(self._details())
+
+    def _details(self) -> str:
+        name = self._input.service_name
+        attempt = len(self._attempts)
+        of = f"{self._policy.max_retry_attempts}"
+        last = f"\n\nLast error: {_shown(self._last_error)}" if self._last_error else ""
+        phase = self._phase
+        if phase is RecoveryPhase.AWAITING_APPROVAL:
+            return (
+                f"**Waiting for an operator** to approve attempt {attempt + 1}/{of} of `{name}`."
+                f"\n\nApprove: `recoveryctl approve {name} --operator <you>`, or signal "
+                f"`approve` with `{{\"operator\": \"<you>\", \"note\": \"...\"}}`.{last}"
+            )
+        if phase is RecoveryPhase.BACKOFF and self._next_attempt_at is not None:
+            until = self._next_attempt_at.strftime("%H:%M:%S UTC")
+            return f"Backoff before attempt {attempt + 1}/{of} until {until}.{last}"
+        if phase in (
+            RecoveryPhase.RESETTING_BREAKER,
+            RecoveryPhase.HEALTH_CHECK,
+            RecoveryPhase.CLOSING_BREAKER,
+            RecoveryPhase.REOPENING_BREAKER,
+        ):
+            step = {
+                RecoveryPhase.RESETTING_BREAKER: "resetting the breaker to half-open",
+                RecoveryPhase.HEALTH_CHECK: _check_summary(self._policy.health_check),
+                RecoveryPhase.CLOSING_BREAKER: "health check passed: closing the breaker",
+                RecoveryPhase.REOPENING_BREAKER: "re-opening the breaker",
+            }[phase]
+            return f"Attempt {attempt}/{of}: {step}.{last}"
+        if phase is RecoveryPhase.FINISHED:
+            return f"Recovery {self._state.value} after {attempt} attempt(s).{last}"
+        strategy, priority = self._input.strategy.value, self._input.priority
+        return f"Starting the recovery of `{name}` ({strategy}, priority {priority})."
 
     def _stop_before_touching_the_breaker(self) -> None:
         """Honour a cancel that arrived before the attempt reset the breaker.
@@ -497,13 +596,24 @@ class ServiceRecovery:
             await self._set_breaker(BreakerState.OPEN)
         raise _Cancelled()
 
+    def _raise_if_workflow_cancelled(self) -> None:
+        """Let a Temporal cancellation that cut an activity short end the recovery.
+
+        The SDK reports the cut-short activity as an ``ActivityError``; taken for the
+        attempt's failure, the recovery would go on to its next backoff instead.
+        """
+        if workflow.cancellation_reason() is not None and workflow.patched(
+            PATCH_REOPEN_ON_TEMPORAL_CANCEL
+        ):
+            raise asyncio.CancelledError()
+
     def _raise_if_cancelled(self) -> None:
         if self._cancel_request is not None:
             raise _Cancelled()
 
     async def _finish(self, state: RecoveryState) -> RecoveryResult:
         self._state = state
-        self._phase = RecoveryPhase.FINISHED
+        self._set_phase(RecoveryPhase.FINISHED)
         self._awaiting_approval = False
         self._approval = None
         self._next_attempt_at = None
@@ -587,3 +697,22 @@ def _stand_in_input() -> ServiceRecoveryInput:
     """
     name = workflow.info().workflow_id.removeprefix(RECOVERY_ID_PREFIX)
     return ServiceRecoveryInput.model_construct(service_name=name)
+
+
+def _shown(text: str | None) -> str:
+    """Return text cut to what a summary or the current details should show."""
+    text = text or ""
+    return text if len(text) <= MAX_SHOWN else text[: MAX_SHOWN - 1] + "…"
+
+
+def _check_summary(check: HealthCheck | None) -> str:
+    """Name a health check by its target: ``http GET http://…/health``, ``tcp db:5432``."""
+    if isinstance(check, HttpHealthCheck):
+        return _shown(f"http GET {check.url}")
+    if isinstance(check, TcpHealthCheck):
+        return _shown(f"tcp connect {check.host}:{check.port}")
+    if isinstance(check, CallableHealthCheck):
+        return _shown(f"call {check.ref} on the worker")
+    if isinstance(check, HostedHealthCheck):
+        return _shown(f"hosted check {check.function} on {check.host}")
+    return "no health check"
