@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: dev test bench typecheck clean
+.PHONY: dev test bench typecheck screenshots clean
 
 $(STAMP): pyproject.toml
 	test -d $(VENV) || $(PYTHON) -m venv $(VENV)
@@ -25,6 +25,10 @@ typecheck: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python -m bench
+
+# docs/web-ui.md's pictures, from a private dev server and headless Chromium (apt: chromium).
+screenshots: $(STAMP)
+	$(BIN)/python scripts/web_ui_screenshots.py
 
 clean:
 	rm -rf $(VENV) .recovery build *.egg-info

@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import os
 import signal
 from collections.abc import Iterable
 from datetime import timedelta
@@ -24,10 +25,11 @@ from activities.stores import open_store
 from activities.circuit_breakers import CircuitBreakerActivities
 from activities.health_checks import HealthCheckActivities, allowed_modules_from_env
 from activities.workflow_lookup import WorkflowLookupActivities
-from starter.connection import connect, ensure_search_attributes
+from starter.connection import connect, ensure_search_attributes, metrics_runtime
 from starter.coordinator_client import CoordinatorClient
 from starter.coordinator_handoff import CoordinatorHandoffActivities
 from starter.services_file import load_services_from_env
+from starter.tracing import tracing_from_env, tracing_interceptors
 from starter.watch_schedule import ensure_watch_schedule, interval_from_env, parse_interval
 from workflows.circuit_watch import CircuitWatch
 from workflows.constants import TASK_QUEUE
@@ -35,6 +37,8 @@ from workflows.coordinator import RecoveryCoordinator
 from workflows.service_recovery import ServiceRecovery
 
 logger = logging.getLogger("recovery-worker")
+
+METRICS_BIND_ENV = "RECOVERY_METRICS_BIND"
 
 WORKFLOWS = [ServiceRecovery, RecoveryCoordinator, CircuitWatch]
 GRACEFUL_SHUTDOWN = timedelta(seconds=10)
@@ -70,15 +74,33 @@ def build_worker(
 
 
 async def run_worker(
-    stop: asyncio.Event, task_queue: str = TASK_QUEUE, watch_interval: timedelta | None = None
+    stop: asyncio.Event,
+    task_queue: str = TASK_QUEUE,
+    watch_interval: timedelta | None = None,
+    metrics_bind: str | None = None,
+    tracing: bool = False,
 ) -> None:
-    """Run until ``stop`` is set, then shut down gracefully."""
+    """Run until ``stop`` is set, then shut down gracefully.
+
+    Args:
+        stop: Set to shut down.
+        task_queue: The task queue to poll.
+        watch_interval: The circuit watch's interval (else ``RECOVERY_WATCH_INTERVAL``).
+        metrics_bind: ``host:port`` for Prometheus metrics (else ``RECOVERY_METRICS_BIND``;
+            off when neither is set).
+        tracing: Trace workflows and activities with OpenTelemetry (else ``RECOVERY_TRACING``).
+    """
     # Bad settings fail before any network wait.
     store_url = store_url_from_env()
     store = open_store(store_url)
     services = load_services_from_env()
     interval = watch_interval or interval_from_env()
-    client = await connect()
+    metrics_bind = metrics_bind or os.environ.get(METRICS_BIND_ENV) or None
+    runtime = metrics_runtime(metrics_bind) if metrics_bind else None
+    interceptors = tracing_interceptors() if tracing or tracing_from_env() else []
+    client = await connect(runtime=runtime, interceptors=interceptors)
+    if metrics_bind:
+        logger.info("metrics at http://%s/metrics", metrics_bind)
     await ensure_search_attributes(client)
     worker = build_worker(
         client, store, task_queue=task_queue, health_check_modules=allowed_modules_from_env()
@@ -115,10 +137,21 @@ def main(argv: list[str] | None = None) -> None:
         default=None,
         help="seconds between circuit watch runs (default $RECOVERY_WATCH_INTERVAL, else 10)",
     )
+    parser.add_argument(
+        "--metrics-bind",
+        metavar="HOST:PORT",
+        default=None,
+        help=f"serve Prometheus metrics at http://HOST:PORT/metrics (default ${METRICS_BIND_ENV}, else off)",
+    )
+    parser.add_argument(
+        "--tracing",
+        action="store_true",
+        help="trace workflows and activities with OpenTelemetry (default $RECOVERY_TRACING)",
+    )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     try:
-        asyncio.run(_main(args.task_queue, args.watch_interval))
+        asyncio.run(_main(args.task_queue, args.watch_interval, args.metrics_bind, args.tracing))
     except ValueError as err:  # a bad setting (RECOVERY_CIRCUIT_STORE) or services file
         logger.error("cannot start: %s", err)
         raise SystemExit(2) from None
@@ -134,12 +167,14 @@ def _interval_argument(text: str) -> timedelta:
         raise argparse.ArgumentTypeError(str(err)) from None
 
 
-async def _main(task_queue: str, watch_interval: timedelta | None) -> None:
+async def _main(
+    task_queue: str, watch_interval: timedelta | None, metrics_bind: str | None, tracing: bool
+) -> None:
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
-    await run_worker(stop, task_queue, watch_interval)
+    await run_worker(stop, task_queue, watch_interval, metrics_bind, tracing)
 
 
 if __name__ == "__main__":

@@ -6,20 +6,27 @@ worker in this process, and four recoveries on SQLite in a temporary directory (
 waiting for an operator, one in backoff, one failed, one succeeded); then it points
 Debian's ``chromium`` at the Web UI's pages and writes PNGs to ``docs/images/``.
 
-The Web UI keeps a request open, so a headless screenshot needs a bounded
-``--virtual-time-budget``. Without ``chromium`` on PATH it says so and exits 0: the
+The Web UI keeps requests open, so a page never finishes loading: the script drives
+Chromium over the DevTools protocol, lets each page render for a few seconds, and
+captures it. Without ``chromium`` on PATH it says so and exits 0: the
 test suite runs it only where Chromium exists.
 """
 
 from __future__ import annotations
 
+import argparse
 import asyncio
+import base64
+import json
 import shutil
 import subprocess
 import sys
 import tempfile
 import urllib.parse
+import urllib.request
 from pathlib import Path
+
+import websockets
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
@@ -39,8 +46,11 @@ OUT = REPO / "docs" / "images"
 CHROMIUM_FLAGS = [
     "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
     "--disable-background-networking", "--disable-component-update", "--disable-sync",
-    "--hide-scrollbars", "--window-size=1500,950", "--virtual-time-budget=15000",
+    "--hide-scrollbars", "--window-size=1500,1100", "--remote-debugging-port=0",
 ]
+# The Web UI keeps requests open, so a page never finishes loading by itself (nor does
+# --virtual-time-budget run out): render for this long, then capture over DevTools.
+RENDER_SECONDS = 6.0
 
 
 def chromium() -> str | None:
@@ -48,17 +58,52 @@ def chromium() -> str | None:
     return shutil.which("chromium") or shutil.which("chromium-browser")
 
 
-def shoot(browser: str, url: str, name: str, profile: Path) -> Path:
-    """Screenshot ``url`` into ``docs/images/<name>.png``."""
-    target = OUT / f"{name}.png"
-    subprocess.run(
-        [browser, *CHROMIUM_FLAGS, f"--user-data-dir={profile}", f"--screenshot={target}", url],
-        check=True, capture_output=True, timeout=120,
-    )
-    return target
+class Browser:
+    """One headless Chromium, driven over the DevTools protocol."""
+
+    def __init__(self, binary: str, profile: Path) -> None:
+        profile.mkdir(parents=True, exist_ok=True)
+        self._process = subprocess.Popen(
+            [binary, *CHROMIUM_FLAGS, f"--user-data-dir={profile}", "about:blank"],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )
+        self._profile = profile
+
+    async def endpoint(self) -> str:
+        """Return the DevTools HTTP address once Chromium has written it."""
+        port_file = self._profile / "DevToolsActivePort"
+        for _ in range(100):
+            if port_file.exists() and port_file.read_text().strip():
+                return f"127.0.0.1:{port_file.read_text().splitlines()[0]}"
+            await asyncio.sleep(0.1)
+        raise RuntimeError("chromium did not open its DevTools port")
+
+    async def shoot(self, url: str, target: Path) -> Path:
+        """Open ``url`` in a new tab, let it render, and save it as ``target`` (PNG)."""
+        endpoint = await self.endpoint()
+        request = urllib.request.Request(f"http://{endpoint}/json/new?{url}", method="PUT")
+        tab = json.loads(await asyncio.to_thread(lambda: urllib.request.urlopen(request).read()))
+        async with websockets.connect(tab["webSocketDebuggerUrl"], max_size=2**26) as page:
+            await asyncio.sleep(RENDER_SECONDS)
+            await page.send(json.dumps({"id": 1, "method": "Page.captureScreenshot"}))
+            while True:
+                reply = json.loads(await page.recv())
+                if reply.get("id") == 1:
+                    break
+        target.write_bytes(base64.b64decode(reply["result"]["data"]))
+        close = urllib.request.Request(f"http://{endpoint}/json/close/{tab['id']}")
+        await asyncio.to_thread(lambda: urllib.request.urlopen(close).read())
+        return target
+
+    def close(self) -> None:
+        """Stop Chromium."""
+        self._process.terminate()
+        self._process.wait(timeout=30)
 
 
-async def shoot_all(browser: str, ui: str, port: int, state: Path) -> None:
+async def shoot_all(
+    browser: str, ui: str, port: int, state: Path, out: Path, only: list[str]
+) -> None:
     """Start a worker and four recoveries, then shoot each page while the worker runs.
 
     The worker must run during the shots: the Web UI reads current details through
@@ -69,9 +114,15 @@ async def shoot_all(browser: str, ui: str, port: int, state: Path) -> None:
     store = SQLiteBreakerStore(state / "breakers.db")
     async with build_worker(client, store):
         pages = await stage(client, ui)
-        for name, url in pages.items():
-            shot = await asyncio.to_thread(shoot, browser, url, name, state / "chromium")
-            print(f"{shot.relative_to(REPO)}  <- {url}")
+        chrome = Browser(browser, state / "chromium")
+        try:
+            for name, url in pages.items():
+                if only and name not in only:
+                    continue
+                shot = await chrome.shoot(url, out / f"{name}.png")
+                print(f"{shot}  <- {url}")
+        finally:
+            chrome.close()
 
 
 async def stage(client: Client, ui: str) -> dict[str, str]:
@@ -107,20 +158,25 @@ async def stage(client: Client, ui: str) -> dict[str, str]:
         "recoveries-list": listing("WorkflowType='ServiceRecovery'"),
         "awaiting-manual-list": listing("RecoveryState='awaiting_manual'"),
         "failed-list": listing("WorkflowType='ServiceRecovery' AND ExecutionStatus='Failed'"),
-        "manual-recovery": f"{base}/workflows/recovery-payments/{await run_id('payments')}/history",
-        "backoff-timeline": f"{base}/workflows/recovery-search/{await run_id('search')}/history",
+        "manual-recovery-details": f"{base}/workflows/recovery-payments/{await run_id('payments')}/user-metadata",
+        "backoff-details": f"{base}/workflows/recovery-search/{await run_id('search')}/user-metadata",
+        "backoff-timeline": f"{base}/workflows/recovery-search/{await run_id('search')}/timeline",
         "failed-recovery": f"{base}/workflows/recovery-ledger/{await run_id('ledger')}/history",
         "watch-schedule": f"{base}/schedules",
     }
 
 
-def main() -> int:
-    """Take every screenshot; return an exit code."""
+def main(argv: list[str] | None = None) -> int:
+    """Take the screenshots; return an exit code."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", type=Path, default=OUT, help="where the PNGs go (docs/images)")
+    parser.add_argument("--only", action="append", default=[], help="a page's name; repeatable")
+    args = parser.parse_args(argv)
     browser = chromium()
     if browser is None:
         print("chromium is not installed: no screenshots taken (apt-get install chromium)")
         return 0
-    OUT.mkdir(parents=True, exist_ok=True)
+    args.out.mkdir(parents=True, exist_ok=True)
     port, ui_port = free_port(), free_port()
     ui = f"http://127.0.0.1:{ui_port}"
     with tempfile.TemporaryDirectory() as tmp:
@@ -130,7 +186,7 @@ def main() -> int:
             stderr=subprocess.DEVNULL,
         )
         try:
-            asyncio.run(shoot_all(browser, ui, port, state))
+            asyncio.run(shoot_all(browser, ui, port, state, args.out, args.only))
         finally:
             server.terminate()
             server.wait(timeout=30)

@@ -14,9 +14,12 @@ from temporalio.api.operatorservice.v1 import (
     AddSearchAttributesRequest,
     ListSearchAttributesRequest,
 )
-from temporalio.client import Client
+from collections.abc import Sequence
+
+from temporalio.client import Client, Interceptor
 from temporalio.common import SearchAttributeIndexedValueType
 from temporalio.envconfig import ClientConfig
+from temporalio.runtime import PrometheusConfig, Runtime, TelemetryConfig
 from temporalio.service import RPCError, RPCStatusCode
 
 from starter.runtime_exit import release_runtime_at_exit
@@ -28,8 +31,21 @@ logger = logging.getLogger(__name__)
 DEFAULT_TARGET = "localhost:7233"
 
 
-async def connect(target_host: str | None = None, namespace: str | None = None) -> Client:
-    """Connect with envconfig settings; explicit arguments win over the environment."""
+async def connect(
+    target_host: str | None = None,
+    namespace: str | None = None,
+    *,
+    runtime: Runtime | None = None,
+    interceptors: Sequence[Interceptor] = (),
+) -> Client:
+    """Connect with envconfig settings; explicit arguments win over the environment.
+
+    Args:
+        target_host: ``host:port``, else ``TEMPORAL_ADDRESS``, else localhost:7233.
+        namespace: else ``TEMPORAL_NAMESPACE``, else ``default``.
+        runtime: A runtime with telemetry (the worker's metrics), else the SDK's default.
+        interceptors: Client (and so worker) interceptors, e.g. tracing.
+    """
     release_runtime_at_exit()
     config = ClientConfig.load_client_connect_config()
     config.setdefault("target_host", DEFAULT_TARGET)
@@ -37,7 +53,24 @@ async def connect(target_host: str | None = None, namespace: str | None = None) 
         config["target_host"] = target_host
     if namespace:
         config["namespace"] = namespace
-    return await Client.connect(**config, data_converter=data_converter)
+    return await Client.connect(
+        **config, data_converter=data_converter, runtime=runtime, interceptors=interceptors
+    )
+
+
+def metrics_runtime(bind_address: str) -> Runtime:
+    """Return a runtime that serves Prometheus metrics at ``host:port`` (``/metrics``).
+
+    Counters keep their names (``recovery_ended``, the SDK's ``temporal_*``), with
+    ``_total`` added as Prometheus names counters; durations are in seconds.
+    """
+    return Runtime(
+        telemetry=TelemetryConfig(
+            metrics=PrometheusConfig(
+                bind_address=bind_address, counters_total_suffix=True, durations_as_seconds=True
+            )
+        )
+    )
 
 
 async def ensure_search_attributes(client: Client) -> bool:

@@ -28,6 +28,8 @@ from workflows.constants import SEARCH_ATTRIBUTES
 STATE_DIR = Path(".recovery")
 GRPC_PORT = 7233
 UI_PORT = 8233
+# The worker's Prometheus endpoint under `make dev` (the OpenTelemetry convention's port).
+METRICS_PORT = 9464
 
 
 def find_binary(name: str) -> str:
@@ -151,9 +153,13 @@ async def run_dev(port: int = GRPC_PORT, ui_port: int = UI_PORT) -> int:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
+    metrics = os.environ.get("RECOVERY_METRICS_BIND") or f"127.0.0.1:{METRICS_PORT}"
     try:
-        async with embedded_temporal(port, ui_port) as embedded:
+        async with embedded_temporal(
+            port, ui_port, worker_env={"RECOVERY_METRICS_BIND": metrics}
+        ) as embedded:
             print(f"Temporal dev server: localhost:{port}   Web UI: http://localhost:{ui_port}", flush=True)
+            print(f"Worker metrics: http://{metrics}/metrics", flush=True)
             print("Worker polling task queue 'recovery-orchestrator'. Ctrl-C stops both.", flush=True)
             while not stop.is_set():
                 if embedded.exited():

@@ -53,6 +53,9 @@ def test_histories_are_checked_in() -> None:
         "coordinator_depends_on",  # a dependent waits in the queue for its dependency
         "circuit_watch_schedules",  # open breakers handed over in one automatic batch
         "circuit_watch_held_back",  # the storm guard's refusal in the watch's result
+        "service_recovery_ends_failed",  # failed-recovery-ends-failed: Failed, result in details
+        "service_recovery_temporal_cancel_reopens",  # Canceled, the reset breaker re-opened
+        "coordinator_cancel_through_temporal",  # the coordinator requests Temporal cancellation
     } <= names
 
 

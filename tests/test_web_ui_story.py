@@ -9,7 +9,10 @@ from __future__ import annotations
 
 import asyncio
 import json
+import shutil
+import sys
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import pytest
 import pytest_asyncio
@@ -22,7 +25,8 @@ from activities.health_check_specs import HttpHealthCheck
 from activities.sqlite_store import SQLiteBreakerStore
 from starter.orchestrator import RecoveryOrchestrator
 from starter.recoveries import final_result, recovery_handle
-from tests.conftest import orchestrator_on, running_worker
+from tests.conftest import orchestrator_on, record_history, running_worker
+from tests.coordination import coordinator_history
 from tests.recoveries import eventually, start_recovery, status_of
 from tests.servers import gated_health_server, health_server
 from workflows.models import (
@@ -60,6 +64,7 @@ async def test_a_failed_recovery_ends_failed_with_its_result_in_the_details_and_
         result = await final_result(handle)
         ended = await current_details(handle)
         description = await handle.describe()
+        record_history(await handle.fetch_history(), "service_recovery_ends_failed")
         summaries = [
             json.loads(event.user_metadata.summary.data or b'""')
             async for event in handle.fetch_history_events()
@@ -106,6 +111,7 @@ async def test_temporal_cancellation_ends_canceled_with_its_reason_and_the_break
             await handle.result()
         result = await final_result(handle)
         description = await handle.describe()
+        record_history(await handle.fetch_history(), "service_recovery_temporal_cancel_reopens")
     assert description.status is WorkflowExecutionStatus.CANCELED
     assert result.state is RecoveryState.CANCELLED
     assert result.error_message == "cancelled: db failover in progress"
@@ -132,6 +138,7 @@ async def test_the_products_cancel_ends_the_workflow_canceled_and_the_coordinato
         handle = recovery_handle(dev_env.client, service)
         result = await asyncio.wait_for(final_result(handle), timeout=30)
         description = await handle.describe()
+        record_history(await coordinator_history(orchestrator), "coordinator_cancel_through_temporal")
     assert description.status is WorkflowExecutionStatus.CANCELED
     assert result.state is RecoveryState.CANCELLED
     status = await orchestrator.get_recovery_status()
@@ -160,3 +167,20 @@ async def test_the_coordinator_records_a_failed_childs_own_result(
     assert "answered 503" in ended["error_message"]
     description = await recovery_handle(dev_env.client, service).describe()
     assert description.status is WorkflowExecutionStatus.FAILED
+
+
+@pytest.mark.timeout(180)
+async def test_the_screenshot_script_shows_the_current_details_page(tmp_path: Path) -> None:
+    """`make screenshots` regenerates docs/web-ui.md's pictures; here one page, into tmp."""
+    if shutil.which("chromium") is None:
+        pytest.skip("chromium is not installed here: the screenshot script is not run")
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "scripts/web_ui_screenshots.py", "--out", str(tmp_path),
+        "--only", "manual-recovery-details",
+        cwd=Path(__file__).resolve().parent.parent,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )
+    out, err = await asyncio.wait_for(process.communicate(), timeout=150)
+    assert process.returncode == 0, err.decode()[-2000:]
+    shot = tmp_path / "manual-recovery-details.png"
+    assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and shot.stat().st_size > 30_000

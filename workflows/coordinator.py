@@ -38,6 +38,7 @@ from temporalio.exceptions import (
 )
 from temporalio.workflow import ParentClosePolicy
 
+from workflows import metrics
 from workflows.constants import COORDINATOR_WORKFLOW, LOG_PREFIX, recovery_workflow_id
 from workflows.coordinator_models import (
     ActiveRecovery,
@@ -67,6 +68,7 @@ from workflows.models import (
     RecoveryReport,
     RecoveryResult,
     RecoveryState,
+    RecoveryTask,
     ServiceRecoveryInput,
     decoding_carried_state,
     validate_constitutional_hash,
@@ -218,6 +220,7 @@ class RecoveryCoordinator:
         input = _decode(CancelRecoveryInput, args, "cancel_recovery")
         async with self._lock:
             result, child = self._ledger.cancel(input.service_name, input.reason, workflow.now())
+            self._publish_metrics()
             if child is not None:
                 await self._tell_to_cancel(child, input.reason)
         return result
@@ -322,6 +325,7 @@ class RecoveryCoordinator:
         input = _decode(ShutdownInput, args, "shutdown", optional=True)
         async with self._lock:
             cancelled, children = self._ledger.shutdown(input.reason, workflow.now())
+            self._publish_metrics()
             # The ledger has already recorded every one: signalling is all that is left,
             # and a child that finished meanwhile is simply not found.
             await asyncio.gather(*(self._tell_to_cancel(c, input.reason) for c in children))
@@ -357,6 +361,7 @@ class RecoveryCoordinator:
             self._reject(f"{REPORT_SIGNAL} rejected: {err.message}")
             return
         self._ledger.apply_report(report, watched=report.run_id in self._watched)
+        self._publish_metrics()
 
     @workflow.query(name="get_recovery_status")
     def get_recovery_status(self) -> dict[str, Any]:
@@ -439,6 +444,10 @@ class RecoveryCoordinator:
                     "%s Not scheduled: '%s': %s", LOG_PREFIX, request.service_name, result.reason
                 )
 
+    def _publish_metrics(self) -> None:
+        """Set the gauges from the ledger (the SDK emits nothing during replay)."""
+        metrics.awaiting_operator(self._ledger.awaiting_operator_count())
+
     def _reject(self, message: str) -> None:
         self._ledger.reject(message, workflow.now())
         workflow.logger.warning("%s %s", LOG_PREFIX, message)
@@ -491,7 +500,10 @@ class RecoveryCoordinator:
                 task_queue=workflow.info().task_queue,
                 parent_close_policy=ParentClosePolicy.ABANDON,
                 id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE,
-                static_summary=f"recover {task.service_name} (priority {task.priority})",
+                static_summary=(
+                    f"recover {task.service_name}: {task.strategy.value}, priority {task.priority}"
+                ),
+                static_details=_policy_details(task),
             )
         except WorkflowAlreadyStartedError:
             message = (
@@ -637,3 +649,22 @@ def _result_in_failure(err: ChildWorkflowError) -> RecoveryResult | None:
         return RecoveryResult.model_validate(cause.details[0])
     except (IndexError, ValueError):
         return None
+
+
+def _policy_details(task: RecoveryTask) -> str:
+    """Describe the policy a recovery runs under, for the Web UI's "Details"."""
+    policy = task.policy
+    check = policy.health_check
+    lines = [
+        f"**{policy.max_retry_attempts} attempts**, {task.strategy.value}: backoff from "
+        f"{policy.initial_delay_ms} ms up to {policy.max_delay_ms} ms "
+        f"(x{policy.backoff_multiplier:g}, jitter {policy.jitter.value}).",
+        f"Health check: {check.kind if check is not None else 'none'}.",
+    ]
+    if policy.depends_on:
+        lines.append(f"Depends on: {', '.join(policy.depends_on)}.")
+    if policy.max_attempts_per_hour is not None:
+        lines.append(f"Storm guard: at most {policy.max_attempts_per_hour} attempts an hour.")
+    if policy.escalate_to_manual:
+        lines.append("Escalates to an operator once its attempts are used up.")
+    return "\n\n".join(lines)

@@ -38,7 +38,7 @@ from temporalio.exceptions import (
 )
 from temporalio.exceptions import TimeoutError as TemporalTimeoutError
 
-from workflows import backoff
+from workflows import backoff, metrics
 from workflows.constants import (
     LOG_PREFIX,
     RECOVERY_ID_PREFIX,
@@ -209,6 +209,7 @@ class ServiceRecovery:
                 SA_STATE.value_set(self._state.value),
             ]
         )
+        metrics.recovery_started(input.strategy.value)
         self._show_details()
         try:
             final_state = await self._recover()
@@ -382,6 +383,7 @@ class ServiceRecovery:
             self._raise_if_cancelled()
             return
         duration = timedelta(milliseconds=delay_ms)
+        metrics.backoff_started(self._input.strategy.value, delay_ms / 1000)
         self._next_attempt_at = workflow.now() + duration
         await self._enter(RecoveryState.IN_PROGRESS, RecoveryPhase.BACKOFF)
         try:
@@ -425,6 +427,7 @@ class ServiceRecovery:
                 await self._set_breaker(BreakerState.OPEN)
         record.finished_at = workflow.now()
         record.result = "success" if passed else "failure"
+        metrics.attempt_made(self._input.strategy.value, passed)
         record.error = error
         if error:
             self._last_error = error
@@ -624,6 +627,7 @@ class ServiceRecovery:
                 self._attempts[-1].result = "cancelled"
                 self._attempts[-1].finished_at = workflow.now()
         workflow.upsert_search_attributes([SA_STATE.value_set(state.value)])
+        metrics.recovery_ended(self._input.strategy.value, state.value)
         last_check = self._attempts[-1].health_check if self._attempts else None
         result = RecoveryResult(
             service_name=self._input.service_name,

@@ -1,0 +1,84 @@
+"""The worker's Prometheus endpoint after recoveries of every ending, scraped over HTTP."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import urllib.request
+
+import pytest
+from temporalio.testing import WorkflowEnvironment
+
+from activities.health_check_specs import HttpHealthCheck
+from activities.sqlite_store import SQLiteBreakerStore
+from starter.connection import connect, metrics_runtime
+from starter.orchestrator import RecoveryOrchestrator
+from tests.recoveries import eventually
+from tests.servers import free_port, health_server
+from worker import build_worker
+from workflows.models import RecoveryPolicy, RecoveryStrategy
+
+pytestmark = pytest.mark.timeout(90)
+
+
+def scrape(address: str) -> str:
+    with urllib.request.urlopen(f"http://{address}/metrics", timeout=5) as answer:
+        text: str = answer.read().decode()
+    return text
+
+
+def value(metrics: str, name: str, **labels: str) -> float:
+    """Sum the samples of ``name`` whose labels include ``labels``."""
+    total = 0.0
+    for line in metrics.splitlines():
+        match = re.match(rf"^{name}(?:\{{(.*)\}})? ([0-9.e+-]+)$", line)
+        if match is None:
+            continue
+        found = dict(re.findall(r'(\w+)="([^"]*)"', match.group(1) or ""))
+        if all(found.get(key) == wanted for key, wanted in labels.items()):
+            total += float(match.group(2))
+    return total
+
+
+async def test_the_endpoint_counts_recoveries_by_strategy_and_outcome(
+    dev_env: WorkflowEnvironment, store: SQLiteBreakerStore, task_queue: str, service: str
+) -> None:
+    address = f"127.0.0.1:{free_port()}"
+    client = await connect(
+        dev_env.client.service_client.config.target_host, runtime=metrics_runtime(address)
+    )
+    orchestrator = RecoveryOrchestrator(
+        client=client, task_queue=task_queue, coordinator_workflow_id=f"coordinator-{task_queue}"
+    )
+    async with health_server([503]) as down, build_worker(client, store, task_queue=task_queue):
+        await orchestrator.start()
+        await orchestrator.schedule_recovery(f"{service}-ok", RecoveryStrategy.IMMEDIATE)
+        failing = RecoveryPolicy(
+            max_retry_attempts=2, initial_delay_ms=100, max_delay_ms=100,
+            health_check=HttpHealthCheck(url=down.url),
+        )
+        await orchestrator.schedule_recovery(f"{service}-bad", policy=failing)
+        await orchestrator.schedule_recovery(f"{service}-manual", RecoveryStrategy.MANUAL)
+        await orchestrator.execute_recovery(f"{service}-ok")
+        await orchestrator.execute_recovery(f"{service}-bad")
+        metrics = await eventually(
+            lambda: asyncio.to_thread(scrape, address),
+            lambda text: value(text, "recovery_awaiting_operator") == 1,
+        )
+        await orchestrator.cancel_recovery(f"{service}-manual")
+        metrics = await eventually(
+            lambda: asyncio.to_thread(scrape, address),
+            lambda text: value(text, "recovery_ended_total", outcome="cancelled") == 1
+            and value(text, "recovery_awaiting_operator") == 0,
+        )
+        await orchestrator.stop()
+    assert value(metrics, "recovery_started_total", strategy="immediate") == 1
+    assert value(metrics, "recovery_started_total", strategy="exponential_backoff") == 1
+    assert value(metrics, "recovery_ended_total", strategy="immediate", outcome="succeeded") == 1
+    assert value(metrics, "recovery_ended_total", strategy="exponential_backoff", outcome="failed") == 1
+    assert value(metrics, "recovery_ended_total", strategy="manual", outcome="cancelled") == 1
+    assert value(metrics, "recovery_attempts_total", strategy="exponential_backoff", result="failure") == 2
+    assert value(metrics, "recovery_attempts_total", strategy="immediate", result="success") == 1
+    assert value(metrics, "recovery_backoff_seconds_count", strategy="exponential_backoff") == 1
+    assert value(metrics, "recovery_awaiting_operator") == 0
+    assert value(metrics, "temporal_workflow_completed_total") >= 1, "the SDK's own metrics too"
