@@ -136,3 +136,12 @@ async def orchestrator_on(
 
 if TYPE_CHECKING:
     from starter.orchestrator import RecoveryOrchestrator
+
+
+@pytest_asyncio.fixture
+async def orchestrator(
+    dev_env: WorkflowEnvironment, store: SQLiteBreakerStore, task_queue: str
+) -> AsyncIterator[RecoveryOrchestrator]:
+    """A started facade with a worker and a coordinator of this test's own."""
+    async with orchestrator_on(dev_env, store, task_queue) as running:
+        yield running

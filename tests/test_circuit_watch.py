@@ -7,11 +7,9 @@ and TCP checks against loopback, and the coordinator is a test's own.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from datetime import timedelta
 
 import pytest
-import pytest_asyncio
 from temporalio.client import ScheduleActionStartWorkflow
 from temporalio.testing import WorkflowEnvironment
 
@@ -25,7 +23,7 @@ from starter.watch_schedule import (
     ensure_watch_schedule,
     set_watch_paused,
 )
-from tests.conftest import orchestrator_on, record_history
+from tests.conftest import record_history
 from tests.coordination import coordinator_history, wait_all_finished
 from tests.policies import blocking_policy
 from tests.recoveries import eventually
@@ -37,14 +35,6 @@ from workflows.models import RecoveryPolicy, RecoveryStrategy
 
 pytestmark = pytest.mark.timeout(90)
 QUICK = dict(initial_delay_ms=50, max_delay_ms=50)
-
-
-@pytest_asyncio.fixture
-async def orchestrator(
-    dev_env: WorkflowEnvironment, store: SQLiteBreakerStore, task_queue: str
-) -> AsyncIterator[RecoveryOrchestrator]:
-    async with orchestrator_on(dev_env, store, task_queue) as running:
-        yield running
 
 
 def names(prefix: str, *parts: str) -> list[str]:

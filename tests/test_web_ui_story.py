@@ -11,11 +11,9 @@ import asyncio
 import json
 import shutil
 import sys
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
-import pytest_asyncio
 from temporalio.api.sdk.v1 import WorkflowMetadata
 from temporalio.client import WorkflowExecutionStatus, WorkflowFailureError
 from temporalio.testing import WorkflowEnvironment
@@ -25,7 +23,7 @@ from activities.health_check_specs import HttpHealthCheck
 from activities.sqlite_store import SQLiteBreakerStore
 from starter.orchestrator import RecoveryOrchestrator
 from starter.recoveries import final_result, recovery_handle
-from tests.conftest import orchestrator_on, record_history, running_worker
+from tests.conftest import record_history, running_worker
 from tests.coordination import coordinator_history
 from tests.recoveries import eventually, start_recovery, status_of
 from tests.servers import gated_health_server, health_server
@@ -116,14 +114,6 @@ async def test_temporal_cancellation_ends_canceled_with_its_reason_and_the_break
     assert result.state is RecoveryState.CANCELLED
     assert result.error_message == "cancelled: db failover in progress"
     assert store.get_state(service).state is BreakerState.OPEN, "the reset is undone"  # type: ignore[union-attr]
-
-
-@pytest_asyncio.fixture
-async def orchestrator(
-    dev_env: WorkflowEnvironment, store: SQLiteBreakerStore, task_queue: str
-) -> AsyncIterator[RecoveryOrchestrator]:
-    async with orchestrator_on(dev_env, store, task_queue) as running:
-        yield running
 
 
 async def test_the_products_cancel_ends_the_workflow_canceled_and_the_coordinator_keeps_the_reason(
