@@ -28,6 +28,7 @@ from activities.workflow_lookup import WorkflowLookupActivities
 from starter.connection import connect, ensure_search_attributes, metrics_runtime
 from starter.coordinator_client import CoordinatorClient
 from starter.coordinator_handoff import CoordinatorHandoffActivities
+from starter.fleet_metrics import publish_fleet_gauges
 from starter.services_file import load_services_from_env
 from starter.tracing import tracing_from_env, tracing_interceptors
 from starter.watch_schedule import ensure_watch_schedule, interval_from_env, parse_interval
@@ -122,8 +123,15 @@ async def run_worker(
             len(services.services),
             services.source or "no services file (defaults for every breaker)",
         )
+        gauges = (
+            asyncio.create_task(publish_fleet_gauges(client, runtime, stop))
+            if runtime is not None
+            else None
+        )
         await stop.wait()
         logger.info("shutting down")
+        if gauges is not None:
+            await gauges
     store.close()
 
 

@@ -109,7 +109,7 @@ async def shoot_all(
     The worker must run during the shots: the Web UI reads current details through
     a query that a worker answers.
     """
-    client = await wait_for_server(f"127.0.0.1:{port}")
+    client = await wait_for_server(f"127.0.0.1:{port}", timeout=180)
     await ensure_search_attributes(client)
     store = SQLiteBreakerStore(state / "breakers.db")
     async with build_worker(client, store):

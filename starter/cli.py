@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import os
 import sys
+import warnings
 from collections.abc import Awaitable, Callable, Sequence
 from contextlib import ExitStack
 from dataclasses import dataclass, field
@@ -624,6 +625,8 @@ def main(argv: list[str] | None = None) -> None:
 
 def run(argv: list[str] | None = None) -> int:
     """Parse ``argv``, run the command, and return its exit code."""
+    # One line on stderr per failure: a library's Python warning is not for operators.
+    warnings.simplefilter("ignore")
     try:
         parsed = cli.main(args=argv, prog_name=PROG, standalone_mode=False)
     except click.UsageError as err:
@@ -635,8 +638,8 @@ def run(argv: list[str] | None = None) -> int:
     if not isinstance(parsed, Invocation):  # --help: already printed
         return parsed if isinstance(parsed, int) else 0
     options = parsed.args
-    apply_connection_flags(options.address, options.namespace, options.profile)
     try:
+        apply_connection_flags(options.address, options.namespace, options.profile)
         result = asyncio.run(_run_with_timeout(parsed))
         if result is not None:
             render.show(result, options.json, render.console())

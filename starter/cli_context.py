@@ -79,6 +79,10 @@ class Context:
         )
 
 
+# Temporal's own limit on a namespace's name.
+MAX_NAMESPACE = 255
+
+
 def apply_connection_flags(address: str | None, namespace: str | None, profile: str | None) -> None:
     """Make ``--address``/``--namespace``/``--profile`` win over the environment and profiles.
 
@@ -86,6 +90,8 @@ def apply_connection_flags(address: str | None, namespace: str | None, profile: 
     reader of the client settings sees them alike: ``connect()``, and the demo and dev
     mode, which look at the configured address before connecting.
     """
+    if namespace is not None and not 1 <= len(namespace) <= MAX_NAMESPACE:
+        raise ValueError(f"--namespace must be 1-{MAX_NAMESPACE} characters, got {len(namespace)}")
     for name, value in (
         ("TEMPORAL_ADDRESS", address),
         ("TEMPORAL_NAMESPACE", namespace),

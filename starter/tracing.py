@@ -59,3 +59,5 @@ def _ensure_provider() -> None:
     provider = TracerProvider(resource=Resource.create({"service.name": "recovery-worker"}))
     provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter()))
     trace.set_tracer_provider(provider)
+    endpoint = os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT") or "http://localhost:4318 (the default)"
+    logger.info("tracing: exporting spans over OTLP/HTTP to %s", endpoint)

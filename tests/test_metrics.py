@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+from datetime import timedelta
 import urllib.request
 
 import pytest
@@ -12,6 +13,7 @@ from temporalio.testing import WorkflowEnvironment
 from activities.health_check_specs import HttpHealthCheck
 from activities.sqlite_store import SQLiteBreakerStore
 from starter.connection import connect, metrics_runtime
+from starter.fleet_metrics import AWAITING_QUERY, publish_fleet_gauges
 from starter.orchestrator import RecoveryOrchestrator
 from tests.recoveries import eventually
 from tests.servers import free_port, health_server
@@ -44,12 +46,17 @@ async def test_the_endpoint_counts_recoveries_by_strategy_and_outcome(
     dev_env: WorkflowEnvironment, store: SQLiteBreakerStore, task_queue: str, service: str
 ) -> None:
     address = f"127.0.0.1:{free_port()}"
-    client = await connect(
-        dev_env.client.service_client.config.target_host, runtime=metrics_runtime(address)
+    runtime = metrics_runtime(address)
+    client = await connect(dev_env.client.service_client.config.target_host, runtime=runtime)
+    stop = asyncio.Event()
+    gauges = asyncio.create_task(
+        publish_fleet_gauges(client, runtime, stop, interval=timedelta(milliseconds=300))
     )
     orchestrator = RecoveryOrchestrator(
         client=client, task_queue=task_queue, coordinator_workflow_id=f"coordinator-{task_queue}"
     )
+    # The gauge is namespace-wide: other tests' MANUAL recoveries may still be waiting.
+    before = (await client.count_workflows(AWAITING_QUERY)).count
     async with health_server([503]) as down, build_worker(client, store, task_queue=task_queue):
         await orchestrator.start()
         await orchestrator.schedule_recovery(f"{service}-ok", RecoveryStrategy.IMMEDIATE)
@@ -63,15 +70,17 @@ async def test_the_endpoint_counts_recoveries_by_strategy_and_outcome(
         await orchestrator.execute_recovery(f"{service}-bad")
         metrics = await eventually(
             lambda: asyncio.to_thread(scrape, address),
-            lambda text: value(text, "recovery_awaiting_operator") == 1,
+            lambda text: value(text, "recovery_awaiting_operator") == before + 1,
         )
         await orchestrator.cancel_recovery(f"{service}-manual")
         metrics = await eventually(
             lambda: asyncio.to_thread(scrape, address),
             lambda text: value(text, "recovery_ended_total", outcome="cancelled") == 1
-            and value(text, "recovery_awaiting_operator") == 0,
+            and value(text, "recovery_awaiting_operator") == before,
         )
         await orchestrator.stop()
+    stop.set()
+    await gauges
     assert value(metrics, "recovery_started_total", strategy="immediate") == 1
     assert value(metrics, "recovery_started_total", strategy="exponential_backoff") == 1
     assert value(metrics, "recovery_ended_total", strategy="immediate", outcome="succeeded") == 1
@@ -80,5 +89,5 @@ async def test_the_endpoint_counts_recoveries_by_strategy_and_outcome(
     assert value(metrics, "recovery_attempts_total", strategy="exponential_backoff", result="failure") == 2
     assert value(metrics, "recovery_attempts_total", strategy="immediate", result="success") == 1
     assert value(metrics, "recovery_backoff_seconds_count", strategy="exponential_backoff") == 1
-    assert value(metrics, "recovery_awaiting_operator") == 0
+    assert value(metrics, "recovery_awaiting_operator") == before
     assert value(metrics, "temporal_workflow_completed_total") >= 1, "the SDK's own metrics too"

@@ -27,6 +27,7 @@ from tests.conftest import record_history, running_worker
 from tests.coordination import coordinator_history
 from tests.recoveries import eventually, start_recovery, status_of
 from tests.servers import gated_health_server, health_server
+from workflows.service_recovery import ServiceRecovery
 from workflows.models import (
     RecoveryPhase,
     RecoveryPolicy,
@@ -131,6 +132,8 @@ async def test_the_products_cancel_ends_the_workflow_canceled_and_the_coordinato
         record_history(await coordinator_history(orchestrator), "coordinator_cancel_through_temporal")
     assert description.status is WorkflowExecutionStatus.CANCELED
     assert result.state is RecoveryState.CANCELLED
+    # The operator's reason, not the server's wording of a request from another workflow.
+    assert result.error_message == "cancelled: cancelled by operator"
     status = await orchestrator.get_recovery_status()
     [ended] = [r for r in status["recent_history"] if r["service_name"] == service]
     assert ended["state"] == "cancelled" and ended["error_message"].startswith("cancelled: ")
@@ -174,3 +177,27 @@ async def test_the_screenshot_script_shows_the_current_details_page(tmp_path: Pa
     assert process.returncode == 0, err.decode()[-2000:]
     shot = tmp_path / "manual-recovery-details.png"
     assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and shot.stat().st_size > 30_000
+
+
+async def test_a_cancel_signal_and_a_temporal_cancel_together_end_canceled_with_the_first_reason(
+    dev_env: WorkflowEnvironment, store: SQLiteBreakerStore, task_queue: str, service: str
+) -> None:
+    """Both wait in history before the first workflow task: the signal's reason, Canceled.
+
+    (Sent apart, a signal that ends the recovery before the cancellation request arrives
+    ends it Completed: the request then finds nothing running, as the README says.)
+    """
+    from tests.policies import blocking_policy
+    from workflows.models import CancelInput
+
+    handle = await start_recovery(
+        dev_env.client, task_queue, ServiceRecoveryInput(service_name=service, policy=blocking_policy())
+    )
+    await handle.signal(ServiceRecovery.cancel, CancelInput(reason="by signal"))
+    await handle.cancel(reason="by temporal")
+    async with running_worker(dev_env.client, store, task_queue):
+        result = await asyncio.wait_for(final_result(handle), timeout=20)
+        description = await handle.describe()
+    assert description.status is WorkflowExecutionStatus.CANCELED
+    assert result.error_message == "cancelled: by signal"
+    assert store.get_state(service) is None, "stopped before it touched the breaker"

@@ -38,7 +38,6 @@ from temporalio.exceptions import (
 )
 from temporalio.workflow import ParentClosePolicy
 
-from workflows import metrics
 from workflows.constants import COORDINATOR_WORKFLOW, LOG_PREFIX, recovery_workflow_id
 from workflows.coordinator_models import (
     ActiveRecovery,
@@ -220,7 +219,6 @@ class RecoveryCoordinator:
         input = _decode(CancelRecoveryInput, args, "cancel_recovery")
         async with self._lock:
             result, child = self._ledger.cancel(input.service_name, input.reason, workflow.now())
-            self._publish_metrics()
             if child is not None:
                 await self._tell_to_cancel(child, input.reason)
         return result
@@ -325,7 +323,6 @@ class RecoveryCoordinator:
         input = _decode(ShutdownInput, args, "shutdown", optional=True)
         async with self._lock:
             cancelled, children = self._ledger.shutdown(input.reason, workflow.now())
-            self._publish_metrics()
             # The ledger has already recorded every one: signalling is all that is left,
             # and a child that finished meanwhile is simply not found.
             await asyncio.gather(*(self._tell_to_cancel(c, input.reason) for c in children))
@@ -361,7 +358,6 @@ class RecoveryCoordinator:
             self._reject(f"{REPORT_SIGNAL} rejected: {err.message}")
             return
         self._ledger.apply_report(report, watched=report.run_id in self._watched)
-        self._publish_metrics()
 
     @workflow.query(name="get_recovery_status")
     def get_recovery_status(self) -> dict[str, Any]:
@@ -443,10 +439,6 @@ class RecoveryCoordinator:
                 workflow.logger.info(
                     "%s Not scheduled: '%s': %s", LOG_PREFIX, request.service_name, result.reason
                 )
-
-    def _publish_metrics(self) -> None:
-        """Set the gauges from the ledger (the SDK emits nothing during replay)."""
-        metrics.awaiting_operator(self._ledger.awaiting_operator_count())
 
     def _reject(self, message: str) -> None:
         self._ledger.reject(message, workflow.now())

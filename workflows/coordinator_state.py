@@ -102,14 +102,6 @@ class RecoveryLedger:
         names.update(name for name, active in self.state.active.items() if not active.finished)
         return names
 
-    def awaiting_operator_count(self) -> int:
-        """Return how many running recoveries wait for an operator's approval."""
-        return sum(
-            1
-            for active in self.state.active.values()
-            if not active.finished and active.task.state is RecoveryState.AWAITING_MANUAL
-        )
-
     def slots_in_use(self) -> int:
         """Return how many slots running recoveries hold (closing ones included)."""
         return sum(1 for active in self.state.active.values() if not active.outside_slots)

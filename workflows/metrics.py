@@ -12,7 +12,11 @@ worker restart does not count a recovery twice.
 | ``recovery_ended`` | counter | ``strategy``, ``outcome`` (succeeded, failed, cancelled) |
 | ``recovery_attempts`` | counter | ``strategy``, ``result`` (success, failure) |
 | ``recovery_backoff_seconds`` | histogram | ``strategy`` |
-| ``recovery_awaiting_operator`` | gauge | (none): recoveries waiting for ``approve``, per coordinator |
+
+
+The gauge of recoveries awaiting an operator is the worker's, not a workflow's (a
+workflow's gauge would vanish with the worker that last replayed it): see
+``starter.fleet_metrics``.
 """
 
 from __future__ import annotations
@@ -23,7 +27,6 @@ STARTED = "recovery_started"
 ENDED = "recovery_ended"
 ATTEMPTS = "recovery_attempts"
 BACKOFF_SECONDS = "recovery_backoff_seconds"
-AWAITING_OPERATOR = "recovery_awaiting_operator"
 
 
 def recovery_started(strategy: str) -> None:
@@ -52,10 +55,3 @@ def backoff_started(strategy: str, seconds: float) -> None:
     workflow.metric_meter().create_histogram_float(
         BACKOFF_SECONDS, "backoff before an attempt", "s"
     ).record(seconds, {"strategy": strategy})
-
-
-def awaiting_operator(count: int) -> None:
-    """Set how many recoveries the coordinator holds that wait for an operator."""
-    workflow.metric_meter().create_gauge(
-        AWAITING_OPERATOR, "recoveries awaiting an operator's approval"
-    ).set(count)

@@ -181,9 +181,10 @@ def validate_service_name(name: object) -> str:
 def validate_constitutional_hash(value: str, where: str) -> None:
     """Raise ``RecoveryConstitutionalError`` unless ``value`` is the constitutional hash."""
     if value != CONSTITUTIONAL_HASH:
+        shown = repr(value) if len(value) <= 40 else f"{value[:40]!r}… ({len(value)} characters)"
         raise RecoveryConstitutionalError(
             f"Constitutional hash mismatch at {where}: expected {CONSTITUTIONAL_HASH}, "
-            f"got {value!r}"
+            f"got {shown}"
         )
 
 

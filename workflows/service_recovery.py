@@ -24,6 +24,7 @@ in the status's ``ignored_signals`` and otherwise changes nothing.
 from __future__ import annotations
 
 import asyncio
+import re
 from contextlib import nullcontext
 from datetime import datetime, timedelta
 from typing import Any
@@ -217,14 +218,18 @@ class ServiceRecovery:
             final_state = RecoveryState.CANCELLED
         except asyncio.CancelledError:
             # Temporal cancellation: leave the breaker as it was found, record the outcome,
-            # then end as Canceled in Temporal too.
-            reason = workflow.cancellation_reason() or "workflow cancellation requested"
-            self._cancel_request = CancelInput(reason=reason[:MAX_TEXT])
+            # then end as Canceled in Temporal too. A cancel signal's reason came first.
+            if self._cancel_request is None:
+                self._cancel_request = CancelInput(reason=_cancellation_reason())
             if self._breaker_maybe_half_open and workflow.patched(PATCH_REOPEN_ON_TEMPORAL_CANCEL):
                 await self._set_breaker(BreakerState.OPEN, cleaning_up=True)
             await self._finish(RecoveryState.CANCELLED)
             raise
         result = await self._finish(final_state)
+        if final_state is RecoveryState.CANCELLED and self._temporal_cancel_pending():
+            # A cancel signal and a Temporal cancellation both came: end Canceled in
+            # Temporal too, whichever the workflow noticed first.
+            raise asyncio.CancelledError()
         if final_state is RecoveryState.FAILED and workflow.patched(PATCH_FAILED_ENDS_FAILED):
             # Failed in Temporal too (the Web UI colours it, ExecutionStatus='Failed' finds it);
             # the coordinator has its result already, every client reads it from the details.
@@ -599,15 +604,18 @@ class ServiceRecovery:
             await self._set_breaker(BreakerState.OPEN)
         raise _Cancelled()
 
+    def _temporal_cancel_pending(self) -> bool:
+        return workflow.cancellation_reason() is not None and workflow.patched(
+            PATCH_REOPEN_ON_TEMPORAL_CANCEL
+        )
+
     def _raise_if_workflow_cancelled(self) -> None:
         """Let a Temporal cancellation that cut an activity short end the recovery.
 
         The SDK reports the cut-short activity as an ``ActivityError``; taken for the
         attempt's failure, the recovery would go on to its next backoff instead.
         """
-        if workflow.cancellation_reason() is not None and workflow.patched(
-            PATCH_REOPEN_ON_TEMPORAL_CANCEL
-        ):
+        if self._temporal_cancel_pending():
             raise asyncio.CancelledError()
 
     def _raise_if_cancelled(self) -> None:
@@ -720,3 +728,16 @@ def _check_summary(check: HealthCheck | None) -> str:
     if isinstance(check, HostedHealthCheck):
         return _shown(f"hosted check {check.function} on {check.host}")
     return "no health check"
+
+
+# How the server words a cancellation one workflow asked of another (the coordinator's).
+_FORWARDED_REASON = re.compile(r"^Cancel requested by workflow with run id \S+ with reason: (.*)$", re.S)
+
+
+def _cancellation_reason() -> str:
+    """Return the reason a Temporal cancellation gave, as the operator wrote it."""
+    reason = workflow.cancellation_reason() or ""
+    forwarded = _FORWARDED_REASON.match(reason)
+    if forwarded is not None:
+        reason = forwarded.group(1)
+    return (reason or "workflow cancellation requested")[:MAX_TEXT]
