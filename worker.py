@@ -160,7 +160,7 @@ def main(argv: list[str] | None = None) -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     try:
         asyncio.run(_main(args.task_queue, args.watch_interval, args.metrics_bind, args.tracing))
-    except ValueError as err:  # a bad setting (RECOVERY_CIRCUIT_STORE) or services file
+    except (ValueError, OSError) as err:  # a bad setting, services file or TLS file path
         logger.error("cannot start: %s", err)
         raise SystemExit(2) from None
     except RuntimeError as err:  # the server cannot be reached

@@ -41,6 +41,11 @@ class HttpHealthCheck(_CheckBase):
             raise ValueError("url must start with http:// or https://")
         return url
 
+    @property
+    def target(self) -> str:
+        """Name the check by what it probes (activity summaries, the Web UI's details)."""
+        return f"http GET {self.url}"
+
 
 class TcpHealthCheck(_CheckBase):
     """Open a TCP connection to ``host:port``; healthy when it connects."""
@@ -48,6 +53,11 @@ class TcpHealthCheck(_CheckBase):
     kind: Literal["tcp"] = "tcp"
     host: str = Field(min_length=1, max_length=253)
     port: int = Field(ge=1, le=65535)
+
+    @property
+    def target(self) -> str:
+        """Name the check by what it probes (activity summaries, the Web UI's details)."""
+        return f"tcp connect {self.host}:{self.port}"
 
 
 class CallableHealthCheck(_CheckBase):
@@ -72,6 +82,11 @@ class CallableHealthCheck(_CheckBase):
         """Return the module part of ``ref``."""
         return self.ref.split(":", 1)[0]
 
+    @property
+    def target(self) -> str:
+        """Name the check by what it probes (activity summaries, the Web UI's details)."""
+        return f"call {self.ref} on the worker"
+
 
 class HostedHealthCheck(_CheckBase):
     """Call a function that lives in the process that scheduled the recovery.
@@ -89,6 +104,11 @@ class HostedHealthCheck(_CheckBase):
     function: str = Field(min_length=1, max_length=200)
     host: str = Field(min_length=1, max_length=200)
     host_wait_ms: int = Field(default=10_000, gt=0, le=300_000)
+
+    @property
+    def target(self) -> str:
+        """Name the check by what it probes (activity summaries, the Web UI's details)."""
+        return f"hosted check {self.function} on {self.host}"
 
 
 HealthCheck = Annotated[

@@ -38,8 +38,10 @@ from activities.sqlite_store import SQLiteBreakerStore  # noqa: E402
 from starter.dev import server_command, wait_for_server  # noqa: E402
 from starter.connection import ensure_search_attributes  # noqa: E402
 from starter.orchestrator import RecoveryOrchestrator  # noqa: E402
+from starter.watch_schedule import ensure_watch_schedule  # noqa: E402
 from tests.servers import free_port  # noqa: E402
 from worker import build_worker  # noqa: E402
+from workflows.circuit_watch_models import WatchInput  # noqa: E402
 from workflows.models import RecoveryPolicy, RecoveryStrategy  # noqa: E402
 
 OUT = REPO / "docs" / "images"
@@ -130,6 +132,7 @@ async def stage(client: Client, ui: str) -> dict[str, str]:
     closed_port = free_port()
     orchestrator = RecoveryOrchestrator(client=client)
     await orchestrator.start()
+    await ensure_watch_schedule(client, WatchInput())  # as a recovery-worker does at start-up
     down = TcpHealthCheck(host="127.0.0.1", port=closed_port, timeout_ms=500)
     await orchestrator.schedule_recovery("payments", RecoveryStrategy.MANUAL, priority=1)
     await orchestrator.schedule_recovery(

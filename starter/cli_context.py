@@ -107,6 +107,8 @@ def configured_target() -> str:
         config = ClientConfig.load_client_connect_config()
     except RuntimeError as err:  # envconfig's ConfigError: "Profile 'x' not found", bad TOML
         raise ValueError(f"client settings: {err}") from None
+    except OSError as err:  # a TLS certificate or key path that cannot be read
+        raise ValueError(f"client settings: TLS file {err.filename!r}: {err.strerror}") from None
     return str(config.get("target_host") or DEFAULT_TARGET)
 
 

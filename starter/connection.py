@@ -58,6 +58,9 @@ async def connect(
     )
 
 
+BACKOFF_BUCKETS = [0.5, 1, 2, 5, 10, 30, 60, 120, 300, 600, 1800, 3600, 21600, 86400]
+
+
 def metrics_runtime(bind_address: str) -> Runtime:
     """Return a runtime that serves Prometheus metrics at ``host:port`` (``/metrics``).
 
@@ -67,7 +70,12 @@ def metrics_runtime(bind_address: str) -> Runtime:
     return Runtime(
         telemetry=TelemetryConfig(
             metrics=PrometheusConfig(
-                bind_address=bind_address, counters_total_suffix=True, durations_as_seconds=True
+                bind_address=bind_address,
+                counters_total_suffix=True,
+                durations_as_seconds=True,
+                # Backoffs run from a second to the 30-day cap: the SDK's default buckets
+                # stop at 10 s, which would put every real backoff in +Inf.
+                histogram_bucket_overrides={"recovery_backoff_seconds": BACKOFF_BUCKETS},
             )
         )
     )

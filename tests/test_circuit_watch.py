@@ -7,6 +7,8 @@ and TCP checks against loopback, and the coordinator is a test's own.
 
 from __future__ import annotations
 
+import asyncio
+
 from datetime import timedelta
 
 import pytest
@@ -289,3 +291,21 @@ async def test_a_nearly_full_coordinator_takes_the_most_urgent_open_breakers(
     assert sorted(result.scheduled) == [f"{service}-p1", f"{service}-p2"]
     assert "queue_limit is 2" in result.skipped[f"{service}-p3"]
     assert "queue_limit is 2" in result.skipped[f"{service}-p4"]
+
+
+async def test_the_watch_does_not_undo_an_operators_cancel(
+    dev_env: WorkflowEnvironment, orchestrator: RecoveryOrchestrator, store: SQLiteBreakerStore,
+    task_queue: str, service: str,
+) -> None:
+    store.set_state(service, BreakerState.OPEN)
+    defaults = ServiceSettings(policy=blocking_policy())
+    assert (await watch_once(dev_env.client, orchestrator, task_queue, defaults=defaults)).scheduled == [service]
+    assert await orchestrator.cancel_recovery(service)
+    await eventually(lambda: asyncio.to_thread(store.get_state, service), lambda r: r is not None and r.state is BreakerState.OPEN)
+    again = await watch_once(dev_env.client, orchestrator, task_queue, defaults=defaults)
+    assert again.scheduled == [] and "cancelled by an operator" in again.skipped[service]
+    # Scheduling it by hand lifts that, for the watch too.
+    await orchestrator.schedule_recovery(service, policy=blocking_policy())
+    await orchestrator.cancel_recovery(service)
+    status = await orchestrator.get_recovery_status()
+    assert service not in status["services"]

@@ -266,3 +266,15 @@ def test_the_storm_guard_counts_past_the_budget() -> None:
     ended(book, "sa", RecoveryState.FAILED)
     held = book.schedule_automatic(ScheduleRecoveryInput(service_name="sa", policy=budget), NOW + timedelta(minutes=5))
     assert "storm guard: 4 attempts in the last hour" in (held.reason or "")
+
+
+def test_automation_leaves_alone_a_service_an_operator_cancelled_until_its_breaker_opens_anew() -> None:
+    book = ledger()
+    schedule(book, "db")
+    book.cancel("db", "maintenance", NOW)
+    book.note_operator_cancel("db", NOW)
+    soon = ScheduleRecoveryInput(service_name="db", breaker_opened_at=NOW + timedelta(seconds=3))
+    held = book.schedule_automatic(soon, NOW + timedelta(seconds=10))
+    assert held.outcome == "held_back" and "cancelled by an operator" in (held.reason or "")
+    anew = ScheduleRecoveryInput(service_name="db", breaker_opened_at=NOW + timedelta(hours=1))
+    assert book.schedule_automatic(anew, NOW + timedelta(hours=1)).outcome == "queued"

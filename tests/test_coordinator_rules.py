@@ -368,3 +368,15 @@ def test_a_hand_over_trims_old_history_before_it_could_outgrow_two_megabytes() -
     assert book.carried_bytes() > HAND_OVER_LIMIT
     book.fit_for_hand_over()
     assert book.carried_bytes() <= HAND_OVER_LIMIT and book.state.recent_history
+
+
+def test_a_start_that_finds_the_old_run_still_closing_goes_back_to_the_queue_and_waits() -> None:
+    book = ledger(slots=2)
+    schedule(book, "a")
+    [active] = book.take_startable()
+    book.requeue(active)
+    book.closing_elsewhere.add("a")
+    assert book.queued("a") is not None and book.queued("a").state is RecoveryState.SCHEDULED  # type: ignore[union-attr]
+    assert "a" not in book.state.active and book.take_startable() == []
+    book.closing_elsewhere.discard("a")
+    assert [a.task.service_name for a in book.take_startable()] == ["a"]

@@ -89,5 +89,6 @@ async def test_the_endpoint_counts_recoveries_by_strategy_and_outcome(
     assert value(metrics, "recovery_attempts_total", strategy="exponential_backoff", result="failure") == 2
     assert value(metrics, "recovery_attempts_total", strategy="immediate", result="success") == 1
     assert value(metrics, "recovery_backoff_seconds_count", strategy="exponential_backoff") == 1
+    assert value(metrics, "recovery_backoff_seconds_bucket", strategy="exponential_backoff", le="300") == 1
     assert value(metrics, "recovery_awaiting_operator") == before
     assert value(metrics, "temporal_workflow_completed_total") >= 1, "the SDK's own metrics too"

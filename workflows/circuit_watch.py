@@ -11,7 +11,7 @@ with every open breaker, which is what the Web UI shows for it.
 from __future__ import annotations
 
 import re
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from temporalio import workflow
@@ -69,8 +69,9 @@ class CircuitWatch:
             summary="list open breakers",
         )
         result = WatchResult(open_breakers=[b.service_name for b in open_breakers])
+        opened_at = {b.service_name: b.opened_at for b in open_breakers}
         # The most urgent first: if the coordinator is nearly full, they are the ones it takes.
-        requests = sorted(self._requests(settings, result), key=lambda r: r.priority)
+        requests = sorted(self._requests(settings, result, opened_at), key=lambda r: r.priority)
         for start in range(0, len(requests), BATCH):
             batch = requests[start : start + BATCH]
             await self._hand_over(settings.coordinator_workflow_id, batch, result)
@@ -86,7 +87,9 @@ class CircuitWatch:
             )
         return result
 
-    def _requests(self, settings: WatchInput, result: WatchResult) -> list[ScheduleRecoveryInput]:
+    def _requests(
+        self, settings: WatchInput, result: WatchResult, opened_at: dict[str, datetime | None]
+    ) -> list[ScheduleRecoveryInput]:
         """Build one request per open breaker the settings cover; note why others are skipped."""
         requests: list[ScheduleRecoveryInput] = []
         for name in result.open_breakers:
@@ -108,6 +111,7 @@ class CircuitWatch:
                     strategy=chosen.strategy,
                     priority=chosen.priority,
                     policy=chosen.policy,
+                    breaker_opened_at=opened_at.get(name),
                 )
             )
         return requests

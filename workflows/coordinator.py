@@ -67,6 +67,7 @@ from workflows.models import (
     RecoveryReport,
     RecoveryResult,
     RecoveryState,
+    RecoveryStrategy,
     RecoveryTask,
     ServiceRecoveryInput,
     decoding_carried_state,
@@ -89,6 +90,9 @@ PATCH_START_ALL_FREE_SLOTS = "start-all-free-slots"
 PATCH_START_IN_BATCHES = "start-in-batches"
 # Cancel a recovery through Temporal (it then ends Canceled), not by the bare signal.
 PATCH_CANCEL_THROUGH_TEMPORAL = "cancel-through-temporal"
+# A start that finds the previous run (forgotten at continue-as-new) still closing retries.
+PATCH_RETRY_START_AFTER_CLOSING = "retry-start-after-closing"
+CLOSING_RETRY = timedelta(seconds=1)
 START_BATCH = 50
 # How long execute_recovery waits for the service's previous run to close before it
 # starts the queued one (a cancelled run closes within a workflow task or two).
@@ -134,7 +138,9 @@ class RecoveryCoordinator:
         if state.started_at is None:
             state.started_at = workflow.now()
         self._ledger = RecoveryLedger(state)
-        self._ledger.forget_closing()
+        # Services whose run this coordinator stopped holding before seeing it close (it
+        # had reported its end): a start that finds one still running waits and retries.
+        self._maybe_closing = set(self._ledger.forget_closing())
         # Every handler that reads then writes the queue or the running set across an
         # await takes this lock, as the main loop does when it starts children.
         self._lock = asyncio.Lock()
@@ -219,6 +225,8 @@ class RecoveryCoordinator:
         input = _decode(CancelRecoveryInput, args, "cancel_recovery")
         async with self._lock:
             result, child = self._ledger.cancel(input.service_name, input.reason, workflow.now())
+            if result.cancelled:  # the watch must not undo an operator's decision
+                self._ledger.note_operator_cancel(input.service_name, workflow.now())
             if child is not None:
                 await self._tell_to_cancel(child, input.reason)
         return result
@@ -234,11 +242,14 @@ class RecoveryCoordinator:
         input = _decode(ExecuteRecoveryInput, args, "execute_recovery")
         name = input.service_name
         outcome: ExecuteOutcome
-        if self._ledger.queued(name) is not None and name in self._ledger.state.active:
+        def closing() -> bool:
+            return name in self._ledger.state.active or name in self._ledger.closing_elsewhere
+
+        if self._ledger.queued(name) is not None and closing():
             # Its previous run (cancelled, say) is still closing: one run per workflow id.
             try:
                 await workflow.wait_condition(
-                    lambda: name not in self._ledger.state.active,
+                    lambda: not closing(),
                     timeout=CLOSING_WAIT,
                     timeout_summary=f"wait for the previous run of {name} to close",
                 )
@@ -258,6 +269,13 @@ class RecoveryCoordinator:
                     raise to_application_error(err) from None
                 active = self._ledger.take(queued, outside_slots=True)
                 await self._launch(active)
+                if self._ledger.live(name) is not active:  # put back: its old run still closes
+                    raise to_application_error(
+                        RecoveryOrchestratorError(
+                            f"the previous run of '{name}' is still closing; it stays queued "
+                            f"and starts in a moment"
+                        )
+                    )
                 outcome = "started"
             else:
                 found = self._ledger.live(name)
@@ -357,7 +375,11 @@ class RecoveryCoordinator:
         except ApplicationError as err:
             self._reject(f"{REPORT_SIGNAL} rejected: {err.message}")
             return
+        held = report.service_name in self._ledger.state.active
         self._ledger.apply_report(report, watched=report.run_id in self._watched)
+        if held and report.service_name not in self._ledger.state.active:
+            # A child from before a continue-as-new reported its end: it is closing now.
+            self._maybe_closing.add(report.service_name)
 
     @workflow.query(name="get_recovery_status")
     def get_recovery_status(self) -> dict[str, Any]:
@@ -419,6 +441,8 @@ class RecoveryCoordinator:
     # ----- internals -----------------------------------------------------------------
 
     def _schedule(self, input: ScheduleRecoveryInput) -> ScheduleRecoveryResult:
+        """Schedule for an operator (or a script): that also lifts their earlier cancel."""
+        self._ledger.state.operator_cancels.pop(input.service_name, None)
         result = self._ledger.schedule(input, workflow.now())
         self._log_scheduled([input], [result])
         return result
@@ -498,6 +522,15 @@ class RecoveryCoordinator:
                 static_details=_policy_details(task),
             )
         except WorkflowAlreadyStartedError:
+            if task.service_name in self._maybe_closing and workflow.patched(
+                PATCH_RETRY_START_AFTER_CLOSING
+            ):
+                # Its previous run reported its end and is still closing: start this one
+                # again in a moment, not as a failure.
+                self._ledger.requeue(active)
+                self._ledger.closing_elsewhere.add(task.service_name)
+                asyncio.create_task(self._retry_later(task.service_name))
+                return
             message = (
                 f"recovery-{task.service_name} is already running outside the coordinator; "
                 "it is not started twice"
@@ -514,6 +547,10 @@ class RecoveryCoordinator:
         asyncio.create_task(self._watch_child(task.service_name, run_id, handle))
         if active.cancel_reason is not None:  # cancelled while its start was in flight
             await self._tell_to_cancel(ChildRef(task.service_name, run_id), active.cancel_reason)
+
+    async def _retry_later(self, service_name: str) -> None:
+        await workflow.sleep(CLOSING_RETRY, summary=f"wait for the previous run of {service_name} to close")
+        self._ledger.closing_elsewhere.discard(service_name)
 
     async def _watch_child(
         self, service_name: str, run_id: str, handle: workflow.ChildWorkflowHandle[Any, RecoveryResult]
@@ -647,11 +684,18 @@ def _policy_details(task: RecoveryTask) -> str:
     """Describe the policy a recovery runs under, for the Web UI's "Details"."""
     policy = task.policy
     check = policy.health_check
+    if task.strategy is RecoveryStrategy.MANUAL:
+        pacing = "each approved by an operator"
+    elif task.strategy is RecoveryStrategy.IMMEDIATE:
+        pacing = "one after another, no backoff"
+    else:
+        pacing = (
+            f"{task.strategy.value}: backoff from {policy.initial_delay_ms} ms up to "
+            f"{policy.max_delay_ms} ms (x{policy.backoff_multiplier:g}, jitter {policy.jitter.value})"
+        )
     lines = [
-        f"**{policy.max_retry_attempts} attempts**, {task.strategy.value}: backoff from "
-        f"{policy.initial_delay_ms} ms up to {policy.max_delay_ms} ms "
-        f"(x{policy.backoff_multiplier:g}, jitter {policy.jitter.value}).",
-        f"Health check: {check.kind if check is not None else 'none'}.",
+        f"**{policy.max_retry_attempts} attempts**, {pacing}.",
+        f"Health check: {check.target if check is not None else 'none'}.",
     ]
     if policy.depends_on:
         lines.append(f"Depends on: {', '.join(policy.depends_on)}.")

@@ -47,6 +47,9 @@ class ScheduleRecoveryInput(_ServiceInput):
     strategy: RecoveryStrategy = RecoveryStrategy.EXPONENTIAL_BACKOFF
     priority: StrictPriority = 1
     policy: RecoveryPolicy | None = None
+    # Set by automation (the circuit watch): when the service's breaker last opened. An
+    # automatic request leaves alone a service an operator cancelled since then.
+    breaker_opened_at: datetime | None = None
 
 
 class ScheduleRecoveriesInput(StrictModel):
@@ -220,6 +223,9 @@ class CoordinatorState(BaseModel):
     rejected_signals: list[str] = Field(default_factory=list)
     started_at: datetime | None = None
     attempt_logs: dict[str, AttemptLog] = Field(default_factory=dict)
+    # When an operator last cancelled each service: automation leaves it alone until its
+    # breaker opens again or an operator schedules it (the most recent few hundred kept).
+    operator_cancels: dict[str, datetime] = Field(default_factory=dict)
     held_back: dict[str, HeldBack] = Field(default_factory=dict)
 
 

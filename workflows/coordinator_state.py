@@ -53,6 +53,12 @@ MAX_RUNNING = 1000
 MAX_MESSAGE = 500
 # The storm guard's window: a budget of attempts per rolling hour.
 BUDGET_WINDOW = timedelta(hours=1)
+# Operator cancels remembered for automation to respect (each about 60 bytes).
+MAX_OPERATOR_CANCELS = 500
+# A cancelled recovery re-opens the breaker it had reset, which renews ``opened_at``
+# (breaker writes retry for up to 2 minutes): an opening this soon after the cancel is
+# that clean-up, not the service failing anew.
+CANCEL_SETTLING = timedelta(minutes=5)
 # A queue entry's own fields as JSON, besides its name and policy (measured: about 250).
 TASK_BYTES = 300
 
@@ -75,6 +81,9 @@ class RecoveryLedger:
     def __init__(self, state: CoordinatorState) -> None:
         self.state = state
         self._sized_policy: tuple[int, int] | None = None
+        # Services whose previous run, forgotten at this run's start, was found still
+        # closing: not started again until a short wait has passed (not carried).
+        self.closing_elsewhere: set[str] = set()
 
     # ----- reading ---------------------------------------------------------------------
 
@@ -351,6 +360,18 @@ class RecoveryLedger:
                 service_name=name, outcome="already_running", state=active.task.state.value,
                 reason=f"already recovering ({active.task.state.value})",
             )
+        cancelled_at = self.state.operator_cancels.get(name)
+        opened_at = input.breaker_opened_at
+        if cancelled_at is not None and (
+            opened_at is None or opened_at <= cancelled_at + CANCEL_SETTLING
+        ):
+            return ScheduleRecoveryResult(
+                service_name=name, outcome="held_back", state=RecoveryState.IDLE.value,
+                reason=(
+                    f"cancelled by an operator at {_clock(cancelled_at)}: left alone until its "
+                    "breaker opens again or someone schedules it"
+                ),
+            )
         held = self._spent_budget(name, self._policy_for(input), now)
         if held is not None:
             self.state.held_back[name] = held
@@ -439,7 +460,9 @@ class RecoveryLedger:
         ready = [
             t
             for t in self.state.queue
-            if t.service_name not in self.state.active and not self.waiting_for(t, unfinished)
+            if t.service_name not in self.state.active
+            and t.service_name not in self.closing_elsewhere
+            and not self.waiting_for(t, unfinished)
         ]
         manual = [t for t in ready if t.strategy is RecoveryStrategy.MANUAL]
         if manual:
@@ -496,6 +519,14 @@ class RecoveryLedger:
             self._note_finished_run(run_id)
 
     # ----- operators -------------------------------------------------------------------
+
+    def note_operator_cancel(self, service_name: str, now: datetime) -> None:
+        """Remember that an operator cancelled the service: automation leaves it alone."""
+        cancels = self.state.operator_cancels
+        cancels.pop(service_name, None)
+        cancels[service_name] = now
+        for name in list(cancels)[: max(0, len(cancels) - MAX_OPERATOR_CANCELS)]:
+            del cancels[name]
 
     def cancel(
         self, service_name: str, reason: str, now: datetime
@@ -658,18 +689,30 @@ class RecoveryLedger:
             and (not active.finished or active.cancel_reason is not None)
         }
 
-    def forget_closing(self) -> None:
+    def forget_closing(self) -> list[str]:
         """At a new run: free the slots of children that have sent their final report.
 
         They were only waiting to close. One cancelled before it reported may still be
         running, so it stays until its final report or a lookup says it has closed.
+
+        Returns:
+            The services forgotten: a new run of one may find the old one not yet closed.
         """
-        for name in [
+        forgotten = [
             n
             for n, a in self.state.active.items()
             if a.finished and (a.finish_reported or a.cancel_reason is None)
-        ]:
+        ]
+        for name in forgotten:
             del self.state.active[name]
+        return forgotten
+
+    def requeue(self, active: ActiveRecovery) -> None:
+        """Put back a task whose start found its previous run still closing."""
+        self.state.active.pop(active.task.service_name, None)
+        task = active.task
+        task.state = RecoveryState.SCHEDULED
+        self.state.queue.append(task)
 
     # ----- history ---------------------------------------------------------------------
 

@@ -373,6 +373,7 @@ class AttemptRecord(BaseModel):
     finished_at: datetime | None = None
     delay_ms: int = 0
     approved_by: str | None = None
+    approval_note: str | None = None
     breaker_reset: bool = False
     health_check: HealthCheckOutcome | None = None
     result: Literal["success", "failure", "cancelled"] | None = None

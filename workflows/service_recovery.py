@@ -78,13 +78,10 @@ with workflow.unsafe.imports_passed_through():
     from activities.circuit_breakers import CircuitBreakerActivities, SetBreakerStateInput
     from activities.health_check_specs import (
         HOSTED_CHECK_ACTIVITY,
-        CallableHealthCheck,
         HealthCheck,
         HealthCheckInput,
         HealthCheckOutcome,
         HostedHealthCheck,
-        HttpHealthCheck,
-        TcpHealthCheck,
     )
     from activities.health_checks import HealthCheckActivities
 
@@ -410,6 +407,7 @@ class ServiceRecovery:
             started_at=workflow.now(),
             delay_ms=delay_ms,
             approved_by=approval.operator if approval else None,
+            approval_note=(approval.note or None) if approval else None,
         )
         self._attempts.append(record)
         await self._enter(RecoveryState.IN_PROGRESS, RecoveryPhase.RESETTING_BREAKER)
@@ -718,16 +716,8 @@ def _shown(text: str | None) -> str:
 
 
 def _check_summary(check: HealthCheck | None) -> str:
-    """Name a health check by its target: ``http GET http://…/health``, ``tcp db:5432``."""
-    if isinstance(check, HttpHealthCheck):
-        return _shown(f"http GET {check.url}")
-    if isinstance(check, TcpHealthCheck):
-        return _shown(f"tcp connect {check.host}:{check.port}")
-    if isinstance(check, CallableHealthCheck):
-        return _shown(f"call {check.ref} on the worker")
-    if isinstance(check, HostedHealthCheck):
-        return _shown(f"hosted check {check.function} on {check.host}")
-    return "no health check"
+    """Name a health check by its target: ``http GET http://…/health``, ``tcp connect db:5432``."""
+    return _shown(check.target) if check is not None else "no health check"
 
 
 # How the server words a cancellation one workflow asked of another (the coordinator's).
