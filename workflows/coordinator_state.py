@@ -80,7 +80,7 @@ class RecoveryLedger:
 
     def __init__(self, state: CoordinatorState) -> None:
         self.state = state
-        self._sized_policy: tuple[int, int] | None = None
+        self._sized_policy: tuple[RecoveryPolicy, int] | None = None
         # Services whose previous run, forgotten at this run's start, was found still
         # closing: not started again until a short wait has passed (not carried).
         self.closing_elsewhere: set[str] = set()
@@ -203,10 +203,11 @@ class RecoveryLedger:
         return TASK_BYTES + len(request.service_name) + self._policy_bytes(self._policy_for(request))
 
     def _policy_bytes(self, policy: RecoveryPolicy) -> int:
-        # Many requests resolve to the same policy object (the default): size it once.
-        key = id(policy)
-        if self._sized_policy is None or self._sized_policy[0] != key:
-            self._sized_policy = (key, len(policy.model_dump_json()))
+        # Many requests resolve to the same policy object (the default): size it once. The
+        # object itself is kept and compared by identity (an id alone could be reused once
+        # the object is gone, and a replay must reach the same answers).
+        if self._sized_policy is None or self._sized_policy[0] is not policy:
+            self._sized_policy = (policy, len(policy.model_dump_json()))
         return self._sized_policy[1]
 
     def _check_count(self, held: int, more: int) -> None:
