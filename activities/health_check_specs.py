@@ -9,14 +9,46 @@ These models live here, in the ground floor, because they are an activity's inpu
 from __future__ import annotations
 
 import re
-from typing import Annotated, Literal, Union
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
+from typing import Annotated, Any, Literal, Union
+from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 _CALLABLE_REF = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$")
+# An HTTP header name (RFC 9110 token) and an environment variable name.
+_HEADER_NAME = re.compile(r"^[!#$%&'*+\-.^_`|~0-9A-Za-z]{1,100}$")
+_ENV_NAME = re.compile(r"^[A-Z_][A-Z0-9_]{0,199}$")
+# Headers the check sets itself: a value from the environment must not replace them.
+_RESERVED_HEADERS = frozenset({"host", "content-length", "transfer-encoding", "connection"})
 
 # The activity a ``hosted`` check runs, served by the process that scheduled the recovery.
 HOSTED_CHECK_ACTIVITY = "run_hosted_health_check"
+
+# The only environment variables a check may name: the operator exposes a secret to
+# health checks by giving its variable this prefix, and nothing else can be read.
+SECRET_ENV_PREFIX = "RECOVERY_SECRET_"
+MAX_SECRET_HEADERS = 10
+
+_accepting_recorded = ContextVar("accepting_recorded_checks", default=False)
+
+
+@contextmanager
+def accepting_recorded_checks() -> Iterator[None]:
+    """Decode checks recorded before the URL rules existed without refusing them.
+
+    A running recovery's recorded input or a coordinator's carried state may hold an
+    http check whose URL carries credentials (accepted before these rules). Refusing
+    it while decoding would fail a replay or a continue-as-new; the worker refuses
+    to run it instead, so the secret is never sent and the attempt fails clearly.
+    """
+    token = _accepting_recorded.set(True)
+    try:
+        yield
+    finally:
+        _accepting_recorded.reset(token)
 
 
 class _CheckBase(BaseModel):
@@ -26,25 +58,118 @@ class _CheckBase(BaseModel):
 
 
 class HttpHealthCheck(_CheckBase):
-    """GET ``url``; healthy when the answer's status is one of ``expected_status``."""
+    """GET ``url``; healthy when the answer's status is one of ``expected_status``.
+
+    A check is workflow input, stored in clear in the workflow's history: a secret
+    never goes in it. ``headers_from_env`` maps a header name to the name of an
+    environment variable of the worker (``RECOVERY_SECRET_…``) whose value the
+    worker sends in that header; the history holds only the variable's name.
+    """
+
+    # Pydantic's own error text would otherwise quote the refused URL, password and all.
+    model_config = ConfigDict(hide_input_in_errors=True)
 
     kind: Literal["http"] = "http"
     url: str = Field(max_length=2048)
     expected_status: list[Annotated[int, Field(ge=100, le=599)]] = Field(
         default_factory=lambda: [200], min_length=1, max_length=50
     )
+    # Left out of the JSON while empty, so checks that use none travel as they did.
+    headers_from_env: dict[str, str] = Field(
+        default_factory=dict, max_length=MAX_SECRET_HEADERS, exclude_if=lambda value: not value
+    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_credentials_in_url(cls, data: Any) -> Any:
+        """Refuse ``user:password@`` in the URL, without quoting it.
+
+        A model-level check: the error's input is then the whole check, never the
+        URL string that error formatters quote (``(got 'http://admin:…')``).
+        """
+        url = data.get("url") if isinstance(data, dict) else None
+        if isinstance(url, str) and not _accepting_recorded.get() and url_has_credentials(url):
+            raise ValueError(CREDENTIALS_REFUSED)
+        return data
 
     @field_validator("url")
     @classmethod
     def _http_url(cls, url: str) -> str:
-        if not url.startswith(("http://", "https://")):
+        """Refuse any scheme but http(s): the check makes GET requests, never reads files."""
+        scheme = url.split(":", 1)[0].lower() if ":" in url else ""
+        if scheme not in ("http", "https") or not url[len(scheme) :].startswith("://"):
             raise ValueError("url must start with http:// or https://")
+        if not _accepting_recorded.get() and not _url_host(url):
+            raise ValueError("url has no host name or address after the scheme")
         return url
+
+    @field_validator("headers_from_env")
+    @classmethod
+    def _secret_headers(cls, headers: dict[str, str]) -> dict[str, str]:
+        """Allow only real header names and ``RECOVERY_SECRET_`` variables.
+
+        Without the prefix, any input could make the worker send its own secrets
+        (``TEMPORAL_API_KEY``, cloud keys) to a URL of the input's choosing.
+        """
+        for header, variable in headers.items():
+            if not _HEADER_NAME.match(header):
+                raise ValueError(f"header name {header[:100]!r} is not a valid HTTP header name")
+            if header.lower() in _RESERVED_HEADERS:
+                raise ValueError(f"header {header!r} is set by the check itself")
+            if not (_ENV_NAME.match(variable) and variable.startswith(SECRET_ENV_PREFIX)):
+                raise ValueError(
+                    f"header {header!r}: {variable[:200]!r} must name an environment variable "
+                    f"of the worker that starts with {SECRET_ENV_PREFIX} (A-Z, 0-9, _)"
+                )
+        return headers
 
     @property
     def target(self) -> str:
         """Name the check by what it probes (activity summaries, the Web UI's details)."""
-        return f"http GET {self.url}"
+        return f"http GET {hide_url_credentials(self.url)}"
+
+
+# The message names the way in, never the credentials it refuses.
+CREDENTIALS_REFUSED = (
+    "url must not carry credentials (user:password@): a check is stored in clear in the "
+    "workflow's history. Put the secret in an environment variable of the worker whose name "
+    f"starts with {SECRET_ENV_PREFIX}, and name it in headers_from_env, e.g. "
+    f"headers_from_env={{'Authorization': '{SECRET_ENV_PREFIX}MY_SERVICE'}} with the variable "
+    "holding 'Basic <base64 of user:password>' or 'Bearer <token>'"
+)
+
+
+def url_has_credentials(url: str) -> bool:
+    """Return True when the URL's authority carries a user name or password."""
+    return "@" in _authority(url)
+
+
+def hide_url_credentials(text: str) -> str:
+    """Return ``text`` with the ``user:password@`` of every URL in it replaced by ``***@``.
+
+    For messages that quote what a user wrote (a services file, a log line): a
+    credentialed URL is refused, and its refusal must not repeat the password.
+    """
+    return _URL_USERINFO.sub(r"\1***@", text)
+
+
+_URL_USERINFO = re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://)[^/?#\s]*@")
+
+
+def _authority(url: str) -> str:
+    """Return what stands between ``scheme://`` and the path (``user:pw@host:port``)."""
+    # Cut only at / ? #, not at a backslash (which some parsers read as a slash): the
+    # longer authority errs on the side of finding credentials.
+    rest = url.split("://", 1)[1] if "://" in url else ""
+    return re.split(r"[/?#]", rest, maxsplit=1)[0]
+
+
+def _url_host(url: str) -> str:
+    """Return the host of an http(s) URL, or an empty string when it has none."""
+    try:
+        return urlsplit(url).hostname or ""
+    except ValueError:  # e.g. an unbalanced "[" in an IPv6 literal
+        return ""
 
 
 class TcpHealthCheck(_CheckBase):

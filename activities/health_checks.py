@@ -5,7 +5,26 @@ recovery, whose own worker serves ``run_hosted_health_check`` on its task queue.
 
 Every check is bounded by its own ``timeout_ms``: a hung service makes the check
 fail, it never hangs the recovery. A failing check is returned as an outcome, not
-raised, so Temporal does not retry what is really an answer.
+raised, so Temporal does not retry what is really an answer; its detail names the
+cause (timed out, connection reset, DNS name not resolved, too many redirects, body
+too large, …). While a check runs the activity heartbeats, so a worker that dies
+mid-check is noticed at the workflow's heartbeat timeout, not its full timeout.
+
+Trust rules, enforced here because only the worker sees its own environment and
+what a name resolves to (see docs/security.md):
+
+- the worker connects only to addresses it has vetted after DNS resolution, and to
+  the very address it vetted: link-local and cloud metadata targets are refused
+  unless the operator lists them in ``RECOVERY_HEALTH_CHECK_ALLOW``;
+- HTTP redirects are followed at most ``MAX_REDIRECTS`` times, each hop vetted
+  again; headers read from the environment go to the check's own origin only;
+- at most ``MAX_BODY_BYTES`` of an answer are read, and none of it is reported;
+- a callable runs only from a module listed in ``RECOVERY_HEALTH_CHECK_MODULES``,
+  and only a function defined in that module.
+
+A refusal is a non-retryable ``ApplicationError`` (type ``HealthCheckNotAllowed``,
+or ``HealthCheckSecretMissing`` for an unset variable): it fails the attempt with
+its message, and the recovery goes on to its next attempt.
 """
 
 from __future__ import annotations
@@ -13,9 +32,15 @@ from __future__ import annotations
 import asyncio
 import importlib
 import inspect
+import ipaddress
 import os
+import re
+import socket
+import ssl
 import time
-from collections.abc import Iterable
+from collections.abc import Awaitable, Callable, Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any, TypeVar
 
 import httpx
 from temporalio import activity
@@ -28,9 +53,48 @@ from activities.health_check_specs import (
     HostedHealthCheck,
     HttpHealthCheck,
     TcpHealthCheck,
+    hide_url_credentials,
+    url_has_credentials,
 )
 
 ALLOWED_MODULES_ENV = "RECOVERY_HEALTH_CHECK_MODULES"
+ALLOWED_TARGETS_ENV = "RECOVERY_HEALTH_CHECK_ALLOW"
+
+# How often a running check heartbeats. The workflow's heartbeat timeout for
+# ``run_health_check`` must be a few of these (5 s): then a dead worker is noticed
+# within about 5 s and the check retried on another.
+HEARTBEAT_INTERVAL_S = 1.0
+# A health answer is small; reading more than this is a fault, not a health check.
+MAX_BODY_BYTES = 1024 * 1024
+MAX_REDIRECTS = 5
+
+NOT_ALLOWED = "HealthCheckNotAllowed"
+SECRET_MISSING = "HealthCheckSecretMissing"
+
+IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+# Refused unless allowed. The most specific first: the first match names the reason.
+# Link-local covers 169.254.169.254, the metadata address of AWS, GCP, Azure, OCI,
+# DigitalOcean and others, and 169.254.170.2 (ECS task credentials).
+_REFUSED_NETWORKS: tuple[tuple[IPNetwork, str], ...] = (
+    (ipaddress.ip_network("169.254.169.254/32"), "the cloud metadata address"),
+    (ipaddress.ip_network("fd00:ec2::254/128"), "AWS's IPv6 metadata address"),
+    (ipaddress.ip_network("fd00:c1::a9fe:a9fe/128"), "Oracle Cloud's IPv6 metadata address"),
+    (ipaddress.ip_network("100.100.100.200/32"), "Alibaba Cloud's metadata address"),
+    (ipaddress.ip_network("168.63.129.16/32"), "Azure's host (WireServer) address"),
+    (ipaddress.ip_network("169.254.0.0/16"), "a link-local address"),
+    (ipaddress.ip_network("fe80::/10"), "a link-local address"),
+)
+# Names of metadata services, refused before any DNS query is made.
+_METADATA_NAMES = frozenset(
+    {"metadata.google.internal", "metadata.goog", "instance-data", "instance-data.ec2.internal"}
+)
+_NAT64 = ipaddress.ip_network("64:ff9b::/96")
+# What a header value from the environment may hold: visible ASCII, spaces and tabs.
+_HEADER_VALUE = re.compile(r"^[\x20-\x7e\t]+$")
+
+T = TypeVar("T")
 
 
 def allowed_modules_from_env() -> frozenset[str]:
@@ -39,11 +103,164 @@ def allowed_modules_from_env() -> frozenset[str]:
     return frozenset(part.strip() for part in raw.split(",") if part.strip())
 
 
-class HealthCheckActivities:
-    """Health-check activity bound to the worker's callable allow-list."""
+@dataclass(frozen=True)
+class TargetAllowList:
+    """Targets the operator allows although the rules refuse them.
 
-    def __init__(self, allowed_modules: Iterable[str] = ()) -> None:
+    Parsed from ``RECOVERY_HEALTH_CHECK_ALLOW``: comma-separated entries, each a
+    host name (matched exactly, case-insensitively), an IP address or a CIDR
+    network, e.g. ``metadata.google.internal,169.254.170.2,fd00:ec2::/32``.
+    """
+
+    hosts: frozenset[str] = frozenset()
+    networks: tuple[IPNetwork, ...] = ()
+
+    @classmethod
+    def parse(cls, raw: str) -> TargetAllowList:
+        """Parse the variable's format.
+
+        Raises:
+            ValueError: naming the entry that is neither a name, an address nor a network.
+        """
+        hosts: set[str] = set()
+        networks: list[IPNetwork] = []
+        for entry in (part.strip() for part in raw.split(",")):
+            if not entry:
+                continue
+            if re.fullmatch(r"[0-9.]+(/\d+)?|[0-9A-Fa-f:.]*:[0-9A-Fa-f:.]*(/\d+)?", entry):
+                networks.append(_network(entry))
+            elif re.fullmatch(r"[A-Za-z0-9]([A-Za-z0-9.-]{0,251}[A-Za-z0-9.])?", entry):
+                hosts.add(_host_key(entry))
+            else:
+                raise ValueError(
+                    f"{ALLOWED_TARGETS_ENV}: {entry[:80]!r} is not a host name, an IP "
+                    "address or a CIDR network (entries are separated by commas)"
+                )
+        return cls(hosts=frozenset(hosts), networks=tuple(networks))
+
+    @classmethod
+    def from_env(cls) -> TargetAllowList:
+        """Return the allow-list in this process's ``RECOVERY_HEALTH_CHECK_ALLOW``."""
+        return cls.parse(os.environ.get(ALLOWED_TARGETS_ENV, ""))
+
+    def allows_host(self, host: str) -> bool:
+        """Return True when ``host`` is listed by name."""
+        return _host_key(host) in self.hosts
+
+    def allows_address(self, address: IPAddress) -> bool:
+        """Return True when ``address`` lies in a listed address or network."""
+        return any(address in network for network in self.networks)
+
+
+def _network(entry: str) -> IPNetwork:
+    """Return the network an allow-list entry names (an address is a one-address network)."""
+    try:
+        return ipaddress.ip_network(entry, strict=False)
+    except ValueError as err:
+        raise ValueError(f"{ALLOWED_TARGETS_ENV}: {entry[:80]!r}: {err}") from None
+
+
+def _host_key(host: str) -> str:
+    """Return a host name as compared: lower case, without the root's trailing dot."""
+    return host.rstrip(".").lower()
+
+
+def _plain(address: IPAddress) -> IPAddress:
+    """Return the IPv4 address an IPv6 one stands for (mapped or NAT64), else itself."""
+    if isinstance(address, ipaddress.IPv6Address):
+        if address.ipv4_mapped is not None:
+            return address.ipv4_mapped
+        if address in _NAT64:
+            return ipaddress.IPv4Address(int(address) & 0xFFFFFFFF)
+    return address
+
+
+def refusal_reason(address: IPAddress) -> str | None:
+    """Return why the rules refuse ``address`` (before any allow-list), or None."""
+    plain = _plain(address)
+    for network, reason in _REFUSED_NETWORKS:
+        if plain.version == network.version and plain in network:
+            return reason
+    return None
+
+
+class _CheckFailed(Exception):
+    """The check's answer: failed, with its cause as the message."""
+
+
+def _not_allowed(host: str, why: str) -> ApplicationError:
+    """Return the refusal of a target, saying how an operator allows it."""
+    return ApplicationError(
+        f"health check target {host!r} refused: {why}; an operator who means it lists it in "
+        f"the worker's {ALLOWED_TARGETS_ENV} (comma-separated host names, addresses, CIDRs)",
+        type=NOT_ALLOWED,
+        non_retryable=True,
+    )
+
+
+async def _resolve_target(host: str, port: int, allow: TargetAllowList) -> list[str]:
+    """Return the addresses to try, in order, once the name and all of them are vetted.
+
+    The caller connects to these addresses itself, so a name that resolves
+    differently a moment later (DNS rebinding) cannot slip past the check.
+
+    Raises:
+        ApplicationError: the target is refused (type ``HealthCheckNotAllowed``).
+        _CheckFailed: the name did not resolve.
+    """
+    by_name = allow.allows_host(host)
+    if _host_key(host) in _METADATA_NAMES and not by_name:
+        raise _not_allowed(host, "it is a cloud metadata service")
+    try:
+        infos = await asyncio.get_running_loop().getaddrinfo(
+            host, port, type=socket.SOCK_STREAM
+        )
+    except socket.gaierror as err:
+        raise _CheckFailed(f"DNS name {host!r} not resolved ({err.strerror})") from None
+    addresses = list(dict.fromkeys(str(info[4][0]) for info in infos))
+    if not addresses:
+        raise _CheckFailed(f"DNS name {host!r} not resolved (no address)")
+    if not by_name:  # a name the operator listed may resolve to anything
+        for text in addresses:
+            _vet_address(host, text, allow)
+    return addresses
+
+
+def _vet_address(host: str, text: str, allow: TargetAllowList) -> None:
+    """Raise the refusal of ``host`` if its address ``text`` is refused and not allowed."""
+    address = ipaddress.ip_address(text.split("%", 1)[0])  # without an IPv6 scope
+    reason = refusal_reason(address)
+    if reason and not (allow.allows_address(address) or allow.allows_address(_plain(address))):
+        shown = "it is" if text == host else f"it resolves to {text},"
+        raise _not_allowed(host, f"{shown} {reason}")
+
+
+class _Progress:
+    """What a running check is doing: named in a timeout's message and in heartbeats."""
+
+    def __init__(self) -> None:
+        self.phase = "starting"
+
+
+class HealthCheckActivities:
+    """Health-check activity bound to the worker's allow-lists.
+
+    Args:
+        allowed_modules: Modules whose functions may be ``callable`` checks.
+        allowed_targets: Targets allowed although refused by the rules; by default
+            this process's ``RECOVERY_HEALTH_CHECK_ALLOW`` (a bad value raises
+            ``ValueError`` here, so the worker stops before it polls).
+    """
+
+    def __init__(
+        self,
+        allowed_modules: Iterable[str] = (),
+        allowed_targets: TargetAllowList | None = None,
+    ) -> None:
         self._allowed_modules = frozenset(allowed_modules)
+        self._allowed_targets = (
+            allowed_targets if allowed_targets is not None else TargetAllowList.from_env()
+        )
 
     @activity.defn(name="run_health_check")
     async def run_health_check(self, input: HealthCheckInput) -> HealthCheckOutcome:
@@ -56,69 +273,346 @@ class HealthCheckActivities:
                 type="HealthCheckNotHosted",
                 non_retryable=True,
             )
+        progress = _Progress()
         started = time.monotonic()
         try:
             async with asyncio.timeout(check.timeout_ms / 1000):
-                if isinstance(check, HttpHealthCheck):
-                    passed, detail = await _http(check)
-                elif isinstance(check, TcpHealthCheck):
-                    passed, detail = await _tcp(check)
-                else:
-                    passed, detail = await self._callable(check)
+                passed, detail = await _heartbeating(self._run(check, progress), progress)
         except TimeoutError:
-            passed, detail = False, f"{check.kind} check timed out after {check.timeout_ms} ms"
+            passed, detail = False, (
+                f"{check.kind} check timed out after {check.timeout_ms} ms "
+                f"({progress.phase}: {check.target})"
+            )
         elapsed = int((time.monotonic() - started) * 1000)
         activity.logger.info("health check for %r: %s (%s)", input.service_name, passed, detail)
         return HealthCheckOutcome(passed=passed, detail=detail, duration_ms=elapsed)
 
-    async def _callable(self, check: CallableHealthCheck) -> tuple[bool, str]:
-        if check.module not in self._allowed_modules:
+    async def _run(
+        self, check: HttpHealthCheck | TcpHealthCheck | CallableHealthCheck, progress: _Progress
+    ) -> tuple[bool, str]:
+        """Dispatch on the check's kind."""
+        if isinstance(check, HttpHealthCheck):
+            return await _http(check, self._allowed_targets, progress)
+        if isinstance(check, TcpHealthCheck):
+            return await _tcp(check, self._allowed_targets, progress)
+        return await _callable(check, self._allowed_modules, progress)
+
+
+async def _heartbeating(work: Awaitable[T], progress: _Progress) -> T:
+    """Await ``work`` while heartbeating every ``HEARTBEAT_INTERVAL_S`` with its phase."""
+
+    async def beat() -> None:
+        while True:
+            await asyncio.sleep(HEARTBEAT_INTERVAL_S)
+            activity.heartbeat(progress.phase)
+
+    beating = asyncio.create_task(beat())
+    try:
+        return await work
+    finally:
+        beating.cancel()
+
+
+async def _callable(
+    check: CallableHealthCheck, allowed_modules: frozenset[str], progress: _Progress
+) -> tuple[bool, str]:
+    """Call an allow-listed module's function; its result, or its exception, is the answer."""
+    function = _load_callable(check, allowed_modules)
+    progress.phase = f"waiting for {check.ref}"
+    try:
+        if inspect.iscoroutinefunction(function):
+            result = await function()
+        else:
+            # A sync check may block; a thread keeps the timeout enforceable.
+            result = await asyncio.to_thread(function)
+    except Exception as err:  # the check's own failure is its answer
+        return False, f"{check.ref} raised {type(err).__name__}: {err}"
+    return bool(result), f"{check.ref} returned {result!r}"
+
+
+def _load_callable(
+    check: CallableHealthCheck, allowed_modules: frozenset[str]
+) -> Callable[[], Any]:
+    """Return the function ``check.ref`` names, if the allow-list lets it run.
+
+    Only a function defined in the listed module: a name it merely imported (say
+    ``os.system``) would let an input call code nobody allowed.
+    """
+    if check.module not in allowed_modules:
+        raise ApplicationError(
+            f"callable health check {check.ref!r} refused: module {check.module!r} is not "
+            f"in the worker's {ALLOWED_MODULES_ENV}",
+            type=NOT_ALLOWED,
+            non_retryable=True,
+        )
+    function_name = check.ref.split(":", 1)[1]
+    try:
+        function = getattr(importlib.import_module(check.module), function_name)
+    except (ImportError, AttributeError) as err:
+        raise ApplicationError(
+            f"callable health check {check.ref!r} cannot be loaded: {err}",
+            type="HealthCheckNotFound",
+            non_retryable=True,
+        ) from err
+    if not inspect.isfunction(function) or function.__module__ != check.module:
+        raise ApplicationError(
+            f"callable health check {check.ref!r} refused: {function_name!r} is not a "
+            f"function defined in {check.module!r}",
+            type=NOT_ALLOWED,
+            non_retryable=True,
+        )
+    return function
+
+
+async def _http(
+    check: HttpHealthCheck, allow: TargetAllowList, progress: _Progress
+) -> tuple[bool, str]:
+    """GET the check's URL (redirects followed and vetted); pass on an expected status."""
+    try:
+        url = httpx.URL(check.url)
+    except httpx.InvalidURL as err:  # the model's rules are looser than the client's parser
+        return False, f"GET {hide_url_credentials(check.url)}: invalid URL ({err})"
+    if url_has_credentials(check.url) or url.userinfo:
+        raise ApplicationError(
+            f"http health check of {hide_url_credentials(check.url)!r} refused: its URL "
+            "carries credentials; pass them with headers_from_env (see docs/security.md)",
+            type=NOT_ALLOWED,
+            non_retryable=True,
+        )
+    secrets = _secret_headers(check.headers_from_env)
+    try:
+        status, redirects = await _get(url, check.expected_status, secrets, allow, progress)
+    except _CheckFailed as failed:
+        return False, _redacted(f"GET {check.url}: {failed}", secrets.values())
+    after = f" after {redirects} redirect(s)" if redirects else ""
+    return status in check.expected_status, f"GET {check.url} answered {status}{after}"
+
+
+def _secret_headers(headers_from_env: Mapping[str, str]) -> dict[str, str]:
+    """Read each header's value from the worker's environment.
+
+    Raises:
+        ApplicationError: a variable is unset, empty or unfit for a header; the
+            message names the variable, never its value.
+    """
+    headers: dict[str, str] = {}
+    for header, variable in headers_from_env.items():
+        value = os.environ.get(variable, "")
+        problem = _unfit_header_value(variable, value)
+        if problem:
             raise ApplicationError(
-                f"callable health check {check.ref!r} refused: module {check.module!r} is not "
-                f"in the worker's {ALLOWED_MODULES_ENV}",
-                type="HealthCheckNotAllowed",
+                f"health check header {header!r} reads environment variable {variable} on "
+                f"the worker, which {problem}",
+                type=SECRET_MISSING,
                 non_retryable=True,
             )
-        function_name = check.ref.split(":", 1)[1]
-        try:
-            function = getattr(importlib.import_module(check.module), function_name)
-        except (ImportError, AttributeError) as err:
-            raise ApplicationError(
-                f"callable health check {check.ref!r} cannot be loaded: {err}",
-                type="HealthCheckNotFound",
-                non_retryable=True,
-            ) from err
-        try:
-            if inspect.iscoroutinefunction(function):
-                result = await function()
-            else:
-                # A sync check may block; a thread keeps the timeout enforceable.
-                result = await asyncio.to_thread(function)
-        except Exception as err:  # the check's own failure is its answer
-            return False, f"{check.ref} raised {type(err).__name__}: {err}"
-        return bool(result), f"{check.ref} returned {result!r}"
+        headers[header] = value
+    return headers
 
 
-async def _http(check: HttpHealthCheck) -> tuple[bool, str]:
+def _unfit_header_value(variable: str, value: str) -> str | None:
+    """Say what makes the variable's value unusable as a header (never quoting it), or None."""
+    if variable not in os.environ:
+        return "is not set"
+    if not value:
+        return "is empty"
+    if not _HEADER_VALUE.match(value):
+        return "holds characters a header cannot carry (line breaks, control or non-ASCII)"
+    return None
+
+
+async def _get(
+    url: httpx.URL,
+    expected_status: list[int],
+    secrets: dict[str, str],
+    allow: TargetAllowList,
+    progress: _Progress,
+) -> tuple[int, int]:
+    """Return the final status and how many redirects led to it.
+
+    A redirect is followed unless its own status is one the check expects; the
+    secret headers go only to the check's own origin.
+    """
+
+    async def trace(event: str, info: Mapping[str, Any]) -> None:
+        progress.phase = _PHASES.get(event.rsplit(".", 1)[0].split(".", 1)[-1], progress.phase)
+
+    origin = _origin(url)
+    async with httpx.AsyncClient(
+        transport=_VettedTransport(allow, progress), trust_env=False, timeout=None
+    ) as client:
+        request = client.build_request("GET", url, headers=secrets, extensions={"trace": trace})
+        for redirects in range(MAX_REDIRECTS + 1):
+            try:
+                response = await client.send(request, stream=True)
+            except httpx.HTTPError as err:
+                raise _CheckFailed(_network_cause(err)) from None
+            try:
+                follow = response.next_request
+                if follow is None or response.status_code in expected_status:
+                    await _read_bounded(response, progress)
+                    return response.status_code, redirects
+            finally:
+                await response.aclose()
+            if _origin(follow.url) != origin:
+                for header in secrets:
+                    follow.headers.pop(header, None)
+            request = follow
+    raise _CheckFailed(f"too many redirects (more than {MAX_REDIRECTS})")
+
+
+# httpcore's trace events (without their ".started"/".complete"), as a timeout names them.
+_PHASES = {
+    "connect_tcp": "connecting",
+    "start_tls": "in the TLS handshake",
+    "send_request_headers": "sending the request",
+    "send_request_body": "sending the request",
+    "receive_response_headers": "waiting for the answer",
+}
+
+
+def _origin(url: httpx.URL) -> tuple[str, str, int]:
+    """Return scheme, host and port: where a header may be sent."""
+    return url.scheme, url.host, _port(url)
+
+
+def _port(url: httpx.URL) -> int:
+    """Return the URL's port, its scheme's default when it names none."""
+    return url.port or (443 if url.scheme == "https" else 80)
+
+
+async def _read_bounded(response: httpx.Response, progress: _Progress) -> None:
+    """Read the answer's body, at most ``MAX_BODY_BYTES`` of it, and discard it.
+
+    A health check passes only when the whole answer arrived in time; a body
+    larger than any health answer is a fault, and its bytes are never reported.
+    """
+    progress.phase = "reading the body"
+    declared = response.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > MAX_BODY_BYTES:
+        raise _CheckFailed(
+            f"answered {response.status_code} with a body too large: {declared} bytes "
+            f"announced, a health check reads at most {MAX_BODY_BYTES}"
+        )
+    received = 0
     try:
-        async with httpx.AsyncClient(timeout=check.timeout_ms / 1000) as client:
-            response = await client.get(check.url)
-    except httpx.TimeoutException:
-        return False, f"GET {check.url} timed out after {check.timeout_ms} ms"
+        async for chunk in response.aiter_raw():
+            received += len(chunk)
+            if received > MAX_BODY_BYTES:
+                raise _CheckFailed(
+                    f"answered {response.status_code} with a body too large: more than "
+                    f"{MAX_BODY_BYTES} bytes, the most a health check reads"
+                )
     except httpx.HTTPError as err:
-        return False, f"GET {check.url} failed: {type(err).__name__}: {err}"
-    passed = response.status_code in check.expected_status
-    return passed, f"GET {check.url} answered {response.status_code}"
+        raise _CheckFailed(f"answered {response.status_code}, then {_network_cause(err)}") from None
 
 
-async def _tcp(check: TcpHealthCheck) -> tuple[bool, str]:
+class _VettedTransport(httpx.AsyncBaseTransport):
+    """Send each request (each redirect hop too) to an address vetted by the rules.
+
+    The request goes to the vetted address itself, with the original ``Host``
+    header and TLS server name, so certificates are still checked against the name.
+    """
+
+    def __init__(self, allow: TargetAllowList, progress: _Progress) -> None:
+        self._allow = allow
+        self._progress = progress
+        self._inner = httpx.AsyncHTTPTransport()
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        """Vet the request's scheme and target, then send it to the vetted address."""
+        url = request.url
+        if url.scheme not in ("http", "https"):
+            raise _CheckFailed(f"redirected to a {url.scheme!r} URL, which a check never follows")
+        if url.userinfo:
+            raise _CheckFailed("redirected to a URL with credentials, which a check never follows")
+        self._progress.phase = f"resolving {url.host}"
+        addresses = await _resolve_target(url.host, _port(url), self._allow)
+        extensions = dict(request.extensions)
+        if url.scheme == "https":
+            extensions["sni_hostname"] = url.host
+        for address in addresses[:-1]:  # as a browser does: the next address if one refuses
+            try:
+                return await self._send_to(address, request, extensions)
+            except httpx.ConnectError:
+                continue
+        return await self._send_to(addresses[-1], request, extensions)
+
+    async def _send_to(
+        self, address: str, request: httpx.Request, extensions: dict[str, Any]
+    ) -> httpx.Response:
+        """Send ``request`` to ``address``, keeping its ``Host`` header and TLS server name."""
+        pinned = httpx.Request(
+            request.method,
+            request.url.copy_with(host=address),
+            headers=request.headers,
+            stream=request.stream,
+            extensions=extensions,
+        )
+        return await self._inner.handle_async_request(pinned)
+
+    async def aclose(self) -> None:
+        """Close the pooled connections."""
+        await self._inner.aclose()
+
+
+def _network_cause(err: BaseException) -> str:
+    """Name what went wrong on the wire, in the words an operator searches for."""
+    chain = _causes(err)
+    if any(isinstance(e, ConnectionResetError) for e in chain) or "reset by peer" in str(err):
+        return "connection reset by the server"
+    if any(isinstance(e, ConnectionRefusedError) for e in chain):
+        return "connection refused"
+    certificate = next((e for e in chain if isinstance(e, ssl.SSLCertVerificationError)), None)
+    if certificate is not None:
+        return f"TLS certificate not accepted: {certificate.verify_message}"
+    if any(isinstance(e, ssl.SSLError) for e in chain):
+        return f"TLS handshake failed: {err}"
+    if isinstance(err, httpx.RemoteProtocolError):
+        return f"the server broke the HTTP exchange: {err}"
+    return f"{type(err).__name__}: {err}"
+
+
+def _causes(err: BaseException) -> list[BaseException]:
+    """Return ``err`` and every exception it was raised from or during, outermost first."""
+    chain: list[BaseException] = []
+    current: BaseException | None = err
+    while current is not None and current not in chain:
+        chain.append(current)
+        current = current.__cause__ or current.__context__
+    return chain
+
+
+def _redacted(text: str, secrets: Iterable[str]) -> str:
+    """Return ``text`` with every secret header value in it replaced by ``***``."""
+    for secret in secrets:
+        text = text.replace(secret, "***")
+    return text
+
+
+async def _tcp(
+    check: TcpHealthCheck, allow: TargetAllowList, progress: _Progress
+) -> tuple[bool, str]:
+    """Connect to a vetted address of ``host:port``; pass when one accepts."""
+    where = f"TCP {check.host}:{check.port}"
+    progress.phase = f"resolving {check.host}"
     try:
-        _, writer = await asyncio.open_connection(check.host, check.port)
-    except OSError as err:
-        return False, f"TCP {check.host}:{check.port} refused: {err.strerror or err}"
-    writer.close()
-    try:
-        await writer.wait_closed()
-    except OSError:
-        pass
-    return True, f"TCP {check.host}:{check.port} accepted a connection"
+        addresses = await _resolve_target(check.host, check.port, allow)
+    except _CheckFailed as failed:
+        return False, f"{where}: {failed}"
+    progress.phase = "connecting"
+    error: OSError | None = None
+    for address in addresses:
+        try:
+            _, writer = await asyncio.open_connection(address, check.port)
+        except OSError as err:
+            error = error or err  # the first address's error is the one to report
+            continue
+        writer.close()
+        try:
+            await writer.wait_closed()
+        except OSError:
+            pass
+        return True, f"{where} accepted a connection"
+    assert error is not None  # resolve_target returns at least one address
+    return False, f"{where} refused: {error.strerror or error}"

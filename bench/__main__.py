@@ -1,191 +1,189 @@
 """Run the benchmark: ``make bench`` (or ``python -m bench``).
 
-Starts a ``temporal`` dev server on loopback and a worker in this process, then
-measures each operation through the product and through bare Temporal (the
-baseline named in ROADMAP §4), side by side, and prints the figures.
+Starts a ``temporal`` dev server on loopback (SQLite in memory), the product's
+worker and a bare-Temporal worker in processes of their own, then measures each
+figure of issue 8 through the product and through its baseline in the same run,
+prints one table (figure, product, baseline, ratio, target, met or by how much
+missed) and writes the same rows to ``bench/results/<UTC time>.json`` and
+``bench/results/latest.json``. A figure that fails is a row with its error.
 """
 
 from __future__ import annotations
 
 import asyncio
-import statistics
-import tempfile
+import os
+import platform
+import subprocess
+import sys
 import time
-import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from importlib.metadata import version
 from pathlib import Path
+from typing import Any, TypeVar
 
-from temporalio.client import Client
-from temporalio.testing import WorkflowEnvironment
-from temporalio.worker import Worker
-
-from activities.health_check_specs import TcpHealthCheck
-from activities.sqlite_store import SQLiteBreakerStore
-from bench.baseline import BareEntity, BareRecovery, noop
-from starter.connection import ensure_search_attributes
+from bench.environment import Bench, bench_environment
+from bench.history_figures import measure_history_figures
+from bench.large_queue import measure_large_queue
+from bench.recovery_throughput import measure_throughput
+from bench.report import Report, failed
+from bench.schedule_latency import measure_schedule_latency
+from bench.status_reads import measure_status_reads
+from bench.worker_memory import measure_worker_memory
 from starter.dev import find_binary
-from starter.orchestrator import RecoveryOrchestrator
-from worker import build_worker
-from workflows.converter import data_converter
-from workflows.models import RecoveryPolicy, RecoveryStrategy
 
-READS = 300
-CONCURRENT_READERS = 20
-SCHEDULES = 100
-QUEUED = 200
-RECOVERIES = 60
-SLOTS = 10
+T = TypeVar("T")
 
-
-def percentile(samples: list[float], fraction: float) -> float:
-    """Return the ``fraction`` percentile of ``samples`` (nearest rank)."""
-    ordered = sorted(samples)
-    return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))]
-
-
-async def timed(call: Callable[[], Awaitable[object]], count: int) -> list[float]:
-    """Run ``call`` ``count`` times in a row; return each latency in ms."""
-    latencies = []
-    for _ in range(count):
-        start = time.perf_counter()
-        await call()
-        latencies.append((time.perf_counter() - start) * 1000)
-    return latencies
+BUDGET_SECONDS = 600
+# Kept back for starting the server and stopping everything at the end.
+MARGIN_SECONDS = 45
+NOTES = (
+    "ratio = product ÷ baseline, both measured in this run on this machine.",
+    "status: the facade's get_recovery_status() (default staleness) vs the raw "
+    "get_recovery_status query on the coordinator; a read the server refuses is counted "
+    "as refused, not as a read.",
+    "schedule_recovery: the facade vs execute_update of a no-op workflow, calls alternating.",
+    "1,000 recoveries: wall time from the first batch until the coordinator reports none "
+    "unfinished (then all Completed in visibility); baseline: 1,000 workflows of 3 no-op "
+    "activities, all started at once.",
+    "worker RSS: VmRSS of worker.py vs bench.bare_worker, each a fresh process with only "
+    "the 1,000 waiting workflows (10-minute backoff vs 10-minute timer).",
+    "events per attempt: history length / attempts made; 33 is issue 8's pre-change figure.",
+    "timer lateness: start of the workflow task after TimerFired minus TimerStarted + timeout.",
+)
 
 
-async def throughput(call: Callable[[], Awaitable[object]], total: int, concurrency: int) -> float:
-    """Return calls per second with ``concurrency`` callers sharing ``total`` calls."""
-    remaining = total
+@dataclass(frozen=True)
+class Figure:
+    """A figure's time: at most ``cap`` seconds, and ``floor`` kept for it by those before."""
 
-    async def reader() -> None:
-        nonlocal remaining
-        while remaining > 0:
-            remaining -= 1
-            await call()
-
-    start = time.perf_counter()
-    await asyncio.gather(*(reader() for _ in range(concurrency)))
-    return total / (time.perf_counter() - start)
+    name: str
+    cap: float
+    floor: float
 
 
-def row(name: str, ours: str, bare: str) -> None:
-    """Print one line of the results table."""
-    print(f"{name:<44} {ours:>22} {bare:>22}", flush=True)
+SCHEDULE = Figure("schedule_recovery", cap=45, floor=10)
+STATUS = Figure("status reads", cap=170, floor=50)
+THROUGHPUT = Figure("1,000 recoveries", cap=240, floor=70)
+HISTORIES = Figure("history events and timer lateness", cap=70, floor=25)
+MEMORY = Figure("worker RSS", cap=200, floor=70)
+QUEUE = Figure("10,000 queued", cap=70, floor=30)
+ORDER = (SCHEDULE, STATUS, THROUGHPUT, HISTORIES, MEMORY, QUEUE)
 
 
-def latency_text(samples: list[float]) -> str:
-    """Return ``p50 / p99`` in ms."""
-    return f"{statistics.median(samples):.1f} / {percentile(samples, 0.99):.1f} ms"
+@dataclass
+class Runner:
+    """Runs figures one after another inside the run's time budget.
+
+    Each gets its cap, or less when the figures after it would otherwise lose their
+    floor: the whole run ends within ``BUDGET_SECONDS`` however slow the product is,
+    and a figure cut short is a row with its error.
+    """
+
+    report: Report
+    bench: Bench
+    began: float
+
+    async def run(self, figure: Figure, work: Awaitable[T]) -> T | None:
+        """Run one figure; a failure or a timeout becomes its row instead of ending the run."""
+        later = sum(f.floor for f in ORDER[ORDER.index(figure) + 1 :])
+        left = self.began + BUDGET_SECONDS - MARGIN_SECONDS - time.perf_counter() - later
+        timeout = max(min(figure.cap, left), 1.0)
+        _progress(self.began, f"{figure.name} (at most {timeout:.0f} s)…")
+        try:
+            return await asyncio.wait_for(work, timeout)
+        except Exception as err:
+            if isinstance(err, asyncio.TimeoutError):
+                err = TimeoutError(f"{figure.name} did not finish within {timeout:.0f} s")
+            worker = self.bench.product_worker
+            if worker.process.returncode is not None:
+                err = RuntimeError(f"{err} (product worker exited: {worker.log_tail(3)})")
+            self.report.add(failed(figure.name, err))
+            return None
 
 
-async def main() -> None:
-    """Measure and print."""
-    with tempfile.TemporaryDirectory() as tmp:
-        env = await WorkflowEnvironment.start_local(
-            data_converter=data_converter,
-            dev_server_existing_path=find_binary("temporal"),
+async def measure(report: Report, began: float) -> None:
+    """Every figure, in an order that keeps the heavy ones from weighing on the light ones."""
+    async with bench_environment() as bench:
+        _progress(
+            began,
+            f"dev server at {bench.address}; workers pid {bench.product_worker.pid} (product), "
+            f"{bench.bare_worker.pid} (bare)",
         )
-        async with env:
-            await ensure_search_attributes(env.client)
-            store = SQLiteBreakerStore(Path(tmp) / "breakers.db")
-            queue = f"bench-{uuid.uuid4().hex[:8]}"
-            async with build_worker(env.client, store, task_queue=queue), Worker(
-                env.client,
-                task_queue=f"{queue}-bare",
-                workflows=[BareEntity, BareRecovery],
-                activities=[noop],
-            ):
-                await run_benchmarks(env.client, queue)
-            store.close()
+        runner = Runner(report, bench, began)
+        await runner.run(SCHEDULE, measure_schedule_latency(bench, report))
+        await runner.run(STATUS, measure_status_reads(bench, report))
+        throughput = await runner.run(THROUGHPUT, measure_throughput(bench, report))
+        if throughput is not None:
+            await runner.run(HISTORIES, measure_history_figures(bench, report, throughput))
+        await runner.run(MEMORY, measure_worker_memory(bench, report))
+        await runner.run(QUEUE, measure_large_queue(bench, report))
+    _progress(began, "done")
 
 
-async def run_benchmarks(client: Client, queue: str) -> None:
-    """Each figure: ours, then bare Temporal, one after the other in the same run."""
-    orchestrator = RecoveryOrchestrator(
-        client=client,
-        task_queue=queue,
-        coordinator_workflow_id=f"coordinator-{queue}",
-        max_concurrent_recoveries=1,
+def machine() -> dict[str, Any]:
+    """Describe what the figures were measured on (the README quotes it)."""
+    cpu = next(
+        (
+            line.split(":", 1)[1].strip()
+            for line in Path("/proc/cpuinfo").read_text().splitlines()
+            if line.startswith("model name")
+        ),
+        platform.processor(),
     )
-    await orchestrator.start()
-    blocker = RecoveryPolicy(
-        initial_delay_ms=3_600_000,
-        max_delay_ms=3_600_000,
-        health_check=TcpHealthCheck(host="127.0.0.1", port=9, timeout_ms=200),
+    memory_kb = next(
+        int(line.split()[1])
+        for line in Path("/proc/meminfo").read_text().splitlines()
+        if line.startswith("MemTotal:")
     )
-    await orchestrator.schedule_recovery("bench-blocker", policy=blocker)
-    bare = await client.start_workflow(
-        BareEntity.run, id=f"bare-{queue}", task_queue=f"{queue}-bare"
+    server = subprocess.run(
+        [find_binary("temporal"), "--version"], capture_output=True, text=True, check=False
+    ).stdout.strip()
+    return {
+        "cpus": os.cpu_count(),
+        "cpu": cpu,
+        "memory_gb": round(memory_kb / 1e6, 1),
+        "platform": platform.platform(),
+        "python": platform.python_version(),
+        "temporalio": version("temporalio"),
+        "temporal_cli": server,
+    }
+
+
+def _progress(began: float, message: str) -> None:
+    print(f"[{time.perf_counter() - began:6.1f} s] {message}", file=sys.stderr, flush=True)
+
+
+def main() -> None:
+    """Measure, print the table and the notes, write the results."""
+    stamp = datetime.now(timezone.utc)
+    began = time.perf_counter()
+    report = Report()
+    asyncio.run(measure(report, began))
+    wall = time.perf_counter() - began
+    about = machine()
+    print()
+    server = about["temporal_cli"].splitlines()[0] if about["temporal_cli"] else "temporal ?"
+    print(
+        f"recovery-orchestrator bench, {stamp:%Y-%m-%d %H:%M} UTC, "
+        f"{about['cpus']} × {about['cpu']}, {about['memory_gb']} GB, {server}"
     )
-
-    print(f"{'operation':<44} {'recovery-orchestrator':>22} {'bare Temporal':>22}")
-    ours = await timed(
-        lambda: orchestrator.schedule_recovery(f"s-{uuid.uuid4().hex[:8]}", priority=5), SCHEDULES
+    print(report.table())
+    for note in NOTES:
+        print(f"  · {note}")
+    print(f"total wall time {wall:.0f} s (budget {BUDGET_SECONDS} s)")
+    path = report.write(
+        {
+            "started_at": stamp.isoformat(),
+            "wall_seconds": round(wall, 1),
+            "machine": about,
+            "notes": list(NOTES),
+        },
+        stamp,
     )
-    theirs = await timed(lambda: bare.execute_update(BareEntity.add, uuid.uuid4().hex), SCHEDULES)
-    row(f"schedule, {SCHEDULES} in a row (p50 / p99)", latency_text(ours), latency_text(theirs))
-
-    for i in range(QUEUED - SCHEDULES):
-        await orchestrator.schedule_recovery(f"q-{i}", priority=i % 10)
-    for i in range(QUEUED - SCHEDULES):
-        await bare.execute_update(BareEntity.add, f"q-{i}")
-    ours = await timed(orchestrator.get_recovery_status, READS)
-    theirs = await timed(lambda: bare.query(BareEntity.status), READS)
-    row(f"status read, {QUEUED} queued (p50 / p99)", latency_text(ours), latency_text(theirs))
-    ours_rate = await throughput(orchestrator.get_recovery_status, READS, CONCURRENT_READERS)
-    bare_rate = await throughput(lambda: bare.query(BareEntity.status), READS, CONCURRENT_READERS)
-    row(
-        f"status reads/s, {CONCURRENT_READERS} concurrent readers",
-        f"{ours_rate:.0f} /s",
-        f"{bare_rate:.0f} /s",
-    )
-    await orchestrator.stop()
-    await bare.signal(BareEntity.stop)
-
-    ours_rate = await recovery_rate(client, queue)
-    bare_rate = await bare_rate_of(client, f"{queue}-bare")
-    row(
-        f"recoveries/s, {RECOVERIES} services, {SLOTS} slots",
-        f"{ours_rate:.1f} /s",
-        f"{bare_rate:.1f} /s",
-    )
-
-
-async def recovery_rate(client: Client, queue: str) -> float:
-    """Recoveries per second through the coordinator (immediate success, no health check)."""
-    orchestrator = RecoveryOrchestrator(
-        client=client,
-        task_queue=queue,
-        coordinator_workflow_id=f"coordinator-{queue}-rate",
-        max_concurrent_recoveries=SLOTS,
-    )
-    await orchestrator.start()
-    start = time.perf_counter()
-    await asyncio.gather(
-        *(
-            orchestrator.schedule_recovery(f"r-{i}", RecoveryStrategy.IMMEDIATE)
-            for i in range(RECOVERIES)
-        )
-    )
-    while (await orchestrator.get_recovery_status())["active_recoveries"]:
-        await asyncio.sleep(0.05)
-    return RECOVERIES / (time.perf_counter() - start)
-
-
-async def bare_rate_of(client: Client, queue: str) -> float:
-    """Three-activity workflows per second, at most ``SLOTS`` at once, started by the client."""
-    slots = asyncio.Semaphore(SLOTS)
-
-    async def one(i: int) -> None:
-        async with slots:
-            await client.execute_workflow(
-                BareRecovery.run, f"b-{i}", id=f"bare-rec-{queue}-{i}", task_queue=queue
-            )
-
-    start = time.perf_counter()
-    await asyncio.gather(*(one(i) for i in range(RECOVERIES)))
-    return RECOVERIES / (time.perf_counter() - start)
+    print(f"results: {path.relative_to(Path.cwd()) if path.is_relative_to(Path.cwd()) else path}")
 
 
 if __name__ == "__main__":
-    asyncio.run(main())
+    main()

@@ -1,7 +1,13 @@
-"""Bare-Temporal baselines: the least a workflow can do for each measured operation."""
+"""Bare-Temporal baselines: the least a workflow can do for each measured operation.
+
+They run on their own worker process (``bench.bare_worker``) with the SDK's default
+data converter and worker settings, so every product figure stands beside what
+Temporal itself costs for the same work on the same server in the same run.
+"""
 
 from __future__ import annotations
 
+import asyncio
 from datetime import timedelta
 from typing import Any
 
@@ -16,7 +22,7 @@ async def noop(step: str) -> str:
 
 @workflow.defn(name="BenchBareEntity")
 class BareEntity:
-    """A long-running workflow with a trivial query and update (status/schedule baseline)."""
+    """A long-running workflow with a trivial query and updates (status/schedule baseline)."""
 
     def __init__(self) -> None:
         self._items: dict[str, int] = {}
@@ -34,8 +40,15 @@ class BareEntity:
 
     @workflow.update(name="add")
     def add(self, name: str) -> int:
-        """Store one item."""
+        """Store one item (the bare counterpart of scheduling one recovery)."""
         self._items[name] = len(self._items)
+        return len(self._items)
+
+    @workflow.update(name="add_many")
+    def add_many(self, names: list[str]) -> int:
+        """Store a batch of items (the bare counterpart of a batch schedule)."""
+        for name in names:
+            self._items[name] = len(self._items)
         return len(self._items)
 
     @workflow.signal(name="stop")
@@ -56,3 +69,18 @@ class BareRecovery:
                 noop, step, start_to_close_timeout=timedelta(seconds=10)
             )
         return name
+
+
+@workflow.defn(name="BenchBareTimers")
+class BareTimers:
+    """Durable timers one after the other: the bare counterpart of waiting in backoff."""
+
+    @workflow.run
+    async def run(self, delays_ms: list[int]) -> int:
+        """Sleep each delay in turn; return how many timers fired."""
+        for delay in delays_ms:
+            await asyncio.sleep(delay / 1000)
+        return len(delays_ms)
+
+
+BARE_WORKFLOWS = [BareEntity, BareRecovery, BareTimers]

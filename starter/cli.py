@@ -69,6 +69,7 @@ from workflows.models import (
     describe_validation_error,
     validate_service_name,
 )
+from workflows.payloads import check_unique_keys
 from workflows.service_recovery import ServiceRecovery
 
 Command = Callable[[Context], Awaitable[Any]]
@@ -116,10 +117,17 @@ def _service(ctx: Context) -> str:
     return validate_service_name(ctx.args.service)
 
 
+def _policy(text: str, what: str) -> RecoveryPolicy:
+    """Read a policy given as JSON on the command line; a key given twice is refused."""
+    policy = RecoveryPolicy.model_validate_json(text)
+    check_unique_keys(text, what)
+    return policy
+
+
 async def cmd_schedule(ctx: Context) -> Any:
     """Queue a recovery (or update its queue entry)."""
     args = ctx.args
-    policy = RecoveryPolicy.model_validate_json(args.policy) if args.policy else None
+    policy = _policy(args.policy, "--policy") if args.policy else None
     request = ScheduleRecoveryInput(
         service_name=args.service,
         strategy=args.strategy,
@@ -210,7 +218,7 @@ async def cmd_policy_get(ctx: Context) -> Any:
 async def cmd_policy_set(ctx: Context) -> Any:
     """Set a service's policy."""
     service = _service(ctx)
-    policy = RecoveryPolicy.model_validate_json(ctx.args.policy)
+    policy = _policy(ctx.args.policy, "POLICY")
     coordinator = await ctx.coordinator()
     return await coordinator.set_recovery_policy(
         SetRecoveryPolicyInput(service_name=service, policy=policy)

@@ -57,6 +57,7 @@ from workflows.coordinator_models import (
     SetRecoveryPolicyInput,
     ShutdownInput,
     ShutdownResult,
+    StatusPageInput,
 )
 from workflows.errors import from_temporal
 from workflows.models import RecoveryPolicy
@@ -134,6 +135,12 @@ class CoordinatorClient:
     async def get_recovery_status(self) -> dict[str, Any] | None:
         """Return the status document (SPEC §6); None when the coordinator never ran."""
         return await self._query(lambda h: h.query(RecoveryCoordinator.get_recovery_status))
+
+    async def get_recovery_status_page(self, request: StatusPageInput) -> dict[str, Any] | None:
+        """Return a page of the status (``total_services``, ``next_offset``); None as above."""
+        return await self._query(
+            lambda h: h.query(RecoveryCoordinator.get_recovery_status, request)
+        )
 
     async def get_recovery_policy(self, request: PolicyQueryInput) -> RecoveryPolicy | None:
         """Return the service's policy (else the default); None when the coordinator never ran."""

@@ -8,9 +8,12 @@ so every process that uses this facade sees the same orchestrator.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
+import math
+from collections.abc import Callable, Coroutine, Iterable
 from datetime import datetime, timedelta, timezone
-from typing import Any
+from typing import Any, Concatenate, ParamSpec, TypeVar
 
 from temporalio.client import Client
 
@@ -25,6 +28,7 @@ from starter.health_check_host import (
     durable_check,
 )
 from starter.recoveries import approve, execute_and_wait
+from starter.status_cache import StatusCache, copied
 from workflows.backoff import base_delay_ms
 from workflows.constants import (
     CONSTITUTIONAL_HASH,
@@ -41,6 +45,7 @@ from workflows.coordinator_models import (
     ScheduleRecoveryResult,
     SetRecoveryPolicyInput,
     ShutdownInput,
+    StatusPageInput,
 )
 from workflows.errors import (
     RecoveryOrchestratorError,
@@ -59,6 +64,26 @@ from workflows.status import status_document
 logger = logging.getLogger("recovery_orchestrator")
 
 _NO_TIMER = (RecoveryStrategy.IMMEDIATE, RecoveryStrategy.MANUAL)
+# How old a status read may be by default (seconds): see ``starter.status_cache``.
+DEFAULT_STATUS_MAX_STALENESS = 1.0
+
+_P = ParamSpec("_P")
+_R = TypeVar("_R")
+
+
+def _writes(
+    method: Callable[Concatenate[RecoveryOrchestrator, _P], Coroutine[Any, Any, _R]],
+) -> Callable[Concatenate[RecoveryOrchestrator, _P], Coroutine[Any, Any, _R]]:
+    """Mark a method that changes the coordinator: later status reads must show it."""
+
+    @functools.wraps(method)
+    async def writing(self: RecoveryOrchestrator, /, *args: _P.args, **kwargs: _P.kwargs) -> _R:
+        try:
+            return await method(self, *args, **kwargs)
+        finally:
+            self._status.invalidate()
+
+    return writing
 
 
 class RecoveryOrchestrator:
@@ -75,6 +100,9 @@ class RecoveryOrchestrator:
         health_check_host_wait: How long a ``health_check_fn`` hosted by this process
             waits to be picked up before its attempt fails (default 10 s): what an
             attempt costs once this process is gone (see ``starter.health_check_host``).
+        status_max_staleness: How old (seconds) a ``get_recovery_status()`` answer
+            may be by default; this facade's own writes always show at once. 0 makes
+            every read a fresh query (see ``starter.status_cache``).
     """
 
     def __init__(
@@ -87,6 +115,7 @@ class RecoveryOrchestrator:
         task_queue: str = TASK_QUEUE,
         coordinator_workflow_id: str = COORDINATOR_WORKFLOW_ID,
         health_check_host_wait: timedelta = DEFAULT_HOST_WAIT,
+        status_max_staleness: float = DEFAULT_STATUS_MAX_STALENESS,
     ) -> None:
         self.default_policy = default_policy or RecoveryPolicy()
         self.constitutional_hash = constitutional_hash
@@ -99,6 +128,8 @@ class RecoveryOrchestrator:
                 f"got {health_check_host_wait}"
             )
         self.health_check_host_wait = health_check_host_wait
+        self.status_max_staleness = _staleness(status_max_staleness, "status_max_staleness")
+        self._status = StatusCache(self._read_whole_status)
         self._given_client = client
         self._client = client
         self._coordinator: CoordinatorClient | None = None
@@ -116,6 +147,7 @@ class RecoveryOrchestrator:
         """Return True between ``start()`` and ``stop()`` / ``close()``."""
         return self._running
 
+    @_writes
     async def start(self) -> None:
         """Connect, validate the hash and make sure the coordinator runs.
 
@@ -140,6 +172,7 @@ class RecoveryOrchestrator:
         self._running = True
         logger.info("%s Recovery orchestrator started", LOG_PREFIX)
 
+    @_writes
     async def stop(self) -> None:
         """Stop the orchestrator and cancel every unfinished recovery (as the reference does).
 
@@ -170,6 +203,7 @@ class RecoveryOrchestrator:
         self._coordinator = None
         self._client = self._given_client
 
+    @_writes
     async def schedule_recovery(
         self,
         service_name: str,
@@ -205,6 +239,7 @@ class RecoveryOrchestrator:
         )
         return result
 
+    @_writes
     async def execute_recovery(self, service_name: str) -> RecoveryResult:
         """Start a scheduled recovery now and wait for its result.
 
@@ -228,21 +263,64 @@ class RecoveryOrchestrator:
             ),
         )
 
-    async def get_recovery_status(self) -> dict[str, Any]:
-        """Return the reference status shape (works without ``start()``)."""
-        coordinator = await self._connected()
-        status = await coordinator.get_recovery_status()
-        if status is None:  # no coordinator in this namespace yet
-            return status_document(
-                timestamp=datetime.now(timezone.utc),
-                orchestrator_running=False,
-                services={},
-                queued=0,
-                unfinished=0,
-                recent_history=[],
-            )
-        return status
+    async def get_recovery_status(
+        self,
+        *,
+        max_staleness: float | None = None,
+        services: Iterable[str] | None = None,
+        limit: int | None = None,
+        offset: int | None = None,
+    ) -> dict[str, Any]:
+        """Return the reference status shape (works without ``start()``).
 
+        Args:
+            max_staleness: How old (seconds) the answer may be; default
+                ``status_max_staleness``; 0 for a fresh query. This facade's own
+                writes show at once whatever the value.
+            services: Only these services (a page query: always fresh).
+            limit: At most this many services (1 to 2,000), in name order, from
+                ``offset``; the answer then adds ``total_services`` and ``next_offset``.
+            offset: Where the page starts (default 0).
+
+        Raises:
+            RecoveryValidationError: a bad name, limit, offset or staleness.
+        """
+        if services is None and limit is None and offset is None:
+            allowed = self.status_max_staleness if max_staleness is None else max_staleness
+            return copied(await self._status.read(_staleness(allowed, "max_staleness")))
+        try:
+            page = StatusPageInput(
+                services=None if services is None else list(services),
+                offset=offset or 0,
+                **({} if limit is None else {"limit": limit}),
+            )
+        except ValueError as err:
+            raise RecoveryValidationError(f"status page: {_first_error(err)}") from None
+        answer = await (await self._connected()).get_recovery_status_page(page)
+        if answer is None:
+            return {**_no_coordinator_status(), "total_services": 0, "next_offset": None}
+        return answer
+
+    async def _read_whole_status(self) -> dict[str, Any]:
+        """Read every service, a page at a time (one query up to 2,000 services)."""
+        coordinator = await self._connected()
+        document = await coordinator.get_recovery_status_page(StatusPageInput())
+        if document is None:
+            return _no_coordinator_status()
+        services = dict(document["services"])
+        while document["next_offset"] is not None:
+            page = await coordinator.get_recovery_status_page(
+                StatusPageInput(offset=document["next_offset"])
+            )
+            if page is None:
+                break
+            services.update(page["services"])
+            document = page
+        whole = {key: value for key, value in document.items() if key not in _PAGE_KEYS}
+        whole["services"] = services
+        return whole
+
+    @_writes
     async def cancel_recovery(self, service_name: str) -> bool:
         """Cancel a service's recovery; False if none is scheduled or running."""
         validate_service_name(service_name)
@@ -259,6 +337,7 @@ class RecoveryOrchestrator:
             raise
         return result is not None and result.cancelled
 
+    @_writes
     async def set_recovery_policy(self, service_name: str, policy: RecoveryPolicy) -> None:
         """Set the policy for a service's next recoveries."""
         validate_constitutional_hash(self.constitutional_hash, "policy setting")
@@ -288,6 +367,7 @@ class RecoveryOrchestrator:
                 return sent[1]
         return policy
 
+    @_writes
     async def approve_recovery(
         self, service_name: str, operator: str = "operator", note: str = ""
     ) -> None:
@@ -373,6 +453,37 @@ class RecoveryOrchestrator:
             raise RecoveryOrchestratorError(
                 f"Recovery orchestrator is not running: call start() before you {what}"
             )
+
+
+_PAGE_KEYS = ("total_services", "next_offset")
+
+
+def _no_coordinator_status() -> dict[str, Any]:
+    """Return the status of a namespace whose coordinator never ran."""
+    return status_document(
+        timestamp=datetime.now(timezone.utc),
+        orchestrator_running=False,
+        services={},
+        queued=0,
+        unfinished=0,
+        recent_history=[],
+    )
+
+
+def _staleness(value: float, name: str) -> float:
+    finite = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+    if not finite or value < 0:
+        raise RecoveryValidationError(f"{name} must be a number of seconds >= 0, got {value!r}")
+    return float(value)
+
+
+def _first_error(err: ValueError) -> str:
+    errors = getattr(err, "errors", None)
+    if callable(errors):
+        first = errors()[0]
+        where = ".".join(str(part) for part in first.get("loc", ()))
+        return f"{where}: {first.get('msg')}" if where else str(first.get("msg"))
+    return str(err)
 
 
 def _same_on_the_wire(sent: RecoveryPolicy, held: RecoveryPolicy) -> bool:

@@ -279,10 +279,11 @@ async def _ended_result(
         status = await handle.query(ServiceRecovery.status, rpc_timeout=CLOSED_RUN_QUERY_TIMEOUT)
     except RPCError:
         status = None  # no worker to replay it: say what Temporal says
+    # The run's end as the server recorded it, not this client's clock when it asks.
+    description = await handle.describe()
+    end = description.close_time or datetime.now(timezone.utc)
     if status is None:
-        description = await handle.describe()
         start = description.start_time
-        end = description.close_time or datetime.now(timezone.utc)
         return RecoveryResult(
             service_name=handle.id.removeprefix("recovery-"),
             success=False,
@@ -293,7 +294,7 @@ async def _ended_result(
             error_message=f"recovery workflow ended {_status_name(description.status)}: {why}",
             timestamp=end,
         )
-    result = result_from_status(status)
+    result = result_from_status(status, now=end)
     if not status.state.finished:  # terminated or timed out mid-way
         result.state = ended
         result.success = False
@@ -332,9 +333,14 @@ def result_of_attempt(status: RecoveryStatus, attempt: AttemptRecord) -> Recover
     )
 
 
-def result_from_status(status: RecoveryStatus) -> RecoveryResult:
-    """Describe a recovery that has no result (yet) as a ``RecoveryResult``."""
-    now = datetime.now(timezone.utc)
+def result_from_status(status: RecoveryStatus, now: datetime | None = None) -> RecoveryResult:
+    """Describe a recovery that has no result (yet) as a ``RecoveryResult``.
+
+    Args:
+        status: Its ``status`` query.
+        now: When it stands so (a closed run: its close time); default the clock now.
+    """
+    now = now or datetime.now(timezone.utc)
     return RecoveryResult(
         service_name=status.service_name,
         success=status.state is RecoveryState.SUCCEEDED,

@@ -23,6 +23,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, TypeAdapter, ValidationError
 from pydantic_core import ErrorDetails
 
+from activities.health_check_specs import hide_url_credentials
 from workflows.dependencies import dependency_cycles
 from workflows.circuit_watch_models import MAX_CATALOG_BYTES, ServiceSettings, WatchInput
 from workflows.coordinator_models import StrictPriority
@@ -171,6 +172,10 @@ def _read_toml(path: Path) -> dict[str, Any]:
     except tomllib.TOMLDecodeError as err:
         # tomllib's message ends with the place: "(at line 3, column 9)".
         raise ServicesFileError(f"{path}: invalid TOML: {err}") from None
+    except RecursionError:  # tomllib parses nested arrays and tables recursively
+        raise ServicesFileError(
+            f"{path}: invalid TOML: arrays or inline tables nested too deeply"
+        ) from None
 
 
 def _check_top_level(document: dict[str, Any], problems: _Problems) -> bool:
@@ -365,7 +370,7 @@ def _validate_policy(
 
 def _shown(value: object, limit: int = 80) -> str:
     """Return a value for an error line: its repr, cut short (a line, not the whole value)."""
-    text = repr(value)
+    text = hide_url_credentials(repr(value))
     return text if len(text) <= limit else f"{text[: limit - 1]}… ({len(text)} characters)"
 
 

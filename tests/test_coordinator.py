@@ -117,7 +117,9 @@ async def test_never_more_than_n_run_and_freed_slots_refill_at_once(
         assert start - freed < timedelta(seconds=2), f"{name} waited {start - freed} for a free slot"
     outcomes = {r["service_name"]: r["state"] for r in final["recent_history"]}
     assert outcomes[plan[0][0]] == "succeeded" and outcomes[plan[1][0]] == "failed"
-    assert max(seen_queued) == 6
+    # Six wait at first; the first healthy one may already have finished (and the
+    # next started) by the first read.
+    assert max(seen_queued) in (5, 6)
 
 
 async def test_status_has_every_key_and_type_of_the_reference(

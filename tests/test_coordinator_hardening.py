@@ -487,13 +487,15 @@ async def test_a_state_too_large_to_hand_over_is_refused_and_the_hand_over_still
 ) -> None:
     """Temporal carries at most 2 MB across continue-as-new: the coordinator never grows past it."""
     await coordinator.update("configure", {"max_concurrent_recoveries": 1})
-    long_check = {"kind": "http", "url": "http://127.0.0.1:9/" + "x" * 2000}
+    def long_check(index: int) -> dict[str, Any]:
+        # Each policy its own (the hand-over writes equal ones once).
+        return {"kind": "http", "url": f"http://127.0.0.1:9/{index}/" + "x" * 2000}
 
     def batch(start: int) -> dict[str, Any]:
         return {
             "recoveries": [
                 {"service_name": f"{service}-{i:04d}", "priority": 5,
-                 "policy": {**blocking_policy_json(), "health_check": long_check}}
+                 "policy": {**blocking_policy_json(), "health_check": long_check(i)}}
                 for i in range(start, start + 400)
             ]
         }

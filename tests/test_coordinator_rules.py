@@ -236,15 +236,21 @@ def test_the_queue_limit_counts_unfinished_recoveries_and_says_so() -> None:
     book.check_room([ScheduleRecoveryInput(service_name="d")])
 
 
-def test_the_budget_counts_the_policy_each_entry_resolves_to_not_the_request() -> None:
-    """A tiny request for a service whose default policy is large grows the state by that policy."""
+def test_the_budget_counts_each_distinct_policy_once() -> None:
+    """The hand-over writes each distinct policy once: a large default costs once, own ones each."""
     book = ledger()
-    big = RecoveryPolicy(health_check={"kind": "http", "url": "http://127.0.0.1/" + "x" * 1900})  # type: ignore[arg-type]
-    book.configure(ConfigureInput(default_policy=big))
-    requests = [ScheduleRecoveryInput(service_name=f"s{i}") for i in range(1000)]
+
+    def big(index: int) -> RecoveryPolicy:
+        url = f"http://127.0.0.1/{index}/" + "x" * 1900
+        return RecoveryPolicy(health_check={"kind": "http", "url": url})  # type: ignore[arg-type]
+
+    book.configure(ConfigureInput(default_policy=big(-1)))
+    sharing = [ScheduleRecoveryInput(service_name=f"s{i}") for i in range(1000)]
+    book.check_room(sharing)  # 1,000 entries on the large default policy fit
+    own = [ScheduleRecoveryInput(service_name=f"o{i}", policy=big(i)) for i in range(1000)]
     with pytest.raises(RecoveryValidationError, match="budget"):
-        book.check_room(requests)
-    fits = requests[:300]
+        book.check_room(own)
+    fits = own[:300]
     book.check_room(fits)
     for request in fits:
         book.schedule(request, NOW)

@@ -117,6 +117,12 @@ def last_table(out: str) -> dict[str, list[str]]:
     return rows
 
 
+# Breaker writes are local activities (markers); their summaries say which state each set.
+LOCAL_WRITES = {
+    "reset breaker to half-open": "half-open", "close breaker": "closed", "re-open breaker": "open",
+}
+
+
 @dataclass(frozen=True)
 class Step:
     """A completed breaker write (``breaker``) or a ``RecoveryState`` change (``state``)."""
@@ -140,6 +146,10 @@ async def steps(client: Client, workflow_id: str) -> list[Step]:
             completed = event.activity_task_completed_event_attributes
             if completed.scheduled_event_id in writes:
                 found.append(Step("breaker", writes[completed.scheduled_event_id], at))
+        if event.HasField("marker_recorded_event_attributes"):  # a local breaker write
+            summary = json.loads(event.user_metadata.summary.data or b'""')
+            if summary in LOCAL_WRITES:
+                found.append(Step("breaker", LOCAL_WRITES[summary], at))
         if event.HasField("upsert_workflow_search_attributes_event_attributes"):
             upserted = event.upsert_workflow_search_attributes_event_attributes
             fields = upserted.search_attributes.indexed_fields

@@ -62,10 +62,10 @@ async def test_a_recovery_survives_sigkill_of_server_and_worker_mid_backoff(
                 initial_delay_ms=4000, health_check=HttpHealthCheck(url=health.url)
             )
             await orchestrator.schedule_recovery(service, policy=policy)
+            recovery = client.get_workflow_handle(f"recovery-{service}")
+            # A 4 s backoff is the recovery's own news (the coordinator hears of 10 s+ ones).
             await eventually(
-                orchestrator.get_recovery_status,
-                lambda s: s["services"].get(service, {}).get("next_attempt_at") is not None,
-                timeout=30,
+                lambda: _phase(recovery), lambda phase: phase == "backoff", timeout=30
             )
             assert health.requests == 1
 
@@ -85,6 +85,14 @@ async def test_a_recovery_survives_sigkill_of_server_and_worker_mid_backoff(
     finally:
         code = worker.stop() if worker.process and worker.process.poll() is None else 0
     assert code == 0, Path(worker.log_path).read_text()[-2000:]
+
+
+async def _phase(handle: object) -> str | None:
+    try:
+        status = await handle.query("status")  # type: ignore[attr-defined]
+    except Exception:
+        return None  # not started yet
+    return str(status["phase"])
 
 
 async def _running(handle: object) -> bool:

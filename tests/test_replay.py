@@ -56,6 +56,8 @@ def test_histories_are_checked_in() -> None:
         "service_recovery_ends_failed",  # failed-recovery-ends-failed: Failed, result in details
         "service_recovery_temporal_cancel_reopens",  # Canceled, the reset breaker re-opened
         "coordinator_cancel_through_temporal",  # the coordinator requests Temporal cancellation
+        "service_recovery_reports_state_changes",  # local breaker writes; reports its end only
+        "service_recovery_reported_every_phase",  # before both: under a coordinator, 35 events/attempt
     } <= names
 
 

@@ -64,10 +64,12 @@ async def test_a_failed_recovery_ends_failed_with_its_result_in_the_details_and_
         ended = await current_details(handle)
         description = await handle.describe()
         record_history(await handle.fetch_history(), "service_recovery_ends_failed")
+        # Activities, and the breaker writes (local activities: markers), each with its summary.
         summaries = [
             json.loads(event.user_metadata.summary.data or b'""')
             async for event in handle.fetch_history_events()
             if event.HasField("activity_task_scheduled_event_attributes")
+            or event.HasField("marker_recorded_event_attributes")
         ]
     assert waiting.startswith("Backoff before attempt 2/3 until ")
     assert f"Last error: health check failed: GET {server.url} answered 503" in waiting

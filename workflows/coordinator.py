@@ -57,6 +57,7 @@ from workflows.coordinator_models import (
     SetRecoveryPolicyInput,
     ShutdownInput,
     ShutdownResult,
+    StatusPageInput,
 )
 from workflows.coordinator_state import ChildRef, RecoveryLedger, unknown_service
 from workflows.errors import RECOVERY_FAILED, RecoveryOrchestratorError, to_application_error
@@ -74,6 +75,7 @@ from workflows.models import (
     validate_constitutional_hash,
 )
 from workflows.payloads import one_input
+from workflows.status import status_page
 from workflows.service_recovery import REPORT_SIGNAL, ServiceRecovery
 
 with workflow.unsafe.imports_passed_through():
@@ -147,6 +149,8 @@ class RecoveryCoordinator:
         # Children started by this run, whose close this run sees (not carried: a new run
         # learns of older children's finish from their reports, or by looking them up).
         self._watched: set[str] = set()
+        # (workflow task, size): see _carried_in_this_task.
+        self._carried_measure: tuple[int, int] | None = None
 
     @workflow.run
     async def run(self, *args: Any) -> None:
@@ -189,7 +193,7 @@ class RecoveryCoordinator:
         input = _decode(ScheduleRecoveryInput, args, "schedule_recovery")
         self._check_schedulable(input)
         self._check_dependencies([input])
-        self._check_room([input])
+        self._check_room([input], validating=True)
 
     @workflow.update(name="schedule_recoveries")
     def schedule_recoveries(self, *args: Any) -> list[ScheduleRecoveryResult]:
@@ -199,7 +203,8 @@ class RecoveryCoordinator:
             results = self._ledger.schedule_automatically(input.recoveries, workflow.now())
             self._log_scheduled(input.recoveries, results)
             return results
-        return [self._schedule(item) for item in input.recoveries]
+        index = self._ledger.queue_index()
+        return [self._schedule(item, index) for item in input.recoveries]
 
     @schedule_recoveries.validator
     def _validate_schedule_many(self, *args: Any) -> None:
@@ -217,7 +222,7 @@ class RecoveryCoordinator:
                 ) from None
         self._check_dependencies(input.recoveries)
         if not input.automatic:  # automation's batch takes what fits (see the ledger)
-            self._check_room(input.recoveries)
+            self._check_room(input.recoveries, validating=True)
 
     @workflow.update(name="cancel_recovery")
     async def cancel_recovery(self, *args: Any) -> CancelRecoveryResult:
@@ -319,7 +324,9 @@ class RecoveryCoordinator:
         _check_hash(input.constitutional_hash, "policy setting")
         _check_hash(input.policy.constitutional_hash, "policy setting")
         try:
-            self._ledger.check_size(len(input.model_dump_json()))
+            self._ledger.check_size(
+                len(input.model_dump_json()), carried=self._carried_in_this_task()
+            )
         except RecoveryOrchestratorError as err:
             raise to_application_error(err) from None
 
@@ -382,9 +389,18 @@ class RecoveryCoordinator:
             self._maybe_closing.add(report.service_name)
 
     @workflow.query(name="get_recovery_status")
-    def get_recovery_status(self) -> dict[str, Any]:
-        """Return the reference document's status shape (SPEC §6)."""
-        return self._ledger.status(workflow.now())
+    def get_recovery_status(self, *args: Any) -> dict[str, Any]:
+        """Return the reference document's status shape (SPEC §6), or a page of it.
+
+        With no argument: every service. With ``{"services", "limit", "offset"}``: the
+        selected services in name order, ``limit`` at a time, plus ``total_services``
+        and ``next_offset`` (how a client reads 10,000 services inside the message limit).
+        """
+        document = self._ledger.status(workflow.now())
+        if not args:
+            return document
+        page = _decode(StatusPageInput, args, "get_recovery_status")
+        return status_page(document, names=page.services, limit=page.limit, offset=page.offset)
 
     @workflow.query(name="get_recovery_policy")
     def get_recovery_policy(self, *args: Any) -> RecoveryPolicy:
@@ -432,18 +448,35 @@ class RecoveryCoordinator:
         except RecoveryOrchestratorError as err:
             raise to_application_error(err) from None
 
-    def _check_room(self, requests: Iterable[ScheduleRecoveryInput]) -> None:
+    def _check_room(
+        self, requests: Iterable[ScheduleRecoveryInput], *, validating: bool = False
+    ) -> None:
+        """Refuse what does not fit; an update's validator may use this task's measure."""
         try:
-            self._ledger.check_room(requests)
+            carried = self._carried_in_this_task() if validating else None
+            self._ledger.check_room(requests, carried=carried)
         except RecoveryOrchestratorError as err:
             raise to_application_error(err) from None
 
+    def _carried_in_this_task(self) -> int:
+        """Return the carried state's size, measured once per workflow task.
+
+        Only for update validators, which are not replayed: nothing replayed may
+        depend on when this was measured.
+        """
+        task = workflow.info().get_current_history_length()
+        if self._carried_measure is None or self._carried_measure[0] != task:
+            self._carried_measure = (task, self._ledger.carried_bytes())
+        return self._carried_measure[1]
+
     # ----- internals -----------------------------------------------------------------
 
-    def _schedule(self, input: ScheduleRecoveryInput) -> ScheduleRecoveryResult:
+    def _schedule(
+        self, input: ScheduleRecoveryInput, index: dict[str, RecoveryTask] | None = None
+    ) -> ScheduleRecoveryResult:
         """Schedule for an operator (or a script): that also lifts their earlier cancel."""
         self._ledger.state.operator_cancels.pop(input.service_name, None)
-        result = self._ledger.schedule(input, workflow.now())
+        result = self._ledger.schedule(input, workflow.now(), index)
         self._log_scheduled([input], [result])
         return result
 

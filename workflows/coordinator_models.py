@@ -8,10 +8,20 @@ scripts in other languages can drive the coordinator without Python.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, Field, StrictInt, field_validator
+from pydantic import (
+    BaseModel,
+    Field,
+    SerializationInfo,
+    SerializerFunctionWrapHandler,
+    StrictInt,
+    field_validator,
+    model_serializer,
+    model_validator,
+)
 
+from workflows.compact_state import POLICY_TABLE, compact, expand
 from workflows.constants import CONSTITUTIONAL_HASH
 from workflows.models import (
     INT64_MAX,
@@ -123,6 +133,29 @@ class PolicyQueryInput(_ServiceInput):
     """Query ``get_recovery_policy``."""
 
 
+# Services per status page: about 250 bytes each, so a page stays far inside the
+# query answer's limit (the whole status of 10,000 services would not).
+MAX_STATUS_PAGE = 2000
+
+
+class StatusPageInput(StrictModel):
+    """Query ``get_recovery_status`` with an argument: a page of ``services``, by name.
+
+    With no argument the query answers the reference shape with every service.
+    """
+
+    services: list[str] | None = Field(default=None, max_length=MAX_STATUS_PAGE)
+    limit: StrictInt = Field(default=MAX_STATUS_PAGE, ge=1, le=MAX_STATUS_PAGE)
+    offset: StrictInt = Field(default=0, ge=0)
+
+    @field_validator("services", mode="before")
+    @classmethod
+    def _valid_names(cls, value: object) -> object:
+        if isinstance(value, list):
+            return [validate_service_name(name) for name in value]
+        return value
+
+
 class ConfigureInput(StrictModel):
     """Update ``configure``: every field optional; only those given change."""
 
@@ -227,6 +260,26 @@ class CoordinatorState(BaseModel):
     # breaker opens again or an operator schedules it (the most recent few hundred kept).
     operator_cancels: dict[str, datetime] = Field(default_factory=dict)
     held_back: dict[str, HeldBack] = Field(default_factory=dict)
+
+    @model_serializer(mode="wrap")
+    def _compact_as_json(
+        self, handler: SerializerFunctionWrapHandler, info: SerializationInfo
+    ) -> Any:
+        """Write JSON compactly (``workflows.compact_state``): the hand-over stays under 2 MB."""
+        data = handler(self)
+        if not info.mode_is_json():
+            return data
+        tasks = [*self.queue, *(active.task for active in self.active.values())]
+        return compact(data, [task.policy for task in tasks])
+
+    @model_validator(mode="before")
+    @classmethod
+    def _expand_compact(cls, data: Any) -> Any:
+        """Read the compact form; each policy of its table becomes one object, shared."""
+        if isinstance(data, dict) and isinstance(data.get(POLICY_TABLE), list):
+            policies = [RecoveryPolicy.model_validate(p) for p in data[POLICY_TABLE]]
+            data = expand({**data, POLICY_TABLE: policies})
+        return data
 
 
 class CoordinatorInput(StrictModel):

@@ -59,8 +59,54 @@ MAX_OPERATOR_CANCELS = 500
 # (breaker writes retry for up to 2 minutes): an opening this soon after the cancel is
 # that clean-up, not the service failing anew.
 CANCEL_SETTLING = timedelta(minutes=5)
-# A queue entry's own fields as JSON, besides its name and policy (measured: about 250).
-TASK_BYTES = 300
+# A queue entry's own fields in the carried state's compact form, besides its name and
+# policy (measured: about 50; ``workflows.compact_state``).
+TASK_BYTES = 100
+
+
+def _cascade(
+    dependency: RecoveryResult, waiting_on: dict[str, list[RecoveryTask]], taken: set[str]
+) -> list[RecoveryResult]:
+    """End what waits, directly or not, on a recovery that did not succeed.
+
+    Each ends as its dependency did (failed, or cancelled), saying why; ``taken``
+    gains their names. A walk with no recursion: a chain of thousands must not
+    overflow the stack (that would fail the workflow task).
+    """
+    ended: list[RecoveryResult] = []
+    frontier = [dependency]
+    while frontier:
+        cause = frontier.pop()
+        verb = "failed" if cause.state is RecoveryState.FAILED else "was cancelled"
+        for task in waiting_on.get(cause.service_name, []):
+            if task.service_name in taken:
+                continue
+            taken.add(task.service_name)
+            result = RecoveryResult(
+                service_name=task.service_name,
+                success=False,
+                attempt_number=0,
+                total_attempts=task.policy.max_retry_attempts,
+                elapsed_time_ms=max(
+                    0.0, (cause.timestamp - task.scheduled_at).total_seconds() * 1000
+                ),
+                state=cause.state,
+                error_message=f"not attempted: dependency '{cause.service_name}' {verb}",
+                timestamp=cause.timestamp,
+            )
+            ended.append(result)
+            frontier.append(result)
+    return ended
+
+
+def _starts_before(task: RecoveryTask, other: RecoveryTask) -> bool:
+    """Return True if ``task`` goes first: MANUAL ones (they hold no slot), then queue order."""
+    manual, other_manual = (
+        t.strategy is RecoveryStrategy.MANUAL for t in (task, other)
+    )
+    if manual != other_manual:
+        return manual
+    return task.queue_key < other.queue_key
 
 
 class ChildRef(NamedTuple):
@@ -183,8 +229,14 @@ class RecoveryLedger:
         """Return the size of the state as a continue-as-new would carry it (JSON)."""
         return len(self.state.model_dump_json())
 
-    def check_room(self, requests: Iterable[ScheduleRecoveryInput]) -> None:
+    def check_room(
+        self, requests: Iterable[ScheduleRecoveryInput], *, carried: int | None = None
+    ) -> None:
         """Refuse scheduling past ``queue_limit`` or past what a hand-over can carry.
+
+        Args:
+            requests: What is to be scheduled.
+            carried: ``carried_bytes()`` if the caller knows it already (see ``check_size``).
 
         Raises:
             RecoveryValidationError: saying what is full and how to make room.
@@ -192,22 +244,27 @@ class RecoveryLedger:
         unfinished = self.unfinished_names()
         new = {r.service_name: r for r in requests if r.service_name not in unfinished}
         self._check_count(len(unfinished), len(new))
-        self.check_size(sum(self.growth(r) for r in new.values()))
+        self.check_size(sum(self.growth(r) for r in new.values()), carried=carried)
 
     def growth(self, request: ScheduleRecoveryInput) -> int:
         """Return about how many bytes queueing ``request`` adds to the carried state.
 
-        The queue entry holds the policy it resolves to (perhaps the default one, far
-        larger than the request), plus the entry's own fields.
+        The entry's own fields and name, plus its policy unless the carried state holds
+        that policy already: the compact form writes each distinct policy once.
         """
         return TASK_BYTES + len(request.service_name) + self._policy_bytes(self._policy_for(request))
 
     def _policy_bytes(self, policy: RecoveryPolicy) -> int:
-        # Many requests resolve to the same policy object (the default): size it once. The
-        # object itself is kept and compared by identity (an id alone could be reused once
-        # the object is gone, and a replay must reach the same answers).
-        if self._sized_policy is None or self._sized_policy[0] is not policy:
-            self._sized_policy = (policy, len(policy.model_dump_json()))
+        # Most requests resolve to the default policy, or to the one the request before
+        # gave (a batch, a client with one policy): carried once, they add nothing. The
+        # last one is compared by value (an object id could be reused once the object is
+        # gone, and a replay must reach the same answers). The exact size is measured
+        # before anything is refused, so an estimate a policy short does no harm.
+        if policy is self.config.default_policy:
+            return 0
+        if self._sized_policy is not None and self._sized_policy[0] == policy:
+            return 0
+        self._sized_policy = (policy, len(policy.model_dump_json()))
         return self._sized_policy[1]
 
     def _check_count(self, held: int, more: int) -> None:
@@ -219,13 +276,20 @@ class RecoveryLedger:
                 f"finish, cancel some, or raise it with configure(queue_limit=...)"
             )
 
-    def check_size(self, incoming_bytes: int) -> None:
+    def check_size(self, incoming_bytes: int, *, carried: int | None = None) -> None:
         """Refuse a request that would grow the carried state past its budget.
+
+        Args:
+            incoming_bytes: About what the request adds.
+            carried: The state's size measured earlier in this workflow task, for an
+                update's validator (measuring 10,000 services takes tens of ms; what
+                this task's earlier handlers added is inside the budget's margin).
+                Anything replayed (handlers, signals) passes None: measured now.
 
         Raises:
             RecoveryValidationError: with the sizes, and how to make room.
         """
-        size = self.carried_bytes()
+        size = self.carried_bytes() if carried is None else carried
         if size + incoming_bytes > CARRIED_STATE_BUDGET:
             raise RecoveryValidationError(
                 f"the coordinator's state is {size:,} bytes and this request adds about "
@@ -382,8 +446,24 @@ class RecoveryLedger:
             )
         return self.schedule(input, now)
 
-    def schedule(self, input: ScheduleRecoveryInput, now: datetime) -> ScheduleRecoveryResult:
-        """Queue a recovery, update its queue entry, or report it already running."""
+    def queue_index(self) -> dict[str, RecoveryTask]:
+        """Return the queue by service name: for many lookups in one go (a batch)."""
+        return {task.service_name: task for task in self.state.queue}
+
+    def schedule(
+        self,
+        input: ScheduleRecoveryInput,
+        now: datetime,
+        index: dict[str, RecoveryTask] | None = None,
+    ) -> ScheduleRecoveryResult:
+        """Queue a recovery, update its queue entry, or report it already running.
+
+        Args:
+            input: The request.
+            now: The workflow's time.
+            index: ``queue_index()``, kept current here, when scheduling a batch: a
+                search of 10,000 queued entries per request would take seconds.
+        """
         name = input.service_name
         active = self.live(name)
         if active is not None:
@@ -392,26 +472,26 @@ class RecoveryLedger:
             )
         self.state.held_back.pop(name, None)
         policy = self._policy_for(input)
-        queued = self.queued(name)
+        task = index.get(name) if index is not None else self.queued(name)
         outcome: ScheduleOutcome
-        if queued is not None:
-            queued.priority, queued.strategy, queued.policy = input.priority, input.strategy, policy
+        if task is not None:
+            task.priority, task.strategy, task.policy = input.priority, input.strategy, policy
             outcome = "updated"
         else:
             self.state.next_sequence += 1
-            self.state.queue.append(
-                RecoveryTask(
-                    priority=input.priority,
-                    service_name=name,
-                    strategy=input.strategy,
-                    policy=policy,
-                    scheduled_at=now,
-                    sequence=self.state.next_sequence,
-                )
+            task = RecoveryTask(
+                priority=input.priority,
+                service_name=name,
+                strategy=input.strategy,
+                policy=policy,
+                scheduled_at=now,
+                sequence=self.state.next_sequence,
             )
+            self.state.queue.append(task)
+            if index is not None:
+                index[name] = task
             outcome = "queued"
-        task = self.queued(name)
-        waiting = self.waiting_for(task) if task is not None else []
+        waiting = self.waiting_for(task)
         return ScheduleRecoveryResult(
             service_name=name,
             outcome=outcome,
@@ -452,25 +532,31 @@ class RecoveryLedger:
         """Return the task to start next: a MANUAL one at once, else the best if a slot is free.
 
         A service whose previous run is still closing waits: one run per workflow id.
+        Evaluated after every workflow task (the main loop waits on it), so it is one
+        pass over the queue, and the dependency check only for tasks that have some.
         """
         if not self.state.orchestrator_running or not self.state.queue:
             return None
         if len(self.state.active) >= MAX_RUNNING:
             return None
-        unfinished = self.unfinished_names()
-        ready = [
-            t
-            for t in self.state.queue
-            if t.service_name not in self.state.active
-            and t.service_name not in self.closing_elsewhere
-            and not self.waiting_for(t, unfinished)
-        ]
-        manual = [t for t in ready if t.strategy is RecoveryStrategy.MANUAL]
-        if manual:
-            return min(manual, key=lambda t: t.queue_key)
-        if self.slots_in_use() >= self.config.max_concurrent_recoveries:
-            return None
-        return min(ready, key=lambda t: t.queue_key) if ready else None
+        slot_free = self.slots_in_use() < self.config.max_concurrent_recoveries
+        unfinished: set[str] | None = None
+        best: RecoveryTask | None = None
+        for task in self.state.queue:
+            manual = task.strategy is RecoveryStrategy.MANUAL
+            if not (manual or slot_free):
+                continue
+            if best is not None and _starts_before(best, task):
+                continue
+            name = task.service_name
+            if name in self.state.active or name in self.closing_elsewhere:
+                continue
+            if task.policy.depends_on:
+                unfinished = self.unfinished_names() if unfinished is None else unfinished
+                if self.waiting_for(task, unfinished):
+                    continue
+            best = task
+        return best
 
     def take_startable(self, limit: int | None = None) -> list[ActiveRecovery]:
         """Take the tasks that may start now off the queue (at most ``limit``), each holding its slot."""
@@ -562,17 +648,25 @@ class RecoveryLedger:
         """
         self.state.orchestrator_running = False
         unfinished = self.unfinished_names()
-        cancelled = [t.service_name for t in self.state.queue] + [
-            name for name in self.state.active if name in unfinished
-        ]
+        # The whole queue in one pass (one by one, each cancel would search it again);
+        # a dependent ends as "not attempted", as when its dependency is cancelled alone.
+        queued, waiting_on, ended = self.state.queue, self._waiting_on(), set[str]()
+        self.state.queue = []
+        for task in queued:
+            if task.service_name in ended:
+                continue
+            ended.add(task.service_name)
+            cancelled = self._cancelled(task, reason, now)
+            self._append(cancelled)
+            for dependent in _cascade(cancelled, waiting_on, ended):
+                self._append(dependent)
+        running = [name for name in self.state.active if name in unfinished]
         children: list[ChildRef] = []
-        for name in cancelled:
-            # A queued dependent may have ended already, cancelled with its dependency.
-            if self.is_unfinished(name):
-                _, child = self.cancel(name, reason, now)
-                if child is not None:
-                    children.append(child)
-        return cancelled, children
+        for name in running:
+            _, child = self.cancel(name, reason, now)
+            if child is not None:
+                children.append(child)
+        return [task.service_name for task in queued] + running, children
 
     def approval_to_send(self, active: ActiveRecovery) -> bool:
         """Return True if an approval must be sent now; one per wait, however many ask."""
@@ -740,44 +834,22 @@ class RecoveryLedger:
         self._trim_history()
 
     def _end_dependents(self, dependency: RecoveryResult) -> list[RecoveryResult]:
-        """Take off the queue what waits, directly or not, for one that did not succeed.
+        """Take off the queue what waits, directly or not, for one that did not succeed."""
+        waiting_on = self._waiting_on()
+        if not waiting_on:
+            return []
+        taken: set[str] = set()
+        ended = _cascade(dependency, waiting_on, taken)
+        self.state.queue[:] = [t for t in self.state.queue if t.service_name not in taken]
+        return ended
 
-        Each ends as its dependency did (failed, or cancelled), saying why. One pass
-        over the queue and a walk of the dependents, with no recursion: a chain of
-        thousands must not overflow the stack (that would fail the workflow task).
-        """
+    def _waiting_on(self) -> dict[str, list[RecoveryTask]]:
+        """Return, for each service, the queued tasks that depend on it directly."""
         waiting_on: dict[str, list[RecoveryTask]] = {}
         for task in self.state.queue:
             for name in task.policy.depends_on:
                 waiting_on.setdefault(name, []).append(task)
-        if not waiting_on:
-            return []
-        ended: list[RecoveryResult] = []
-        taken: set[str] = set()
-        frontier = [dependency]
-        while frontier:
-            cause = frontier.pop()
-            verb = "failed" if cause.state is RecoveryState.FAILED else "was cancelled"
-            for task in waiting_on.get(cause.service_name, []):
-                if task.service_name in taken:
-                    continue
-                taken.add(task.service_name)
-                result = RecoveryResult(
-                    service_name=task.service_name,
-                    success=False,
-                    attempt_number=0,
-                    total_attempts=task.policy.max_retry_attempts,
-                    elapsed_time_ms=max(
-                        0.0, (cause.timestamp - task.scheduled_at).total_seconds() * 1000
-                    ),
-                    state=cause.state,
-                    error_message=f"not attempted: dependency '{cause.service_name}' {verb}",
-                    timestamp=cause.timestamp,
-                )
-                ended.append(result)
-                frontier.append(result)
-        self.state.queue[:] = [t for t in self.state.queue if t.service_name not in taken]
-        return ended
+        return waiting_on
 
     def _log_attempts(self, task: RecoveryTask, new: int, started: datetime | None) -> None:
         """Note attempts that began, for a service with an hourly budget."""

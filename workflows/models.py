@@ -22,6 +22,7 @@ from pydantic import (
     ConfigDict,
     Field,
     ValidationError,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
@@ -34,6 +35,7 @@ with workflow.unsafe.imports_passed_through():
     from activities.health_check_specs import (
         HealthCheck,
         HealthCheckOutcome,
+        accepting_recorded_checks,
     )
 
 SERVICE_NAME_PATTERN = re.compile(r"^[A-Za-z0-9_.\-]{1,200}$")
@@ -67,7 +69,8 @@ def decoding_carried_state() -> Iterator[None]:
     """
     token = _decoding_carried.set(True)
     try:
-        yield
+        with accepting_recorded_checks():
+            yield
     finally:
         _decoding_carried.reset(token)
 
@@ -169,7 +172,11 @@ def validate_service_name(name: object) -> str:
         raise RecoveryValidationError(
             f"service_name must be a string, got {type(name).__name__}"
         )
-    if not SERVICE_NAME_PATTERN.match(name):
+    # fullmatch: with match, the pattern's "$" also matches before a trailing newline. A
+    # name that came through a door that way before is not refused when decoded again.
+    pattern = SERVICE_NAME_PATTERN
+    matches = pattern.match if _decoding_carried.get() else pattern.fullmatch
+    if not matches(name):
         shown = name if len(name) <= 40 else name[:40] + "…"
         raise RecoveryValidationError(
             f"service_name {shown!r} is invalid: use 1-200 characters of A-Z a-z 0-9 _ . - "
@@ -207,6 +214,26 @@ class RecoveryPolicy(StrictModel):
     # The storm guard: at most this many attempts in a rolling hour; once spent, the
     # circuit watch does not schedule the service again until the hour has rolled on.
     max_attempts_per_hour: int | None = Field(default=None, ge=1, le=MAX_ATTEMPTS_PER_HOUR)
+
+    @field_validator(
+        "max_retry_attempts",
+        "backoff_multiplier",
+        "initial_delay_ms",
+        "max_delay_ms",
+        "max_attempts_per_hour",
+        mode="before",
+    )
+    @classmethod
+    def _numbers_are_not_booleans(cls, value: object, info: ValidationInfo) -> object:
+        # Lax validation reads JSON true as 1: `"max_retry_attempts": true` must not mean one.
+        # Strict validation (the services file's) refuses it in its own words; what already
+        # came through a door (decoding_carried_state) is not refused again.
+        strict = bool((info.config or {}).get("strict"))
+        if isinstance(value, bool) and not strict and not _decoding_carried.get():
+            raise ValueError(
+                f"{info.field_name} must be a number, not a boolean ({str(value).lower()})"
+            )
+        return value
 
     @field_validator("depends_on")
     @classmethod

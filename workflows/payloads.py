@@ -10,6 +10,7 @@ that names the message, the field and what was wrong.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from typing import Any, TypeVar
 
@@ -53,3 +54,35 @@ def one_input(model: type[M], args: Sequence[Any], what: str, *, optional: bool 
         raise RecoveryValidationError(f"{what}: {describe_validation_error(err)}") from None
     except RecoveryValidationError as err:
         raise RecoveryValidationError(f"{what}: {err}") from None
+
+
+def check_unique_keys(text: str | bytes, what: str) -> None:
+    """Refuse JSON in which an object names a key twice.
+
+    JSON parsers keep the last of duplicated keys without a word, so
+    ``{"strategy": "manual", "strategy": "immediate"}`` would silently mean
+    IMMEDIATE; two programs reading the same text may even disagree on it. Text
+    that is not JSON at all passes: the parser that reads it reports that.
+
+    Args:
+        text: The JSON text.
+        what: What the text is, for the error message (``--policy``, a handler's name).
+
+    Raises:
+        RecoveryValidationError: naming the first duplicated key.
+    """
+
+    def unique(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+        seen: set[str] = set()
+        for key, _ in pairs:
+            if key in seen:
+                raise RecoveryValidationError(
+                    f"{what}: duplicate key {key[:100]!r} (each field may be given once)"
+                )
+            seen.add(key)
+        return dict(pairs)
+
+    try:
+        json.loads(text, object_pairs_hook=unique)
+    except (json.JSONDecodeError, RecursionError):
+        return

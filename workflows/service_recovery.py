@@ -103,6 +103,9 @@ HEALTH_CHECK_RETRY = RetryPolicy(
 )
 # Beyond the check's own timeout, a margin for the activity's own start and finish.
 HEALTH_CHECK_MARGIN = timedelta(seconds=5)
+# The check heartbeats every second: a worker that dies mid-check is noticed in seconds,
+# not at the check's whole timeout.
+HEALTH_CHECK_HEARTBEAT = timedelta(seconds=5)
 # Signals refused or ignored, newest last: the status shows this many.
 MAX_IGNORED_SIGNALS = 20
 MAX_IGNORED_ENTRY = 500
@@ -114,6 +117,19 @@ PATCH_BOUNDED_INPUT = "bounded-input"
 # Recoveries that failed before this patch completed with a failed result; they replay so.
 PATCH_FAILED_ENDS_FAILED = "failed-recovery-ends-failed"
 PATCH_REOPEN_ON_TEMPORAL_CANCEL = "reopen-breaker-on-temporal-cancel"
+# Before this patch every phase was signalled to the coordinator (about half of a
+# recovery's history, and most of the coordinator's); now only what it cannot infer.
+PATCH_REPORT_STATE_CHANGES_ONLY = "report-state-changes-only"
+# A backoff this long is reported too (one signal), so that the coordinator's status
+# shows when a recovery that will sit still for a while tries next; a shorter one is
+# over before a status reader would miss it, and is read from the recovery's own status.
+REPORTED_BACKOFF = timedelta(seconds=10)
+# Before this patch breaker writes were activities (six events and a workflow task
+# each); now local activities: one marker each, inside the workflow task that asked.
+PATCH_LOCAL_BREAKER_WRITES = "local-breaker-writes"
+# The input rules of 0.6.0 (no credentials in a check's URL, names matched whole, no
+# booleans for numbers): a run started before them decodes its recorded input as then.
+PATCH_INPUT_RULES_0_6 = "input-rules-0.6"
 # What a summary or the current details may show of a URL, a reason, an error.
 MAX_SHOWN = 200
 
@@ -136,10 +152,11 @@ class ServiceRecovery:
     def __init__(self, *args: Any) -> None:
         # Never raise here: a bad input is kept and raised by ``run`` as a workflow failure.
         self._refusal: RecoveryOrchestratorError | None = None
-        # A run started before the input bounds existed replays under the bounds it had.
+        # A run started before the input bounds (or the 0.6.0 input rules) replays as then.
         bounded = workflow.patched(PATCH_BOUNDED_INPUT)
+        current_rules = workflow.patched(PATCH_INPUT_RULES_0_6)
         try:
-            with nullcontext() if bounded else decoding_carried_state():
+            with nullcontext() if bounded and current_rules else decoding_carried_state():
                 self._input = one_input(ServiceRecoveryInput, args, "ServiceRecovery input")
         except RecoveryValidationError as err:
             self._refusal = err
@@ -159,6 +176,13 @@ class ServiceRecovery:
         self._cancel_request: CancelInput | None = None
         self._ignored_signals: list[str] = []
         self._report_sequence = 0
+        # The state the coordinator holds for this run: it counts a recovery it starts
+        # as awaiting an operator (MANUAL) or in progress (any other), unreported.
+        self._state_known_to_coordinator = (
+            RecoveryState.AWAITING_MANUAL
+            if self._input.strategy is RecoveryStrategy.MANUAL
+            else RecoveryState.IN_PROGRESS
+        )
         # Set from the reset request until a close or re-open: what a cancel must undo.
         self._breaker_maybe_half_open = False
         if self._refusal is not None:
@@ -387,7 +411,11 @@ class ServiceRecovery:
         duration = timedelta(milliseconds=delay_ms)
         metrics.backoff_started(self._input.strategy.value, delay_ms / 1000)
         self._next_attempt_at = workflow.now() + duration
-        await self._enter(RecoveryState.IN_PROGRESS, RecoveryPhase.BACKOFF)
+        await self._enter(
+            RecoveryState.IN_PROGRESS,
+            RecoveryPhase.BACKOFF,
+            worth_reporting=duration >= REPORTED_BACKOFF,
+        )
         try:
             await workflow.wait_condition(
                 lambda: self._cancel_request is not None,
@@ -456,10 +484,16 @@ class ServiceRecovery:
         self._set_phase(phase)
         if state is BreakerState.HALF_OPEN:
             self._breaker_maybe_half_open = True  # from the request on: it may take effect
+        request = SetBreakerStateInput(service_name=self._input.service_name, state=state)
+        run = (
+            workflow.execute_local_activity_method
+            if workflow.patched(PATCH_LOCAL_BREAKER_WRITES)
+            else workflow.execute_activity_method
+        )
         try:
-            await workflow.execute_activity_method(
+            await run(
                 CircuitBreakerActivities.set_breaker_state,
-                SetBreakerStateInput(service_name=self._input.service_name, state=state),
+                request,
                 start_to_close_timeout=BREAKER_TIMEOUT,
                 schedule_to_close_timeout=BREAKER_OUTAGE_LIMIT,
                 retry_policy=BREAKER_RETRY,
@@ -487,6 +521,7 @@ class ServiceRecovery:
                 HealthCheckInput(service_name=self._input.service_name, check=check),
                 start_to_close_timeout=timedelta(milliseconds=check.timeout_ms)
                 + HEALTH_CHECK_MARGIN,
+                heartbeat_timeout=HEALTH_CHECK_HEARTBEAT,
                 retry_policy=HEALTH_CHECK_RETRY,
                 summary=_check_summary(check),
             )
@@ -526,12 +561,26 @@ class ServiceRecovery:
             return None, f"health check could not run: {_cause_message(err)}"
         return outcome, None
 
-    async def _enter(self, state: RecoveryState, phase: RecoveryPhase) -> None:
-        """Move to a state and phase; publish a state change to search attributes and coordinator."""
+    async def _enter(
+        self, state: RecoveryState, phase: RecoveryPhase, *, worth_reporting: bool = False
+    ) -> None:
+        """Move to a state and phase; publish a state change to search attributes and coordinator.
+
+        The phase itself stays in the ``status`` query and the Web UI's details: the
+        coordinator hears of a state change (what it shows and how it counts slots), and
+        of progress only when ``worth_reporting`` (a long backoff: see ``_backoff``).
+        """
         self._set_phase(phase)
         if state is not self._state:
             self._state = state
             workflow.upsert_search_attributes([SA_STATE.value_set(state.value)])
+        if (
+            state is self._state_known_to_coordinator
+            and workflow.patched(PATCH_REPORT_STATE_CHANGES_ONLY)
+            and not worth_reporting
+        ):
+            return
+        self._state_known_to_coordinator = state
         await self._report()
         # A Temporal cancellation that arrives while the report is being signalled is not
         # raised by that await (the signal is already on its way): honour it here.

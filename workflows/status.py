@@ -36,6 +36,26 @@ def status_document(
     }
 
 
+def status_page(
+    document: dict[str, Any], *, names: Iterable[str] | None, limit: int, offset: int
+) -> dict[str, Any]:
+    """Return ``document`` with a page of its ``services``, in name order, and where it ends.
+
+    Adds ``total_services`` (how many the selection holds) and ``next_offset`` (None
+    on the last page); every other key is the whole document's.
+    """
+    services = document["services"]
+    selected = sorted(services if names is None else set(names) & services.keys())
+    page = selected[offset : offset + limit]
+    end = offset + len(page)
+    return {
+        **document,
+        "services": {name: services[name] for name in page},
+        "total_services": len(selected),
+        "next_offset": end if end < len(selected) else None,
+    }
+
+
 def task_entry(task: RecoveryTask) -> dict[str, Any]:
     """Return the ``services`` entry of a queued or running recovery."""
     return {

@@ -1,0 +1,115 @@
+"""Status reads through the facade against a real coordinator: fresh where it must be.
+
+Read-your-writes holds with a warm cache; another client's write shows within the
+staleness allowance; ``max_staleness=0`` is a fresh query; pages by name.
+"""
+
+from __future__ import annotations
+
+import pytest
+from temporalio.client import WorkflowQueryFailedError
+from temporalio.testing import WorkflowEnvironment
+
+from activities.sqlite_store import SQLiteBreakerStore
+from starter.orchestrator import RecoveryOrchestrator
+from tests.conftest import orchestrator_on
+from tests.policies import blocking_policy
+from tests.recoveries import eventually
+from workflows.errors import RecoveryValidationError
+
+pytestmark = pytest.mark.timeout(60)
+
+
+async def test_own_writes_show_at_once_with_a_long_staleness_allowance(
+    dev_env: WorkflowEnvironment, store: SQLiteBreakerStore, task_queue: str, service: str
+) -> None:
+    async with orchestrator_on(
+        dev_env, store, task_queue, max_concurrent_recoveries=1, status_max_staleness=3600
+    ) as orch:
+        await orch.schedule_recovery(f"{service}-blocker", policy=blocking_policy())
+        assert f"{service}-a" not in (await orch.get_recovery_status())["services"]
+        await orch.schedule_recovery(f"{service}-a", policy=blocking_policy())
+        assert (await orch.get_recovery_status())["services"][f"{service}-a"]["state"] == "scheduled"
+        assert await orch.cancel_recovery(f"{service}-a")
+        status = await orch.get_recovery_status()
+        assert f"{service}-a" not in status["services"]
+        assert status["recent_history"][-1]["service_name"] == f"{service}-a"
+
+
+async def test_other_clients_writes_show_within_the_allowance_or_when_asked_fresh(
+    dev_env: WorkflowEnvironment, store: SQLiteBreakerStore, task_queue: str, service: str
+) -> None:
+    async with orchestrator_on(
+        dev_env, store, task_queue, max_concurrent_recoveries=1, status_max_staleness=0.5
+    ) as orch:
+        await orch.schedule_recovery(f"{service}-blocker", policy=blocking_policy())
+        other = RecoveryOrchestrator(
+            client=dev_env.client,
+            task_queue=task_queue,
+            coordinator_workflow_id=orch.coordinator_workflow_id,
+        )
+        await orch.get_recovery_status()
+        await other.start()
+        await other.schedule_recovery(f"{service}-b", policy=blocking_policy())
+        assert f"{service}-b" in (await orch.get_recovery_status(max_staleness=0))["services"]
+        await other.schedule_recovery(f"{service}-c", policy=blocking_policy())
+        await eventually(
+            orch.get_recovery_status, lambda s: f"{service}-c" in s["services"], timeout=3
+        )
+
+
+async def test_returned_document_is_the_callers_own(orchestrator: RecoveryOrchestrator) -> None:
+    first = await orchestrator.get_recovery_status()
+    first["services"]["made-up"] = {"state": "scheduled"}
+    first["recent_history"].append({"service_name": "made-up"})
+    again = await orchestrator.get_recovery_status()
+    assert "made-up" not in again["services"]
+    assert {"service_name": "made-up"} not in again["recent_history"]
+
+
+async def test_pages_by_name_with_total_and_next_offset(
+    dev_env: WorkflowEnvironment, store: SQLiteBreakerStore, task_queue: str, service: str
+) -> None:
+    async with orchestrator_on(dev_env, store, task_queue, max_concurrent_recoveries=1) as orch:
+        names = [f"{service}-{i}" for i in range(5)]
+        for name in reversed(names):
+            await orch.schedule_recovery(name, policy=blocking_policy())
+        first = await orch.get_recovery_status(limit=2)
+        assert list(first["services"]) == names[:2]
+        assert (first["total_services"], first["next_offset"]) == (5, 2)
+        assert first["active_recoveries"] == 5  # the counts are the whole coordinator's
+        last = await orch.get_recovery_status(limit=2, offset=4)
+        assert list(last["services"]) == names[4:] and last["next_offset"] is None
+        chosen = await orch.get_recovery_status(services=[names[3], "never-scheduled"])
+        assert list(chosen["services"]) == [names[3]] and chosen["total_services"] == 1
+        whole = await orch.get_recovery_status(max_staleness=0)
+        assert "total_services" not in whole and set(whole["services"]) == set(names)
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({"limit": 0}, "limit"),
+        ({"limit": 2001}, "limit"),
+        ({"offset": -1}, "offset"),
+        ({"services": ["bad/name"]}, "service"),
+        ({"max_staleness": -1}, "max_staleness"),
+        ({"max_staleness": float("nan")}, "max_staleness"),
+    ],
+)
+async def test_bad_status_arguments_are_refused_by_name(
+    orchestrator: RecoveryOrchestrator, options: dict[str, object], message: str
+) -> None:
+    with pytest.raises(RecoveryValidationError, match=message):
+        await orchestrator.get_recovery_status(**options)  # type: ignore[arg-type]
+
+
+async def test_bad_raw_page_query_fails_the_query_only(orchestrator: RecoveryOrchestrator) -> None:
+    assert orchestrator._client is not None
+    handle = orchestrator._client.get_workflow_handle(orchestrator.coordinator_workflow_id)
+    with pytest.raises(WorkflowQueryFailedError, match="limit"):
+        await handle.query("get_recovery_status", {"limit": "all"})
+    with pytest.raises(WorkflowQueryFailedError, match="extra|unexpected|not permitted"):
+        await handle.query("get_recovery_status", {"pages": 3})
+    status = await handle.query("get_recovery_status")
+    assert status["orchestrator_running"] is True
