@@ -11,7 +11,7 @@ import asyncio
 import functools
 import logging
 import math
-from collections.abc import Callable, Coroutine, Iterable
+from collections.abc import Callable, Coroutine, Iterable, Mapping
 from datetime import datetime, timedelta, timezone
 from typing import Any, Concatenate, ParamSpec, TypeVar
 
@@ -288,10 +288,14 @@ class RecoveryOrchestrator:
         if services is None and limit is None and offset is None:
             allowed = self.status_max_staleness if max_staleness is None else max_staleness
             return copied(await self._status.read(_staleness(allowed, "max_staleness")))
+        if isinstance(services, (str, bytes, Mapping)):
+            raise RecoveryValidationError(
+                f"status page: services must be a list of names, got {type(services).__name__}"
+            )
         try:
             page = StatusPageInput(
                 services=None if services is None else list(services),
-                offset=offset or 0,
+                offset=0 if offset is None else offset,
                 **({} if limit is None else {"limit": limit}),
             )
         except ValueError as err:

@@ -74,7 +74,8 @@ class StatusCache:
         flight = self._in_flight
         if flight is not None and self._fits(flight[0], flight[1], oldest):
             return (await asyncio.shield(flight[2])).document
-        return (await self._ask()).document
+        # Shielded: a reader cancelled while it waits must not cancel the query it shares.
+        return (await asyncio.shield(self._ask())).document
 
     def _fits(self, asked_at: float, generation: int, oldest: float) -> bool:
         return generation == self._generation and asked_at > oldest
@@ -92,14 +93,16 @@ class StatusCache:
             self._answered(asked_at, generation)
         )
         self._in_flight = (asked_at, generation, future)
+        future.add_done_callback(self._landed)
         return future
 
+    def _landed(self, future: asyncio.Future[_Answer]) -> None:
+        """Forget the query in flight once it has ended (this one, not a later one)."""
+        if self._in_flight is not None and self._in_flight[2] is future:
+            self._in_flight = None
+
     async def _answered(self, asked_at: float, generation: int) -> _Answer:
-        try:
-            answer = _Answer(await self._fetch(), asked_at, generation)
-        finally:
-            if self._in_flight is not None and self._in_flight[0] == asked_at:
-                self._in_flight = None
+        answer = _Answer(await self._fetch(), asked_at, generation)
         if self._answer is None or answer.asked_at >= self._answer.asked_at:
             self._answer = answer
         return answer

@@ -84,3 +84,17 @@ async def test_ten_thousand_queued_survive_continue_as_new(
         status = await orch.get_recovery_status(max_staleness=0)
     assert set(names) | set(late) <= set(status["services"])
     assert status["queued_recoveries"] == SERVICES + len(late)
+
+
+@pytest.mark.parametrize(
+    "broken",
+    [{"queue": 5}, {"queue": None}, {"active": [1, 2]}, {"active": {"svc": 3}}, {"active": {"svc": {}}},
+     {"queue": [["svc", 1, "immediate", True, "2026-01-01T00:00:00Z", 1]]}],
+    ids=["queue-int", "queue-null", "active-list", "active-int", "active-no-task", "index-bool"],
+)
+def test_a_malformed_compact_state_is_refused_as_bad_input(broken: dict[str, object]) -> None:
+    """Refused by validation (the workflow ends with the message), never a Python error."""
+    from pydantic import ValidationError
+
+    with pytest.raises(ValidationError):
+        CoordinatorInput.model_validate({"state": {"policy_table": [{}], **broken}})

@@ -143,3 +143,18 @@ def test_copy_protects_the_cached_document() -> None:
         "recent_history": [{"service_name": "c"}],
         "held_back": {"d": {"until": "x"}},
     }
+
+
+async def test_a_cancelled_reader_leaves_the_shared_query_to_the_others(
+    cache: StatusCache, coordinator: Coordinator
+) -> None:
+    coordinator.gate.clear()
+    first = asyncio.ensure_future(cache.read(1.0))
+    await settle()
+    second = asyncio.ensure_future(cache.read(1.0))
+    await settle()
+    first.cancel()
+    await settle()
+    coordinator.gate.set()
+    assert (await second)["answer"] == 1
+    assert coordinator.asked == 1

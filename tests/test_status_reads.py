@@ -113,3 +113,11 @@ async def test_bad_raw_page_query_fails_the_query_only(orchestrator: RecoveryOrc
         await handle.query("get_recovery_status", {"pages": 3})
     status = await handle.query("get_recovery_status")
     assert status["orchestrator_running"] is True
+
+
+@pytest.mark.parametrize("services", ["payments", b"ab", {"a": 1}])
+async def test_services_must_be_a_list_of_names(
+    orchestrator: RecoveryOrchestrator, services: object
+) -> None:
+    with pytest.raises(RecoveryValidationError, match="services must be a list"):
+        await orchestrator.get_recovery_status(services=services)  # type: ignore[arg-type]

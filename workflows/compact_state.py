@@ -75,8 +75,8 @@ def compact(data: dict[str, Any], policies: Sequence[object]) -> dict[str, Any]:
 
 def expand(data: Any) -> Any:
     """Return a compact state's dict in the plain form; any other input unchanged."""
-    if not isinstance(data, dict) or POLICY_TABLE not in data:
-        return data
+    if not isinstance(data, dict) or POLICY_TABLE not in data or not _well_formed(data):
+        return data  # validation refuses what is not a state, naming the field
     policies = data[POLICY_TABLE]
     out = {key: value for key, value in data.items() if key != POLICY_TABLE}
     out["queue"] = [_task_dict(row, policies) for row in data.get("queue", [])]
@@ -85,6 +85,17 @@ def expand(data: Any) -> Any:
         for name, active in data.get("active", {}).items()
     }
     return out
+
+
+def _well_formed(data: dict[str, Any]) -> bool:
+    """Return True if the compact parts have the shapes ``expand`` walks."""
+    queue, active = data.get("queue", []), data.get("active", {})
+    return (
+        isinstance(data[POLICY_TABLE], list)
+        and isinstance(queue, list)
+        and isinstance(active, dict)
+        and all(isinstance(entry, dict) and "task" in entry for entry in active.values())
+    )
 
 
 def _task_row(task: Mapping[str, Any], table: _PolicyTable, policy: object) -> list[Any]:
@@ -102,6 +113,6 @@ def _task_dict(row: Any, policies: Sequence[Any]) -> Any:
         return row
     task = dict(zip(_HEAD + _TAIL, row))
     index = task["policy"]
-    if isinstance(index, int) and 0 <= index < len(policies):
+    if type(index) is int and 0 <= index < len(policies):
         task["policy"] = policies[index]
     return task

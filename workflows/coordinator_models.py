@@ -279,6 +279,8 @@ class CoordinatorState(BaseModel):
         if isinstance(data, dict) and isinstance(data.get(POLICY_TABLE), list):
             policies = [RecoveryPolicy.model_validate(p) for p in data[POLICY_TABLE]]
             data = expand({**data, POLICY_TABLE: policies})
+            if POLICY_TABLE in data:  # not expanded: its parts have the wrong shapes
+                raise ValueError("a compact state needs a queue list and an active map of tasks")
         return data
 
 
