@@ -148,6 +148,18 @@ def test_a_stale_or_foreign_report_changes_nothing() -> None:
     assert book.status(NOW)["services"]["a"]["attempt_count"] == 3
 
 
+def test_a_reported_backoff_that_has_ended_shows_no_next_attempt() -> None:
+    """Only long backoffs are reported: once one is over, the attempt runs, its time unknown."""
+    book = ledger()
+    schedule(book, "a")
+    started(book)
+    backoff = report("a", 2)
+    backoff.status.next_attempt_at = NOW + timedelta(minutes=1)
+    book.apply_report(backoff, watched=True)
+    assert book.status(NOW)["services"]["a"]["next_attempt_at"] == backoff.status.next_attempt_at.isoformat()
+    assert book.status(NOW + timedelta(minutes=2))["services"]["a"]["next_attempt_at"] is None
+
+
 def test_a_finish_is_recorded_once_however_often_it_is_reported() -> None:
     book = ledger()
     schedule(book, "a")

@@ -185,7 +185,11 @@ class RecoveryLedger:
                 services[task.service_name]["reason"] = self._waiting_reason(waiting)
         live = [active for active in self.state.active.values() if not active.finished]
         for active in live:
-            services[active.task.service_name] = task_entry(active.task)
+            entry = services[active.task.service_name] = task_entry(active.task)
+            next_at = active.task.next_attempt_at
+            if next_at is not None and next_at <= now:
+                # Its reported backoff is over: the attempt is under way, its time unknown here.
+                entry["next_attempt_at"] = None
         document = status_document(
             timestamp=now,
             orchestrator_running=self.state.orchestrator_running,
