@@ -26,6 +26,7 @@ from temporalio.converter import (
 
 from workflows.errors import RecoveryValidationError, to_application_error
 from workflows.models import describe_validation_error
+from workflows.payloads import check_unique_keys
 
 
 class _ValidatingJSONConverter(PydanticJSONPlainPayloadConverter):
@@ -33,6 +34,9 @@ class _ValidatingJSONConverter(PydanticJSONPlainPayloadConverter):
         self, payload: temporalio.api.common.v1.Payload, type_hint: type | None = None
     ) -> Any:
         try:
+            # JSON parsers keep the last of a key given twice: refuse it instead, so that
+            # {"strategy": "manual", "strategy": "immediate"} is an error, not IMMEDIATE.
+            check_unique_keys(payload.data, "input")
             return super().from_payload(payload, type_hint)
         except ValidationError as err:
             raise to_application_error(

@@ -243,12 +243,6 @@ def check_row(id: str, what: str, expect: Expect, check: dict[str, Any], toml_ch
     )
 
 
-DUPLICATE_KEYS_BUG = (
-    "workflows/converter.py decodes JSON with last-key-wins: a duplicated field is taken "
-    "silently (proposed fix: refuse duplicate keys in _ValidatingJSONConverter)"
-)
-
-
 # ----- operator actions on the door's own recoveries ------------------------------------
 
 
@@ -470,8 +464,10 @@ TABLE: list[Row] = [
             ),
             D.TOML: services_file(file_for('strategy = "manual"\nstrategy = "immediate"')),
         },
-        overrides={D.TOML: refused("Cannot overwrite a value")},
-        known_bugs={door: DUPLICATE_KEYS_BUG for door in (D.UPDATE, D.SIGNAL, D.TEMPORAL)},
+        overrides={
+            D.SIGNAL: dropped("duplicate key"),
+            D.TOML: refused("Cannot overwrite a value"),
+        },
     ),
     row(
         "priority-text", "wrong type: priority \"high\"",
