@@ -24,7 +24,11 @@ from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxR
 from activities.breaker_store import CircuitBreakerStore, store_url_from_env
 from activities.stores import open_store
 from activities.circuit_breakers import CircuitBreakerActivities
-from activities.health_checks import HealthCheckActivities, allowed_modules_from_env
+from activities.health_checks import (
+    HealthCheckActivities,
+    TargetAllowList,
+    allowed_modules_from_env,
+)
 from activities.workflow_lookup import WorkflowLookupActivities
 from starter.connection import connect, ensure_search_attributes, metrics_runtime
 from starter.coordinator_client import CoordinatorClient
@@ -35,6 +39,7 @@ from starter.tracing import tracing_from_env, tracing_interceptors
 from starter.watch_schedule import ensure_watch_schedule, interval_from_env, parse_interval
 from workflows.circuit_watch import CircuitWatch
 from workflows.constants import TASK_QUEUE
+from workflows.converter import worker_data_converter
 from workflows.coordinator import RecoveryCoordinator
 from workflows.service_recovery import ServiceRecovery
 
@@ -50,6 +55,10 @@ WORKFLOWS = [ServiceRecovery, RecoveryCoordinator, CircuitWatch]
 # workflow modules keep no module state, and their determinism is checked by the
 # replay tests (tests/test_replay.py), not by the sandbox's import restrictions.
 PASSED_THROUGH = ("pydantic", "pydantic_core", "activities", "workflows")
+# Replays (tests/test_replay.py) run the workflows exactly as the worker does.
+WORKFLOW_RUNNER = SandboxedWorkflowRunner(
+    restrictions=SandboxRestrictions.default.with_passthrough_modules(*PASSED_THROUGH)
+)
 GRACEFUL_SHUTDOWN = timedelta(seconds=10)
 # A workflow's next task waits this long on the sticky queue of the worker that ran it
 # last before any worker may take it. The SDK's 10 s made every attempt due just after
@@ -64,20 +73,24 @@ def build_worker(
     *,
     task_queue: str = TASK_QUEUE,
     health_check_modules: Iterable[str] = (),
+    health_check_targets: TargetAllowList | None = None,
 ) -> Worker:
-    """Return a worker with every workflow and activity of the product registered."""
+    """Return a worker with every workflow and activity of the product registered.
+
+    Its workflows decode with ``worker_data_converter``, so that a signal whose payload
+    does not decode is recorded as rejected rather than dropped by the SDK.
+    ``health_check_targets`` defaults to ``RECOVERY_HEALTH_CHECK_ALLOW``.
+    """
     breakers = CircuitBreakerActivities(store)
-    checks = HealthCheckActivities(health_check_modules)
+    checks = HealthCheckActivities(health_check_modules, health_check_targets)
     lookup = WorkflowLookupActivities(client)
     handoff = CoordinatorHandoffActivities(client, task_queue=task_queue)
     return Worker(
-        client,
+        _with_worker_converter(client),
         task_queue=task_queue,
         workflows=WORKFLOWS,
         sticky_queue_schedule_to_start_timeout=STICKY_QUEUE_TIMEOUT,
-        workflow_runner=SandboxedWorkflowRunner(
-            restrictions=SandboxRestrictions.default.with_passthrough_modules(*PASSED_THROUGH)
-        ),
+        workflow_runner=WORKFLOW_RUNNER,
         # On SIGTERM, let a running breaker write or health check finish first.
         graceful_shutdown_timeout=GRACEFUL_SHUTDOWN,
         activities=[
@@ -89,6 +102,13 @@ def build_worker(
             lookup.find_closed_runs,
         ],
     )
+
+
+def _with_worker_converter(client: Client) -> Client:
+    """The same connection and settings, decoding with ``worker_data_converter``."""
+    config = client.config()
+    config["data_converter"] = worker_data_converter
+    return Client(**config)
 
 
 async def run_worker(
@@ -112,6 +132,7 @@ async def run_worker(
     store_url = store_url_from_env()
     store = open_store(store_url)
     services = load_services_from_env()
+    modules, targets = allowed_modules_from_env(), TargetAllowList.from_env()
     interval = watch_interval or interval_from_env()
     metrics_bind = metrics_bind or os.environ.get(METRICS_BIND_ENV) or None
     runtime = metrics_runtime(metrics_bind) if metrics_bind else None
@@ -121,7 +142,11 @@ async def run_worker(
         logger.info("metrics at http://%s/metrics", metrics_bind)
     await ensure_search_attributes(client)
     worker = build_worker(
-        client, store, task_queue=task_queue, health_check_modules=allowed_modules_from_env()
+        client,
+        store,
+        task_queue=task_queue,
+        health_check_modules=modules,
+        health_check_targets=targets,
     )
     logger.info(
         "polling task queue %r in namespace %r at %s (circuit store %s)",

@@ -17,6 +17,7 @@ Every update goes through one path that:
   number of clients it holds (Temporal allows 10 per workflow);
 - retries Temporal's passing refusals (too many updates in flight, an update aborted
   by continue-as-new, a timed-out RPC);
+- refuses a request over ``MAX_REQUEST_BYTES`` encoded before sending it (see there);
 - turns a rejection back into ``RecoveryConstitutionalError`` /
   ``RecoveryValidationError`` / ``RecoveryOrchestratorError`` with the server's message.
 """
@@ -59,7 +60,7 @@ from workflows.coordinator_models import (
     ShutdownResult,
     StatusPageInput,
 )
-from workflows.errors import from_temporal
+from workflows.errors import RecoveryValidationError, from_temporal
 from workflows.models import RecoveryPolicy
 
 I = TypeVar("I")
@@ -68,6 +69,12 @@ R = TypeVar("R")
 # Temporal allows 10 updates in flight per workflow; leave room for other clients.
 MAX_IN_FLIGHT = 8
 RETRY_DELAYS = (0.05, 0.1, 0.2, 0.4, 0.8, 1.6, 3.2, 5.0, 5.0, 5.0)
+# The worker's answer to a refused update echoes the request, and the SDK will not send
+# an answer over Temporal's 2 MB: the coordinator's workflow tasks then fail until the
+# server drops the update, about 20 s later, and every other request waits (the server
+# itself admits larger updates). No valid request comes near 1 MB but a batch of very
+# large policies; it is refused here, before it is sent.
+MAX_REQUEST_BYTES = 1_000_000
 
 CoordinatorUpdate = UpdateMethodMultiParam[[RecoveryCoordinator, I], R]
 
@@ -181,6 +188,7 @@ class CoordinatorClient:
 
         One update id for the call, however many sends it takes.
         """
+        self._check_size(update, request)
         update_id = new_update_id()
         return await self._retrying(lambda: self._update_with_start(update, request, update_id))
 
@@ -194,8 +202,20 @@ class CoordinatorClient:
 
     async def _update_if_running(self, update: CoordinatorUpdate[I, Any], request: I) -> Any:
         """Run one logical update call on a running coordinator; None if there is none."""
+        self._check_size(update, request)
         update_id = new_update_id()
         return await self._retrying(lambda: self._update_existing(update, request, update_id))
+
+    def _check_size(self, update: CoordinatorUpdate[I, Any], request: I) -> None:
+        """Refuse a request over ``MAX_REQUEST_BYTES`` encoded, saying what to do instead."""
+        payloads = self.client.data_converter.payload_converter.to_payloads([request])
+        size = sum(payload.ByteSize() for payload in payloads)
+        if size > MAX_REQUEST_BYTES:
+            name = getattr(update, "__name__", "update")
+            raise RecoveryValidationError(
+                f"{name}: the request is {size:,} bytes encoded, over the {MAX_REQUEST_BYTES:,} "
+                "a request may take; send fewer recoveries (or smaller policies) per call"
+            )
 
     async def _retrying(self, call: Callable[[], Awaitable[R]]) -> R:
         for delay in (*RETRY_DELAYS, None):

@@ -25,15 +25,18 @@ from temporalio.client import (
     WorkflowHandle,
     WorkflowUpdateFailedError,
 )
-from temporalio.common import WorkflowIDConflictPolicy
+from temporalio.api.common.v1 import Payload
+from temporalio.common import RawValue, WorkflowIDConflictPolicy
 from temporalio.testing import WorkflowEnvironment
 from temporalio.service import RPCError, RPCStatusCode
 from temporalio.worker import Worker
 
 from activities.circuit_breakers import CircuitBreakerActivities
+from activities.health_check_specs import HttpHealthCheck
 from activities.health_checks import HealthCheckActivities
 from activities.sqlite_store import SQLiteBreakerStore
 from activities.workflow_lookup import ClosedRun, FindClosedRunsInput
+from starter.coordinator_client import CoordinatorClient
 from starter.dev import find_binary
 from starter.recoveries import final_result, recovery_handle
 from tests.conftest import record_history, running_worker
@@ -41,6 +44,8 @@ from tests.recoveries import eventually
 from tests.policies import blocking_policy_json
 from worker import WORKFLOWS
 from workflows.constants import COORDINATOR_WORKFLOW
+from workflows.coordinator_models import ScheduleRecoveriesInput, ScheduleRecoveryInput
+from workflows.errors import RecoveryValidationError
 from workflows.models import RecoveryPolicy
 
 pytestmark = pytest.mark.timeout(180)
@@ -48,7 +53,7 @@ pytestmark = pytest.mark.timeout(180)
 HASH = "cdd01ef066bc6cf2"
 # The server fails a task with this cause when a signal arrives while the worker
 # completes (at continue-as-new, say): benign, retried at once, not our code failing.
-BENIGN_CAUSES = {WorkflowTaskFailedCause.WORKFLOW_TASK_FAILED_CAUSE_UNHANDLED_COMMAND}
+BENIGN_CAUSES = frozenset({WorkflowTaskFailedCause.WORKFLOW_TASK_FAILED_CAUSE_UNHANDLED_COMMAND})
 
 
 @dataclass
@@ -85,7 +90,7 @@ class Coordinator:
         target = handle or self.handle
         return [EventType.Name(e.event_type) async for e in target.fetch_history_events()]
 
-    async def assert_never_failed_a_task(self) -> None:
+    async def assert_never_failed_a_task(self, benign: frozenset[int] = BENIGN_CAUSES) -> None:
         """No run of the coordinator (it may have continued-as-new) ever failed a task."""
         async for run in self.client.list_workflows(f"WorkflowId = '{self.handle.id}'"):
             handle = self.client.get_workflow_handle(self.handle.id, run_id=run.run_id)
@@ -93,11 +98,13 @@ class Coordinator:
                 e.workflow_task_failed_event_attributes.failure.message
                 async for e in handle.fetch_history_events()
                 if e.HasField("workflow_task_failed_event_attributes")
-                and e.workflow_task_failed_event_attributes.cause not in BENIGN_CAUSES
+                and e.workflow_task_failed_event_attributes.cause not in benign
             ]
             assert failures == [], run.run_id
 
-    async def assert_still_recovers(self, service: str) -> None:
+    async def assert_still_recovers(
+        self, service: str, benign: frozenset[int] = BENIGN_CAUSES
+    ) -> None:
         """A good IMMEDIATE recovery is scheduled, runs and succeeds."""
         name = f"{service}-afterwards"
         await self.update(
@@ -111,7 +118,7 @@ class Coordinator:
         assert [r["state"] for r in status["recent_history"] if r["service_name"] == name] == [
             "succeeded"
         ]
-        await self.assert_never_failed_a_task()
+        await self.assert_never_failed_a_task(benign)
 
     async def temporal(self, *argv: str) -> tuple[int, str]:
         """Run the official ``temporal`` CLI against this test's server."""
@@ -453,6 +460,69 @@ async def test_the_queue_limit_refuses_more_and_says_so(coordinator: Coordinator
         coordinator.configuration, lambda c: c["rejected_signals"][-1].endswith("got 0 inputs")
     )
     assert len(info["rejected_signals"]) == 20
+
+
+def large_batch(service: str, count: int) -> ScheduleRecoveriesInput:
+    """A valid batch of ``count`` recoveries whose checks carry 2 KB URLs."""
+    url = "http://127.0.0.1:9/" + "p" * 2000
+    return ScheduleRecoveriesInput(
+        recoveries=[
+            ScheduleRecoveryInput(
+                service_name=f"{service}-{i}",
+                policy=RecoveryPolicy(health_check=HttpHealthCheck(url=url)),
+            )
+            for i in range(count)
+        ]
+    )
+
+
+async def test_a_request_too_large_to_refuse_safely_is_refused_before_it_is_sent(
+    coordinator: Coordinator, service: str
+) -> None:
+    client = CoordinatorClient(
+        coordinator.client, workflow_id=coordinator.handle.id, task_queue=coordinator.task_queue
+    )
+    before = len(await coordinator.events())
+    with pytest.raises(RecoveryValidationError) as caught:
+        await client.schedule_recoveries(large_batch(service, 600))
+    assert "schedule_recoveries: the request is 1," in str(caught.value)
+    assert "send fewer recoveries" in str(caught.value)
+    assert len(await coordinator.events()) == before
+    # Under the limit the same recoveries go in, in two calls.
+    for half in (range(0, 300), range(300, 600)):
+        batch = large_batch(service, 600)
+        await client.schedule_recoveries(
+            ScheduleRecoveriesInput(recoveries=[batch.recoveries[i] for i in half])
+        )
+    assert len((await coordinator.status())["services"]) == 600
+
+
+@pytest.mark.timeout(120)
+async def test_a_raw_update_over_2_mb_stalls_the_coordinator_for_a_while_and_loses_nothing(
+    coordinator: Coordinator, service: str
+) -> None:
+    """What the facade's size limit prevents, sent raw: documented, nothing lost."""
+    queued = f"{service}-queued"
+    await coordinator.update("schedule_recovery", blocking(queued, priority=3))
+    before = await eventually(
+        coordinator.status, lambda s: s["services"][queued]["attempt_count"] == 1
+    )
+    padded = json.dumps({"service_name": service}).encode() + b" " * 2_500_000
+    with pytest.raises((RPCError, WorkflowUpdateFailedError)):
+        await asyncio.wait_for(
+            coordinator.handle.execute_update(
+                "schedule_recovery",
+                args=[RawValue(Payload(metadata={"encoding": b"json/plain"}, data=padded))],
+            ),
+            timeout=60,
+        )
+    after = await eventually(coordinator.status, bool, timeout=60, interval=1)
+    before.pop("timestamp")
+    after.pop("timestamp")
+    assert after == before
+    # The SDK would not send the refusal (it echoes the request): those tasks failed.
+    too_large = WorkflowTaskFailedCause.WORKFLOW_TASK_FAILED_CAUSE_PAYLOADS_TOO_LARGE
+    await coordinator.assert_still_recovers(service, BENIGN_CAUSES | {too_large})
 
 
 # ----- B8: concurrent executes of one MANUAL recovery ---------------------------------

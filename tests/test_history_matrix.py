@@ -93,9 +93,9 @@ from tests.servers import (
     gated_health_server,
     health_server,
 )
-from worker import WORKFLOWS
+from worker import WORKFLOW_RUNNER, WORKFLOWS
 from workflows.constants import recovery_workflow_id
-from workflows.converter import data_converter
+from workflows.converter import worker_data_converter
 from workflows.errors import RECOVERY_FAILED
 from workflows.models import (
     ApproveInput,
@@ -563,7 +563,9 @@ def forcing(patch_id: str, value: bool) -> Callable[[str], bool]:
 
 async def replay(name: str) -> None:
     """Replay a checked-in history against today's workflows; raise on any failure."""
-    replayer = Replayer(workflows=WORKFLOWS, data_converter=data_converter)
+    replayer = Replayer(
+        workflows=WORKFLOWS, data_converter=worker_data_converter, workflow_runner=WORKFLOW_RUNNER
+    )
     await replayer.replay_workflow(load(name))
 
 

@@ -21,8 +21,8 @@ from temporalio.workflow import NondeterminismError
 # project's modules as they are (the worker's imports are not workflow code).
 with workflow.unsafe.imports_passed_through():
     from tests.conftest import HISTORIES
-    from worker import WORKFLOWS
-    from workflows.converter import data_converter
+    from worker import WORKFLOW_RUNNER, WORKFLOWS
+    from workflows.converter import data_converter, worker_data_converter
 
 RECORDED = sorted(HISTORIES.glob("*.json"))
 
@@ -63,7 +63,9 @@ def test_histories_are_checked_in() -> None:
 
 @pytest.mark.parametrize("path", RECORDED, ids=lambda p: p.stem)
 async def test_recorded_history_replays(path: Path) -> None:
-    replayer = Replayer(workflows=WORKFLOWS, data_converter=data_converter)
+    replayer = Replayer(
+        workflows=WORKFLOWS, data_converter=worker_data_converter, workflow_runner=WORKFLOW_RUNNER
+    )
     await replayer.replay_workflow(load(path))
 
 

@@ -1,9 +1,14 @@
-"""The data converter: pydantic JSON, with bad input turned into a clear failure.
+"""The data converters: pydantic JSON, with bad input turned into a clear failure.
 
 Decoding a workflow, update or activity input that breaks a model's rules raises
 a non-retryable ``ApplicationError`` of type ``RecoveryValidationError`` naming
 the field. Temporal then fails the workflow (or rejects the update) with that
 message instead of retrying a workflow task that can never succeed.
+
+Workers use ``worker_data_converter``: the same, except that a handler's payload
+that does not decode reaches the handler as an ``UndecodedInput``. The SDK drops a
+signal whose payload fails to decode, with nothing but a worker log line; handed
+the marker, our signal handlers record it as rejected where operators look.
 """
 
 from __future__ import annotations
@@ -14,7 +19,7 @@ from typing import Any
 import temporalio.api.common.v1
 from pydantic import BaseModel, ValidationError
 from temporalio.contrib.pydantic import PydanticJSONPlainPayloadConverter
-from temporalio.exceptions import FailureError
+from temporalio.exceptions import ApplicationError, FailureError
 from temporalio.converter import (
     BinaryNullPayloadConverter,
     CompositePayloadConverter,
@@ -26,7 +31,7 @@ from temporalio.converter import (
 
 from workflows.errors import RecoveryValidationError, to_application_error
 from workflows.models import describe_validation_error
-from workflows.payloads import check_unique_keys
+from workflows.payloads import UndecodedInput, check_unique_keys
 
 
 class _ValidatingJSONConverter(PydanticJSONPlainPayloadConverter):
@@ -95,4 +100,29 @@ class RecoveryPayloadConverter(CompositePayloadConverter):
             ) from None
 
 
+class WorkerPayloadConverter(RecoveryPayloadConverter):
+    """In workers: a handler's payload that does not decode becomes an ``UndecodedInput``.
+
+    Only where no type is expected: our handlers take ``*args`` and decode through
+    ``workflows.payloads.one_input``, which refuses the marker with its message. Typed
+    decoding (activity inputs, activity and child results) still raises.
+    """
+
+    def from_payloads(
+        self,
+        payloads: Sequence[temporalio.api.common.v1.Payload],
+        type_hints: list[type] | None = None,
+    ) -> list[Any]:
+        if type_hints is not None:
+            return super().from_payloads(payloads, type_hints)
+        return [self._decoded_or_marked(payload) for payload in payloads]
+
+    def _decoded_or_marked(self, payload: temporalio.api.common.v1.Payload) -> Any:
+        try:
+            return super().from_payloads([payload])[0]
+        except ApplicationError as err:
+            return UndecodedInput(err.message)
+
+
 data_converter = DataConverter(payload_converter_class=RecoveryPayloadConverter)
+worker_data_converter = DataConverter(payload_converter_class=WorkerPayloadConverter)

@@ -74,7 +74,7 @@ from workflows.models import (
     decoding_carried_state,
     validate_constitutional_hash,
 )
-from workflows.payloads import one_input
+from workflows.payloads import dropped_as_before, one_input
 from workflows.status import status_page
 from workflows.service_recovery import REPORT_SIGNAL, ServiceRecovery
 
@@ -364,6 +364,8 @@ class RecoveryCoordinator:
     @workflow.signal(name="schedule_recovery")
     def schedule_recovery_signal(self, *args: Any) -> None:
         """Fire-and-forget scheduling; a bad request is logged and kept as rejected."""
+        if dropped_as_before(args):
+            return
         try:
             input = _decode(ScheduleRecoveryInput, args, "schedule_recovery signal")
             self._check_schedulable(input)
@@ -377,6 +379,8 @@ class RecoveryCoordinator:
     @workflow.signal(name=REPORT_SIGNAL)
     def recovery_report(self, *args: Any) -> None:
         """Apply a child's report, in order; a late, repeated or malformed one changes nothing."""
+        if dropped_as_before(args):
+            return
         try:
             report = _decode(RecoveryReport, args, REPORT_SIGNAL)
         except ApplicationError as err:

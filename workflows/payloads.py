@@ -12,14 +12,37 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
+from temporalio import workflow
 
 from workflows.errors import RecoveryValidationError
 from workflows.models import describe_validation_error
 
 M = TypeVar("M", bound=BaseModel)
+
+# Runs before this patch never saw an undecodable signal: the SDK dropped it.
+RECORD_UNDECODABLE_SIGNALS = "record-undecodable-signals"
+
+
+@dataclass(frozen=True)
+class UndecodedInput:
+    """A payload the worker's converter could not decode, and why (``reason``)."""
+
+    reason: str
+
+
+def dropped_as_before(args: Sequence[Any]) -> bool:
+    """Whether a signal handler must drop ``args`` unseen, as runs before 0.7 did.
+
+    The SDK dropped a signal whose payload did not decode, so a recorded history
+    never shows it handled; a replay of such a run must drop it again. Newer runs
+    record it as rejected. Call only from a signal handler: it may record a patch.
+    """
+    undecodable = any(isinstance(arg, UndecodedInput) for arg in args)
+    return undecodable and not workflow.patched(RECORD_UNDECODABLE_SIGNALS)
 
 
 def one_input(model: type[M], args: Sequence[Any], what: str, *, optional: bool = False) -> M:
@@ -36,6 +59,9 @@ def one_input(model: type[M], args: Sequence[Any], what: str, *, optional: bool 
     """
     if optional and (not args or (len(args) == 1 and args[0] is None)):
         return model()
+    undecodable = next((arg for arg in args if isinstance(arg, UndecodedInput)), None)
+    if undecodable is not None:
+        raise RecoveryValidationError(f"{what}: {undecodable.reason}")
     if len(args) != 1:
         raise RecoveryValidationError(
             f"{what} takes one JSON object ({model.__name__}), got {len(args)} inputs"

@@ -71,7 +71,7 @@ from workflows.models import (
     decoding_carried_state,
     validate_constitutional_hash,
 )
-from workflows.payloads import one_input
+from workflows.payloads import dropped_as_before, one_input
 
 with workflow.unsafe.imports_passed_through():
     from activities.breaker_store import BreakerState
@@ -270,6 +270,8 @@ class ServiceRecovery:
         Counts only while the recovery awaits an approval, once per wait; any other
         approval is recorded in ``ignored_signals``, never kept for later.
         """
+        if dropped_as_before(args):
+            return
         try:
             approval = one_input(ApproveInput, args, "signal approve", optional=True)
         except RecoveryValidationError as err:
@@ -293,6 +295,8 @@ class ServiceRecovery:
     @workflow.signal(name="cancel")
     def cancel(self, *args: Any) -> None:
         """Stop the recovery at once, in the middle of any wait (``CancelInput``)."""
+        if dropped_as_before(args):
+            return
         try:
             request = one_input(CancelInput, args, "signal cancel", optional=True)
         except RecoveryValidationError as err:

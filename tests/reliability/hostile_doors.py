@@ -414,8 +414,9 @@ class Harness:
         Once the workflow task that took the signal has completed: the coordinator
         records a refused ``schedule_recovery`` in ``rejected_signals``; a recovery
         records an ignored ``approve``/``cancel`` in ``ignored_signals``; an applied one
-        shows in the state; the SDK drops a payload it cannot decode before any handler,
-        and only its worker log says so.
+        shows in the state. A payload that does not decode reaches the handlers as an
+        ``UndecodedInput`` and is refused or ignored like any bad input; were the SDK to
+        drop one before any handler again, only its worker log would say so: ``dropped``.
         """
         await self._processed(target, name, mark)
         role = next((r for r, n in self.roles.items() if target == f"recovery-{n}"), None)

@@ -35,8 +35,9 @@ INTRO = (
     "code: 2 bad input, 1 refused; at the temporal CLI, `refused` alone means the recovery",
     "started and failed at once on its input, `(exit 1)` that the CLI or the server would not",
     "start it); *ignored* = a signal the recovery recorded in `ignored_signals` and otherwise",
-    "ignored; *dropped* = a signal payload the SDK cannot decode, logged by the worker, never",
-    "handled; *accepted* = valid input (`→` how its recovery ended); *no-op* = the reference",
+    "ignored (a signal payload that does not decode is refused or ignored the same way); *dropped*",
+    "= a signal the SDK dropped before any handler, seen only in the worker's log (no row",
+    "expects it: it is how a regression shows); *accepted* = valid input (`→` how its recovery ended); *no-op* = the reference",
     "API's `False`. Verdicts: *ok*; *known bug* = a defect in code this suite does not own",
     "(the reason is in `hostile_table.py`); *FAIL*.",
 )

@@ -77,11 +77,6 @@ def ignored(fragment: str) -> Expect:
     return Expect("ignored", fragment, code=0)
 
 
-def dropped(fragment: str) -> Expect:
-    """A signal the SDK cannot decode: dropped before any handler, logged by the worker."""
-    return Expect("dropped", fragment)
-
-
 def for_door(door: Door, expect: Expect) -> Expect:
     """Keep only what ``door`` can show: an exit code, an error class."""
     code = expect.code if door in (D.CTL, D.TEMPORAL) else None
@@ -325,7 +320,6 @@ TABLE: list[Row] = [
             D.TOML: services_file("[services.@svc\npriority = 1\n"),
         },
         overrides={
-            D.SIGNAL: dropped("Invalid JSON"),
             D.TEMPORAL: refused("not valid JSON", None, code=1),
             D.TOML: refused("invalid TOML"),
         },
@@ -341,7 +335,6 @@ TABLE: list[Row] = [
             D.TOML: services_file(file_for(f"max_retry_attempts = {DEEP}")),
         },
         overrides={
-            D.SIGNAL: dropped("recursion limit exceeded"),
             D.TEMPORAL: refused("not valid JSON", None, code=1),
             D.TOML: refused("nested too deeply"),
         },
@@ -356,7 +349,6 @@ TABLE: list[Row] = [
             D.TOML: services_file(b"\xff\xfe[services]\n"),
         },
         overrides={
-            D.SIGNAL: dropped("Unknown payload encoding binary/garbage"),
             D.TOML: refused("not UTF-8"),
         },
     ),
@@ -465,7 +457,6 @@ TABLE: list[Row] = [
             D.TOML: services_file(file_for('strategy = "manual"\nstrategy = "immediate"')),
         },
         overrides={
-            D.SIGNAL: dropped("duplicate key"),
             D.TOML: refused("Cannot overwrite a value"),
         },
     ),

@@ -14,9 +14,14 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
+import os
+import socket
+import sys
 import uuid
+from pathlib import Path
 
 import pytest
 from pydantic import ValidationError
@@ -255,6 +260,29 @@ def test_the_allow_list_format_and_its_errors() -> None:
     for bad in ("10.0.0.0/33", "*", "http://x", "a b"):
         with pytest.raises(ValueError, match=ALLOWED_TARGETS_ENV):
             TargetAllowList.parse(bad)
+
+
+async def test_a_bad_allow_list_stops_the_worker_before_it_connects(tmp_path: Path) -> None:
+    """Exit 2 naming the variable, at once: not exit 1 after waiting on a server."""
+    with socket.socket() as unused:  # a loopback port nothing listens on
+        unused.bind(("127.0.0.1", 0))
+        address = f"127.0.0.1:{unused.getsockname()[1]}"
+    env = {
+        **os.environ,
+        "TEMPORAL_ADDRESS": address,
+        ALLOWED_TARGETS_ENV: "169.254.169.254,http://metadata",
+        "RECOVERY_CIRCUIT_STORE": f"sqlite:///{tmp_path / 'breakers.db'}",
+    }
+    process = await asyncio.create_subprocess_exec(
+        str(Path(sys.executable).parent / "recovery-worker"),
+        env=env,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    _, err = await asyncio.wait_for(process.communicate(), timeout=20)
+    assert process.returncode == 2, err.decode()
+    last = err.decode().strip().splitlines()[-1]
+    assert f"cannot start: {ALLOWED_TARGETS_ENV}: 'http://metadata' is not a host name" in last
 
 
 def test_which_addresses_the_rules_refuse() -> None:
