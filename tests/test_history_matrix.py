@@ -83,7 +83,7 @@ from activities.breaker_store import BreakerState
 from activities.health_check_specs import HttpHealthCheck
 from activities.sqlite_store import SQLiteBreakerStore
 from starter.recoveries import final_result
-from tests.conftest import HISTORIES, orchestrator_on, record_history, running_worker
+from tests.conftest import HISTORIES, load_history, orchestrator_on, record_history, running_worker
 from tests.coordination import coordinator_history
 from tests.policies import HOUR_MS
 from tests.recoveries import eventually, start_recovery, status_of
@@ -109,6 +109,7 @@ from workflows.models import (
     ServiceRecoveryInput,
 )
 from workflows.service_recovery import (
+    PATCH_ALL_OF_0_7,
     PATCH_LOCAL_BREAKER_WRITES,
     PATCH_REPORT_STATE_CHANGES_ONLY,
     REPORT_SIGNAL,
@@ -440,7 +441,8 @@ async def test_a_cancel_before_the_first_reset_is_recorded(
     assert status is WorkflowExecutionStatus.COMPLETED
     assert result.state is RecoveryState.CANCELLED and result.attempt_number == 0
     assert scheduled_activities(history) == [] and store.get_state(service) is None
-    assert "cancel-before-breaker-reset" in patch_markers(history)
+    # Started on 0.7: one patch, under which cancel-before-breaker-reset is in force.
+    assert patch_markers(history) == {PATCH_ALL_OF_0_7}
     record_or_require(history, "cancelled_before_first_reset")
 
 
@@ -522,7 +524,7 @@ NEW_BRANCH = "service_recovery_reports_state_changes"  # recorded after it
 
 def load(name: str) -> WorkflowHistory:
     """Load a checked-in history."""
-    return WorkflowHistory.from_json(name, (HISTORIES / f"{name}.json").read_text())
+    return load_history(HISTORIES / f"{name}.json")
 
 
 def patch_markers(history: WorkflowHistory) -> set[str]:

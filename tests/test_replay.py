@@ -20,16 +20,11 @@ from temporalio.workflow import NondeterminismError
 # The sandbox re-imports this module to run the fake workflow below: hand it the
 # project's modules as they are (the worker's imports are not workflow code).
 with workflow.unsafe.imports_passed_through():
-    from tests.conftest import HISTORIES
+    from tests.conftest import HISTORIES, load_history
     from worker import WORKFLOW_RUNNER, WORKFLOWS
     from workflows.converter import data_converter, worker_data_converter
 
 RECORDED = sorted(HISTORIES.glob("*.json"))
-
-
-def load(path: Path) -> WorkflowHistory:
-    """Load a checked-in history (its workflow id is the file name)."""
-    return WorkflowHistory.from_json(path.stem, path.read_text())
 
 
 def test_histories_are_checked_in() -> None:
@@ -66,7 +61,7 @@ async def test_recorded_history_replays(path: Path) -> None:
     replayer = Replayer(
         workflows=WORKFLOWS, data_converter=worker_data_converter, workflow_runner=WORKFLOW_RUNNER
     )
-    await replayer.replay_workflow(load(path))
+    await replayer.replay_workflow(load_history(path))
 
 
 @workflow.defn(name="ServiceRecovery")
@@ -86,4 +81,4 @@ async def test_a_changed_workflow_fails_replay() -> None:
     """The replay check bites: a workflow that issues a different first command is caught."""
     replayer = Replayer(workflows=[StartsWithATimer], data_converter=data_converter)
     with pytest.raises(NondeterminismError):
-        await replayer.replay_workflow(load(HISTORIES / "service_recovery_http_success.json"))
+        await replayer.replay_workflow(load_history(HISTORIES / "service_recovery_http_success.json"))

@@ -1,5 +1,9 @@
 """The facade's status cache: coalescing, bounded staleness, refresh ahead, invalidation.
 
+Also the grace of ``stale_while_refreshing``: a slow refresh does not hold readers
+up until the previous answer reaches the hard bound, never past it, never after an
+``invalidate()``, and a failing refresh is an error, not an answer past the bound.
+
 Pure asyncio with a clock the test moves, so each rule is checked exactly; the
 facade's use of it against a real coordinator is in ``test_status_reads``.
 """
@@ -7,25 +11,39 @@ facade's use of it against a real coordinator is in ``test_status_reads``.
 from __future__ import annotations
 
 import asyncio
+import random
 from typing import Any
 
 import pytest
 
 from starter.status_cache import StatusCache, copied
 
+pytestmark = pytest.mark.timeout(10)
+
 
 class Coordinator:
-    """Answers status queries when the test lets it; counts them."""
+    """Answers status queries when the test lets it; counts them.
 
-    def __init__(self) -> None:
+    ``asked_at[n]`` is the clock when query ``n`` was sent (when a clock is given)
+    and ``writes_before[n]`` how many writes preceded it.
+    """
+
+    def __init__(self, clock: Clock | None = None) -> None:
         self.asked = 0
         self.gate = asyncio.Event()
         self.gate.set()
         self.fail: Exception | None = None
+        self.clock = clock
+        self.writes = 0
+        self.asked_at: dict[int, float] = {}
+        self.writes_before: dict[int, int] = {}
 
     async def fetch(self) -> dict[str, Any]:
         self.asked += 1
         number = self.asked
+        if self.clock is not None:
+            self.asked_at[number] = self.clock.now
+        self.writes_before[number] = self.writes
         await self.gate.wait()
         if self.fail is not None:
             raise self.fail
@@ -46,8 +64,8 @@ def clock() -> Clock:
 
 
 @pytest.fixture
-def coordinator() -> Coordinator:
-    return Coordinator()
+def coordinator(clock: Clock) -> Coordinator:
+    return Coordinator(clock)
 
 
 @pytest.fixture
@@ -158,3 +176,179 @@ async def test_a_cancelled_reader_leaves_the_shared_query_to_the_others(
     coordinator.gate.set()
     assert (await second)["answer"] == 1
     assert coordinator.asked == 1
+
+
+# The grace while a refresh is in flight: target 1 s, hard bound 3 s.
+TARGET, BOUND = 1.0, 3.0
+
+
+async def refresh_in_flight(cache: StatusCache, coordinator: Coordinator, clock: Clock) -> None:
+    """Answer 1 asked at 100.0; answer 2 asked at 100.6 and held back by the coordinator."""
+    assert (await cache.read(TARGET, BOUND))["answer"] == 1
+    clock.now += 0.6
+    coordinator.gate.clear()
+    assert (await cache.read(TARGET, BOUND))["answer"] == 1
+    await settle()
+    assert coordinator.asked == 2
+
+
+async def test_slow_refresh_does_not_hold_readers_up_within_the_bound(
+    cache: StatusCache, coordinator: Coordinator, clock: Clock
+) -> None:
+    await refresh_in_flight(cache, coordinator, clock)
+    for now in (100.0 + TARGET, 100.0 + BOUND - 0.01):  # past the target, inside the bound
+        clock.now = now
+        answers = await asyncio.wait_for(
+            asyncio.gather(*(cache.read(TARGET, BOUND) for _ in range(32))), 1.0
+        )
+        assert {a["answer"] for a in answers} == {1}
+        assert coordinator.asked == 2  # no query beside the one in flight
+    clock.now = 100.6 + 0.9
+    coordinator.gate.set()
+    await settle()
+    assert (await cache.read(TARGET, BOUND))["answer"] == 2
+
+
+async def test_past_the_bound_readers_wait_for_the_refresh_in_flight(
+    cache: StatusCache, coordinator: Coordinator, clock: Clock
+) -> None:
+    await refresh_in_flight(cache, coordinator, clock)
+    clock.now = 100.0 + BOUND  # answer 1 is exactly as old as the bound: too old
+    late = asyncio.ensure_future(cache.read(TARGET, BOUND))
+    await settle()
+    assert not late.done()
+    assert coordinator.asked == 2  # the query in flight started inside the bound: shared
+    coordinator.gate.set()
+    assert (await late)["answer"] == 2
+
+
+async def test_past_the_bound_a_refresh_too_old_itself_is_not_waited_for(
+    cache: StatusCache, coordinator: Coordinator, clock: Clock
+) -> None:
+    await refresh_in_flight(cache, coordinator, clock)
+    clock.now = 100.6 + BOUND + 0.1  # the refresh in flight (asked at 100.6) is too old too
+    late = asyncio.ensure_future(cache.read(TARGET, BOUND))
+    await settle()
+    assert not late.done()
+    assert coordinator.asked == 3
+    coordinator.gate.set()
+    assert (await late)["answer"] == 3
+
+
+async def test_without_a_refresh_in_flight_an_answer_past_the_target_is_not_served(
+    cache: StatusCache, coordinator: Coordinator, clock: Clock
+) -> None:
+    await cache.read(TARGET, BOUND)
+    clock.now += 1.5  # nobody read in between: no refresh started
+    coordinator.gate.clear()
+    late = asyncio.ensure_future(cache.read(TARGET, BOUND))
+    await settle()
+    assert not late.done()
+    coordinator.gate.set()
+    assert (await late)["answer"] == 2
+
+
+async def test_no_grace_without_the_option_nor_for_fresh_reads(
+    cache: StatusCache, coordinator: Coordinator, clock: Clock
+) -> None:
+    await refresh_in_flight(cache, coordinator, clock)
+    clock.now = 101.5
+    hard = asyncio.ensure_future(cache.read(TARGET))  # max_staleness alone: a hard bound
+    fresh = asyncio.ensure_future(cache.read(0, BOUND))
+    await settle()
+    assert not hard.done() and not fresh.done()
+    coordinator.gate.set()
+    assert (await hard)["answer"] == 2  # the refresh in flight started within 1 s
+    assert (await fresh)["answer"] == 3  # a query that started after the read
+
+
+async def test_a_write_ends_the_grace_even_while_an_older_refresh_is_in_flight(
+    cache: StatusCache, coordinator: Coordinator, clock: Clock
+) -> None:
+    await refresh_in_flight(cache, coordinator, clock)
+    coordinator.writes += 1
+    cache.invalidate()
+    after_write = []
+    for age in (0.0, 1.5):  # young or in the grace: neither answer 1 nor the refresh
+        clock.now = 100.6 + age
+        after_write.append(asyncio.ensure_future(cache.read(TARGET, BOUND)))
+        await settle()
+        assert not after_write[-1].done()
+    assert coordinator.asked == 3  # one query after the write, shared
+    coordinator.gate.set()
+    assert [(await read)["answer"] for read in after_write] == [3, 3]
+
+
+async def test_a_failing_refresh_is_an_error_not_an_answer_past_the_bound(
+    cache: StatusCache, coordinator: Coordinator, clock: Clock
+) -> None:
+    await refresh_in_flight(cache, coordinator, clock)
+    coordinator.fail = RuntimeError("query buffer is full")
+    clock.now = 101.5
+    assert (await cache.read(TARGET, BOUND))["answer"] == 1  # in the grace while in flight
+    coordinator.gate.set()
+    await settle()  # the refresh failed
+    clock.now = 101.6  # inside the bound, but no refresh in flight: ask, do not serve 1
+    with pytest.raises(RuntimeError, match="buffer is full"):
+        await cache.read(TARGET, BOUND)
+    coordinator.gate.clear()
+    clock.now = 102.0
+    waiting = asyncio.ensure_future(cache.read(TARGET, BOUND))  # query 4, held back
+    await settle()
+    clock.now = 103.2  # answer 1 is past the bound: wait for query 4, do not serve 1
+    past_bound = asyncio.ensure_future(cache.read(TARGET, BOUND))
+    await settle()
+    assert not waiting.done() and not past_bound.done()
+    coordinator.gate.set()
+    for read in (waiting, past_bound):
+        with pytest.raises(RuntimeError, match="buffer is full"):
+            await read
+    assert coordinator.asked == 4
+    coordinator.fail = None
+    assert (await cache.read(TARGET, BOUND))["answer"] == 5
+
+
+@pytest.mark.parametrize("seed", range(20))
+async def test_no_answer_is_ever_older_than_the_bound_nor_from_before_a_write(
+    cache: StatusCache, coordinator: Coordinator, clock: Clock, seed: int
+) -> None:
+    """Random reads, clock steps, slow, failing and answered queries, writes."""
+    rng = random.Random(seed)
+    reads: list[tuple[float, int, int, float, asyncio.Future[dict[str, Any]]]] = []
+    for _ in range(300):
+        step = rng.random()
+        if step < 0.3:
+            clock.now += rng.uniform(0, 0.8)
+        elif step < 0.45:
+            if coordinator.gate.is_set():
+                coordinator.gate.clear()
+            else:
+                coordinator.gate.set()
+        elif step < 0.5:
+            coordinator.fail = None if coordinator.fail else RuntimeError("refused")
+        elif step < 0.55:
+            coordinator.writes += 1
+            cache.invalidate()
+        else:
+            target = rng.choice((0.0, 0.5, TARGET))
+            grace = rng.choice((None, 2.0, BOUND))
+            bound = target if grace is None or target == 0 else max(target, grace)
+            read = asyncio.ensure_future(cache.read(target, grace))
+            reads.append((clock.now, coordinator.writes, coordinator.asked, bound, read))
+        await settle()
+    coordinator.fail = None
+    coordinator.gate.set()
+    outcomes = await asyncio.gather(*(read for *_, read in reads), return_exceptions=True)
+    answered = 0
+    for (read_at, writes, asked_before, bound, _), outcome in zip(reads, outcomes):
+        if isinstance(outcome, BaseException):
+            assert isinstance(outcome, RuntimeError)
+            continue
+        answered += 1
+        number = outcome["answer"]
+        if bound > 0:
+            assert coordinator.asked_at[number] > read_at - bound
+        else:
+            assert number > asked_before  # fresh: a query sent after the read began
+        assert coordinator.writes_before[number] >= writes  # read-your-writes
+    assert answered > 0

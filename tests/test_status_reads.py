@@ -1,10 +1,14 @@
 """Status reads through the facade against a real coordinator: fresh where it must be.
 
 Read-your-writes holds with a warm cache; another client's write shows within the
-staleness allowance; ``max_staleness=0`` is a fresh query; pages by name.
+staleness allowance; ``max_staleness=0`` is a fresh query; pages by name. How the
+facade hands its two bounds to the cache (the grace of ``status_stale_while_refreshing``
+for default reads only) is checked with a coordinator the test holds back.
 """
 
 from __future__ import annotations
+
+import asyncio
 
 import pytest
 from temporalio.client import WorkflowQueryFailedError
@@ -12,9 +16,11 @@ from temporalio.testing import WorkflowEnvironment
 
 from activities.sqlite_store import SQLiteBreakerStore
 from starter.orchestrator import RecoveryOrchestrator
+from starter.status_cache import StatusCache
 from tests.conftest import orchestrator_on
 from tests.policies import blocking_policy
 from tests.recoveries import eventually
+from tests.test_status_cache import Clock, Coordinator, settle
 from workflows.errors import RecoveryValidationError
 
 pytestmark = pytest.mark.timeout(60)
@@ -121,3 +127,37 @@ async def test_services_must_be_a_list_of_names(
 ) -> None:
     with pytest.raises(RecoveryValidationError, match="services must be a list"):
         await orchestrator.get_recovery_status(services=services)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("value", [-1, float("inf"), "3"])
+def test_bad_stale_while_refreshing_is_refused_by_name(value: object) -> None:
+    with pytest.raises(RecoveryValidationError, match="status_stale_while_refreshing"):
+        RecoveryOrchestrator(status_stale_while_refreshing=value)  # type: ignore[arg-type]
+
+
+@pytest.mark.timeout(10)
+async def test_default_reads_get_the_grace_explicit_ones_and_writes_do_not() -> None:
+    clock = Clock()
+    coordinator = Coordinator(clock)
+    orch = RecoveryOrchestrator(status_max_staleness=1.0, status_stale_while_refreshing=3.0)
+    orch._status = StatusCache(coordinator.fetch, clock=clock)  # no server: held back at will
+    assert (await orch.get_recovery_status())["answer"] == 1
+    clock.now += 0.6
+    coordinator.gate.clear()
+    assert (await orch.get_recovery_status())["answer"] == 1  # refresh 2 in flight
+    clock.now += 1.5  # answer 1 is 2.1 s old: past the target, inside the grace
+    assert (await asyncio.wait_for(orch.get_recovery_status(), 1))["answer"] == 1
+    explicit = asyncio.ensure_future(orch.get_recovery_status(max_staleness=1.0))
+    fresh = asyncio.ensure_future(orch.get_recovery_status(max_staleness=0))
+    await settle()
+    assert not explicit.done() and not fresh.done()  # a per-call bound is hard
+    with pytest.raises(RecoveryValidationError):
+        await orch.cancel_recovery("bad/name")  # a write through the facade, refused or not
+    after_write = asyncio.ensure_future(orch.get_recovery_status())
+    await settle()
+    assert not after_write.done()  # no grace after a write
+    coordinator.gate.set()
+    assert (await explicit)["answer"] == 3  # refresh 2 started 1.5 s before: too old
+    assert (await fresh)["answer"] == 4
+    assert (await after_write)["answer"] == 5
+    assert coordinator.asked == 5

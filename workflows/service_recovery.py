@@ -130,6 +130,11 @@ PATCH_LOCAL_BREAKER_WRITES = "local-breaker-writes"
 # The input rules of 0.6.0 (no credentials in a check's URL, names matched whole, no
 # booleans for numbers): a run started before them decodes its recorded input as then.
 PATCH_INPUT_RULES_0_6 = "input-rules-0.6"
+# Each patch a run meets costs it a marker and a TemporalChangeVersion upsert (two
+# events; four patches were 8 of a healthy recovery's 28). A run started on 0.7 or
+# later records this one patch instead, in its first task, and every patch above is in
+# force for it; a run from before replays the patches it recorded, one by one.
+PATCH_ALL_OF_0_7 = "recovery-0.7"
 # What a summary or the current details may show of a URL, a reason, an error.
 MAX_SHOWN = 200
 
@@ -152,9 +157,10 @@ class ServiceRecovery:
     def __init__(self, *args: Any) -> None:
         # Never raise here: a bad input is kept and raised by ``run`` as a workflow failure.
         self._refusal: RecoveryOrchestratorError | None = None
+        self._since_0_7 = workflow.patched(PATCH_ALL_OF_0_7)
         # A run started before the input bounds (or the 0.6.0 input rules) replays as then.
-        bounded = workflow.patched(PATCH_BOUNDED_INPUT)
-        current_rules = workflow.patched(PATCH_INPUT_RULES_0_6)
+        bounded = self._patched(PATCH_BOUNDED_INPUT)
+        current_rules = self._patched(PATCH_INPUT_RULES_0_6)
         try:
             with nullcontext() if bounded and current_rules else decoding_carried_state():
                 self._input = one_input(ServiceRecoveryInput, args, "ServiceRecovery input")
@@ -191,6 +197,10 @@ class ServiceRecovery:
             self._phase = RecoveryPhase.FINISHED
             self._last_error = str(self._refusal)
 
+    def _patched(self, patch_id: str) -> bool:
+        """Whether ``patch_id``'s change is in force: always, for a run started on 0.7 or later."""
+        return self._since_0_7 or workflow.patched(patch_id)
+
     @workflow.run
     async def run(self, *args: Any) -> RecoveryResult:
         """Run attempts until one succeeds, they are used up, or the recovery is cancelled.
@@ -211,7 +221,7 @@ class ServiceRecovery:
         input = self._input
         expected_id = recovery_workflow_id(input.service_name)
         actual_id = workflow.info().workflow_id
-        if actual_id != expected_id and workflow.patched(REFUSE_FOREIGN_ID_PATCH):
+        if actual_id != expected_id and self._patched(REFUSE_FOREIGN_ID_PATCH):
             raise self._refuse(
                 RecoveryValidationError(
                     f"ServiceRecovery of '{input.service_name}' must run as workflow id "
@@ -242,7 +252,7 @@ class ServiceRecovery:
             # then end as Canceled in Temporal too. A cancel signal's reason came first.
             if self._cancel_request is None:
                 self._cancel_request = CancelInput(reason=_cancellation_reason())
-            if self._breaker_maybe_half_open and workflow.patched(PATCH_REOPEN_ON_TEMPORAL_CANCEL):
+            if self._breaker_maybe_half_open and self._patched(PATCH_REOPEN_ON_TEMPORAL_CANCEL):
                 await self._set_breaker(BreakerState.OPEN, cleaning_up=True)
             await self._finish(RecoveryState.CANCELLED)
             raise
@@ -251,7 +261,7 @@ class ServiceRecovery:
             # A cancel signal and a Temporal cancellation both came: end Canceled in
             # Temporal too, whichever the workflow noticed first.
             raise asyncio.CancelledError()
-        if final_state is RecoveryState.FAILED and workflow.patched(PATCH_FAILED_ENDS_FAILED):
+        if final_state is RecoveryState.FAILED and self._patched(PATCH_FAILED_ENDS_FAILED):
             # Failed in Temporal too (the Web UI colours it, ExecutionStatus='Failed' finds it);
             # the coordinator has its result already, every client reads it from the details.
             raise ApplicationError(
@@ -270,7 +280,7 @@ class ServiceRecovery:
         Counts only while the recovery awaits an approval, once per wait; any other
         approval is recorded in ``ignored_signals``, never kept for later.
         """
-        if dropped_as_before(args):
+        if not self._since_0_7 and dropped_as_before(args):
             return
         try:
             approval = one_input(ApproveInput, args, "signal approve", optional=True)
@@ -295,7 +305,7 @@ class ServiceRecovery:
     @workflow.signal(name="cancel")
     def cancel(self, *args: Any) -> None:
         """Stop the recovery at once, in the middle of any wait (``CancelInput``)."""
-        if dropped_as_before(args):
+        if not self._since_0_7 and dropped_as_before(args):
             return
         try:
             request = one_input(CancelInput, args, "signal cancel", optional=True)
@@ -491,7 +501,7 @@ class ServiceRecovery:
         request = SetBreakerStateInput(service_name=self._input.service_name, state=state)
         run = (
             workflow.execute_local_activity_method
-            if workflow.patched(PATCH_LOCAL_BREAKER_WRITES)
+            if self._patched(PATCH_LOCAL_BREAKER_WRITES)
             else workflow.execute_activity_method
         )
         try:
@@ -580,7 +590,7 @@ class ServiceRecovery:
             workflow.upsert_search_attributes([SA_STATE.value_set(state.value)])
         if (
             state is self._state_known_to_coordinator
-            and workflow.patched(PATCH_REPORT_STATE_CHANGES_ONLY)
+            and self._patched(PATCH_REPORT_STATE_CHANGES_ONLY)
             and not worth_reporting
         ):
             return
@@ -640,7 +650,7 @@ class ServiceRecovery:
         Before this patch such a cancel was seen only after the reset, which left a
         cancelled recovery's breaker half-open.
         """
-        if self._cancel_request is not None and workflow.patched(PATCH_CANCEL_BEFORE_RESET):
+        if self._cancel_request is not None and self._patched(PATCH_CANCEL_BEFORE_RESET):
             raise _Cancelled()
 
     async def _reopen_if_cancelled(self) -> None:
@@ -651,12 +661,12 @@ class ServiceRecovery:
         """
         if self._cancel_request is None:
             return
-        if workflow.patched(PATCH_REOPEN_ON_CANCEL):
+        if self._patched(PATCH_REOPEN_ON_CANCEL):
             await self._set_breaker(BreakerState.OPEN)
         raise _Cancelled()
 
     def _temporal_cancel_pending(self) -> bool:
-        return workflow.cancellation_reason() is not None and workflow.patched(
+        return workflow.cancellation_reason() is not None and self._patched(
             PATCH_REOPEN_ON_TEMPORAL_CANCEL
         )
 
