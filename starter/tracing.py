@@ -13,11 +13,11 @@ from __future__ import annotations
 
 import logging
 import os
+from typing import TYPE_CHECKING
 
-from opentelemetry import trace
-from opentelemetry.trace import Tracer
-from temporalio.client import Interceptor
-from temporalio.contrib.opentelemetry import TracingInterceptor
+if TYPE_CHECKING:  # imported when tracing is on, not by every worker
+    from opentelemetry.trace import Tracer
+    from temporalio.client import Interceptor
 
 logger = logging.getLogger(__name__)
 
@@ -35,6 +35,8 @@ def tracing_interceptors(tracer: Tracer | None = None) -> list[Interceptor]:
     Args:
         tracer: Spans go here; else the global provider's (set up if there is none).
     """
+    from temporalio.contrib.opentelemetry import TracingInterceptor
+
     if tracer is None:
         _ensure_provider()
     return [TracingInterceptor(tracer)]
@@ -42,6 +44,8 @@ def tracing_interceptors(tracer: Tracer | None = None) -> list[Interceptor]:
 
 def _ensure_provider() -> None:
     """Export to OTLP when nothing else configured a provider and the exporter exists."""
+    from opentelemetry import trace
+
     if not isinstance(trace.get_tracer_provider(), trace.ProxyTracerProvider):
         return  # configured already (opentelemetry-instrument, or the application)
     try:

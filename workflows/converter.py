@@ -64,6 +64,15 @@ class _ModelRequiringNullConverter(BinaryNullPayloadConverter):
         return super().from_payload(payload, type_hint)
 
 
+# One of each for the whole process, as the SDK's own defaults are: a worker builds a
+# payload converter for every workflow run it caches, and each JSON converter would
+# carry its own serializer and type-adapter cache (about 5 KB a run, rebuilt per run).
+_REPLACEMENTS: dict[type, EncodingPayloadConverter] = {
+    JSONPlainPayloadConverter: _ValidatingJSONConverter(),
+    BinaryNullPayloadConverter: _ModelRequiringNullConverter(),
+}
+
+
 class RecoveryPayloadConverter(CompositePayloadConverter):
     """Temporal's default converters with pydantic JSON in place of plain JSON.
 
@@ -73,13 +82,9 @@ class RecoveryPayloadConverter(CompositePayloadConverter):
     """
 
     def __init__(self) -> None:
-        replacements: dict[type, EncodingPayloadConverter] = {
-            JSONPlainPayloadConverter: _ValidatingJSONConverter(),
-            BinaryNullPayloadConverter: _ModelRequiringNullConverter(),
-        }
         super().__init__(
             *(
-                replacements.get(type(c), c)
+                _REPLACEMENTS.get(type(c), c)
                 for c in DefaultPayloadConverter.default_encoding_payload_converters
             )
         )
