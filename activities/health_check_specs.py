@@ -18,6 +18,7 @@ from urllib.parse import urlsplit
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 _CALLABLE_REF = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$")
+MAX_CALLABLE_REF = 500
 # An HTTP header name (RFC 9110 token) and an environment variable name.
 _HEADER_NAME = re.compile(r"^[!#$%&'*+\-.^_`|~0-9A-Za-z]{1,100}$")
 _ENV_NAME = re.compile(r"^[A-Z_][A-Z0-9_]{0,199}$")
@@ -198,6 +199,10 @@ class CallableHealthCheck(_CheckBase):
     @field_validator("ref")
     @classmethod
     def _module_colon_function(cls, ref: str) -> str:
+        # The length is checked here, not with Field(max_length=...), so that a longer
+        # ref recorded before the bound still decodes on replay (its import then fails).
+        if len(ref) > MAX_CALLABLE_REF and not _accepting_recorded.get():
+            raise ValueError(f"ref is {len(ref):,} characters long: at most {MAX_CALLABLE_REF}")
         if not _CALLABLE_REF.match(ref):
             raise ValueError("ref must look like 'package.module:function'")
         return ref

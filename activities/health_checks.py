@@ -125,6 +125,12 @@ class TargetAllowList:
                 continue
             if re.fullmatch(r"[0-9.]+(/\d+)?|[0-9A-Fa-f:.]*:[0-9A-Fa-f:.]*(/\d+)?", entry):
                 networks.append(_network(entry))
+            elif _numeric_looking(entry):
+                raise ValueError(
+                    f"{ALLOWED_TARGETS_ENV}: {entry[:80]!r} reads as an IP address in a "
+                    "shorthand form (hex or fewer than four parts): write the address in full "
+                    "(e.g. 127.0.0.1) or a CIDR network"
+                )
             elif re.fullmatch(r"[A-Za-z0-9]([A-Za-z0-9.-]{0,251}[A-Za-z0-9.])?", entry):
                 hosts.add(_host_key(entry))
             else:
@@ -148,10 +154,25 @@ class TargetAllowList:
         return any(address in network for network in self.networks)
 
 
+def _numeric_looking(entry: str) -> bool:
+    """Return True for a name a URL parser would read as an IPv4 address (``0x7f.1``).
+
+    WHATWG URL parsing, and so browsers and some clients, read a host whose last label
+    is a number (decimal, octal or 0x hex) as an address: listing one by name would
+    allow an address the operator never wrote down.
+    """
+    last = _host_key(entry).rsplit(".", 1)[-1]
+    return re.fullmatch(r"[0-9]+|0x[0-9a-f]*", last) is not None
+
+
 def _network(entry: str) -> IPNetwork:
-    """Return the network an allow-list entry names (an address is a one-address network)."""
+    """Return the network an allow-list entry names (an address is a one-address network).
+
+    Strictly: ``10.1.2.3/8`` is refused (host bits set) rather than read as ``10.0.0.0/8``,
+    which would allow far more than the operator probably meant.
+    """
     try:
-        return ipaddress.ip_network(entry, strict=False)
+        return ipaddress.ip_network(entry, strict=True)
     except ValueError as err:
         raise ValueError(f"{ALLOWED_TARGETS_ENV}: {entry[:80]!r}: {err}") from None
 

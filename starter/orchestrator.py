@@ -493,11 +493,28 @@ def _no_coordinator_status() -> dict[str, Any]:
     )
 
 
+# A day: past that a cached status answers nothing a caller wants, and a larger number
+# (10**400, 1e308) would only overflow the clock arithmetic later.
+MAX_STALENESS_SECONDS = 86_400.0
+
+
 def _staleness(value: float, name: str) -> float:
-    finite = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
-    if not finite or value < 0:
-        raise RecoveryValidationError(f"{name} must be a number of seconds >= 0, got {value!r}")
-    return float(value)
+    """Return ``value`` as seconds, or say which parameter was wrong and why."""
+    number = isinstance(value, (int, float)) and not isinstance(value, bool)
+    seconds = float(value) if number and abs(value) <= MAX_STALENESS_SECONDS else math.nan
+    if not 0 <= seconds <= MAX_STALENESS_SECONDS:
+        raise RecoveryValidationError(
+            f"{name} must be a number of seconds from 0 to {MAX_STALENESS_SECONDS:,.0f}, "
+            f"got {_shown_number(value)}"
+        )
+    return seconds + 0.0  # -0.0 becomes 0.0
+
+
+def _shown_number(value: object) -> str:
+    if isinstance(value, int) and value.bit_length() > 64:
+        return f"an integer of {value.bit_length():,} bits"
+    text = repr(value)
+    return text if len(text) <= 40 else f"{text[:20]}…({len(text)} characters)"
 
 
 def _first_error(err: ValueError) -> str:

@@ -398,3 +398,46 @@ def test_a_start_that_finds_the_old_run_still_closing_goes_back_to_the_queue_and
     assert "a" not in book.state.active and book.take_startable() == []
     book.closing_elsewhere.discard("a")
     assert [a.task.service_name for a in book.take_startable()] == ["a"]
+
+
+def _filled_to_within(book: RecoveryLedger, room: int) -> None:
+    """Set policies until the carried state has about ``room`` bytes left in its budget."""
+    index = 0
+    while CARRIED_STATE_BUDGET - book.carried_bytes() > room + 3000:
+        book.set_policy(f"filler-{index}", _big_policy(index, 2000))
+        index += 1
+    book.set_policy("last-filler", _big_policy(index, 0))
+    pad = CARRIED_STATE_BUDGET - book.carried_bytes() - room
+    book.set_policy("last-filler", _big_policy(index, max(0, pad)))
+    assert abs(CARRIED_STATE_BUDGET - book.carried_bytes() - room) < 50
+
+
+def _big_policy(index: int, padding: int) -> RecoveryPolicy:
+    url = f"http://127.0.0.1/{index}/" + "x" * padding
+    return RecoveryPolicy(health_check={"kind": "http", "url": url})  # type: ignore[arg-type]
+
+
+def test_a_size_check_gives_the_same_answer_whatever_was_checked_before() -> None:
+    """An update's validator is not replayed: nothing it measures may change a later answer.
+
+    Before, the last policy sized was remembered across calls, so a refused update primed
+    the estimate and a signal with the same policy then passed live but failed on replay.
+    """
+    book = ledger()
+    _filled_to_within(book, room=1000)
+    request = ScheduleRecoveryInput(service_name="new", policy=_big_policy(-1, 1500))
+    for _ in range(2):  # a validator's check, then a replayed signal handler's
+        with pytest.raises(RecoveryValidationError, match="budget"):
+            book.check_room([request])
+    small = ScheduleRecoveryInput(service_name="small")
+    book.check_room([small])  # the default policy adds only its entry
+
+
+def test_automation_does_not_count_a_refused_requests_policy_as_carried() -> None:
+    book = ledger()
+    _filled_to_within(book, room=1000)
+    policy = _big_policy(-1, 1500)
+    batch = [ScheduleRecoveryInput(service_name=name, policy=policy) for name in ("a", "b")]
+    results = book.schedule_automatically(batch, NOW)
+    assert [r.outcome for r in results] == ["no_room", "no_room"]
+    assert book.carried_bytes() <= CARRIED_STATE_BUDGET

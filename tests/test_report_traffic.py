@@ -87,3 +87,29 @@ async def test_a_manual_recovery_reports_each_state_change(
     ]
     # in_progress and back to awaiting_manual after attempt 1, in_progress for 2, the end.
     assert len(signalled) == 4
+
+
+def test_the_0_7_umbrella_puts_only_the_patches_0_7_shipped_in_force(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A patch added after 0.7 must be asked on its own, even in a run that recorded 0.7's.
+
+    Replaying a 0.7 run on later code, ``workflow.patched`` answers False for a patch
+    the run never recorded; the umbrella must not answer True in its place.
+    """
+    from workflows import service_recovery
+    from workflows.service_recovery import PATCH_REPORT_STATE_CHANGES_ONLY, ServiceRecovery
+
+    asked: list[str] = []
+
+    def replaying_a_0_7_run(patch_id: str) -> bool:
+        asked.append(patch_id)
+        return False
+
+    monkeypatch.setattr(service_recovery.workflow, "patched", replaying_a_0_7_run)
+    run = object.__new__(ServiceRecovery)
+    run._since_0_7 = True
+    assert run._patched(PATCH_REPORT_STATE_CHANGES_ONLY) is True
+    assert asked == []
+    assert run._patched("a-change-after-0.7") is False
+    assert asked == ["a-change-after-0.7"]

@@ -101,6 +101,8 @@ async def test_pages_by_name_with_total_and_next_offset(
         ({"services": ["bad/name"]}, "service"),
         ({"max_staleness": -1}, "max_staleness"),
         ({"max_staleness": float("nan")}, "max_staleness"),
+        ({"max_staleness": 10**400}, "max_staleness.*integer of 1,329 bits"),
+        ({"max_staleness": 86_401}, "max_staleness.*from 0 to 86,400"),
     ],
 )
 async def test_bad_status_arguments_are_refused_by_name(

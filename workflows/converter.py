@@ -29,9 +29,13 @@ from temporalio.converter import (
     JSONPlainPayloadConverter,
 )
 
-from workflows.errors import RecoveryValidationError, to_application_error
+from workflows.errors import RecoveryValidationError, clipped, to_application_error
 from workflows.models import describe_validation_error
 from workflows.payloads import UndecodedInput, check_unique_keys
+
+# How much of a decoding error a message quotes: the SDK's text repeats what it could not
+# read (an encoding name of any length), and a refusal must not echo a megabyte back.
+MAX_DECODE_ERROR = 300
 
 
 class _ValidatingJSONConverter(PydanticJSONPlainPayloadConverter):
@@ -101,7 +105,9 @@ class RecoveryPayloadConverter(CompositePayloadConverter):
             raise
         except Exception as err:
             raise to_application_error(
-                RecoveryValidationError(f"input could not be decoded: {err}")
+                RecoveryValidationError(
+                    f"input could not be decoded: {clipped(str(err), MAX_DECODE_ERROR)}"
+                )
             ) from None
 
 
@@ -126,7 +132,7 @@ class WorkerPayloadConverter(RecoveryPayloadConverter):
         try:
             return super().from_payloads([payload])[0]
         except ApplicationError as err:
-            return UndecodedInput(err.message)
+            return UndecodedInput(clipped(err.message, 2 * MAX_DECODE_ERROR))
 
 
 data_converter = DataConverter(payload_converter_class=RecoveryPayloadConverter)

@@ -59,8 +59,13 @@ from workflows.coordinator_models import (
     ShutdownResult,
     StatusPageInput,
 )
-from workflows.coordinator_state import ChildRef, RecoveryLedger, unknown_service
-from workflows.errors import RECOVERY_FAILED, RecoveryOrchestratorError, to_application_error
+from workflows.coordinator_state import MAX_MESSAGE, ChildRef, RecoveryLedger, unknown_service
+from workflows.errors import (
+    RECOVERY_FAILED,
+    RecoveryOrchestratorError,
+    clipped,
+    to_application_error,
+)
 from workflows.models import (
     ApproveInput,
     CancelInput,
@@ -503,7 +508,7 @@ class RecoveryCoordinator:
 
     def _reject(self, message: str) -> None:
         self._ledger.reject(message, workflow.now())
-        workflow.logger.warning("%s %s", LOG_PREFIX, message)
+        workflow.logger.warning("%s %s", LOG_PREFIX, clipped(message, MAX_MESSAGE))
 
     def _executed(
         self, active: ActiveRecovery, outcome: ExecuteOutcome, attempt_count: int

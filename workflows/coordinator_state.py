@@ -26,7 +26,7 @@ from workflows.coordinator_models import (
     ScheduleRecoveryResult,
 )
 from workflows.dependencies import dependency_cycles
-from workflows.errors import RecoveryOrchestratorError, RecoveryValidationError
+from workflows.errors import RecoveryOrchestratorError, RecoveryValidationError, clipped
 from workflows.models import (
     RecoveryPolicy,
     RecoveryReport,
@@ -109,6 +109,42 @@ def _starts_before(task: RecoveryTask, other: RecoveryTask) -> bool:
     return task.queue_key < other.queue_key
 
 
+class GrowthEstimate:
+    """About how many bytes each request of one batch adds to the carried state.
+
+    The entry's own fields and name, plus its policy unless it is the default or equals
+    the policy of the last request queued in the same batch: the compact form writes
+    each distinct policy once, and a batch usually gives one policy. A policy the
+    carried state already holds is counted again (an over-estimate by one policy, which
+    matters only at the edge of the budget). Nothing outlives the batch, so a replayed
+    handler reaches the same answer whatever an update's validator (not replayed)
+    measured before it.
+    """
+
+    def __init__(self, ledger: RecoveryLedger) -> None:
+        self._ledger = ledger
+        self._carried: RecoveryPolicy | None = None
+
+    def of(self, request: ScheduleRecoveryInput) -> int:
+        """Return the bytes queueing ``request`` adds, about."""
+        policy = self._ledger.policy_for(request)
+        carried = policy is self._ledger.config.default_policy or policy == self._carried
+        policy_bytes = 0 if carried else len(policy.model_dump_json())
+        return TASK_BYTES + len(request.service_name) + policy_bytes
+
+    def queued(self, request: ScheduleRecoveryInput) -> None:
+        """Note that ``request`` was queued: its policy is carried from now on."""
+        self._carried = self._ledger.policy_for(request)
+
+    def total(self, requests: Iterable[ScheduleRecoveryInput]) -> int:
+        """Return the bytes queueing all of ``requests`` adds, about."""
+        size = 0
+        for request in requests:
+            size += self.of(request)
+            self.queued(request)
+        return size
+
+
 class ChildRef(NamedTuple):
     """A running recovery to signal: its service and run (the run id may not be known yet)."""
 
@@ -126,7 +162,6 @@ class RecoveryLedger:
 
     def __init__(self, state: CoordinatorState) -> None:
         self.state = state
-        self._sized_policy: tuple[RecoveryPolicy, int] | None = None
         # Services whose previous run, forgotten at this run's start, was found still
         # closing: not started again until a short wait has passed (not carried).
         self.closing_elsewhere: set[str] = set()
@@ -248,28 +283,7 @@ class RecoveryLedger:
         unfinished = self.unfinished_names()
         new = {r.service_name: r for r in requests if r.service_name not in unfinished}
         self._check_count(len(unfinished), len(new))
-        self.check_size(sum(self.growth(r) for r in new.values()), carried=carried)
-
-    def growth(self, request: ScheduleRecoveryInput) -> int:
-        """Return about how many bytes queueing ``request`` adds to the carried state.
-
-        The entry's own fields and name, plus its policy unless the carried state holds
-        that policy already: the compact form writes each distinct policy once.
-        """
-        return TASK_BYTES + len(request.service_name) + self._policy_bytes(self._policy_for(request))
-
-    def _policy_bytes(self, policy: RecoveryPolicy) -> int:
-        # Most requests resolve to the default policy, or to the one the request before
-        # gave (a batch, a client with one policy): carried once, they add nothing. The
-        # last one is compared by value (an object id could be reused once the object is
-        # gone, and a replay must reach the same answers). The exact size is measured
-        # before anything is refused, so an estimate a policy short does no harm.
-        if policy is self.config.default_policy:
-            return 0
-        if self._sized_policy is not None and self._sized_policy[0] == policy:
-            return 0
-        self._sized_policy = (policy, len(policy.model_dump_json()))
-        return self._sized_policy[1]
+        self.check_size(GrowthEstimate(self).total(new.values()), carried=carried)
 
     def _check_count(self, held: int, more: int) -> None:
         limit = self.config.queue_limit
@@ -317,7 +331,7 @@ class RecoveryLedger:
                 graph[active.task.service_name] = active.task.policy.depends_on
         requests = list(requests)
         for request in requests:
-            graph[request.service_name] = self._policy_for(request).depends_on
+            graph[request.service_name] = self.policy_for(request).depends_on
         for request in requests:
             if request.service_name in graph[request.service_name]:
                 raise RecoveryValidationError(
@@ -344,6 +358,7 @@ class RecoveryLedger:
         held, size = len(unfinished), self.carried_bytes()
         blocked = self._held_dependencies(requests, unfinished, now)
         results: dict[int, ScheduleRecoveryResult] = {}
+        growth = GrowthEstimate(self)
         for index, request in sorted(enumerate(requests), key=lambda item: item[1].priority):
             grows = 0
             name = request.service_name
@@ -355,7 +370,7 @@ class RecoveryLedger:
                 )
                 continue
             if name not in unfinished:
-                grows = self.growth(request)
+                grows = growth.of(request)
                 try:
                     self._check_count(held, 1)
                     if size + grows > CARRIED_STATE_BUDGET:
@@ -368,6 +383,7 @@ class RecoveryLedger:
                     continue
             result = self.schedule_automatic(request, now)
             if result.outcome == "queued":
+                growth.queued(request)
                 unfinished.add(name)
                 held, size = held + 1, size + grows
             results[index] = result
@@ -387,12 +403,12 @@ class RecoveryLedger:
         holds: dict[str, HeldBack] = {}
         for request in requests:
             if request.service_name not in unfinished:
-                spent = self._spent_budget(request.service_name, self._policy_for(request), now)
+                spent = self._spent_budget(request.service_name, self.policy_for(request), now)
                 if spent is not None:
                     holds[request.service_name] = spent
         if not holds:
             return {}
-        depends = {r.service_name: self._policy_for(r).depends_on for r in requests}
+        depends = {r.service_name: self.policy_for(r).depends_on for r in requests}
         blocked: dict[str, HeldBack] = {}
         changed = True
         while changed:  # to a fixed point: dependents of dependents too
@@ -441,7 +457,7 @@ class RecoveryLedger:
                     "breaker opens again or someone schedules it"
                 ),
             )
-        held = self._spent_budget(name, self._policy_for(input), now)
+        held = self._spent_budget(name, self.policy_for(input), now)
         if held is not None:
             self.state.held_back[name] = held
             return ScheduleRecoveryResult(
@@ -475,7 +491,7 @@ class RecoveryLedger:
                 service_name=name, outcome="already_running", state=active.task.state.value
             )
         self.state.held_back.pop(name, None)
-        policy = self._policy_for(input)
+        policy = self.policy_for(input)
         task = index.get(name) if index is not None else self.queued(name)
         outcome: ScheduleOutcome
         if task is not None:
@@ -503,7 +519,7 @@ class RecoveryLedger:
             reason=self._waiting_reason(waiting) if waiting else None,
         )
 
-    def _policy_for(self, input: ScheduleRecoveryInput) -> RecoveryPolicy:
+    def policy_for(self, input: ScheduleRecoveryInput) -> RecoveryPolicy:
         """The policy passed in, else the one set for the service, else the default."""
         return input.policy or self.state.policies.get(input.service_name) or self.config.default_policy
 
@@ -832,7 +848,7 @@ class RecoveryLedger:
     def _append(self, result: RecoveryResult) -> None:
         if result.error_message is not None and len(result.error_message) > MAX_MESSAGE:
             result = result.model_copy(
-                update={"error_message": result.error_message[: MAX_MESSAGE - 1] + "…"}
+                update={"error_message": clipped(result.error_message, MAX_MESSAGE)}
             )
         self.state.recent_history.append(result)
         self._trim_history()
@@ -879,10 +895,7 @@ class RecoveryLedger:
 
     def reject(self, message: str, now: datetime) -> None:
         """Keep a refused request where ``get_configuration`` shows it (the last few)."""
-        entry = f"{now.isoformat()} {message}"
-        if len(entry) > MAX_MESSAGE:
-            entry = entry[: MAX_MESSAGE - 1] + "…"
-        self.state.rejected_signals.append(entry)
+        self.state.rejected_signals.append(clipped(f"{now.isoformat()} {message}", MAX_MESSAGE))
         del self.state.rejected_signals[:-MAX_REJECTED_SIGNALS]
 
     def fit_for_hand_over(self) -> None:

@@ -32,6 +32,15 @@ _BY_NAME: dict[str, type[RecoveryOrchestratorError]] = {
 }
 
 
+def clipped(text: str, limit: int) -> str:
+    """Return ``text`` cut to ``limit`` characters, the cut marked with an ellipsis.
+
+    For what quotes input back (an error, a log line, a rejection kept in state): a
+    hostile megabyte must not be repeated into every message that mentions it.
+    """
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
 def to_application_error(err: RecoveryOrchestratorError) -> ApplicationError:
     """Return the non-retryable ``ApplicationError`` that carries ``err`` through Temporal."""
     return ApplicationError(str(err), type=type(err).__name__, non_retryable=True)

@@ -54,6 +54,7 @@ from workflows.errors import (
     RECOVERY_FAILED,
     RecoveryOrchestratorError,
     RecoveryValidationError,
+    clipped,
     to_application_error,
 )
 from workflows.models import (
@@ -135,6 +136,22 @@ PATCH_INPUT_RULES_0_6 = "input-rules-0.6"
 # later records this one patch instead, in its first task, and every patch above is in
 # force for it; a run from before replays the patches it recorded, one by one.
 PATCH_ALL_OF_0_7 = "recovery-0.7"
+# The patches 0.7 shipped, and so the only ones recovery-0.7 puts in force: a patch added
+# later must still record its own marker in a 0.7 run, or that run's replay would take
+# the new branch its recorded history never took.
+PATCHES_IN_0_7 = frozenset(
+    {
+        REFUSE_FOREIGN_ID_PATCH,
+        PATCH_CANCEL_BEFORE_RESET,
+        PATCH_REOPEN_ON_CANCEL,
+        PATCH_BOUNDED_INPUT,
+        PATCH_FAILED_ENDS_FAILED,
+        PATCH_REOPEN_ON_TEMPORAL_CANCEL,
+        PATCH_REPORT_STATE_CHANGES_ONLY,
+        PATCH_LOCAL_BREAKER_WRITES,
+        PATCH_INPUT_RULES_0_6,
+    }
+)
 # What a summary or the current details may show of a URL, a reason, an error.
 MAX_SHOWN = 200
 
@@ -198,8 +215,14 @@ class ServiceRecovery:
             self._last_error = str(self._refusal)
 
     def _patched(self, patch_id: str) -> bool:
-        """Whether ``patch_id``'s change is in force: always, for a run started on 0.7 or later."""
-        return self._since_0_7 or workflow.patched(patch_id)
+        """Whether ``patch_id``'s change is in force.
+
+        A patch 0.7 shipped is in force for every run started on 0.7 or later, with no
+        marker of its own; any other patch is asked on its own, as ``workflow.patched``.
+        """
+        if self._since_0_7 and patch_id in PATCHES_IN_0_7:
+            return True
+        return workflow.patched(patch_id)
 
     @workflow.run
     async def run(self, *args: Any) -> RecoveryResult:
@@ -350,16 +373,14 @@ class ServiceRecovery:
     def _ignore(self, signal: str, why: str) -> None:
         """Record a signal that was refused or changed nothing (the last few are kept)."""
         entry = f"{workflow.now().isoformat()} {signal}: {why}"
-        if len(entry) > MAX_IGNORED_ENTRY:
-            entry = entry[: MAX_IGNORED_ENTRY - 1] + "…"
-        self._ignored_signals.append(entry)
+        self._ignored_signals.append(clipped(entry, MAX_IGNORED_ENTRY))
         del self._ignored_signals[:-MAX_IGNORED_SIGNALS]
         workflow.logger.warning(
             "%s Recovery of '%s': signal %s: %s",
             LOG_PREFIX,
             self._input.service_name,
             signal,
-            why[:MAX_IGNORED_ENTRY],
+            clipped(why, MAX_IGNORED_ENTRY),
         )
 
     def _refuse(self, err: RecoveryOrchestratorError) -> ApplicationError:
@@ -774,8 +795,7 @@ def _stand_in_input() -> ServiceRecoveryInput:
 
 def _shown(text: str | None) -> str:
     """Return text cut to what a summary or the current details should show."""
-    text = text or ""
-    return text if len(text) <= MAX_SHOWN else text[: MAX_SHOWN - 1] + "…"
+    return clipped(text or "", MAX_SHOWN)
 
 
 def _check_summary(check: HealthCheck | None) -> str:

@@ -260,6 +260,13 @@ def test_the_allow_list_format_and_its_errors() -> None:
     for bad in ("10.0.0.0/33", "*", "http://x", "a b"):
         with pytest.raises(ValueError, match=ALLOWED_TARGETS_ENV):
             TargetAllowList.parse(bad)
+    # 10.1.2.3/8 would silently allow all of 10.0.0.0/8.
+    with pytest.raises(ValueError, match="host bits set"):
+        TargetAllowList.parse("10.1.2.3/8")
+    # Names a URL parser reads as addresses (0x7f.1 is 127.0.0.1) are not names.
+    for shorthand in ("0x7f.1", "0X7F000001", "internal.10"):
+        with pytest.raises(ValueError, match="shorthand"):
+            TargetAllowList.parse(shorthand)
 
 
 async def test_a_bad_allow_list_stops_the_worker_before_it_connects(tmp_path: Path) -> None:
