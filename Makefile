@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: dev test bench typecheck screenshots clean
+.PHONY: dev test bench typecheck screenshots hostile-doc clean
 
 $(STAMP): pyproject.toml
 	test -d $(VENV) || $(PYTHON) -m venv $(VENV)
@@ -29,6 +29,10 @@ bench: $(STAMP)
 # docs/web-ui.md's pictures, from a private dev server and headless Chromium (apt: chromium).
 screenshots: $(STAMP)
 	$(BIN)/python scripts/web_ui_screenshots.py
+
+# docs/hostile-input.md from a full run of the hostile-input table (make test only prints it).
+hostile-doc: $(STAMP)
+	RECOVERY_HOSTILE_DOC=write $(BIN)/python -m pytest tests/reliability/test_hostile_input.py
 
 clean:
 	rm -rf $(VENV) .recovery build *.egg-info

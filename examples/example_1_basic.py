@@ -22,6 +22,8 @@ async def main():
     status = await orchestrator.get_recovery_status()
     print(status)
 
+    # As in the reference: stops the namespace's coordinator and cancels every unfinished
+    # recovery in it. Against a shared namespace, end with `await orchestrator.close()`.
     await orchestrator.stop()
 
 asyncio.run(main())

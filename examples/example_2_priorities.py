@@ -37,6 +37,8 @@ async def main():
             break
         await asyncio.sleep(1)
 
+    # As in the reference: stops the namespace's coordinator and cancels every unfinished
+    # recovery in it. Against a shared namespace, end with `await orchestrator.close()`.
     await orchestrator.stop()
 
 if __name__ == "__main__":

@@ -41,6 +41,8 @@ async def main():
         policy=policy,
     )
 
+    # As in the reference: stops the namespace's coordinator and cancels every unfinished
+    # recovery in it. Against a shared namespace, end with `await orchestrator.close()`.
     await orchestrator.stop()
 
 if __name__ == "__main__":

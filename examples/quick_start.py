@@ -25,6 +25,8 @@ async def main():
     print(f"Active recoveries: {status['active_recoveries']}")
 
     # Stop orchestrator
+    # As in the reference: stops the namespace's coordinator and cancels every unfinished
+    # recovery in it. Against a shared namespace, end with `await orchestrator.close()`.
     await orchestrator.stop()
 
 asyncio.run(main())

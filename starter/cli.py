@@ -226,8 +226,19 @@ async def cmd_policy_set(ctx: Context) -> Any:
 
 
 async def cmd_configure(ctx: Context) -> Any:
-    """Change the coordinator's slots or history size, or start it again after a stop."""
+    """Change the coordinator's slots or history size, or start it again after a stop.
+
+    With no option, only show the settings, the slots in use and the requests the
+    coordinator refused lately (``rejected_signals``): a read, not an update.
+    """
     args = ctx.args
+    if args.max_concurrent is None and args.history_size is None and not args.start:
+        coordinator = await ctx.coordinator()
+        configuration = await coordinator.get_configuration()
+        if configuration is None:
+            await ctx.check_namespace()
+            raise CliError(f"no coordinator {args.coordinator_id!r}: is a worker running?")
+        return configuration
     request = ConfigureInput(
         max_concurrent_recoveries=args.max_concurrent,
         recent_history_size=args.history_size,
@@ -270,7 +281,7 @@ async def cmd_dev(ctx: Context) -> Any:
     from starter.services_file import load_services_from_env
 
     load_services_from_env()  # a bad services file is bad input: said before anything starts
-    if await run_dev(ctx.args.port, ctx.args.ui_port):
+    if await run_dev(ctx.args.port, ctx.args.ui_port, ctx.args.metrics_port):
         raise CliError("dev mode stopped because the server or the worker exited")
     return None
 
@@ -382,7 +393,10 @@ def build_cli() -> click.Group:
             "dev",
             cmd_dev,
             "Start the embedded Temporal server and a worker",
-            ["recoveryctl dev", "recoveryctl dev --port 7244 --ui-port 8244"],
+            [
+                "recoveryctl dev",
+                "recoveryctl dev --port 7244 --ui-port 8244 --metrics-port 9475",
+            ],
             [
                 click.Option(
                     ["--port"],
@@ -397,6 +411,12 @@ def build_cli() -> click.Group:
                     metavar="PORT",
                     default=8233,
                     show_default=True,
+                ),
+                click.Option(
+                    ["--metrics-port"],
+                    type=click.IntRange(1, 65535),
+                    metavar="PORT",
+                    help="the worker's Prometheus port [default: $RECOVERY_METRICS_BIND, else 9464]",
                 ),
             ],
             details="State lives under .recovery/; stopping and starting again resumes every recovery.",
@@ -506,8 +526,12 @@ def build_cli() -> click.Group:
         _command(
             "configure",
             cmd_configure,
-            "Change slots or history size; --start after a stop",
-            ["recoveryctl configure --max-concurrent 3", "recoveryctl configure --start"],
+            "Show settings and refused requests; change slots or history size; --start after a stop",
+            [
+                "recoveryctl configure",
+                "recoveryctl configure --max-concurrent 3",
+                "recoveryctl configure --start",
+            ],
             [
                 click.Option(["--max-concurrent"], type=int, help="recoveries running at once"),
                 click.Option(["--history-size"], type=int, help="finished recoveries kept"),

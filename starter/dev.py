@@ -12,6 +12,7 @@ import asyncio
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 from collections.abc import AsyncIterator, Mapping
@@ -60,7 +61,10 @@ def server_command(state_dir: Path = STATE_DIR, port: int = GRPC_PORT, ui_port: 
 
 
 async def wait_for_server(
-    address: str, timeout: float = 60.0, server: subprocess.Popen[bytes] | None = None
+    address: str,
+    timeout: float = 60.0,
+    server: subprocess.Popen[bytes] | None = None,
+    namespace: str | None = None,
 ) -> Client:
     """Connect to the dev server once it answers; fail after ``timeout`` seconds.
 
@@ -70,7 +74,7 @@ async def wait_for_server(
     deadline = asyncio.get_running_loop().time() + timeout
     while True:
         try:
-            return await connect(target_host=address)
+            return await connect(target_host=address, namespace=namespace)
         except RuntimeError:
             if server is not None and server.poll() is not None:
                 raise SystemExit(
@@ -80,6 +84,29 @@ async def wait_for_server(
             if asyncio.get_running_loop().time() > deadline:
                 raise SystemExit(f"Temporal dev server did not answer at {address} in {timeout:.0f}s")
             await asyncio.sleep(0.5)
+
+
+def check_ports_free(ports: Mapping[str, int]) -> None:
+    """Refuse to start when a port is taken, naming it and the option that moves it.
+
+    Otherwise a second ``make dev`` would find the first one's server answering, print
+    its banner and run a worker against a server it does not own, while its own server
+    exits unseen.
+
+    Raises:
+        SystemExit: with the first port in use.
+    """
+    for option, port in ports.items():
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+            # As servers bind: connections of a server just stopped (TIME_WAIT) do not count.
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            try:
+                probe.bind(("127.0.0.1", port))
+            except OSError:
+                raise SystemExit(
+                    f"port {port} is already in use (another `make dev`?): stop it, or pick "
+                    f"free ports, e.g. `recoveryctl dev {option} {port + 11}`"
+                ) from None
 
 
 def worker_command() -> list[str]:
@@ -121,8 +148,13 @@ async def embedded_temporal(
         SystemExit: the server exited, or did not answer within 60 s.
     """
     STATE_DIR.mkdir(exist_ok=True)
-    env = dict(os.environ)
-    env.setdefault("TEMPORAL_ADDRESS", f"localhost:{port}")
+    check_ports_free({"--port": port, "--ui-port": ui_port})
+    address = f"127.0.0.1:{port}"
+    # The worker serves the server started here, whatever the shell points at: a
+    # TEMPORAL_ADDRESS (or API key, TLS or namespace) left from a real cluster must not
+    # send the dev worker there.
+    env = {name: value for name, value in os.environ.items() if not name.startswith("TEMPORAL_")}
+    env.update(TEMPORAL_ADDRESS=address, TEMPORAL_NAMESPACE="default")
     env.setdefault("RECOVERY_CIRCUIT_STORE", f"sqlite:///{STATE_DIR}/breakers.db")
     env.update(worker_env or {})
     # A session of their own: the terminal's Ctrl-C reaches us only, and we stop them in order.
@@ -131,7 +163,7 @@ async def embedded_temporal(
     )
     worker: subprocess.Popen[bytes] | None = None
     try:
-        client = await wait_for_server(env["TEMPORAL_ADDRESS"], server=server)
+        client = await wait_for_server(address, server=server, namespace="default")
         await ensure_search_attributes(client)
         worker = subprocess.Popen(
             worker_command(), env=env, start_new_session=True, stdout=log, stderr=log
@@ -147,18 +179,35 @@ async def embedded_temporal(
                     process.kill()
 
 
-async def run_dev(port: int = GRPC_PORT, ui_port: int = UI_PORT) -> int:
-    """Start the server, then the worker; Ctrl-C (or SIGTERM) stops both. Returns an exit code."""
+async def run_dev(
+    port: int = GRPC_PORT, ui_port: int = UI_PORT, metrics_port: int | None = None
+) -> int:
+    """Start the server, then the worker; Ctrl-C (or SIGTERM) stops both. Returns an exit code.
+
+    Args:
+        port: the server's gRPC port.
+        ui_port: the Web UI's port.
+        metrics_port: the worker's Prometheus port on 127.0.0.1; default
+            ``RECOVERY_METRICS_BIND``, else 9464.
+    """
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
-    metrics = os.environ.get("RECOVERY_METRICS_BIND") or f"127.0.0.1:{METRICS_PORT}"
+    if metrics_port is not None:
+        metrics = f"127.0.0.1:{metrics_port}"
+    else:
+        metrics = os.environ.get("RECOVERY_METRICS_BIND") or f"127.0.0.1:{METRICS_PORT}"
+    ports = {"--port": port, "--ui-port": ui_port}
+    metrics_port_given = metrics.rsplit(":", 1)[-1]
+    if metrics_port_given.isdigit():
+        ports["--metrics-port"] = int(metrics_port_given)
+    check_ports_free(ports)  # all three before anything starts
     try:
         async with embedded_temporal(
             port, ui_port, worker_env={"RECOVERY_METRICS_BIND": metrics}
         ) as embedded:
-            print(f"Temporal dev server: localhost:{port}   Web UI: http://localhost:{ui_port}", flush=True)
+            print(f"Temporal dev server: 127.0.0.1:{port}   Web UI: http://localhost:{ui_port}", flush=True)
             print(f"Worker metrics: http://{metrics}/metrics", flush=True)
             print("Worker polling task queue 'recovery-orchestrator'. Ctrl-C stops both.", flush=True)
             while not stop.is_set():

@@ -445,3 +445,30 @@ def _read_terminal(fd: int) -> str:
     finally:
         os.close(fd)
     return b"".join(chunks).decode(errors="replace")
+
+
+async def test_bare_configure_shows_refused_requests_and_changes_nothing(cli: Cli) -> None:
+    """What a malformed signal left behind is one command away, and reading it writes nothing."""
+    await cli.ctl_json("configure", "--max-concurrent", "2")  # the coordinator exists
+    code, _, err = await cli.temporal(
+        "workflow", "signal", "--workflow-id", cli.coordinator_id, "--name", "schedule_recovery",
+        "--input", json.dumps({"service_name": "ok", "priority": "high"}),
+    )
+    assert code == 0, err
+
+    async def length() -> int:
+        code, out, err = await cli.temporal(
+            "workflow", "describe", "--workflow-id", cli.coordinator_id, "-o", "json"
+        )
+        assert code == 0, err
+        return int(json.loads(out)["workflowExecutionInfo"]["historyLength"])
+
+    shown = await eventually(
+        lambda: cli.ctl_json("configure"), lambda c: c["rejected_signals"]
+    )
+    assert "priority" in shown["rejected_signals"][-1]
+    assert shown["config"]["max_concurrent_recoveries"] == 2
+    before = await length()
+    code, out, err = await cli.ctl("configure")
+    assert code == 0 and "priority" in out, err
+    assert await length() == before

@@ -1,0 +1,69 @@
+"""``recoveryctl dev`` (what ``make dev`` runs), as a process on ports of its own."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import sys
+from pathlib import Path
+
+import pytest
+
+from starter.connection import connect
+from tests.servers import free_port
+from workflows.constants import COORDINATOR_WORKFLOW_ID
+
+pytestmark = pytest.mark.timeout(90)
+RECOVERYCTL = str(Path(sys.executable).parent / "recoveryctl")
+
+
+async def _dev(cwd: Path, *ports: int) -> asyncio.subprocess.Process:
+    port, ui_port, metrics_port = ports
+    env = {
+        **os.environ,
+        # What a shell pointed at a real cluster holds: dev mode must not follow it.
+        "TEMPORAL_ADDRESS": f"127.0.0.1:{free_port()}",
+        "TEMPORAL_NAMESPACE": "production",
+    }
+    return await asyncio.create_subprocess_exec(
+        RECOVERYCTL, "dev", "--port", str(port), "--ui-port", str(ui_port),
+        "--metrics-port", str(metrics_port),
+        cwd=cwd, env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )
+
+
+async def _line_with(process: asyncio.subprocess.Process, text: str) -> str:
+    assert process.stdout is not None
+    while True:
+        line = (await asyncio.wait_for(process.stdout.readline(), 60)).decode()
+        assert line, f"recoveryctl dev ended before printing {text!r}"
+        if text in line:
+            return line
+
+
+async def test_dev_serves_its_own_server_and_refuses_a_taken_port(tmp_path: Path) -> None:
+    ports = (free_port(), free_port(), free_port())
+    first = await _dev(tmp_path, *ports)
+    try:
+        await _line_with(first, "Ctrl-C stops both")
+        client = await connect(target_host=f"127.0.0.1:{ports[0]}", namespace="default")
+        handle = client.get_workflow_handle(COORDINATOR_WORKFLOW_ID)
+        for _ in range(100):  # the worker starts the coordinator once it polls
+            try:
+                await handle.describe()
+                break
+            except Exception:
+                await asyncio.sleep(0.2)
+        assert (await handle.describe()).status is not None
+
+        second = await _dev(tmp_path / "..", *ports)
+        out, err = await asyncio.wait_for(second.communicate(), 30)
+        assert second.returncode != 0
+        assert f"port {ports[0]} is already in use" in err.decode(), err.decode()
+        assert "Temporal dev server:" not in out.decode()
+    finally:
+        first.send_signal(signal.SIGINT)
+        out, _ = await asyncio.wait_for(first.communicate(), 40)
+    assert first.returncode == 0
+    assert (tmp_path / ".recovery" / "temporal.db").exists()
