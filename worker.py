@@ -37,6 +37,7 @@ from starter.fleet_metrics import publish_fleet_gauges
 from starter.services_file import load_services_from_env
 from starter.tracing import tracing_from_env, tracing_interceptors
 from starter.watch_schedule import ensure_watch_schedule, interval_from_env, parse_interval
+from starter.worker_tuning import WorkerTuning
 from workflows.circuit_watch import CircuitWatch
 from workflows.constants import TASK_QUEUE
 from workflows.converter import worker_data_converter
@@ -74,12 +75,14 @@ def build_worker(
     task_queue: str = TASK_QUEUE,
     health_check_modules: Iterable[str] = (),
     health_check_targets: TargetAllowList | None = None,
+    tuning: WorkerTuning | None = None,
 ) -> Worker:
     """Return a worker with every workflow and activity of the product registered.
 
     Its workflows decode with ``worker_data_converter``, so that a signal whose payload
     does not decode is recorded as rejected rather than dropped by the SDK.
-    ``health_check_targets`` defaults to ``RECOVERY_HEALTH_CHECK_ALLOW``.
+    ``health_check_targets`` defaults to ``RECOVERY_HEALTH_CHECK_ALLOW``; ``tuning``
+    (``RECOVERY_WORKER_TUNING``) to the SDK's cache, concurrency and poller defaults.
     """
     breakers = CircuitBreakerActivities(store)
     checks = HealthCheckActivities(health_check_modules, health_check_targets)
@@ -101,6 +104,7 @@ def build_worker(
             checks.run_health_check,
             lookup.find_closed_runs,
         ],
+        **(tuning or WorkerTuning()).worker_options(),
     )
 
 
@@ -133,6 +137,7 @@ async def run_worker(
     store = open_store(store_url)
     services = load_services_from_env()
     modules, targets = allowed_modules_from_env(), TargetAllowList.from_env()
+    tuning = WorkerTuning.from_env()
     interval = watch_interval or interval_from_env()
     metrics_bind = metrics_bind or os.environ.get(METRICS_BIND_ENV) or None
     runtime = metrics_runtime(metrics_bind) if metrics_bind else None
@@ -147,13 +152,15 @@ async def run_worker(
         task_queue=task_queue,
         health_check_modules=modules,
         health_check_targets=targets,
+        tuning=tuning,
     )
     logger.info(
-        "polling task queue %r in namespace %r at %s (circuit store %s)",
+        "polling task queue %r in namespace %r at %s (circuit store %s; tuning: %s)",
         task_queue,
         client.namespace,
         client.service_client.config.target_host,
         store_url,
+        tuning.describe(),
     )
     async with worker:
         # The coordinator is one per namespace: make sure it runs as soon as a worker does.

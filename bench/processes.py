@@ -41,6 +41,12 @@ class WorkerProcess:
         """Return the process id."""
         return self.process.pid
 
+    def cpu_seconds(self) -> float:
+        """Return the CPU time the process has used so far (user + system)."""
+        fields = Path(f"/proc/{self.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        ticks = int(fields[11]) + int(fields[12])  # utime, stime: fields 14 and 15 of stat
+        return ticks / os.sysconf("SC_CLK_TCK")
+
     def rss_bytes(self) -> int:
         """Return the process's resident set size (``VmRSS`` in ``/proc/<pid>/status``)."""
         for line in Path(f"/proc/{self.pid}/status").read_text().splitlines():
@@ -91,17 +97,24 @@ async def _spawn(
 
 
 async def start_product_worker(
-    client: Client, address: str, task_queue: str, work_dir: Path, name: str
+    client: Client,
+    address: str,
+    task_queue: str,
+    work_dir: Path,
+    name: str,
+    settings: dict[str, str] | None = None,
 ) -> WorkerProcess:
     """Start ``worker.py`` on ``task_queue`` with a breaker store of its own; wait until it polls.
 
-    The circuit watch's schedule (one per namespace) is paused, so that no watch run
+    ``settings`` are further ``RECOVERY_*`` variables (``RECOVERY_WORKER_TUNING``). The
+    circuit watch's schedule (one per namespace) is paused, so that no watch run
     schedules the bench's open breakers behind its back.
     """
+    store = {"RECOVERY_CIRCUIT_STORE": f"sqlite:///{work_dir / name}.db"}
     worker = await _spawn(
         name,
         [sys.executable, str(ROOT / "worker.py"), "--task-queue", task_queue],
-        _environment(address, {"RECOVERY_CIRCUIT_STORE": f"sqlite:///{work_dir / name}.db"}),
+        _environment(address, {**store, **(settings or {})}),
         work_dir / f"{name}.log",
     )
     await _wait_until_polling(client, worker, task_queue)

@@ -61,8 +61,42 @@ async def measure_throughput(bench: Bench, report: Report) -> ThroughputRun:
     await asyncio.gather(*(handle.result() for handle in handles))
     theirs = time.perf_counter() - began
 
-    orchestrator, coordinator = await bench.orchestrator("throughput", slots=SLOTS)
-    prefix = f"throughput-{bench.run_id}-"
+    ours, done, error, coordinator_id, names = await time_recoveries(bench, "throughput")
+    ratio = ours / theirs
+    report.add(
+        Row(
+            f"{RECOVERIES:,} IMMEDIATE recoveries, {SLOTS} slots: wall",
+            seconds(ours) if error is None else f"> {seconds(ours)}",
+            seconds(theirs),
+            ratio,
+            [Target(f"≤ {RATIO_TARGET:g}× bare workflows", ratio, RATIO_TARGET, False, "×")],
+            error=error,
+            data={
+                "product_seconds": round(ours, 3),
+                "bare_seconds": round(theirs, 3),
+                "product_rate": round(done / ours, 2),
+                "bare_rate": round(RECOVERIES / theirs, 2),
+            },
+        )
+    )
+    return ThroughputRun(
+        coordinator_id=coordinator_id,
+        recovery_ids=[recovery_workflow_id(name) for name in names],
+        bare_ids=bare_ids,
+    )
+
+
+async def time_recoveries(
+    bench: Bench, figure: str, task_queue: str | None = None
+) -> tuple[float, int, str | None, str, list[str]]:
+    """Run the 1,000 IMMEDIATE recoveries through ``SLOTS`` slots on ``task_queue``'s worker.
+
+    Returns:
+        The wall time, how many finished, what went wrong (None: all succeeded), the
+        coordinator's workflow id and the services' names.
+    """
+    orchestrator, coordinator = await bench.orchestrator(figure, slots=SLOTS, task_queue=task_queue)
+    prefix = f"{figure}-{bench.run_id}-"
     names = [f"{prefix}{index:04d}" for index in range(RECOVERIES)]
     active = RECOVERIES
 
@@ -79,40 +113,18 @@ async def measure_throughput(bench: Bench, report: Report) -> ThroughputRun:
     error = None
     try:
         await poll_until(finished, PATIENCE, f"{RECOVERIES:,} recoveries finished")
-        ours = time.perf_counter() - began
+        wall = time.perf_counter() - began
         succeeded = await _succeeded(bench, recovery_workflow_id(prefix))
         if succeeded < RECOVERIES:
             error = f"only {succeeded:,} of {RECOVERIES:,} succeeded"
     except TimeoutError:
-        ours = time.perf_counter() - began
+        wall = time.perf_counter() - began
         error = (
-            f"stopped waiting after {ours:.0f} s: "
+            f"stopped waiting after {wall:.0f} s: "
             f"{RECOVERIES - active:,} of {RECOVERIES:,} finished"
         )
         await orchestrator.stop()  # cancel the rest: they must not load the next figures
-
-    ratio = ours / theirs
-    report.add(
-        Row(
-            f"{RECOVERIES:,} IMMEDIATE recoveries, {SLOTS} slots: wall",
-            seconds(ours) if error is None else f"> {seconds(ours)}",
-            seconds(theirs),
-            ratio,
-            [Target(f"≤ {RATIO_TARGET:g}× bare workflows", ratio, RATIO_TARGET, False, "×")],
-            error=error,
-            data={
-                "product_seconds": round(ours, 3),
-                "bare_seconds": round(theirs, 3),
-                "product_rate": round((RECOVERIES - active) / ours, 2),
-                "bare_rate": round(RECOVERIES / theirs, 2),
-            },
-        )
-    )
-    return ThroughputRun(
-        coordinator_id=coordinator.workflow_id,
-        recovery_ids=[recovery_workflow_id(name) for name in names],
-        bare_ids=bare_ids,
-    )
+    return wall, RECOVERIES - active, error, coordinator.workflow_id, names
 
 
 async def _succeeded(bench: Bench, id_prefix: str) -> int:

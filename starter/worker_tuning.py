@@ -1,0 +1,107 @@
+"""The worker's cache, concurrency and poller settings: ``RECOVERY_WORKER_TUNING``.
+
+The SDK's defaults suit one worker on a small machine (README, *Worker tuning*, has
+the figures); an operator who runs more recoveries, or fewer cores, changes them
+here without a code change: ``RECOVERY_WORKER_TUNING="max_cached_workflows=2000,
+workflow_pollers=10"``. A bad entry stops the worker before it connects, naming it.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from temporalio.worker import PollerBehaviorSimpleMaximum
+
+from workflows.models import describe_validation_error
+
+WORKER_TUNING_ENV = "RECOVERY_WORKER_TUNING"
+
+
+class WorkerTuning(BaseModel):
+    """Settings passed to ``temporalio.worker.Worker``; ``None`` keeps the SDK's default."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    # Workflow runs kept in memory between tasks (SDK default 1,000): keep it above the
+    # running recoveries plus the coordinator, or evicted runs replay on every task.
+    max_cached_workflows: int | None = Field(default=None, ge=0, le=100_000)
+    # Workflow and activity tasks run at once (SDK default 100 each).
+    max_concurrent_workflow_tasks: int | None = Field(default=None, ge=2, le=10_000)
+    max_concurrent_activities: int | None = Field(default=None, ge=1, le=10_000)
+    # Long polls held open on the task queue (SDK default 5 each).
+    workflow_pollers: int | None = Field(default=None, ge=2, le=100)
+    activity_pollers: int | None = Field(default=None, ge=1, le=100)
+
+    @model_validator(mode="after")
+    def _polls_within_slots(self) -> WorkerTuning:
+        """A poll takes a task slot: more pollers than slots would wait on themselves."""
+        tasks, pollers = self.max_concurrent_workflow_tasks, self.workflow_pollers
+        if tasks is not None and pollers is not None and pollers > tasks:
+            raise ValueError(
+                f"{WORKER_TUNING_ENV}: workflow_pollers ({pollers}) must not exceed max_concurrent_workflow_tasks "
+                f"({tasks})"
+            )
+        return self
+
+    @classmethod
+    def parse(cls, raw: str) -> WorkerTuning:
+        """Parse ``name=value`` entries separated by commas.
+
+        Raises:
+            ValueError: naming the variable and the entry or setting that is wrong.
+        """
+        values: dict[str, str] = {}
+        for entry in (part.strip() for part in raw.split(",")):
+            if not entry:
+                continue
+            name, equals, value = entry.partition("=")
+            name = name.strip()
+            if not equals or not name:
+                raise ValueError(f"{WORKER_TUNING_ENV}: {entry[:80]!r} is not name=value")
+            if name in values:
+                raise ValueError(f"{WORKER_TUNING_ENV}: {name[:80]!r} is given twice")
+            if name not in cls.model_fields:
+                raise ValueError(
+                    f"{WORKER_TUNING_ENV}: {name[:80]!r} is not a setting; the settings are "
+                    + ", ".join(cls.model_fields)
+                )
+            values[name] = value.strip()
+        try:
+            return cls.model_validate_strings(values)
+        except ValidationError as err:
+            if err.errors()[0]["type"] == "value_error":  # _polls_within_slots: says it all
+                raise ValueError(str(err.errors()[0]["ctx"]["error"])) from None
+            raise ValueError(f"{WORKER_TUNING_ENV}: {describe_validation_error(err)}") from None
+
+    @classmethod
+    def from_env(cls) -> WorkerTuning:
+        """Return the settings in this process's ``RECOVERY_WORKER_TUNING`` (none: SDK defaults)."""
+        return cls.parse(os.environ.get(WORKER_TUNING_ENV, ""))
+
+    def worker_options(self) -> dict[str, Any]:
+        """Return the settings as ``Worker(...)`` keyword arguments (only those given)."""
+        options: dict[str, Any] = {
+            name: value
+            for name in (
+                "max_cached_workflows",
+                "max_concurrent_workflow_tasks",
+                "max_concurrent_activities",
+            )
+            if (value := getattr(self, name)) is not None
+        }
+        if self.workflow_pollers is not None:
+            options["workflow_task_poller_behavior"] = PollerBehaviorSimpleMaximum(
+                self.workflow_pollers
+            )
+        if self.activity_pollers is not None:
+            options["activity_task_poller_behavior"] = PollerBehaviorSimpleMaximum(
+                self.activity_pollers
+            )
+        return options
+
+    def describe(self) -> str:
+        """Return the settings given, as the variable writes them (``SDK defaults`` if none)."""
+        given = self.model_dump(exclude_none=True)
+        return ",".join(f"{name}={value}" for name, value in given.items()) or "SDK defaults"
