@@ -525,6 +525,31 @@ async def test_a_raw_update_over_2_mb_stalls_the_coordinator_for_a_while_and_los
     await coordinator.assert_still_recovers(service, BENIGN_CAUSES | {too_large})
 
 
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize(
+    "request_body",
+    [
+        {"service_name": "ok", "x" * 1_050_000: 1},  # an unknown key a megabyte long
+        {"service_name": "ok", "policy": {"health_check": {"kind": "k" * 1_050_000}}},
+    ],
+    ids=["long-key", "long-kind"],
+)
+async def test_a_raw_update_between_1_and_2_mb_is_refused_at_once_without_echoing_it(
+    coordinator: Coordinator, request_body: dict[str, Any]
+) -> None:
+    """The refusal quotes a clipped name: with the request echoed it stays under 2 MB."""
+    payload = Payload(metadata={"encoding": b"json/plain"}, data=json.dumps(request_body).encode())
+    with pytest.raises(WorkflowUpdateFailedError) as caught:
+        await asyncio.wait_for(
+            coordinator.handle.execute_update("schedule_recovery", args=[RawValue(payload)]),
+            timeout=10,
+        )
+    message = str(caught.value.cause)
+    assert len(message) < 1000 and "…" in message, message[:300]
+    await coordinator.update("configure", {"max_concurrent_recoveries": 2})  # no wait behind it
+    await coordinator.assert_never_failed_a_task()
+
+
 # ----- B8: concurrent executes of one MANUAL recovery ---------------------------------
 
 

@@ -19,6 +19,7 @@ from workflows.coordinator_state import (
     MAX_REJECTED_SIGNALS,
     MAX_RUNNING,
     RecoveryLedger,
+    json_bytes,
 )
 from workflows.errors import RecoveryOrchestratorError, RecoveryValidationError
 from workflows.models import (
@@ -441,3 +442,22 @@ def test_automation_does_not_count_a_refused_requests_policy_as_carried() -> Non
     results = book.schedule_automatically(batch, NOW)
     assert [r.outcome for r in results] == ["no_room", "no_room"]
     assert book.carried_bytes() <= CARRIED_STATE_BUDGET
+
+
+def test_the_budget_counts_utf_8_bytes_not_characters() -> None:
+    """Temporal's 2 MB limit is in bytes: an emoji is one character and four bytes."""
+    book = ledger()
+    refused = None
+    for index in range(2000):
+        policy = RecoveryPolicy(
+            health_check={"kind": "http", "url": f"http://127.0.0.1/{index}/" + "😀" * 2000}  # type: ignore[arg-type]
+        )
+        try:
+            book.check_size(json_bytes(policy) + 20)
+        except RecoveryValidationError as err:
+            refused = err
+            break
+        book.set_policy(f"svc-{index}", policy)
+    assert refused is not None and "budget" in str(refused)
+    assert len(book.state.model_dump_json().encode()) <= CARRIED_STATE_BUDGET
+    assert book.carried_bytes() == len(book.state.model_dump_json().encode())

@@ -59,7 +59,13 @@ from workflows.coordinator_models import (
     ShutdownResult,
     StatusPageInput,
 )
-from workflows.coordinator_state import MAX_MESSAGE, ChildRef, RecoveryLedger, unknown_service
+from workflows.coordinator_state import (
+    MAX_MESSAGE,
+    ChildRef,
+    RecoveryLedger,
+    json_bytes,
+    unknown_service,
+)
 from workflows.errors import (
     RECOVERY_FAILED,
     RecoveryOrchestratorError,
@@ -330,7 +336,7 @@ class RecoveryCoordinator:
         _check_hash(input.policy.constitutional_hash, "policy setting")
         try:
             self._ledger.check_size(
-                len(input.model_dump_json()), carried=self._carried_in_this_task()
+                json_bytes(input), carried=self._carried_in_this_task()
             )
         except RecoveryOrchestratorError as err:
             raise to_application_error(err) from None

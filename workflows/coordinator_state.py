@@ -13,6 +13,8 @@ from collections.abc import Iterable
 from datetime import datetime, timedelta
 from typing import Any, NamedTuple
 
+from pydantic import BaseModel
+
 from workflows.coordinator_models import (
     ActiveRecovery,
     AttemptLog,
@@ -109,6 +111,15 @@ def _starts_before(task: RecoveryTask, other: RecoveryTask) -> bool:
     return task.queue_key < other.queue_key
 
 
+def json_bytes(model: BaseModel) -> int:
+    """Return the size of ``model`` as JSON in UTF-8: what Temporal's payload limit counts.
+
+    Not ``len`` of the JSON text: pydantic writes non-ASCII as is, so a character may
+    take up to four bytes on the wire.
+    """
+    return len(model.model_dump_json().encode())
+
+
 class GrowthEstimate:
     """About how many bytes each request of one batch adds to the carried state.
 
@@ -129,8 +140,8 @@ class GrowthEstimate:
         """Return the bytes queueing ``request`` adds, about."""
         policy = self._ledger.policy_for(request)
         carried = policy is self._ledger.config.default_policy or policy == self._carried
-        policy_bytes = 0 if carried else len(policy.model_dump_json())
-        return TASK_BYTES + len(request.service_name) + policy_bytes
+        policy_bytes = 0 if carried else json_bytes(policy)
+        return TASK_BYTES + len(request.service_name.encode()) + policy_bytes
 
     def queued(self, request: ScheduleRecoveryInput) -> None:
         """Note that ``request`` was queued: its policy is carried from now on."""
@@ -265,8 +276,8 @@ class RecoveryLedger:
     # ----- scheduling ------------------------------------------------------------------
 
     def carried_bytes(self) -> int:
-        """Return the size of the state as a continue-as-new would carry it (JSON)."""
-        return len(self.state.model_dump_json())
+        """Return the size of the state as a continue-as-new would carry it (JSON, bytes)."""
+        return json_bytes(self.state)
 
     def check_room(
         self, requests: Iterable[ScheduleRecoveryInput], *, carried: int | None = None

@@ -26,10 +26,11 @@ from pydantic import (
     field_validator,
     model_validator,
 )
+from pydantic_core import ErrorDetails
 from temporalio import workflow
 
 from workflows.constants import CONSTITUTIONAL_HASH
-from workflows.errors import RecoveryConstitutionalError, RecoveryValidationError
+from workflows.errors import RecoveryConstitutionalError, RecoveryValidationError, clipped
 
 with workflow.unsafe.imports_passed_through():
     from activities.health_check_specs import (
@@ -132,19 +133,42 @@ class RecoveryPhase(str, enum.Enum):
     FINISHED = "finished"
 
 
+# How much of a refusal may quote what it refuses: a key, a tag or a value can be a
+# megabyte long, and the refusal travels back (with the request) in one message.
+MAX_QUOTED_NAME = 80
+MAX_QUOTED_REASON = 300
+MAX_REASONS = 5
+
+
+def _reason(item: ErrorDetails) -> str:
+    """Return pydantic's message, with a quoted input clipped where it quotes one."""
+    ctx = item.get("ctx") or {}
+    if item["type"] == "union_tag_invalid":  # the only message here that repeats the input
+        tag = clipped(str(ctx.get("tag")), MAX_QUOTED_NAME)
+        return (
+            f"Input tag {tag!r} found using {ctx.get('discriminator')} does not match any "
+            f"of the expected tags: {ctx.get('expected_tags')}"
+        )
+    return item["msg"]
+
+
 def describe_validation_error(err: ValidationError) -> str:
     """Return one line naming each bad field and what was wrong with it.
 
-    Our own constraint errors keep the original's exact message.
+    Our own constraint errors keep the original's exact message. Names and reasons
+    are clipped, and past a few errors the rest are counted, not listed.
     """
     parts: list[str] = []
-    for item in err.errors():
+    errors = err.errors()
+    for item in errors[:MAX_REASONS]:
         original = (item.get("ctx") or {}).get("error")
         if isinstance(original, RecoveryValidationError):
-            parts.append(str(original))
+            parts.append(clipped(str(original), MAX_QUOTED_REASON))
             continue
-        location = ".".join(str(part) for part in item["loc"]) or "input"
-        parts.append(f"{location}: {item['msg']}")
+        location = ".".join(clipped(str(part), MAX_QUOTED_NAME) for part in item["loc"])
+        parts.append(f"{location or 'input'}: {clipped(_reason(item), MAX_QUOTED_REASON)}")
+    if len(errors) > MAX_REASONS:
+        parts.append(f"and {len(errors) - MAX_REASONS} more")
     return "; ".join(parts)
 
 
