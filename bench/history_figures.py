@@ -145,11 +145,8 @@ async def _events_row(
 
 def _additional_attempt_row(histories: list[list[HistoryEvent]]) -> Row:
     """Events from one backoff timer's firing to the next's: one more attempt and its wait."""
-    gaps = [
-        later - earlier
-        for history in histories
-        for earlier, later in zip(fired := _timers_fired(history), fired[1:])
-    ]
+    fired = [_timers_fired(history) for history in histories]
+    gaps = [later - earlier for each in fired for earlier, later in zip(each, each[1:])]
     per_attempt = sum(gaps) / len(gaps)
     return Row(
         "history events per additional attempt (timer to timer), EXPONENTIAL",
