@@ -91,11 +91,15 @@ POLICY_EXAMPLE = "'{\"max_retry_attempts\": 3}'"
 
 async def _overall_status(ctx: Context) -> dict[str, Any]:
     coordinator = await ctx.coordinator()
-    overall = await coordinator.get_recovery_status()
-    if overall is None:
+    return await _answered(ctx, await coordinator.get_recovery_status())
+
+
+async def _answered(ctx: Context, answer: dict[str, Any] | None) -> dict[str, Any]:
+    """Return a coordinator query's answer; None means there is no coordinator: say so."""
+    if answer is None:
         await ctx.check_namespace()
         raise CliError(f"no coordinator {ctx.args.coordinator_id!r}: is a worker running?")
-    return overall
+    return answer
 
 
 async def _status_view(ctx: Context) -> render.Status:
@@ -234,11 +238,7 @@ async def cmd_configure(ctx: Context) -> Any:
     args = ctx.args
     if args.max_concurrent is None and args.history_size is None and not args.start:
         coordinator = await ctx.coordinator()
-        configuration = await coordinator.get_configuration()
-        if configuration is None:
-            await ctx.check_namespace()
-            raise CliError(f"no coordinator {args.coordinator_id!r}: is a worker running?")
-        return configuration
+        return await _answered(ctx, await coordinator.get_configuration())
     request = ConfigureInput(
         max_concurrent_recoveries=args.max_concurrent,
         recent_history_size=args.history_size,

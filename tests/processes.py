@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
 import subprocess
@@ -71,3 +72,24 @@ class WorkerProcess:
         assert self.process is not None
         self.process.send_signal(signal.SIGTERM)
         return self.process.wait(timeout=30)
+
+
+async def worker_refusing_to_start(settings: dict[str, str], state_dir: Path) -> str:
+    """Run ``recovery-worker`` with ``settings`` and no server to reach; return its last line.
+
+    A bad setting must stop it at once with exit 2, before any connection attempt (no
+    server listens at the address it is given, so waiting on one would show as exit 1).
+    """
+    env = {
+        **os.environ,
+        "TEMPORAL_ADDRESS": f"127.0.0.1:{free_port()}",
+        "RECOVERY_CIRCUIT_STORE": f"sqlite:///{state_dir / 'breakers.db'}",
+        **settings,
+    }
+    process = await asyncio.create_subprocess_exec(
+        str(Path(sys.executable).parent / "recovery-worker"),
+        env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )
+    _, err = await asyncio.wait_for(process.communicate(), timeout=20)
+    assert process.returncode == 2, err.decode()
+    return err.decode().strip().splitlines()[-1]

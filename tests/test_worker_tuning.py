@@ -2,10 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-import os
-import socket
-import sys
 from pathlib import Path
 
 import pytest
@@ -14,6 +10,7 @@ from temporalio.worker import PollerBehaviorSimpleMaximum
 
 from activities.sqlite_store import SQLiteBreakerStore
 from starter.worker_tuning import WORKER_TUNING_ENV, WorkerTuning
+from tests.processes import worker_refusing_to_start
 from worker import build_worker
 
 pytestmark = pytest.mark.timeout(60)
@@ -68,19 +65,6 @@ async def test_build_worker_applies_the_tuning(
 
 
 async def test_a_bad_tuning_stops_the_worker_before_it_connects(tmp_path: Path) -> None:
-    with socket.socket() as unused:  # a loopback port nothing listens on
-        unused.bind(("127.0.0.1", 0))
-        address = f"127.0.0.1:{unused.getsockname()[1]}"
-    env = {
-        **os.environ,
-        "TEMPORAL_ADDRESS": address,
-        WORKER_TUNING_ENV: "max_cached_workflows=-5",
-        "RECOVERY_CIRCUIT_STORE": f"sqlite:///{tmp_path / 'breakers.db'}",
-    }
-    process = await asyncio.create_subprocess_exec(
-        str(Path(sys.executable).parent / "recovery-worker"),
-        env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
-    )
-    _, err = await asyncio.wait_for(process.communicate(), timeout=20)
-    assert process.returncode == 2, err.decode()
-    assert f"cannot start: {WORKER_TUNING_ENV}: max_cached_workflows" in err.decode()
+    settings = {WORKER_TUNING_ENV: "max_cached_workflows=-5"}
+    last = await worker_refusing_to_start(settings, tmp_path)
+    assert f"cannot start: {WORKER_TUNING_ENV}: max_cached_workflows" in last

@@ -14,12 +14,8 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
-import os
-import socket
-import sys
 import uuid
 from pathlib import Path
 
@@ -50,6 +46,7 @@ from activities.sqlite_store import SQLiteBreakerStore
 from starter.orchestrator import RecoveryOrchestrator
 from starter.recoveries import final_result
 from tests.conftest import orchestrator_on, running_worker
+from tests.processes import worker_refusing_to_start
 from tests.recoveries import start_recovery
 from tests.reliability.checks_servers import Answer, fault_server
 from workflows.constants import CONSTITUTIONAL_HASH, recovery_workflow_id
@@ -271,24 +268,8 @@ def test_the_allow_list_format_and_its_errors() -> None:
 
 async def test_a_bad_allow_list_stops_the_worker_before_it_connects(tmp_path: Path) -> None:
     """Exit 2 naming the variable, at once: not exit 1 after waiting on a server."""
-    with socket.socket() as unused:  # a loopback port nothing listens on
-        unused.bind(("127.0.0.1", 0))
-        address = f"127.0.0.1:{unused.getsockname()[1]}"
-    env = {
-        **os.environ,
-        "TEMPORAL_ADDRESS": address,
-        ALLOWED_TARGETS_ENV: "169.254.169.254,http://metadata",
-        "RECOVERY_CIRCUIT_STORE": f"sqlite:///{tmp_path / 'breakers.db'}",
-    }
-    process = await asyncio.create_subprocess_exec(
-        str(Path(sys.executable).parent / "recovery-worker"),
-        env=env,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    _, err = await asyncio.wait_for(process.communicate(), timeout=20)
-    assert process.returncode == 2, err.decode()
-    last = err.decode().strip().splitlines()[-1]
+    settings = {ALLOWED_TARGETS_ENV: "169.254.169.254,http://metadata"}
+    last = await worker_refusing_to_start(settings, tmp_path)
     assert f"cannot start: {ALLOWED_TARGETS_ENV}: 'http://metadata' is not a host name" in last
 
 
