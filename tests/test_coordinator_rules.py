@@ -461,3 +461,21 @@ def test_the_budget_counts_utf_8_bytes_not_characters() -> None:
     assert refused is not None and "budget" in str(refused)
     assert len(book.state.model_dump_json().encode()) <= CARRIED_STATE_BUDGET
     assert book.carried_bytes() == len(book.state.model_dump_json().encode())
+
+
+def test_a_hand_over_gives_up_attempt_logs_rather_than_fail() -> None:
+    """Attempt logs grow with reports, not requests: forged reports filled them past 2 MB."""
+    book = ledger(slots=5)
+    budget = RecoveryPolicy(max_attempts_per_hour=10_000, max_retry_attempts=1000)
+    names = [schedule(book, f"s{index}", policy=budget) for index in range(5)]
+    started(book)
+    for name in names:  # a run's report claiming 20,000 attempts: nothing bounds the claim
+        forged = report(name, 1, attempts=20_000)
+        forged.status.last_attempt_at = NOW
+        book.apply_report(forged, watched=True)
+    assert book.carried_bytes() > HAND_OVER_LIMIT
+    given_up = book.fit_for_hand_over()
+    assert "attempt times past each hourly budget" in given_up
+    assert book.carried_bytes() <= HAND_OVER_LIMIT
+    assert all(len(log.started) <= log.budget for log in book.state.attempt_logs.values())
+    assert set(book.state.active) == set(names)  # the running recoveries are all kept

@@ -187,7 +187,13 @@ class RecoveryCoordinator:
                     len(self._ledger.state.queue),
                     len(self._ledger.state.active),
                 )
-                self._ledger.fit_for_hand_over()
+                given_up = self._ledger.fit_for_hand_over()
+                if given_up:
+                    workflow.logger.warning(
+                        "%s To fit the hand-over under 2 MB the coordinator dropped %s",
+                        LOG_PREFIX,
+                        ", ".join(given_up),
+                    )
                 workflow.continue_as_new(CoordinatorInput(state=self._ledger.state))
             async with self._lock:
                 await self._start_startable()

@@ -909,17 +909,33 @@ class RecoveryLedger:
         self.state.rejected_signals.append(clipped(f"{now.isoformat()} {message}", MAX_MESSAGE))
         del self.state.rejected_signals[:-MAX_REJECTED_SIGNALS]
 
-    def fit_for_hand_over(self) -> None:
-        """Trim what can go (rejections, then the oldest history) until a hand-over fits.
+    def fit_for_hand_over(self) -> list[str]:
+        """Trim what can go until a hand-over fits; return what was given up, if anything.
 
-        The validators keep the state inside its budget; this is the last guard, so
-        that a continue-as-new is never refused for its size.
+        The validators keep the state inside its budget, but the storm guard's attempt
+        logs grow with reports, not requests (up to twice ``max_attempts_per_hour``
+        times a service; a forged report can fill them). This is the last guard, so
+        that a continue-as-new is never refused for its size: rejections, then the
+        oldest history, then each attempt log beyond its budget (the "held back until"
+        answer stays exact), then the attempt logs altogether.
         """
+        given_up: list[str] = []
         if self.carried_bytes() <= HAND_OVER_LIMIT:
-            return
+            return given_up
         self.state.rejected_signals.clear()
+        given_up.append("the rejected signals")
         while self.state.recent_history and self.carried_bytes() > HAND_OVER_LIMIT:
             del self.state.recent_history[: max(1, len(self.state.recent_history) // 4)]
+            given_up[1:] = ["the oldest recent history"]
+        if self.carried_bytes() <= HAND_OVER_LIMIT:
+            return given_up
+        for log in self.state.attempt_logs.values():
+            del log.started[: -log.budget]
+        given_up.append("attempt times past each hourly budget")
+        if self.carried_bytes() > HAND_OVER_LIMIT:
+            self.state.attempt_logs.clear()
+            given_up.append("every attempt log (the storm guard starts counting again)")
+        return given_up
 
     def _correct_late_cancel(self, active: ActiveRecovery, result: RecoveryResult) -> None:
         """Let the child's own ending replace a cancel that came too late to stop it.
