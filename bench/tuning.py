@@ -12,6 +12,7 @@ in one run; the defaults run first and last, so the drift over the run shows.
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import json
 import os
@@ -103,4 +104,8 @@ def _line(row: Measured) -> str:
 
 
 if __name__ == "__main__":
+    argparse.ArgumentParser(
+        prog="python -m bench.tuning",
+        description=__doc__.split("\n\n")[1].replace("\n", " ") if __doc__ else None,
+    ).parse_args()
     asyncio.run(main())

@@ -277,10 +277,15 @@ async def cmd_watch(ctx: Context) -> Any:
 
 async def cmd_dev(ctx: Context) -> Any:
     """Run the embedded Temporal dev server and a worker until Ctrl-C."""
+    from activities.health_checks import TargetAllowList
     from starter.dev import run_dev
     from starter.services_file import load_services_from_env
+    from starter.worker_tuning import WorkerTuning
 
-    load_services_from_env()  # a bad services file is bad input: said before anything starts
+    # The worker's settings are bad input: said before anything starts, not after the banner.
+    load_services_from_env()
+    WorkerTuning.from_env()
+    TargetAllowList.from_env()
     if await run_dev(ctx.args.port, ctx.args.ui_port, ctx.args.metrics_port):
         raise CliError("dev mode stopped because the server or the worker exited")
     return None

@@ -9,14 +9,15 @@ an async context manager, so ``recoveryctl demo`` can start what it needs too.
 from __future__ import annotations
 
 import asyncio
+import fcntl
 import os
 import shutil
 import signal
 import socket
 import subprocess
 import sys
-from collections.abc import AsyncIterator, Mapping
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Iterator, Mapping
+from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
@@ -94,8 +95,14 @@ def check_ports_free(ports: Mapping[str, int]) -> None:
     exits unseen.
 
     Raises:
-        SystemExit: with the first port in use.
+        SystemExit: with the first port in use, or two options given one port.
     """
+    options_of: dict[int, list[str]] = {}
+    for option, port in ports.items():
+        options_of.setdefault(port, []).append(option)
+    for port, options in options_of.items():
+        if len(options) > 1:
+            raise SystemExit(f"{' and '.join(options)} are both {port}: each needs a port of its own")
     for option, port in ports.items():
         with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
             # As servers bind: connections of a server just stopped (TIME_WAIT) do not count.
@@ -107,6 +114,35 @@ def check_ports_free(ports: Mapping[str, int]) -> None:
                     f"port {port} is already in use (another `make dev`?): stop it, or pick "
                     f"free ports, e.g. `recoveryctl dev {option} {port + 11}`"
                 ) from None
+
+
+@contextmanager
+def state_dir_lock(state_dir: Path = STATE_DIR) -> Iterator[None]:
+    """Hold ``state_dir`` for one embedded server: two on one SQLite file corrupt each other.
+
+    A second ``make dev`` in the same folder, on other ports, would otherwise open the
+    same ``temporal.db`` (``SQLITE_BUSY``, failed updates, two workers sharing attempts).
+    The lock goes with the process, however it ends.
+
+    Raises:
+        SystemExit: another process holds it.
+    """
+    state_dir.mkdir(exist_ok=True)
+    with open(state_dir / "dev.lock", "a+") as lock:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            lock.seek(0)
+            holder = lock.read().strip() or "another process"
+            raise SystemExit(
+                f"{state_dir}/ is in use by {holder} (another `make dev` or `recoveryctl demo` "
+                "in this folder): stop it, or run the second one from another folder, which "
+                "gets its own state"
+            ) from None
+        lock.truncate(0)
+        lock.write(f"pid {os.getpid()}")
+        lock.flush()
+        yield
 
 
 def worker_command() -> list[str]:
@@ -134,6 +170,7 @@ async def embedded_temporal(
     *,
     worker_env: Mapping[str, str] | None = None,
     log: IO[bytes] | None = None,
+    other_ports: Mapping[str, int] | None = None,
 ) -> AsyncIterator[Embedded]:
     """Start the server, then the worker; stop both on exit (SIGTERM, SIGKILL after 15 s).
 
@@ -143,12 +180,13 @@ async def embedded_temporal(
         worker_env: settings for the worker over this environment (default: the
             server started here and the SQLite store under ``.recovery/``).
         log: where both processes write; default the terminal.
+        other_ports: further ports that must be free, by the option that sets them
+            (the worker's metrics port).
 
     Raises:
-        SystemExit: the server exited, or did not answer within 60 s.
+        SystemExit: ``.recovery/`` or a port is taken, or the server exited, or did not
+            answer within 60 s.
     """
-    STATE_DIR.mkdir(exist_ok=True)
-    check_ports_free({"--port": port, "--ui-port": ui_port})
     address = f"127.0.0.1:{port}"
     # The worker serves the server started here, whatever the shell points at: a
     # TEMPORAL_ADDRESS (or API key, TLS or namespace) left from a real cluster must not
@@ -157,26 +195,28 @@ async def embedded_temporal(
     env.update(TEMPORAL_ADDRESS=address, TEMPORAL_NAMESPACE="default")
     env.setdefault("RECOVERY_CIRCUIT_STORE", f"sqlite:///{STATE_DIR}/breakers.db")
     env.update(worker_env or {})
-    # A session of their own: the terminal's Ctrl-C reaches us only, and we stop them in order.
-    server = subprocess.Popen(
-        server_command(STATE_DIR, port, ui_port), start_new_session=True, stdout=log, stderr=log
-    )
-    worker: subprocess.Popen[bytes] | None = None
-    try:
-        client = await wait_for_server(address, server=server, namespace="default")
-        await ensure_search_attributes(client)
-        worker = subprocess.Popen(
-            worker_command(), env=env, start_new_session=True, stdout=log, stderr=log
+    with state_dir_lock():
+        check_ports_free({"--port": port, "--ui-port": ui_port, **(other_ports or {})})
+        # Their own session: the terminal's Ctrl-C reaches us only, and we stop them in order.
+        server = subprocess.Popen(
+            server_command(STATE_DIR, port, ui_port), start_new_session=True, stdout=log, stderr=log
         )
-        yield Embedded(client=client, server=server, worker=worker)
-    finally:
-        for process in (worker, server):
-            if process is not None and process.poll() is None:
-                process.send_signal(signal.SIGTERM)
-                try:
-                    process.wait(timeout=15)
-                except subprocess.TimeoutExpired:
-                    process.kill()
+        worker: subprocess.Popen[bytes] | None = None
+        try:
+            client = await wait_for_server(address, server=server, namespace="default")
+            await ensure_search_attributes(client)
+            worker = subprocess.Popen(
+                worker_command(), env=env, start_new_session=True, stdout=log, stderr=log
+            )
+            yield Embedded(client=client, server=server, worker=worker)
+        finally:
+            for process in (worker, server):
+                if process is not None and process.poll() is None:
+                    process.send_signal(signal.SIGTERM)
+                    try:
+                        process.wait(timeout=15)
+                    except subprocess.TimeoutExpired:
+                        process.kill()
 
 
 async def run_dev(
@@ -198,14 +238,11 @@ async def run_dev(
         metrics = f"127.0.0.1:{metrics_port}"
     else:
         metrics = os.environ.get("RECOVERY_METRICS_BIND") or f"127.0.0.1:{METRICS_PORT}"
-    ports = {"--port": port, "--ui-port": ui_port}
     metrics_port_given = metrics.rsplit(":", 1)[-1]
-    if metrics_port_given.isdigit():
-        ports["--metrics-port"] = int(metrics_port_given)
-    check_ports_free(ports)  # all three before anything starts
+    other_ports = {"--metrics-port": int(metrics_port_given)} if metrics_port_given.isdigit() else {}
     try:
         async with embedded_temporal(
-            port, ui_port, worker_env={"RECOVERY_METRICS_BIND": metrics}
+            port, ui_port, worker_env={"RECOVERY_METRICS_BIND": metrics}, other_ports=other_ports
         ) as embedded:
             print(f"Temporal dev server: 127.0.0.1:{port}   Web UI: http://localhost:{ui_port}", flush=True)
             print(f"Worker metrics: http://{metrics}/metrics", flush=True)

@@ -14,9 +14,13 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 from temporalio.worker import PollerBehaviorSimpleMaximum
 
+from workflows.errors import clipped
 from workflows.models import describe_validation_error
 
 WORKER_TUNING_ENV = "RECOVERY_WORKER_TUNING"
+# temporalio 1.35's defaults, against which settings left out are checked.
+SDK_TASK_SLOTS = 100
+SDK_POLLERS = 5
 
 
 class WorkerTuning(BaseModel):
@@ -26,7 +30,9 @@ class WorkerTuning(BaseModel):
 
     # Workflow runs kept in memory between tasks (SDK default 1,000): keep it above the
     # running recoveries plus the coordinator, or evicted runs replay on every task.
-    max_cached_workflows: int | None = Field(default=None, ge=0, le=100_000)
+    # Below 20, workflow tasks of a few recoveries were seen timing out (10 s) while
+    # runs were evicted under them.
+    max_cached_workflows: int | None = Field(default=None, ge=20, le=100_000)
     # Workflow and activity tasks run at once (SDK default 100 each).
     max_concurrent_workflow_tasks: int | None = Field(default=None, ge=2, le=10_000)
     max_concurrent_activities: int | None = Field(default=None, ge=1, le=10_000)
@@ -36,13 +42,25 @@ class WorkerTuning(BaseModel):
 
     @model_validator(mode="after")
     def _polls_within_slots(self) -> WorkerTuning:
-        """A poll takes a task slot: more pollers than slots would wait on themselves."""
-        tasks, pollers = self.max_concurrent_workflow_tasks, self.workflow_pollers
-        if tasks is not None and pollers is not None and pollers > tasks:
-            raise ValueError(
-                f"{WORKER_TUNING_ENV}: workflow_pollers ({pollers}) must not exceed max_concurrent_workflow_tasks "
-                f"({tasks})"
-            )
+        """A poll takes a task slot: more pollers than slots would wait on themselves.
+
+        Checked against the SDK's defaults for what is left out, so that
+        ``max_concurrent_workflow_tasks=2`` alone (5 pollers) is refused too.
+        """
+        for kind, slots_name, pollers_name in (
+            ("workflow", "max_concurrent_workflow_tasks", "workflow_pollers"),
+            ("activity", "max_concurrent_activities", "activity_pollers"),
+        ):
+            slots = getattr(self, slots_name)
+            pollers = getattr(self, pollers_name)
+            slots = SDK_TASK_SLOTS if slots is None else slots
+            pollers = SDK_POLLERS if pollers is None else pollers
+            if pollers > slots:
+                raise ValueError(
+                    f"{WORKER_TUNING_ENV}: {pollers_name} ({pollers}) must not exceed "
+                    f"{slots_name} ({slots}): each {kind} poll holds a slot; lower "
+                    f"{pollers_name} too"
+                )
         return self
 
     @classmethod
@@ -73,7 +91,12 @@ class WorkerTuning(BaseModel):
         except ValidationError as err:
             if err.errors()[0]["type"] == "value_error":  # _polls_within_slots: says it all
                 raise ValueError(str(err.errors()[0]["ctx"]["error"])) from None
-            raise ValueError(f"{WORKER_TUNING_ENV}: {describe_validation_error(err)}") from None
+            first = err.errors()[0]
+            name = str(first["loc"][0]) if first["loc"] else "input"
+            shown = clipped(values.get(name, ""), 40)
+            raise ValueError(
+                f"{WORKER_TUNING_ENV}: {name}={shown!r}: {describe_validation_error(err).split(': ', 1)[-1]}"
+            ) from None
 
     @classmethod
     def from_env(cls) -> WorkerTuning:

@@ -550,6 +550,45 @@ async def test_a_raw_update_between_1_and_2_mb_is_refused_at_once_without_echoin
     await coordinator.assert_never_failed_a_task()
 
 
+def _distinct_policies_batch(prefix: str, count: int) -> dict[str, Any]:
+    """A batch whose every entry has a policy of its own (about 800 bytes each)."""
+    return {
+        "recoveries": [
+            {
+                "service_name": f"{prefix}-{index:04d}",
+                "strategy": "manual",
+                "policy": {"health_check": {"kind": "http", "url": f"http://{prefix}-{index}.example/" + "a" * 700}},
+            }
+            for index in range(count)
+        ]
+    }
+
+
+@pytest.mark.timeout(120)
+async def test_two_large_batches_in_one_workflow_task_are_not_both_let_past_the_budget(
+    dev_env: WorkflowEnvironment, store: SQLiteBreakerStore, task_queue: str
+) -> None:
+    """Validators share one measure per task: what one accepts counts against the next."""
+    client = dev_env.client
+    async with running_worker(client, store, task_queue):
+        handle = await start_coordinator(client, task_queue, max_concurrent_recoveries=2)
+        c = Coordinator(client, handle, task_queue, client.service_client.config.target_host)
+        await c.update("schedule_recoveries", _distinct_policies_batch("base", 200))
+    # No worker: both batches wait for the same first workflow task of the next worker.
+    sent = [
+        asyncio.create_task(c.update("schedule_recoveries", _distinct_policies_batch(f"b{k}", 800)))
+        for k in (1, 2)
+    ]
+    await asyncio.sleep(2)
+    async with running_worker(client, store, task_queue):
+        outcomes = await asyncio.wait_for(asyncio.gather(*sent, return_exceptions=True), 60)
+        refused = [o for o in outcomes if isinstance(o, BaseException)]
+        assert len(refused) == 1, outcomes
+        assert "budget" in str(getattr(refused[0], "cause", refused[0]))
+        await c.update("configure", {"max_concurrent_recoveries": 3})
+        await c.assert_never_failed_a_task()
+
+
 # ----- B8: concurrent executes of one MANUAL recovery ---------------------------------
 
 

@@ -479,3 +479,20 @@ def test_a_hand_over_gives_up_attempt_logs_rather_than_fail() -> None:
     assert book.carried_bytes() <= HAND_OVER_LIMIT
     assert all(len(log.started) <= log.budget for log in book.state.attempt_logs.values())
     assert set(book.state.active) == set(names)  # the running recoveries are all kept
+
+
+def test_giving_queued_entries_new_policies_counts_against_the_budget() -> None:
+    """An 'updated' entry carries its new policy: a batch of them can grow the state too."""
+    book = ledger(slots=0, queue_limit=5000)
+    names = [f"q{index}" for index in range(1000)]
+    book.check_room([ScheduleRecoveryInput(service_name=n) for n in names])
+    for name in names:
+        schedule(book, name)
+    renewed = [
+        ScheduleRecoveryInput(service_name=name, policy=_big_policy(index, 1500))
+        for index, name in enumerate(names)
+    ]
+    with pytest.raises(RecoveryValidationError, match="budget"):
+        book.check_room(renewed)
+    same = [ScheduleRecoveryInput(service_name=name, priority=2) for name in names]
+    assert book.check_room(same) == 0  # a new priority adds nothing

@@ -57,13 +57,28 @@ async def test_dev_serves_its_own_server_and_refuses_a_taken_port(tmp_path: Path
                 await asyncio.sleep(0.2)
         assert (await handle.describe()).status is not None
 
-        second = await _dev(tmp_path / "..", *ports)
+        elsewhere = tmp_path / "elsewhere"
+        elsewhere.mkdir()
+        second = await _dev(elsewhere, *ports)
         out, err = await asyncio.wait_for(second.communicate(), 30)
         assert second.returncode != 0
         assert f"port {ports[0]} is already in use" in err.decode(), err.decode()
         assert "Temporal dev server:" not in out.decode()
+        # The same folder on free ports: the same SQLite file, refused before any server starts.
+        same_folder = await _dev(tmp_path, free_port(), free_port(), free_port())
+        out, err = await asyncio.wait_for(same_folder.communicate(), 30)
+        assert same_folder.returncode != 0
+        assert f".recovery/ is in use by pid {first.pid}" in err.decode(), err.decode()
     finally:
         first.send_signal(signal.SIGINT)
         out, _ = await asyncio.wait_for(first.communicate(), 40)
     assert first.returncode == 0
     assert (tmp_path / ".recovery" / "temporal.db").exists()
+
+
+def test_two_options_given_one_port_are_named() -> None:
+    from starter.dev import check_ports_free
+
+    port = free_port()
+    with pytest.raises(SystemExit, match=f"--port and --metrics-port are both {port}"):
+        check_ports_free({"--port": port, "--ui-port": free_port(), "--metrics-port": port})

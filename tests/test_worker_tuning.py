@@ -32,14 +32,19 @@ def test_the_settings_given_reach_the_worker_and_the_rest_stay_the_sdks() -> Non
     [
         ("pollers=3", "'pollers' is not a setting; the settings are max_cached_workflows"),
         ("workflow_pollers", "'workflow_pollers' is not name=value"),
-        ("workflow_pollers=1", "workflow_pollers: Input should be greater than or equal to 2"),
-        ("max_cached_workflows=lots", "max_cached_workflows: Input should be a valid integer"),
-        ("max_cached_workflows=1e3", "max_cached_workflows: Input should be a valid integer"),
-        ("activity_pollers=0", "activity_pollers: Input should be greater than or equal to 1"),
+        ("workflow_pollers=1", "workflow_pollers='1': Input should be greater than or equal to 2"),
+        ("max_cached_workflows=lots", "max_cached_workflows='lots': Input should be a valid integer"),
+        ("max_cached_workflows=1e3", "max_cached_workflows='1e3': Input should be a valid integer"),
+        ("max_cached_workflows=1", "max_cached_workflows='1': Input should be greater than or equal to 20"),
+        ("activity_pollers=0", "activity_pollers='0': Input should be greater than or equal to 1"),
         ("workflow_pollers=3,workflow_pollers=4", "'workflow_pollers' is given twice"),
         (
             "max_concurrent_workflow_tasks=4,workflow_pollers=5",
             "workflow_pollers (5) must not exceed max_concurrent_workflow_tasks (4)",
+        ),
+        (  # the pollers left out are the SDK's 5
+            "max_concurrent_activities=3",
+            "activity_pollers (5) must not exceed max_concurrent_activities (3)",
         ),
     ],
 )
@@ -55,11 +60,11 @@ async def test_build_worker_applies_the_tuning(
 ) -> None:
     tuned = build_worker(
         dev_env.client, store, task_queue="tuning",
-        tuning=WorkerTuning.parse("max_cached_workflows=7,max_concurrent_activities=3"),
+        tuning=WorkerTuning.parse("max_cached_workflows=70,max_concurrent_activities=30"),
     )
     config = tuned.config()
-    assert config.get("max_cached_workflows") == 7
-    assert config.get("max_concurrent_activities") == 3
+    assert config.get("max_cached_workflows") == 70
+    assert config.get("max_concurrent_activities") == 30
     plain = build_worker(dev_env.client, store, task_queue="plain").config()
     assert plain.get("max_cached_workflows") == 1000  # the SDK's default, untouched
 

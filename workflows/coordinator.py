@@ -341,11 +341,10 @@ class RecoveryCoordinator:
         _check_hash(input.constitutional_hash, "policy setting")
         _check_hash(input.policy.constitutional_hash, "policy setting")
         try:
-            self._ledger.check_size(
-                json_bytes(input), carried=self._carried_in_this_task()
-            )
+            self._ledger.check_size(json_bytes(input), carried=self._carried_in_this_task())
         except RecoveryOrchestratorError as err:
             raise to_application_error(err) from None
+        self._accepted_in_this_task(json_bytes(input))
 
     @workflow.update(name="configure")
     def configure(self, *args: Any) -> CoordinatorConfig:
@@ -435,6 +434,7 @@ class RecoveryCoordinator:
         state = self._ledger.state
         return {
             "config": state.config.model_dump(mode="json"),
+            "orchestrator_running": state.orchestrator_running,
             "slots_in_use": self._ledger.slots_in_use(),
             "unfinished": self._ledger.unfinished_count(),
             "rejected_signals": list(state.rejected_signals),
@@ -475,20 +475,30 @@ class RecoveryCoordinator:
         """Refuse what does not fit; an update's validator may use this task's measure."""
         try:
             carried = self._carried_in_this_task() if validating else None
-            self._ledger.check_room(requests, carried=carried)
+            added = self._ledger.check_room(requests, carried=carried)
         except RecoveryOrchestratorError as err:
             raise to_application_error(err) from None
+        if validating:
+            self._accepted_in_this_task(added)
 
     def _carried_in_this_task(self) -> int:
         """Return the carried state's size, measured once per workflow task.
 
-        Only for update validators, which are not replayed: nothing replayed may
-        depend on when this was measured.
+        Plus what the updates validated since in the same task will add (their handlers
+        run after the validators): two batches of about 1 MB in one task must not both
+        pass against the same measure. Only for update validators, which are not
+        replayed: nothing replayed may depend on when this was measured.
         """
         task = workflow.info().get_current_history_length()
         if self._carried_measure is None or self._carried_measure[0] != task:
             self._carried_measure = (task, self._ledger.carried_bytes())
         return self._carried_measure[1]
+
+    def _accepted_in_this_task(self, added: int) -> None:
+        """Count an update just validated into this task's measure."""
+        if self._carried_measure is not None:
+            task, size = self._carried_measure
+            self._carried_measure = (task, size + added)
 
     # ----- internals -----------------------------------------------------------------
 

@@ -147,6 +147,15 @@ class GrowthEstimate:
         """Note that ``request`` was queued: its policy is carried from now on."""
         self._carried = self._ledger.policy_for(request)
 
+    def new_policy(self, request: ScheduleRecoveryInput, current: RecoveryPolicy) -> int:
+        """Return what updating a queued entry to ``request`` adds: a policy it did not have."""
+        policy = self._ledger.policy_for(request)
+        unchanged = policy == current or policy is self._ledger.config.default_policy
+        if unchanged or policy == self._carried:
+            return 0
+        self._carried = policy
+        return json_bytes(policy)
+
     def total(self, requests: Iterable[ScheduleRecoveryInput]) -> int:
         """Return the bytes queueing all of ``requests`` adds, about."""
         size = 0
@@ -281,20 +290,35 @@ class RecoveryLedger:
 
     def check_room(
         self, requests: Iterable[ScheduleRecoveryInput], *, carried: int | None = None
-    ) -> None:
+    ) -> int:
         """Refuse scheduling past ``queue_limit`` or past what a hand-over can carry.
+
+        A request for a service already queued grows the state too when it gives the
+        entry a new policy: that is counted as well.
 
         Args:
             requests: What is to be scheduled.
             carried: ``carried_bytes()`` if the caller knows it already (see ``check_size``).
 
+        Returns:
+            About how many bytes the requests add (what ``carried`` must grow by when
+            the same workflow task checks another request against it).
+
         Raises:
             RecoveryValidationError: saying what is full and how to make room.
         """
+        requests = list(requests)
         unfinished = self.unfinished_names()
         new = {r.service_name: r for r in requests if r.service_name not in unfinished}
         self._check_count(len(unfinished), len(new))
-        self.check_size(GrowthEstimate(self).total(new.values()), carried=carried)
+        queued = self.queue_index()
+        requeued = {r.service_name: r for r in requests if r.service_name in queued}
+        estimate = GrowthEstimate(self)
+        added = estimate.total(new.values()) + sum(
+            estimate.new_policy(request, queued[name].policy) for name, request in requeued.items()
+        )
+        self.check_size(added, carried=carried)
+        return added
 
     def _check_count(self, held: int, more: int) -> None:
         limit = self.config.queue_limit
