@@ -739,8 +739,9 @@ async def _run_with_timeout(invocation: Invocation) -> Any:
     task.cancel()
     await asyncio.gather(task, return_exceptions=True)
     raise CliError(
-        f"no answer within {args.timeout:g}s (what was sent may still take effect): is a worker "
-        f"polling task queue {args.task_queue!r}? To wait longer, raise --timeout"
+        f"no answer within {args.timeout:g}s: is a worker polling task queue "
+        f"{args.task_queue!r}? A change this command sent may still take effect; to wait "
+        f"longer, raise --timeout"
     )
 
 

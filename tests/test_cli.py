@@ -472,3 +472,20 @@ async def test_bare_configure_shows_refused_requests_and_changes_nothing(cli: Cl
     code, out, err = await cli.ctl("configure")
     assert code == 0 and "priority" in out, err
     assert await length() == before
+
+
+async def test_no_worker_polling_is_said_after_the_timeout(
+    cli: Cli, dev_env: WorkflowEnvironment
+) -> None:
+    """A coordinator whose task queue nobody polls: the read gives up and says why."""
+    queue = f"{cli.task_queue}-unpolled"
+    await dev_env.client.start_workflow(
+        "RecoveryCoordinator", id=f"coordinator-{queue}", task_queue=queue
+    )
+    code, _, err = await cli.run(
+        str(Path(sys.executable).parent / "recoveryctl"),
+        "--coordinator-id", f"coordinator-{queue}", "--task-queue", queue, "--timeout", "1",
+        "status",
+    )
+    assert code == 1, err
+    assert f"no answer within 1s: is a worker polling task queue {queue!r}?" in err
