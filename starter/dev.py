@@ -240,10 +240,12 @@ async def run_dev(
         metrics = os.environ.get("RECOVERY_METRICS_BIND") or f"127.0.0.1:{METRICS_PORT}"
     metrics_port_given = metrics.rsplit(":", 1)[-1]
     other_ports = {"--metrics-port": int(metrics_port_given)} if metrics_port_given.isdigit() else {}
+    ran = False
     try:
         async with embedded_temporal(
             port, ui_port, worker_env={"RECOVERY_METRICS_BIND": metrics}, other_ports=other_ports
         ) as embedded:
+            ran = True
             print(f"Temporal dev server: 127.0.0.1:{port}   Web UI: http://localhost:{ui_port}", flush=True)
             print(f"Worker metrics: http://{metrics}/metrics", flush=True)
             print("Worker polling task queue 'recovery-orchestrator'. Ctrl-C stops both.", flush=True)
@@ -257,4 +259,8 @@ async def run_dev(
                     pass
             return 0
     finally:
-        print("Stopped. State is kept in .recovery/: `make dev` again resumes every recovery.", flush=True)
+        if ran:  # a refusal to start has nothing to say about the state
+            print(
+                "Stopped. State is kept in .recovery/: `make dev` again resumes every recovery.",
+                flush=True,
+            )

@@ -63,7 +63,7 @@ async def test_dev_serves_its_own_server_and_refuses_a_taken_port(tmp_path: Path
         out, err = await asyncio.wait_for(second.communicate(), 30)
         assert second.returncode != 0
         assert f"port {ports[0]} is already in use" in err.decode(), err.decode()
-        assert "Temporal dev server:" not in out.decode()
+        assert "Temporal dev server:" not in out.decode() and "Stopped." not in out.decode()
         # The same folder on free ports: the same SQLite file, refused before any server starts.
         same_folder = await _dev(tmp_path, free_port(), free_port(), free_port())
         out, err = await asyncio.wait_for(same_folder.communicate(), 30)
@@ -73,6 +73,7 @@ async def test_dev_serves_its_own_server_and_refuses_a_taken_port(tmp_path: Path
         first.send_signal(signal.SIGINT)
         out, _ = await asyncio.wait_for(first.communicate(), 40)
     assert first.returncode == 0
+    assert "Stopped. State is kept in .recovery/" in out.decode()
     assert (tmp_path / ".recovery" / "temporal.db").exists()
 
 
