@@ -340,11 +340,12 @@ class RecoveryCoordinator:
         input = _decode(SetRecoveryPolicyInput, args, "set_recovery_policy")
         _check_hash(input.constitutional_hash, "policy setting")
         _check_hash(input.policy.constitutional_hash, "policy setting")
+        size = json_bytes(input)
         try:
-            self._ledger.check_size(json_bytes(input), carried=self._carried_in_this_task())
+            self._ledger.check_size(size, carried=self._carried_in_this_task())
         except RecoveryOrchestratorError as err:
             raise to_application_error(err) from None
-        self._accepted_in_this_task(json_bytes(input))
+        self._accepted_in_this_task(size)
 
     @workflow.update(name="configure")
     def configure(self, *args: Any) -> CoordinatorConfig:
