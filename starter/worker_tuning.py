@@ -15,7 +15,6 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 from temporalio.worker import PollerBehaviorSimpleMaximum
 
 from workflows.errors import clipped
-from workflows.models import describe_validation_error
 
 WORKER_TUNING_ENV = "RECOVERY_WORKER_TUNING"
 # temporalio 1.35's defaults, against which settings left out are checked.
@@ -94,9 +93,7 @@ class WorkerTuning(BaseModel):
             first = err.errors()[0]
             name = str(first["loc"][0]) if first["loc"] else "input"
             shown = clipped(values.get(name, ""), 40)
-            raise ValueError(
-                f"{WORKER_TUNING_ENV}: {name}={shown!r}: {describe_validation_error(err).split(': ', 1)[-1]}"
-            ) from None
+            raise ValueError(f"{WORKER_TUNING_ENV}: {name}={shown!r}: {first['msg']}") from None
 
     @classmethod
     def from_env(cls) -> WorkerTuning:
