@@ -88,9 +88,9 @@ class WorkerTuning(BaseModel):
         try:
             return cls.model_validate_strings(values)
         except ValidationError as err:
-            if err.errors()[0]["type"] == "value_error":  # _polls_within_slots: says it all
-                raise ValueError(str(err.errors()[0]["ctx"]["error"])) from None
             first = err.errors()[0]
+            if first["type"] == "value_error":  # _polls_within_slots: its message says it all
+                raise ValueError(str(first["ctx"]["error"])) from None
             name = str(first["loc"][0]) if first["loc"] else "input"
             shown = clipped(values.get(name, ""), 40)
             raise ValueError(f"{WORKER_TUNING_ENV}: {name}={shown!r}: {first['msg']}") from None
