@@ -46,6 +46,17 @@ class ThroughputRun:
     bare_ids: list[str]
 
 
+@dataclass(frozen=True)
+class TimedRecoveries:
+    """One run of the recoveries: how long, how many finished, and what went wrong."""
+
+    wall_seconds: float
+    finished: int
+    error: str | None  # None: all succeeded
+    coordinator_id: str
+    service_names: list[str]
+
+
 async def measure_throughput(bench: Bench, report: Report) -> ThroughputRun:
     """Add the throughput row; return the workflows it ran."""
     bare_ids = [f"bare-recovery-{bench.run_id}-{index:04d}" for index in range(RECOVERIES)]
@@ -61,7 +72,8 @@ async def measure_throughput(bench: Bench, report: Report) -> ThroughputRun:
     await asyncio.gather(*(handle.result() for handle in handles))
     theirs = time.perf_counter() - began
 
-    ours, done, error, coordinator_id, names = await time_recoveries(bench, "throughput")
+    timed = await time_recoveries(bench, "throughput")
+    ours, error = timed.wall_seconds, timed.error
     ratio = ours / theirs
     report.add(
         Row(
@@ -74,27 +86,22 @@ async def measure_throughput(bench: Bench, report: Report) -> ThroughputRun:
             data={
                 "product_seconds": round(ours, 3),
                 "bare_seconds": round(theirs, 3),
-                "product_rate": round(done / ours, 2),
+                "product_rate": round(timed.finished / ours, 2),
                 "bare_rate": round(RECOVERIES / theirs, 2),
             },
         )
     )
     return ThroughputRun(
-        coordinator_id=coordinator_id,
-        recovery_ids=[recovery_workflow_id(name) for name in names],
+        coordinator_id=timed.coordinator_id,
+        recovery_ids=[recovery_workflow_id(name) for name in timed.service_names],
         bare_ids=bare_ids,
     )
 
 
 async def time_recoveries(
     bench: Bench, figure: str, task_queue: str | None = None
-) -> tuple[float, int, str | None, str, list[str]]:
-    """Run the 1,000 IMMEDIATE recoveries through ``SLOTS`` slots on ``task_queue``'s worker.
-
-    Returns:
-        The wall time, how many finished, what went wrong (None: all succeeded), the
-        coordinator's workflow id and the services' names.
-    """
+) -> TimedRecoveries:
+    """Run the 1,000 IMMEDIATE recoveries through ``SLOTS`` slots on ``task_queue``'s worker."""
     orchestrator, coordinator = await bench.orchestrator(figure, slots=SLOTS, task_queue=task_queue)
     prefix = f"{figure}-{bench.run_id}-"
     names = [f"{prefix}{index:04d}" for index in range(RECOVERIES)]
@@ -124,7 +131,7 @@ async def time_recoveries(
             f"{RECOVERIES - active:,} of {RECOVERIES:,} finished"
         )
         await orchestrator.stop()  # cancel the rest: they must not load the next figures
-    return wall, RECOVERIES - active, error, coordinator.workflow_id, names
+    return TimedRecoveries(wall, RECOVERIES - active, error, coordinator.workflow_id, names)
 
 
 async def _succeeded(bench: Bench, id_prefix: str) -> int:

@@ -59,14 +59,14 @@ async def measure(bench: Bench, index: int, raw: str) -> Measured:
     )
     try:
         cpu_before = worker.cpu_seconds()
-        wall, finished, error, _, _ = await time_recoveries(bench, f"tuning{index}", queue)
+        timed = await time_recoveries(bench, f"tuning{index}", queue)
         return Measured(
             setting=tuning.describe(),
-            wall_seconds=round(wall, 2),
-            finished=finished,
+            wall_seconds=round(timed.wall_seconds, 2),
+            finished=timed.finished,
             worker_cpu_seconds=round(worker.cpu_seconds() - cpu_before, 1),
             worker_rss_mb=round(worker.rss_bytes() / 2**20, 1),
-            error=error,
+            error=timed.error,
         )
     finally:
         await worker.stop()
