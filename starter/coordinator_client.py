@@ -43,6 +43,7 @@ from temporalio.workflow import UpdateMethodMultiParam
 
 from workflows.constants import COORDINATOR_WORKFLOW_ID, TASK_QUEUE
 from workflows.coordinator import RecoveryCoordinator
+from workflows.coordinator_details import SUMMARY as COORDINATOR_SUMMARY
 from workflows.coordinator_models import (
     CancelRecoveryInput,
     CancelRecoveryResult,
@@ -51,7 +52,11 @@ from workflows.coordinator_models import (
     CoordinatorInput,
     ExecuteRecoveryInput,
     ExecuteRecoveryResult,
+    PauseServiceInput,
+    PauseServiceResult,
     PolicyQueryInput,
+    ResumeServiceInput,
+    ResumeServiceResult,
     ScheduleRecoveriesInput,
     ScheduleRecoveryInput,
     ScheduleRecoveryResult,
@@ -133,6 +138,14 @@ class CoordinatorClient:
         """Stop the orchestrator: cancel every unfinished recovery."""
         return await self._update(RecoveryCoordinator.shutdown, request)
 
+    async def pause_service(self, request: PauseServiceInput) -> PauseServiceResult:
+        """Hold automation off one service until the pause ends (operators still may act)."""
+        return await self._update(RecoveryCoordinator.pause_service, request)
+
+    async def resume_service(self, request: ResumeServiceInput) -> ResumeServiceResult:
+        """Lift a service's pause, failure cool-down or cancel hold; say what was lifted."""
+        return await self._update(RecoveryCoordinator.resume_service, request)
+
     async def cancel_recovery(self, request: CancelRecoveryInput) -> CancelRecoveryResult | None:
         """Cancel a recovery; None when there is no coordinator to ask (nothing to cancel)."""
         return await self._update_if_running(RecoveryCoordinator.cancel_recovery, request)
@@ -167,6 +180,7 @@ class CoordinatorClient:
             id=self.workflow_id,
             task_queue=self.task_queue,
             id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+            static_summary=COORDINATOR_SUMMARY,
         )
 
     def handle(self) -> WorkflowHandle[RecoveryCoordinator, None]:
@@ -238,6 +252,7 @@ class CoordinatorClient:
             id=self.workflow_id,
             task_queue=self.task_queue,
             id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+            static_summary=COORDINATOR_SUMMARY,
         )
         try:
             return await self.client.execute_update_with_start_workflow(

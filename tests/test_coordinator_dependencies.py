@@ -169,6 +169,7 @@ def test_attempt_logs_and_holds_an_hour_old_are_forgotten() -> None:
     started(book)
     book.apply_report(attempt("old", 1, 1, timedelta(0)), watched=False)
     ended(book, "old", RecoveryState.FAILED)
+    book.resume("old", NOW)  # lift the failure's cool-down: the storm guard still holds
     book.schedule_automatic(ScheduleRecoveryInput(service_name="old", policy=budget), NOW)
     assert set(book.state.attempt_logs) == {"old"} and set(book.state.held_back) == {"old"}
 
@@ -184,6 +185,7 @@ def test_a_request_without_a_budget_is_not_held_back_by_an_old_one() -> None:
     started(book)
     book.apply_report(attempt("svc", 1, 1, timedelta(0)), watched=False)
     ended(book, "svc", RecoveryState.FAILED)
+    book.resume("svc", NOW)  # an operator lifts the cool-down and the failed policy with it
     result = book.schedule_automatic(ScheduleRecoveryInput(service_name="svc"), NOW)
     assert result.outcome == "queued"
 
@@ -268,13 +270,14 @@ def test_the_storm_guard_counts_past_the_budget() -> None:
     assert "storm guard: 4 attempts in the last hour" in (held.reason or "")
 
 
-def test_automation_leaves_alone_a_service_an_operator_cancelled_until_its_breaker_opens_anew() -> None:
+def test_automation_leaves_alone_a_service_an_operator_cancelled_until_the_hold_expires() -> None:
     book = ledger()
     schedule(book, "db")
     book.cancel("db", "maintenance", NOW)
     book.note_operator_cancel("db", NOW)
-    soon = ScheduleRecoveryInput(service_name="db", breaker_opened_at=NOW + timedelta(seconds=3))
-    held = book.schedule_automatic(soon, NOW + timedelta(seconds=10))
+    # Even a breaker that opened anew since: the operator's word holds until the hold ends.
+    anew = ScheduleRecoveryInput(service_name="db", breaker_opened_at=NOW + timedelta(minutes=30))
+    held = book.schedule_automatic(anew, NOW + timedelta(minutes=31))
     assert held.outcome == "held_back" and "cancelled by an operator" in (held.reason or "")
-    anew = ScheduleRecoveryInput(service_name="db", breaker_opened_at=NOW + timedelta(hours=1))
-    assert book.schedule_automatic(anew, NOW + timedelta(hours=1)).outcome == "queued"
+    later = ScheduleRecoveryInput(service_name="db", breaker_opened_at=NOW + timedelta(hours=1))
+    assert book.schedule_automatic(later, NOW + timedelta(hours=1, seconds=1)).outcome == "queued"

@@ -6,10 +6,10 @@ resolves to (usually the same default policy, repeated in every entry). Here eve
 distinct policy is written once, in a table, and each task as a short list:
 
     [service_name, priority, strategy, policy_index, scheduled_at, sequence,
-     attempt_count, last_attempt_at, next_attempt_at, state]
+     attempt_count, last_attempt_at, next_attempt_at, state, automatic]
 
 with the trailing fields left out while they hold their queued defaults (0, null,
-null, "scheduled"): about 80 bytes for a queued entry. The constitutional hash is
+null, "scheduled", false): about 80 bytes for a queued entry. The constitutional hash is
 not written (the state only ever holds the one hash).
 
 ``compact`` rewrites a state's JSON dict (what pydantic's serializer produced) and
@@ -24,9 +24,9 @@ from typing import Any
 
 # Marks a compact state; its absence means the plain form of earlier runs.
 POLICY_TABLE = "policy_table"
-_TRAILING_DEFAULTS: tuple[Any, ...] = (0, None, None, "scheduled")
+_TRAILING_DEFAULTS: tuple[Any, ...] = (0, None, None, "scheduled", False)
 _HEAD = ("service_name", "priority", "strategy", "policy", "scheduled_at", "sequence")
-_TAIL = ("attempt_count", "last_attempt_at", "next_attempt_at", "state")
+_TAIL = ("attempt_count", "last_attempt_at", "next_attempt_at", "state", "automatic")
 
 
 class _PolicyTable:

@@ -50,7 +50,11 @@ from workflows.coordinator_models import (
     ExecuteOutcome,
     ExecuteRecoveryInput,
     ExecuteRecoveryResult,
+    PauseServiceInput,
+    PauseServiceResult,
     PolicyQueryInput,
+    ResumeServiceInput,
+    ResumeServiceResult,
     ScheduleRecoveriesInput,
     ScheduleRecoveryInput,
     ScheduleRecoveryResult,
@@ -59,6 +63,7 @@ from workflows.coordinator_models import (
     ShutdownResult,
     StatusPageInput,
 )
+from workflows.coordinator_details import queue_details
 from workflows.coordinator_state import (
     MAX_MESSAGE,
     ChildRef,
@@ -105,6 +110,10 @@ PATCH_START_IN_BATCHES = "start-in-batches"
 PATCH_CANCEL_THROUGH_TEMPORAL = "cancel-through-temporal"
 # A start that finds the previous run (forgotten at continue-as-new) still closing retries.
 PATCH_RETRY_START_AFTER_CLOSING = "retry-start-after-closing"
+# Automation never overrules an operator (0.8): pauses, failure cool-downs, cancel holds
+# until resumed or expired, and stale hand-overs refused. A coordinator running since
+# before keeps its recorded answers on replay, then takes the rule from its next request.
+PATCH_AUTOMATION_RESPECTS_OPERATOR = "automation-respects-operator"
 CLOSING_RETRY = timedelta(seconds=1)
 START_BATCH = 50
 # How long execute_recovery waits for the service's previous run to close before it
@@ -162,12 +171,18 @@ class RecoveryCoordinator:
         self._watched: set[str] = set()
         # (workflow task, size): see _carried_in_this_task.
         self._carried_measure: tuple[int, int] | None = None
+        # Bumped by whatever may change the queue page (the Web UI's current details),
+        # which is written again at most once per workflow task.
+        self._revision = 0
+        self._shown_revision = -1
 
     @workflow.run
     async def run(self, *args: Any) -> None:
         """Start recoveries as slots free up; continue-as-new before history grows large."""
         if self._input_error is not None:
             raise self._input_error
+        self._changed()
+        asyncio.create_task(self._keep_details())
         while True:
             try:
                 await workflow.wait_condition(
@@ -198,6 +213,34 @@ class RecoveryCoordinator:
             async with self._lock:
                 await self._start_startable()
 
+    async def _keep_details(self) -> None:
+        """Keep the Web UI's "Current Details" telling the queue (metadata, not history)."""
+        while True:
+            await workflow.wait_condition(lambda: self._revision != self._shown_revision)
+            self._shown_revision = self._revision
+            ledger, now = self._ledger, workflow.now()
+            state = ledger.state
+            workflow.set_current_details(
+                queue_details(
+                    now=now,
+                    running=state.orchestrator_running,
+                    slots=(ledger.slots_in_use(), state.config.max_concurrent_recoveries),
+                    queue=state.queue,
+                    queued=len(state.queue),
+                    active=state.active.values(),
+                    holds={
+                        name: hold
+                        for name, hold in ledger.holds(now).items()
+                        if not ledger.is_unfinished(name)
+                    },
+                    paused=ledger.status_paused(now),
+                )
+            )
+
+    def _changed(self) -> None:
+        """Note that the queue page must be written again."""
+        self._revision += 1
+
     # ----- updates -------------------------------------------------------------------
 
     @workflow.update(name="schedule_recovery")
@@ -215,9 +258,14 @@ class RecoveryCoordinator:
     @workflow.update(name="schedule_recoveries")
     def schedule_recoveries(self, *args: Any) -> list[ScheduleRecoveryResult]:
         """Schedule many at once (bulk, and the circuit watch): all or none."""
+        self._changed()
         input = _decode(ScheduleRecoveriesInput, args, "schedule_recoveries")
         if input.automatic:
-            results = self._ledger.schedule_automatically(input.recoveries, workflow.now())
+            results = self._ledger.schedule_automatically(
+                input.recoveries,
+                workflow.now(),
+                respect_operator=workflow.patched(PATCH_AUTOMATION_RESPECTS_OPERATOR),
+            )
             self._log_scheduled(input.recoveries, results)
             return results
         index = self._ledger.queue_index()
@@ -244,6 +292,7 @@ class RecoveryCoordinator:
     @workflow.update(name="cancel_recovery")
     async def cancel_recovery(self, *args: Any) -> CancelRecoveryResult:
         """Cancel at once: once this returns, the status holds the service as cancelled."""
+        self._changed()
         input = _decode(CancelRecoveryInput, args, "cancel_recovery")
         async with self._lock:
             result, child = self._ledger.cancel(input.service_name, input.reason, workflow.now())
@@ -261,6 +310,7 @@ class RecoveryCoordinator:
     @workflow.update(name="execute_recovery")
     async def execute_recovery(self, *args: Any) -> ExecuteRecoveryResult:
         """Start a queued recovery now, or approve one attempt of one awaiting an operator."""
+        self._changed()
         input = _decode(ExecuteRecoveryInput, args, "execute_recovery")
         name = input.service_name
         outcome: ExecuteOutcome
@@ -347,9 +397,49 @@ class RecoveryCoordinator:
             raise to_application_error(err) from None
         self._accepted_in_this_task(size)
 
+    @workflow.update(name="pause_service")
+    def pause_service(self, *args: Any) -> PauseServiceResult:
+        """Hold automation off a service until the pause ends; operators still may act."""
+        self._changed()
+        input = _decode(PauseServiceInput, args, "pause_service")
+        result = self._ledger.pause(input, workflow.now())
+        workflow.logger.info(
+            "%s Paused automatic recovery of '%s' until %s: %s",
+            LOG_PREFIX,
+            input.service_name,
+            result.until.isoformat(),
+            clipped(input.reason, MAX_MESSAGE),
+        )
+        return result
+
+    @pause_service.validator
+    def _validate_pause(self, *args: Any) -> None:
+        input = _decode(PauseServiceInput, args, "pause_service")
+        _check_hash(input.constitutional_hash, "service pause")
+
+    @workflow.update(name="resume_service")
+    def resume_service(self, *args: Any) -> ResumeServiceResult:
+        """Lift a pause, a failure's cool-down or a cancel's hold on a service."""
+        self._changed()
+        input = _decode(ResumeServiceInput, args, "resume_service")
+        result = self._ledger.resume(input.service_name, workflow.now())
+        workflow.logger.info(
+            "%s Resumed automatic recovery of '%s' (lifted: %s)",
+            LOG_PREFIX,
+            input.service_name,
+            ", ".join(result.lifted) or "nothing",
+        )
+        return result
+
+    @resume_service.validator
+    def _validate_resume(self, *args: Any) -> None:
+        input = _decode(ResumeServiceInput, args, "resume_service")
+        _check_hash(input.constitutional_hash, "service resume")
+
     @workflow.update(name="configure")
     def configure(self, *args: Any) -> CoordinatorConfig:
         """Change slots, limits, history size, default policy, or (re)start the orchestrator."""
+        self._changed()
         return self._ledger.configure(_decode(ConfigureInput, args, "configure", optional=True))
 
     @configure.validator
@@ -362,6 +452,7 @@ class RecoveryCoordinator:
     @workflow.update(name="shutdown")
     async def shutdown(self, *args: Any) -> ShutdownResult:
         """Stop: cancel every unfinished recovery; report not running until started again."""
+        self._changed()
         input = _decode(ShutdownInput, args, "shutdown", optional=True)
         async with self._lock:
             cancelled, children = self._ledger.shutdown(input.reason, workflow.now())
@@ -396,6 +487,7 @@ class RecoveryCoordinator:
     @workflow.signal(name=REPORT_SIGNAL)
     def recovery_report(self, *args: Any) -> None:
         """Apply a child's report, in order; a late, repeated or malformed one changes nothing."""
+        self._changed()
         if dropped_as_before(args):
             return
         try:
@@ -506,8 +598,9 @@ class RecoveryCoordinator:
     def _schedule(
         self, input: ScheduleRecoveryInput, index: dict[str, RecoveryTask] | None = None
     ) -> ScheduleRecoveryResult:
-        """Schedule for an operator (or a script): that also lifts their earlier cancel."""
-        self._ledger.state.operator_cancels.pop(input.service_name, None)
+        """Schedule for an operator (or a script): that also lifts earlier holds (not a pause)."""
+        self._changed()
+        self._ledger.operator_scheduled(input.service_name)
         result = self._ledger.schedule(input, workflow.now(), index)
         self._log_scheduled([input], [result])
         return result
@@ -546,6 +639,7 @@ class RecoveryCoordinator:
 
     async def _start_startable(self) -> None:
         """Start every task that may start now (each free slot, every MANUAL one)."""
+        self._changed()
         if not workflow.patched(PATCH_START_ALL_FREE_SLOTS):
             # Histories recorded before the patch started one child per pass.
             task = self._ledger.next_startable()
@@ -576,6 +670,7 @@ class RecoveryCoordinator:
                     priority=task.priority,
                     policy=task.policy,
                     coordinator_workflow_id=workflow.info().workflow_id,
+                    automatic=task.automatic,
                 ),
                 id=recovery_workflow_id(task.service_name),
                 task_queue=workflow.info().task_queue,
@@ -626,6 +721,7 @@ class RecoveryCoordinator:
             carried = _result_in_failure(err)
             if carried is not None:  # a failed recovery: its result is in the details
                 self._ledger.settle(service_name, run_id, carried)
+                self._changed()
                 return
             cancelled = isinstance(err.cause, CancelledError)
             result = self._ledger.unreported_result(
@@ -639,6 +735,7 @@ class RecoveryCoordinator:
                 service_name, RecoveryState.FAILED, str(err), workflow.now()
             )
         self._ledger.settle(service_name, run_id, result)
+        self._changed()
 
     def _reconcile_timeout(self) -> timedelta | None:
         if not self._ledger.unwatched(self._watched):
@@ -682,6 +779,7 @@ class RecoveryCoordinator:
                     name = batch.get(run.run_id)
                     if name is not None:
                         self._ledger.settle(name, run.run_id, self._closed_result(name, run))
+                        self._changed()
 
     def _closed_result(self, service_name: str, run: ClosedRun) -> RecoveryResult:
         """Return a closed run's own result, or describe how it ended."""

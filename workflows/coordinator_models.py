@@ -76,7 +76,15 @@ class ScheduleRecoveriesInput(StrictModel):
 
 
 ScheduleOutcome = Literal[
-    "queued", "updated", "started", "already_running", "already_queued", "held_back", "no_room"
+    "queued",
+    "updated",
+    "started",
+    "already_running",
+    "already_queued",
+    "already_recovered",
+    "held_back",
+    "paused",
+    "no_room",
 ]
 
 
@@ -88,6 +96,9 @@ class ScheduleRecoveryResult(BaseModel):
     state: str
     # Why it was left as it was or held back (automatic requests), for the watch's history.
     reason: str | None = None
+    # Automatic requests only: the policy it runs under has no health check, so the
+    # breaker closes only if the service's own calls close it (the evidence rule).
+    no_health_check: bool = False
 
 
 class CancelRecoveryInput(_ServiceInput):
@@ -121,6 +132,39 @@ class ExecuteRecoveryResult(BaseModel):
     run_id: str | None
     outcome: ExecuteOutcome
     attempt_count: int
+
+
+# Every pause ends: a forgotten one must not silence a service for ever.
+DEFAULT_PAUSE_SECONDS = 24 * 3600
+MAX_PAUSE_SECONDS = 30 * 24 * 3600
+
+
+class PauseServiceInput(_ServiceInput):
+    """Update ``pause_service``: nothing automatic schedules the service until it ends."""
+
+    duration_s: StrictInt = Field(default=DEFAULT_PAUSE_SECONDS, ge=1, le=MAX_PAUSE_SECONDS)
+    reason: str = Field(default="paused by operator", max_length=MAX_TEXT)
+
+
+class PauseServiceResult(BaseModel):
+    """The pause now in force: until when, and why."""
+
+    service_name: str
+    until: datetime
+    reason: str
+
+
+class ResumeServiceInput(_ServiceInput):
+    """Update ``resume_service``: lift a pause, a failure's cool-down or a cancel's hold."""
+
+
+class ResumeServiceResult(BaseModel):
+    """What resuming lifted (empty when nothing held the service back)."""
+
+    service_name: str
+    resumed: bool
+    # "paused", "cool-down after failure", "held after an operator's cancel"
+    lifted: list[str] = Field(default_factory=list)
 
 
 class SetRecoveryPolicyInput(_ServiceInput):
@@ -241,6 +285,25 @@ class HeldBack(BaseModel):
     max_attempts_per_hour: int
 
 
+class Pause(BaseModel):
+    """An operator's pause of automatic recovery for one service."""
+
+    until: datetime
+    reason: str
+
+
+class FailureStreak(BaseModel):
+    """Recoveries of one service that failed in a row, and the cool-down they impose.
+
+    Automation tries again only after ``until``, and then with ``policy``, the one the
+    last recovery failed with (None: the service's policy, else the default).
+    """
+
+    failures: int
+    until: datetime
+    policy: RecoveryPolicy | None = None
+
+
 class CoordinatorState(BaseModel):
     """Everything carried across continue-as-new."""
 
@@ -260,6 +323,11 @@ class CoordinatorState(BaseModel):
     # breaker opens again or an operator schedules it (the most recent few hundred kept).
     operator_cancels: dict[str, datetime] = Field(default_factory=dict)
     held_back: dict[str, HeldBack] = Field(default_factory=dict)
+    paused: dict[str, Pause] = Field(default_factory=dict)
+    failure_streaks: dict[str, FailureStreak] = Field(default_factory=dict)
+    # When each service's last recovery ended, for the last few minutes: a hand-over
+    # listed before that ending is stale (oldest first).
+    recently_ended: dict[str, datetime] = Field(default_factory=dict)
 
     @model_serializer(mode="wrap")
     def _compact_as_json(

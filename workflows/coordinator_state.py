@@ -22,7 +22,12 @@ from workflows.coordinator_models import (
     ConfigureInput,
     CoordinatorConfig,
     CoordinatorState,
+    FailureStreak,
     HeldBack,
+    Pause,
+    PauseServiceInput,
+    PauseServiceResult,
+    ResumeServiceResult,
     ScheduleOutcome,
     ScheduleRecoveryInput,
     ScheduleRecoveryResult,
@@ -61,6 +66,23 @@ MAX_OPERATOR_CANCELS = 500
 # (breaker writes retry for up to 2 minutes): an opening this soon after the cancel is
 # that clean-up, not the service failing anew.
 CANCEL_SETTLING = timedelta(minutes=5)
+# After a recovery fails, automation waits this long before trying the service again,
+# doubling with each failure in a row up to the cap (an operator may act at any time).
+COOL_DOWN_BASE = timedelta(minutes=5)
+COOL_DOWN_MAX = timedelta(hours=6)
+# An operator's cancel holds automation off the service this long (or until resumed).
+CANCEL_HOLD = timedelta(hours=1)
+# Services paused at once, and failure streaks remembered (each carries a policy).
+MAX_PAUSED = 500
+MAX_FAILURE_STREAKS = 200
+# What a pause's reason may take of the carried state.
+MAX_PAUSE_REASON = 200
+# How long a recovery's end is remembered to recognise a stale hand-over: longer than
+# a watch run (its listing, then its hand-over) ever takes.
+RECENTLY_ENDED_WINDOW = timedelta(minutes=10)
+# Stores keep ``opened_at`` to the second (pybreaker's Redis layout): an opening in the
+# same second as a recovery's end may be a new one, so only earlier ones count as stale.
+STORE_CLOCK_GRAIN = timedelta(seconds=1)
 # A queue entry's own fields in the carried state's compact form, besides its name and
 # policy (measured: about 50; ``workflows.compact_state``).
 TASK_BYTES = 100
@@ -99,6 +121,13 @@ def _cascade(
             ended.append(result)
             frontier.append(result)
     return ended
+
+
+def cool_down(failures: int) -> timedelta:
+    """Return how long automation waits after ``failures`` failed recoveries in a row."""
+    doublings = min(max(failures, 1) - 1, 16)
+    longer: timedelta = COOL_DOWN_BASE * (1 << doublings)
+    return min(longer, COOL_DOWN_MAX)
 
 
 def _starts_before(task: RecoveryTask, other: RecoveryTask) -> bool:
@@ -254,13 +283,43 @@ class RecoveryLedger:
             recent_history=self.state.recent_history,
         )
         held_back = {
-            name: {**held.model_dump(mode="json"), "until": held.until.isoformat()}
-            for name, held in self.state.held_back.items()
-            if held.until > now and name not in unfinished
+            name: hold for name, hold in self.holds(now).items() if name not in unfinished
         }
-        if held_back:  # only with max_attempts_per_hour, as above
+        if held_back:  # only when something holds automation back, as above
             document["held_back"] = held_back
+        paused = self.status_paused(now)
+        if paused:
+            document["paused"] = paused
         return document
+
+    def status_paused(self, now: datetime) -> dict[str, dict[str, Any]]:
+        """Return the pauses in force, as the status shows them: ``{service: {until, reason}}``."""
+        return {
+            name: {"until": pause.until.isoformat(), "reason": pause.reason}
+            for name, pause in self.state.paused.items()
+            if pause.until > now
+        }
+
+    def holds(self, now: datetime) -> dict[str, dict[str, Any]]:
+        """Return what holds automation off each service now: storm guard, cool-down, cancel.
+
+        Each as ``{"reason", "until", ...}``; where several hold a service, the one
+        that ends last is shown.
+        """
+        holds: dict[str, dict[str, Any]] = {}
+
+        def hold(name: str, until: datetime, entry: dict[str, Any]) -> None:
+            shown = holds.get(name)
+            if until > now and (shown is None or shown["until"] < until.isoformat()):
+                holds[name] = {**entry, "until": until.isoformat()}
+
+        for name, held in self.state.held_back.items():
+            hold(name, held.until, held.model_dump(mode="json"))
+        for name, streak in self.state.failure_streaks.items():
+            hold(name, streak.until, {"reason": _cool_down_reason(streak), "failures_in_a_row": streak.failures})
+        for name, cancelled_at in self.state.operator_cancels.items():
+            hold(name, cancelled_at + CANCEL_HOLD, {"reason": _cancel_hold_reason(cancelled_at)})
+        return holds
 
     def waiting_for(self, task: RecoveryTask, unfinished: set[str] | None = None) -> list[str]:
         """Return the task's dependencies that are still queued or recovering.
@@ -382,7 +441,11 @@ class RecoveryLedger:
             raise RecoveryValidationError(f"depends_on cycle: {' -> '.join([*ring, ring[0]])}")
 
     def schedule_automatically(
-        self, requests: list[ScheduleRecoveryInput], now: datetime
+        self,
+        requests: list[ScheduleRecoveryInput],
+        now: datetime,
+        *,
+        respect_operator: bool = True,
     ) -> list[ScheduleRecoveryResult]:
         """Schedule automation's batch: what fits, best priority first; say why for the rest.
 
@@ -416,7 +479,7 @@ class RecoveryLedger:
                         reason=str(err),
                     )
                     continue
-            result = self.schedule_automatic(request, now)
+            result = self.schedule_automatic(request, now, respect_operator=respect_operator)
             if result.outcome == "queued":
                 growth.queued(request)
                 unfinished.add(name)
@@ -464,9 +527,21 @@ class RecoveryLedger:
         return blocked
 
     def schedule_automatic(
-        self, input: ScheduleRecoveryInput, now: datetime
+        self, input: ScheduleRecoveryInput, now: datetime, *, respect_operator: bool = True
     ) -> ScheduleRecoveryResult:
-        """Schedule for automation: leave a queued or running one be; respect the budget."""
+        """Schedule for automation, which never overrules an operator or repeats itself.
+
+        It leaves be a service that is queued or running, paused, recovered since the
+        request's breaker opened, cooling down after a failure, held after an operator's
+        cancel, or past its hourly attempt budget; after a cool-down it tries again with
+        the policy the last recovery failed with.
+
+        Args:
+            input: The request.
+            now: The workflow's time.
+            respect_operator: False only to replay coordinators from before 0.8, whose
+                automation knew no pause, cool-down or stale hand-over.
+        """
         name = input.service_name
         queued = self.queued(name)
         if queued is not None:
@@ -480,26 +555,158 @@ class RecoveryLedger:
                 service_name=name, outcome="already_running", state=active.task.state.value,
                 reason=f"already recovering ({active.task.state.value})",
             )
+        if respect_operator:
+            refused = self._operator_holds(input, now)
+            if refused is not None:
+                return refused
+            streak = self.state.failure_streaks.get(name)
+            if streak is not None and streak.policy is not None:
+                # Never a different policy than the one it failed with.
+                input = input.model_copy(update={"policy": streak.policy})
+        else:
+            refused = self._cancelled_since_opening(input)
+            if refused is not None:
+                return refused
+        held = self._spent_budget(name, self.policy_for(input), now)
+        if held is not None:
+            self.state.held_back[name] = held
+            return self._left(input, "held_back", held.reason)
+        result = self.schedule(input, now, automatic=respect_operator)
+        if self.policy_for(input).health_check is None:
+            result.no_health_check = True
+        return result
+
+    def _operator_holds(
+        self, input: ScheduleRecoveryInput, now: datetime
+    ) -> ScheduleRecoveryResult | None:
+        """Return why automation must leave the service alone, or None."""
+        name = input.service_name
+        pause = self.state.paused.get(name)
+        if pause is not None and pause.until > now:
+            return self._left(
+                input, "paused", f"paused until {_clock(pause.until)}: {pause.reason}"
+            )
+        ended = self.state.recently_ended.get(name)
+        opened_at = input.breaker_opened_at
+        if ended is not None and opened_at is not None and opened_at + STORE_CLOCK_GRAIN <= ended:
+            return self._left(
+                input,
+                "already_recovered",
+                f"its recovery ended at {_clock(ended)}, after this breaker opened at "
+                f"{_clock(opened_at)}: the hand-over is stale",
+            )
         cancelled_at = self.state.operator_cancels.get(name)
+        if cancelled_at is not None and cancelled_at + CANCEL_HOLD > now:
+            return self._left(input, "held_back", _cancel_hold_reason(cancelled_at))
+        streak = self.state.failure_streaks.get(name)
+        if streak is not None and streak.until > now:
+            return self._left(input, "held_back", _cool_down_reason(streak))
+        return None
+
+    def _cancelled_since_opening(
+        self, input: ScheduleRecoveryInput
+    ) -> ScheduleRecoveryResult | None:
+        """The rule before 0.8: a cancel held until the breaker opened again (replays only)."""
+        cancelled_at = self.state.operator_cancels.get(input.service_name)
         opened_at = input.breaker_opened_at
         if cancelled_at is not None and (
             opened_at is None or opened_at <= cancelled_at + CANCEL_SETTLING
         ):
-            return ScheduleRecoveryResult(
-                service_name=name, outcome="held_back", state=RecoveryState.IDLE.value,
-                reason=(
-                    f"cancelled by an operator at {_clock(cancelled_at)}: left alone until its "
-                    "breaker opens again or someone schedules it"
-                ),
+            return self._left(
+                input,
+                "held_back",
+                f"cancelled by an operator at {_clock(cancelled_at)}: left alone until its "
+                "breaker opens again or someone schedules it",
             )
-        held = self._spent_budget(name, self.policy_for(input), now)
-        if held is not None:
-            self.state.held_back[name] = held
-            return ScheduleRecoveryResult(
-                service_name=name, outcome="held_back", state=RecoveryState.IDLE.value,
-                reason=held.reason,
+        return None
+
+    def _left(
+        self, input: ScheduleRecoveryInput, outcome: ScheduleOutcome, reason: str
+    ) -> ScheduleRecoveryResult:
+        """Return the answer for an automatic request left alone, and why."""
+        return ScheduleRecoveryResult(
+            service_name=input.service_name,
+            outcome=outcome,
+            state=RecoveryState.IDLE.value,
+            reason=reason,
+            no_health_check=self.policy_for(input).health_check is None,
+        )
+
+    # ----- operators' holds ------------------------------------------------------------
+
+    def check_pause(self, service_name: str, now: datetime) -> None:
+        """Refuse a pause past ``MAX_PAUSED`` services at once (each is carried state).
+
+        Raises:
+            RecoveryValidationError: saying how many are paused and how to make room.
+        """
+        live = [n for n, pause in self.state.paused.items() if pause.until > now]
+        if service_name not in self.state.paused and len(live) >= MAX_PAUSED:
+            raise RecoveryValidationError(
+                f"{len(live)} services are paused, the most the coordinator holds: resume "
+                f"some (recoveryctl resume NAME) or pause the whole watch instead "
+                f"(recoveryctl watch-breakers disable)"
             )
-        return self.schedule(input, now)
+
+    def pause(self, input: PauseServiceInput, now: datetime) -> PauseServiceResult:
+        """Hold automation off the service until the pause ends; a new pause replaces it."""
+        self._drop_expired_pauses(now)
+        self.check_pause(input.service_name, now)
+        pause = Pause(
+            until=now + timedelta(seconds=input.duration_s),
+            reason=clipped(input.reason, MAX_PAUSE_REASON),
+        )
+        self.state.paused.pop(input.service_name, None)
+        self.state.paused[input.service_name] = pause
+        return PauseServiceResult(
+            service_name=input.service_name, until=pause.until, reason=pause.reason
+        )
+
+    def resume(self, service_name: str, now: datetime) -> ResumeServiceResult:
+        """Lift whatever an operator's word or a failure put on the service."""
+        self._drop_expired_pauses(now)
+        lifted: list[str] = []
+        if self.state.paused.pop(service_name, None) is not None:
+            lifted.append("paused")
+        streak = self.state.failure_streaks.pop(service_name, None)
+        if streak is not None and streak.until > now:
+            lifted.append(f"cool-down after {streak.failures} failed recoveries in a row")
+        cancelled_at = self.state.operator_cancels.pop(service_name, None)
+        if cancelled_at is not None and cancelled_at + CANCEL_HOLD > now:
+            lifted.append("hold after an operator's cancel")
+        return ResumeServiceResult(service_name=service_name, resumed=bool(lifted), lifted=lifted)
+
+    def operator_scheduled(self, service_name: str) -> None:
+        """An operator scheduled the service: their word replaces earlier holds (not a pause)."""
+        self.state.operator_cancels.pop(service_name, None)
+        self.state.failure_streaks.pop(service_name, None)
+
+    def _drop_expired_pauses(self, now: datetime) -> None:
+        for name in [n for n, pause in self.state.paused.items() if pause.until <= now]:
+            del self.state.paused[name]
+
+    def _note_ending(
+        self, result: RecoveryResult, policy: RecoveryPolicy | None
+    ) -> None:
+        """Remember a run's end: for stale hand-overs, and a failure's cool-down."""
+        name = result.service_name
+        ended = self.state.recently_ended
+        ended.pop(name, None)
+        ended[name] = result.timestamp
+        cutoff = result.timestamp - RECENTLY_ENDED_WINDOW
+        for old in [n for n, at in ended.items() if at <= cutoff]:
+            del ended[old]
+        if result.state is RecoveryState.SUCCEEDED:
+            self.state.failure_streaks.pop(name, None)
+        elif result.state is RecoveryState.FAILED and result.attempt_number > 0:
+            earlier = self.state.failure_streaks.pop(name, None)
+            failures = (earlier.failures if earlier is not None else 0) + 1
+            self.state.failure_streaks[name] = FailureStreak(
+                failures=failures, until=result.timestamp + cool_down(failures), policy=policy
+            )
+            streaks = self.state.failure_streaks
+            for old in list(streaks)[: max(0, len(streaks) - MAX_FAILURE_STREAKS)]:
+                del streaks[old]
 
     def queue_index(self) -> dict[str, RecoveryTask]:
         """Return the queue by service name: for many lookups in one go (a batch)."""
@@ -510,6 +717,8 @@ class RecoveryLedger:
         input: ScheduleRecoveryInput,
         now: datetime,
         index: dict[str, RecoveryTask] | None = None,
+        *,
+        automatic: bool = False,
     ) -> ScheduleRecoveryResult:
         """Queue a recovery, update its queue entry, or report it already running.
 
@@ -518,6 +727,7 @@ class RecoveryLedger:
             now: The workflow's time.
             index: ``queue_index()``, kept current here, when scheduling a batch: a
                 search of 10,000 queued entries per request would take seconds.
+            automatic: Asked for by automation: its recovery runs under the evidence rule.
         """
         name = input.service_name
         active = self.live(name)
@@ -531,6 +741,7 @@ class RecoveryLedger:
         outcome: ScheduleOutcome
         if task is not None:
             task.priority, task.strategy, task.policy = input.priority, input.strategy, policy
+            task.automatic = task.automatic and automatic  # an operator's word makes it theirs
             outcome = "updated"
         else:
             self.state.next_sequence += 1
@@ -541,6 +752,7 @@ class RecoveryLedger:
                 policy=policy,
                 scheduled_at=now,
                 sequence=self.state.next_sequence,
+                automatic=automatic,
             )
             self.state.queue.append(task)
             if index is not None:
@@ -793,7 +1005,7 @@ class RecoveryLedger:
             active.outside_slots = True  # operators pace it now, not the queue
             active.awaits_operators = True
         if report.result is not None:
-            self.record(report.result, run_id=report.run_id)
+            self.record(report.result, run_id=report.run_id, policy=task.policy)
             if watched:
                 # Its slot stays taken until the child has closed.
                 active.finished = active.finish_reported = True
@@ -803,10 +1015,12 @@ class RecoveryLedger:
     def settle(self, service_name: str, run_id: str, result: RecoveryResult) -> None:
         """Free the run's slot (if it still holds one) and record its result once."""
         active = self.state.active.get(service_name)
+        policy = None
         if active is not None and active.run_id == run_id:
             self._correct_late_cancel(active, result)
+            policy = active.task.policy
             del self.state.active[service_name]
-        self.record(result, run_id=run_id)
+        self.record(result, run_id=run_id, policy=policy)
 
     def unreported_result(
         self, service_name: str, state: RecoveryState, error: str, now: datetime
@@ -866,15 +1080,23 @@ class RecoveryLedger:
 
     # ----- history ---------------------------------------------------------------------
 
-    def record(self, result: RecoveryResult, run_id: str | None) -> None:
+    def record(
+        self, result: RecoveryResult, run_id: str | None, policy: RecoveryPolicy | None = None
+    ) -> None:
         """Add a finished recovery to the recent history, once per run.
 
         One that did not succeed ends the queued recoveries waiting for it too.
+
+        Args:
+            result: How it ended.
+            run_id: The run that ended (None: it never started).
+            policy: The policy it ran under, which a later automatic try must keep.
         """
         if run_id is not None:
             if run_id in self.state.finished_runs:
                 return
             self._note_finished_run(run_id)
+            self._note_ending(result, policy)
         self._append(result)
         if result.state in (RecoveryState.FAILED, RecoveryState.CANCELLED):
             for ended in self._end_dependents(result):
@@ -998,6 +1220,21 @@ class RecoveryLedger:
             error_message=f"cancelled: {reason}",
             timestamp=now,
         )
+
+
+def _cool_down_reason(streak: FailureStreak) -> str:
+    return (
+        f"cool-down: {streak.failures} failed recover{'y' if streak.failures == 1 else 'ies'} "
+        f"in a row; automation tries again after {_clock(streak.until)}, with the same "
+        f"policy (an operator may schedule, execute or resume it now)"
+    )
+
+
+def _cancel_hold_reason(cancelled_at: datetime) -> str:
+    return (
+        f"cancelled by an operator at {_clock(cancelled_at)}: automation holds off until "
+        f"{_clock(cancelled_at + CANCEL_HOLD)} or `recoveryctl resume`"
+    )
 
 
 def _clock(when: datetime) -> str:

@@ -1,0 +1,100 @@
+"""The operator's word on the real dev server: pause, resume, cool-down, the queue page.
+
+Automatic requests go through the coordinator's ``schedule_recoveries`` update with
+``automatic: true``, as the circuit watch sends them.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+
+import pytest
+from temporalio.api.sdk.v1 import WorkflowMetadata
+from temporalio.testing import WorkflowEnvironment
+
+from activities.breaker_store import BreakerState
+from activities.health_check_specs import TcpHealthCheck
+from activities.sqlite_store import SQLiteBreakerStore
+from starter.coordinator_client import CoordinatorClient
+from tests.conftest import orchestrator_on, running_worker
+from tests.policies import blocking_policy
+from tests.recoveries import eventually
+from tests.servers import free_port
+from workflows.coordinator_models import (
+    PauseServiceInput,
+    ResumeServiceInput,
+    ScheduleRecoveriesInput,
+    ScheduleRecoveryInput,
+)
+from workflows.models import RecoveryPolicy
+
+pytestmark = pytest.mark.timeout(90)
+
+
+def coordinator_of(env: WorkflowEnvironment, task_queue: str) -> CoordinatorClient:
+    return CoordinatorClient(env.client, workflow_id=f"coordinator-{task_queue}", task_queue=task_queue)
+
+
+async def automatic(client: CoordinatorClient, name: str) -> str:
+    request = ScheduleRecoveriesInput(
+        recoveries=[ScheduleRecoveryInput(service_name=name, breaker_opened_at=datetime.now(timezone.utc))],
+        automatic=True,
+    )
+    [result] = await client.schedule_recoveries(request)
+    return result.outcome
+
+
+async def test_a_pause_holds_automation_and_a_resume_releases_it(
+    dev_env: WorkflowEnvironment, store: SQLiteBreakerStore, task_queue: str, service: str
+) -> None:
+    client = coordinator_of(dev_env, task_queue)
+    async with running_worker(dev_env.client, store, task_queue):
+        paused = await client.pause_service(
+            PauseServiceInput(service_name=service, duration_s=600, reason="db failover")
+        )
+        assert (paused.until - datetime.now(timezone.utc)).total_seconds() > 590
+        assert await automatic(client, service) == "paused"
+        status = await client.get_recovery_status()
+        assert status is not None
+        assert status["paused"][service]["reason"] == "db failover"
+        assert service not in status["services"]
+        resumed = await client.resume_service(ResumeServiceInput(service_name=service))
+        assert resumed.resumed and resumed.lifted == ["paused"]
+        again = await client.resume_service(ResumeServiceInput(service_name=service))
+        assert not again.resumed
+        assert await automatic(client, service) == "queued"
+
+
+async def test_a_failed_recovery_holds_automation_off_and_the_queue_page_says_why(
+    dev_env: WorkflowEnvironment, store: SQLiteBreakerStore, task_queue: str, service: str
+) -> None:
+    refused = RecoveryPolicy(
+        max_retry_attempts=1,
+        health_check=TcpHealthCheck(host="127.0.0.1", port=free_port(), timeout_ms=300),
+    )
+    waiting = f"{service}-waiting"
+    async with orchestrator_on(dev_env, store, task_queue, max_concurrent_recoveries=1) as orch:
+        store.set_state(service, BreakerState.OPEN)
+        await orch.schedule_recovery(service, policy=refused)
+        await eventually(
+            orch.get_recovery_status,
+            lambda s: any(r["service_name"] == service for r in s["recent_history"]),
+        )
+        client = coordinator_of(dev_env, task_queue)
+        assert await automatic(client, service) == "held_back"
+        status = await orch.get_recovery_status(max_staleness=0)
+        hold = status["held_back"][service]
+        assert "cool-down: 1 failed recovery in a row" in hold["reason"] and hold["until"]
+        # The queue page (the Web UI's current details) tells what runs, waits and is held.
+        await orch.schedule_recovery(f"{service}-blocker", policy=blocking_policy())
+        await orch.schedule_recovery(waiting, priority=3)
+        handle = dev_env.client.get_workflow_handle(f"coordinator-{task_queue}")
+
+        async def details() -> str:
+            metadata = await handle.query("__temporal_workflow_metadata", result_type=WorkflowMetadata)
+            return str(metadata.current_details)
+
+        text = await eventually(details, lambda d: waiting in d and "cool-down" in d)
+        assert "**Waiting, in priority order**" in text and f"`{service}`" in text
+        description = await handle.describe()
+        assert "queue of service recoveries" in (await description.static_summary() or "")
