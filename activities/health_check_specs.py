@@ -254,6 +254,17 @@ class HealthCheckInput(BaseModel):
     check: HealthCheck
 
 
+# What a check's detail may take: it goes into history, reports and the status. A check
+# that raises with a megabyte of text must not carry it there (the report would pass
+# Temporal's 2 MB and the recovery's workflow task would fail for ever).
+MAX_DETAIL = 500
+
+
+def clip_detail(text: str) -> str:
+    """Return a check's detail cut to ``MAX_DETAIL`` characters, the cut marked."""
+    return text if len(text) <= MAX_DETAIL else text[: MAX_DETAIL - 1] + "…"
+
+
 class HealthCheckOutcome(BaseModel):
     """What one health check saw. A failing check is an outcome, not an exception."""
 

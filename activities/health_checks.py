@@ -36,6 +36,7 @@ import ipaddress
 import os
 import re
 import socket
+import threading
 import time
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
@@ -51,6 +52,7 @@ from activities.health_check_specs import (
     HostedHealthCheck,
     HttpHealthCheck,
     TcpHealthCheck,
+    clip_detail,
     hide_url_credentials,
     url_has_credentials,
 )
@@ -301,6 +303,7 @@ class HealthCheckActivities:
                 f"({progress.phase}: {check.target})"
             )
         elapsed = int((time.monotonic() - started) * 1000)
+        detail = clip_detail(detail)
         activity.logger.info("health check for %r: %s (%s)", input.service_name, passed, detail)
         return HealthCheckOutcome(passed=passed, detail=detail, duration_ms=elapsed)
 
@@ -343,11 +346,66 @@ async def _callable(
         if inspect.iscoroutinefunction(function):
             result = await function()
         else:
-            # A sync check may block; a thread keeps the timeout enforceable.
-            result = await asyncio.to_thread(function)
+            result = await _in_own_thread(function, check.ref)
+    except _TooManyHungChecks as err:
+        return False, str(err)
     except Exception as err:  # the check's own failure is its answer
-        return False, f"{check.ref} raised {type(err).__name__}: {err}"
-    return bool(result), f"{check.ref} returned {result!r}"
+        return False, f"{check.ref} raised {type(err).__name__}: {clip_detail(str(err))}"
+    return bool(result), f"{check.ref} returned {clip_detail(repr(result))}"
+
+
+class _TooManyHungChecks(Exception):
+    """More synchronous checks are still running past their timeout than a worker allows."""
+
+
+# Synchronous checks still running (hung ones outlive their timeout: a thread cannot be
+# stopped). Past this many, new ones fail at once rather than pile up threads.
+MAX_CHECK_THREADS = 64
+_check_threads = threading.BoundedSemaphore(MAX_CHECK_THREADS)
+
+
+async def _in_own_thread(function: Callable[[], Any], ref: str) -> Any:
+    """Run a synchronous check on a daemon thread of its own and await its answer.
+
+    Not ``asyncio.to_thread``: the default executor's few threads also serve the breaker
+    store, so a check that hangs for ever held one of them for ever; enough of them
+    stalled every recovery of the worker, and its shutdown waited for them. A daemon
+    thread of its own costs only the attempt it belongs to (the timeout ends the wait)
+    and never blocks the worker's exit.
+    """
+    if not _check_threads.acquire(blocking=False):
+        raise _TooManyHungChecks(
+            f"{ref} not run: {MAX_CHECK_THREADS} synchronous checks of this worker are "
+            "still running past their timeouts (hung); restart the worker to free them"
+        )
+    loop = asyncio.get_running_loop()
+    answer: asyncio.Future[Any] = loop.create_future()
+
+    def settle(outcome: Callable[[], None]) -> None:
+        if not answer.done():  # the wait may have timed out meanwhile
+            outcome()
+
+    def run() -> None:
+        try:
+            result = function()
+        except BaseException as err:  # the check's own failure is its answer
+            error = err
+            _tell(loop, lambda: settle(lambda: answer.set_exception(error)))
+        else:
+            _tell(loop, lambda: settle(lambda: answer.set_result(result)))
+        finally:
+            _check_threads.release()
+
+    threading.Thread(target=run, name=f"health check {ref}", daemon=True).start()
+    return await answer
+
+
+def _tell(loop: asyncio.AbstractEventLoop, callback: Callable[[], None]) -> None:
+    """Hand ``callback`` to the event loop, unless the loop has closed (the worker exited)."""
+    try:
+        loop.call_soon_threadsafe(callback)
+    except RuntimeError:
+        pass
 
 
 def _load_callable(

@@ -38,6 +38,7 @@ from activities.health_check_specs import (
     HealthCheckInput,
     HealthCheckOutcome,
     HostedHealthCheck,
+    clip_detail,
 )
 
 logger = logging.getLogger("recovery_orchestrator")
@@ -48,7 +49,6 @@ ALLOWED_MODULES_ENV = "RECOVERY_HEALTH_CHECK_MODULES"
 DEFAULT_HOST_WAIT = timedelta(seconds=10)
 # What ``HostedHealthCheck.host_wait_ms`` can hold.
 MIN_HOST_WAIT, MAX_HOST_WAIT = timedelta(milliseconds=1), timedelta(seconds=300)
-MAX_DETAIL = 500
 
 HealthCheckFn = Callable[[], Any]
 
@@ -184,7 +184,7 @@ class HealthCheckHost:
             passed, detail = await _run(fn, check)
         elapsed = int((time.monotonic() - started) * 1000)
         activity.logger.info("hosted health check for %r: %s (%s)", input.service_name, passed, detail)
-        return HealthCheckOutcome(passed=passed, detail=detail[:MAX_DETAIL], duration_ms=elapsed)
+        return HealthCheckOutcome(passed=passed, detail=clip_detail(detail), duration_ms=elapsed)
 
 
 async def _run(fn: HealthCheckFn, check: HostedHealthCheck) -> tuple[bool, str]:

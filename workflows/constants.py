@@ -14,6 +14,8 @@ COORDINATOR_WORKFLOW_ID = "recovery-coordinator"
 RECOVERY_ID_PREFIX = "recovery-"
 CIRCUIT_WATCH_WORKFLOW = "CircuitWatch"
 CIRCUIT_WATCH_SCHEDULE_ID = "recovery-circuit-watch"
+# Every workflow id of the circuit watch starts so: no service name may take one.
+CIRCUIT_WATCH_ID_PREFIX = "recovery-circuit-watch"
 
 SA_SERVICE = SearchAttributeKey.for_keyword("RecoveryService")
 SA_STATE = SearchAttributeKey.for_keyword("RecoveryState")

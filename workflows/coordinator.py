@@ -376,6 +376,12 @@ class RecoveryCoordinator:
     def _validate_execute(self, *args: Any) -> None:
         input = _decode(ExecuteRecoveryInput, args, "execute_recovery")
         self._check_known(input.service_name, input.constitutional_hash, "recovery execution")
+        queued = self._ledger.queued(input.service_name)
+        if queued is not None:
+            try:
+                self._ledger.check_dependencies_recovered(queued)
+            except RecoveryOrchestratorError as err:
+                raise to_application_error(err) from None
 
     @workflow.update(name="set_recovery_policy")
     def set_recovery_policy(self, *args: Any) -> RecoveryPolicy:

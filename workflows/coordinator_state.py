@@ -333,6 +333,21 @@ class RecoveryLedger:
         unfinished = self.unfinished_names() if unfinished is None else unfinished
         return [name for name in task.policy.depends_on if name in unfinished]
 
+    def check_dependencies_recovered(self, task: RecoveryTask) -> None:
+        """Refuse to start a queued task ahead of a dependency that has not recovered.
+
+        Raises:
+            RecoveryOrchestratorError: naming the dependencies, their states, and what
+                the operator can do instead.
+        """
+        waiting = self.waiting_for(task)
+        if waiting:
+            raise RecoveryOrchestratorError(
+                f"'{task.service_name}' is not started ahead of its dependencies: it is "
+                f"{self._waiting_reason(waiting)}; execute, approve or cancel "
+                f"{', '.join(repr(name) for name in waiting)} first"
+            )
+
     def _waiting_reason(self, waiting: list[str]) -> str:
         described = ", ".join(f"'{name}' ({self._state_of(name)})" for name in waiting)
         return f"waiting for {described} to recover first (depends_on)"

@@ -29,7 +29,12 @@ from pydantic import (
 from pydantic_core import ErrorDetails
 from temporalio import workflow
 
-from workflows.constants import CONSTITUTIONAL_HASH
+from workflows.constants import (
+    CIRCUIT_WATCH_ID_PREFIX,
+    CONSTITUTIONAL_HASH,
+    COORDINATOR_WORKFLOW_ID,
+    RECOVERY_ID_PREFIX,
+)
 from workflows.errors import RecoveryConstitutionalError, RecoveryValidationError, clipped
 
 with workflow.unsafe.imports_passed_through():
@@ -206,7 +211,22 @@ def validate_service_name(name: object) -> str:
             f"service_name {shown!r} is invalid: use 1-200 characters of A-Z a-z 0-9 _ . - "
             f"(got {len(name)} characters)"
         )
+    reserved = _reserved_for(name)
+    if reserved is not None and not _decoding_carried.get():
+        raise RecoveryValidationError(
+            f"service_name {name!r} is reserved: its workflow id '{RECOVERY_ID_PREFIX}{name}' "
+            f"is {reserved}; choose another name"
+        )
     return name
+
+
+def _reserved_for(name: str) -> str | None:
+    """Return what owns the workflow id a service name would take, if the product does."""
+    if name == COORDINATOR_WORKFLOW_ID.removeprefix(RECOVERY_ID_PREFIX):
+        return "the coordinator's own"
+    if name.startswith(CIRCUIT_WATCH_ID_PREFIX.removeprefix(RECOVERY_ID_PREFIX)):
+        return "reserved for the circuit watch"
+    return None
 
 
 def validate_constitutional_hash(value: str, where: str) -> None:
@@ -362,6 +382,8 @@ class RecoveryTask(BaseModel):
     constitutional_hash: str = CONSTITUTIONAL_HASH
     # Arrival order, so that equal priorities stay first-in, first-out.
     sequence: int = 0
+    # Asked for by automation, not an operator: the recovery runs under the evidence rule.
+    automatic: bool = False
 
     def __lt__(self, other: RecoveryTask) -> bool:
         return self.priority < other.priority
@@ -391,6 +413,9 @@ class ServiceRecoveryInput(StrictModel):
     constitutional_hash: str = CONSTITUTIONAL_HASH
     # Set by the coordinator: where this recovery reports its progress.
     coordinator_workflow_id: str | None = Field(default=None, min_length=1, max_length=1000)
+    # Asked for by automation (the circuit watch, an alert), not an operator: the
+    # evidence rule applies (SPEC §4): the breaker closes only on proof the service answers.
+    automatic: bool = False
 
     @field_validator("service_name", mode="before")
     @classmethod
@@ -426,9 +451,18 @@ class AttemptRecord(BaseModel):
     approved_by: str | None = None
     approval_note: str | None = None
     breaker_reset: bool = False
+    # Whether the reset found the service's breaker in the store (None: no reset ran to
+    # an answer). A recovery never creates a breaker: with none, nothing is reset,
+    # closed or re-opened (SPEC §4).
+    breaker_found: bool | None = None
     health_check: HealthCheckOutcome | None = None
     result: Literal["success", "failure", "cancelled"] | None = None
     error: str | None = None
+    # What a successful attempt rests on (SPEC §4, the evidence rule): ``health_check``
+    # (a configured check passed), ``breaker_trial`` (no check: the service's own calls
+    # closed its half-open breaker) or ``none`` (an operator's recovery with no check:
+    # closed without a health check). None while running and for an attempt that failed.
+    evidence: Literal["health_check", "breaker_trial", "none"] | None = None
 
 
 class RecoveryStatus(BaseModel):
