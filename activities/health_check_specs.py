@@ -57,6 +57,20 @@ class _CheckBase(BaseModel):
 
     timeout_ms: int = Field(default=2000, gt=0, le=300_000)
 
+    @model_validator(mode="before")
+    @classmethod
+    def _numbers_are_not_booleans(cls, data: object) -> object:
+        """Refuse ``true`` where a number belongs: lax validation reads it as 1 (1 ms, port 1)."""
+        if not isinstance(data, dict) or _accepting_recorded.get():
+            return data
+        for field in ("timeout_ms", "port", "host_wait_ms"):
+            if isinstance(data.get(field), bool):
+                raise ValueError(f"{field} must be a number, not a boolean")
+        statuses = data.get("expected_status")
+        if isinstance(statuses, list) and any(isinstance(s, bool) for s in statuses):
+            raise ValueError("expected_status must list status codes, not booleans")
+        return data
+
 
 class HttpHealthCheck(_CheckBase):
     """GET ``url``; healthy when the answer's status is one of ``expected_status``.

@@ -247,3 +247,14 @@ def test_the_queue_page_names_what_runs_waits_is_held_and_paused() -> None:
     assert "`urgent` in_progress" in text
     assert "`api`" in text and "deploy" in text
     assert "`orders`" in text and "cool-down" in text
+
+
+def test_the_status_names_an_automatic_recovery_that_has_no_health_check() -> None:
+    book = ledger()
+    book.schedule_automatic(automatic("bare"), NOW)
+    book.schedule_automatic(automatic("checked", policy=CHECKED), NOW)
+    book.schedule(ScheduleRecoveryInput(service_name="by-hand"), NOW)
+    services = book.status(NOW)["services"]
+    assert services["bare"]["health_check"] is None and "no health check" in services["bare"]["reason"]
+    assert "health_check" not in services["checked"]
+    assert "health_check" not in services["by-hand"]  # the reference shape, exactly

@@ -285,8 +285,9 @@ class RecoveryCoordinator:
                     type=err.type,
                     non_retryable=True,
                 ) from None
-        self._check_dependencies(input.recoveries)
-        if not input.automatic:  # automation's batch takes what fits (see the ledger)
+        if not input.automatic:
+            # Automation's batch takes what fits, and refuses a cycle per request (the ledger).
+            self._check_dependencies(input.recoveries)
             self._check_room(input.recoveries, validating=True)
 
     @workflow.update(name="cancel_recovery")
@@ -398,6 +399,7 @@ class RecoveryCoordinator:
         _check_hash(input.policy.constitutional_hash, "policy setting")
         size = json_bytes(input)
         try:
+            self._ledger.check_policy_dependencies(input.service_name, input.policy)
             self._ledger.check_size(size, carried=self._carried_in_this_task())
         except RecoveryOrchestratorError as err:
             raise to_application_error(err) from None

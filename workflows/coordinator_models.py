@@ -11,6 +11,7 @@ from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from pydantic import (
+    AwareDatetime,
     BaseModel,
     Field,
     SerializationInfo,
@@ -59,7 +60,7 @@ class ScheduleRecoveryInput(_ServiceInput):
     policy: RecoveryPolicy | None = None
     # Set by automation (the circuit watch): when the service's breaker last opened. An
     # automatic request leaves alone a service an operator cancelled since then.
-    breaker_opened_at: datetime | None = None
+    breaker_opened_at: AwareDatetime | None = None
 
 
 class ScheduleRecoveriesInput(StrictModel):
@@ -85,6 +86,7 @@ ScheduleOutcome = Literal[
     "held_back",
     "paused",
     "no_room",
+    "refused",
 ]
 
 
@@ -200,6 +202,19 @@ class StatusPageInput(StrictModel):
         return value
 
 
+def check_default_policy(policy: RecoveryPolicy | None) -> None:
+    """Refuse a default policy with ``depends_on``: every service, the dependency too, takes it.
+
+    Raises:
+        ValueError: saying why.
+    """
+    if policy is not None and policy.depends_on:
+        raise ValueError(
+            "default_policy.depends_on must be empty: the default applies to every service, "
+            "the dependency included, which would wait on itself; set depends_on per service"
+        )
+
+
 class ConfigureInput(StrictModel):
     """Update ``configure``: every field optional; only those given change."""
 
@@ -211,6 +226,12 @@ class ConfigureInput(StrictModel):
     queue_limit: StrictInt | None = Field(default=None, ge=1, le=100_000)
     orchestrator_running: bool | None = None
     constitutional_hash: str = CONSTITUTIONAL_HASH
+
+    @field_validator("default_policy")
+    @classmethod
+    def _no_default_dependency(cls, policy: RecoveryPolicy | None) -> RecoveryPolicy | None:
+        check_default_policy(policy)
+        return policy
 
 
 class ShutdownInput(StrictModel):
@@ -357,3 +378,18 @@ class CoordinatorInput(StrictModel):
 
     state: CoordinatorState | None = None
     config: CoordinatorConfig | None = None
+
+    @field_validator("config")
+    @classmethod
+    def _bounded_config(cls, config: CoordinatorConfig | None) -> CoordinatorConfig | None:
+        """A fresh start's settings obey ``configure``'s bounds (a carried state keeps its own).
+
+        Without them, ``max_concurrent_recoveries: 0`` was a queue that never starts and
+        ``continue_as_new_after_events: 1`` a coordinator that did nothing but hand over.
+        """
+        if config is not None:
+            ConfigureInput.model_validate(
+                config.model_dump(exclude={"default_policy"}, exclude_none=True)
+            )
+            check_default_policy(config.default_policy)
+        return config

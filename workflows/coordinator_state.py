@@ -83,6 +83,11 @@ RECENTLY_ENDED_WINDOW = timedelta(minutes=10)
 # Stores keep ``opened_at`` to the second (pybreaker's Redis layout): an opening in the
 # same second as a recovery's end may be a new one, so only earlier ones count as stale.
 STORE_CLOCK_GRAIN = timedelta(seconds=1)
+# What the status says of an automatic recovery whose policy has no health check.
+NO_CHECK_REASON = (
+    "no health check: automation closes its breaker only if the service's own calls "
+    "close it while half-open"
+)
 # A queue entry's own fields in the carried state's compact form, besides its name and
 # policy (measured: about 50; ``workflows.compact_state``).
 TASK_BYTES = 100
@@ -263,6 +268,9 @@ class RecoveryLedger:
         unfinished = self.unfinished_names()
         for task in self.state.queue:
             services[task.service_name] = task_entry(task)
+            if task.automatic and task.policy.health_check is None:
+                services[task.service_name]["health_check"] = None
+                services[task.service_name]["reason"] = NO_CHECK_REASON
             waiting = self.waiting_for(task, unfinished)
             if waiting:  # only with depends_on: the reference shape stays exact without it
                 services[task.service_name]["waiting_for"] = waiting
@@ -270,6 +278,10 @@ class RecoveryLedger:
         live = [active for active in self.state.active.values() if not active.finished]
         for active in live:
             entry = services[active.task.service_name] = task_entry(active.task)
+            if active.task.automatic and active.task.policy.health_check is None:
+                # Only for automation's recoveries, as above: the evidence rule (SPEC §4).
+                entry["health_check"] = None
+                entry["reason"] = NO_CHECK_REASON
             next_at = active.task.next_attempt_at
             if next_at is not None and next_at <= now:
                 # Its reported backoff is over: the attempt is under way, its time unknown here.
@@ -455,6 +467,30 @@ class RecoveryLedger:
             ring = ring[start:] + ring[:start]
             raise RecoveryValidationError(f"depends_on cycle: {' -> '.join([*ring, ring[0]])}")
 
+    def check_policy_dependencies(self, service_name: str, policy: RecoveryPolicy) -> None:
+        """Refuse a service policy whose ``depends_on`` names the service or closes a cycle.
+
+        The graph is every policy set, with the queued and running recoveries' own
+        policies over them, and this one in place of the service's.
+
+        Raises:
+            RecoveryValidationError: naming the service, or the cycle's path.
+        """
+        if service_name in policy.depends_on:
+            raise RecoveryValidationError(f"{service_name}: depends_on names the service itself")
+        graph = {name: p.depends_on for name, p in self.state.policies.items()}
+        graph.update({t.service_name: t.policy.depends_on for t in self.state.queue})
+        for active in self.state.active.values():
+            if not active.finished:
+                graph[active.task.service_name] = active.task.policy.depends_on
+        graph[service_name] = policy.depends_on
+        for cycle in dependency_cycles(graph):
+            if service_name in cycle:
+                ring = cycle[:-1]
+                start = ring.index(service_name)
+                ring = ring[start:] + ring[:start]
+                raise RecoveryValidationError(f"depends_on cycle: {' -> '.join([*ring, ring[0]])}")
+
     def schedule_automatically(
         self,
         requests: list[ScheduleRecoveryInput],
@@ -475,6 +511,12 @@ class RecoveryLedger:
         for index, request in sorted(enumerate(requests), key=lambda item: item[1].priority):
             grows = 0
             name = request.service_name
+            if respect_operator and name not in unfinished:
+                try:  # one bad request must not keep the rest of the batch from starting
+                    self.check_dependencies([request])
+                except RecoveryValidationError as err:
+                    results[index] = self._left(request, "refused", str(err))
+                    continue
             if name in blocked and name not in unfinished:
                 self.state.held_back[name] = blocked[name]
                 results[index] = ScheduleRecoveryResult(

@@ -50,6 +50,9 @@ SERVICE_NAME_PATTERN = re.compile(r"^[A-Za-z0-9_.\-]{1,200}$")
 INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1  # RecoveryPriority is a 64-bit Int search attribute
 # ~33 history events per attempt; one workflow's history is capped at 51,200 events.
 MAX_RETRY_ATTEMPTS = 1000
+# Attempts a report may count (escalated recoveries go past max_retry_attempts) and its
+# sequence numbers: far more than any recovery reaches, far less than overflows a log.
+MAX_REPORT_NUMBER = 10_000_000
 MAX_DELAY_MS = 30 * 24 * 3600 * 1000  # 30 days: a durable timer, and still a sane backoff
 MAX_BACKOFF_MULTIPLIER = 1000.0
 MAX_TEXT = 2000  # operator notes and reasons travel in history and in the status document
@@ -491,7 +494,32 @@ class RecoveryReport(BaseModel):
     """
 
     service_name: str
-    run_id: str
-    sequence: int
+    run_id: str = Field(max_length=200)
+    sequence: int = Field(ge=0, le=MAX_REPORT_NUMBER)
     status: RecoveryStatus
     result: RecoveryResult | None = None
+
+    @model_validator(mode="after")
+    def _within_bounds(self) -> RecoveryReport:
+        """Refuse what no recovery reports: a forged report may only misstate its service.
+
+        Its times are compared with the coordinator's own (aware) times and its counts
+        fill the storm guard's log: a naive time or a count of 2^70 failed every later
+        workflow task of the coordinator.
+        """
+        status, result = self.status, self.result
+        times = [status.scheduled_at, status.last_attempt_at, status.next_attempt_at]
+        if result is not None:
+            times.append(result.timestamp)
+        if any(t is not None and t.utcoffset() is None for t in times):
+            raise ValueError("every time in a report must carry a timezone")
+        counts = [status.attempt_count, status.max_attempts]
+        if result is not None:
+            counts += [result.attempt_number, result.total_attempts]
+        if any(not 0 <= count <= MAX_REPORT_NUMBER for count in counts):
+            raise ValueError(f"a report's attempt counts must be between 0 and {MAX_REPORT_NUMBER}")
+        if status.service_name != self.service_name or (
+            result is not None and result.service_name != self.service_name
+        ):
+            raise ValueError("a report speaks of one service only")
+        return self

@@ -1,0 +1,150 @@
+"""Single messages that used to fail the coordinator's workflow task (issue 18, row 7).
+
+Each is refused at the door by a strict model (naive times, huge counts, unbounded
+settings, dependency cycles), so no handler meets it.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+
+import pytest
+from pydantic import ValidationError
+from temporalio.client import WorkflowUpdateFailedError
+from temporalio.testing import WorkflowEnvironment
+
+from activities.health_check_specs import TcpHealthCheck
+from activities.sqlite_store import SQLiteBreakerStore
+from tests.conftest import orchestrator_on
+from tests.policies import blocking_policy
+from tests.recoveries import eventually
+from workflows.constants import recovery_workflow_id
+from workflows.coordinator_models import (
+    ConfigureInput,
+    CoordinatorConfig,
+    CoordinatorInput,
+    CoordinatorState,
+    ScheduleRecoveryInput,
+)
+from workflows.coordinator_state import RecoveryLedger
+from workflows.errors import RecoveryValidationError
+from workflows.models import RecoveryPolicy, RecoveryReport
+
+NOW = datetime(2026, 12, 6, 12, 0, tzinfo=timezone.utc)
+
+
+def forged_report(service: str, **status: object) -> dict[str, object]:
+    entry: dict[str, object] = {
+        "service_name": service,
+        "state": "in_progress",
+        "strategy": "exponential_backoff",
+        "priority": 1,
+        "attempt_count": 1,
+        "max_attempts": 5,
+        "scheduled_at": "2030-01-01T00:00:00+00:00",
+        "phase": "backoff",
+    }
+    entry.update(status)
+    return {"service_name": service, "run_id": "forged", "sequence": 1, "status": entry}
+
+
+def test_a_naive_breaker_opened_at_is_refused() -> None:
+    with pytest.raises(ValueError, match="timezone"):
+        ScheduleRecoveryInput(service_name="api", breaker_opened_at="2030-01-01T00:00:00")  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    "status",
+    [
+        {"attempt_count": 2**70},
+        {"attempt_count": -1},
+        {"last_attempt_at": "2030-01-01T00:00:00"},
+        {"scheduled_at": "2030-01-01T00:00:00"},
+        {"service_name": "someone-else"},
+    ],
+)
+def test_a_forged_report_out_of_bounds_is_refused(status: dict[str, object]) -> None:
+    with pytest.raises(ValidationError):
+        RecoveryReport.model_validate(forged_report("api", **status))
+
+
+def test_a_coordinators_own_settings_are_bounded_like_configure() -> None:
+    for bad in ({"max_concurrent_recoveries": 0}, {"continue_as_new_after_events": 1}):
+        with pytest.raises(ValueError):
+            CoordinatorInput(config=CoordinatorConfig(**bad))  # type: ignore[arg-type]
+    # A carried state keeps whatever an older run held.
+    carried = CoordinatorState(config=CoordinatorConfig(continue_as_new_after_events=1))
+    assert CoordinatorInput(state=carried).state is not None
+
+
+def test_a_default_policy_with_depends_on_is_refused() -> None:
+    with pytest.raises(ValueError, match="default_policy.depends_on must be empty"):
+        ConfigureInput(default_policy=RecoveryPolicy(depends_on=["db"]))
+
+
+def test_a_policy_that_names_its_own_service_or_closes_a_cycle_is_refused() -> None:
+    book = RecoveryLedger(CoordinatorState())
+    with pytest.raises(RecoveryValidationError, match="names the service itself"):
+        book.check_policy_dependencies("api", RecoveryPolicy(depends_on=["api"]))
+    book.set_policy("api", RecoveryPolicy(depends_on=["db"]))
+    with pytest.raises(RecoveryValidationError, match="depends_on cycle: db -> api -> db"):
+        book.check_policy_dependencies("db", RecoveryPolicy(depends_on=["api"]))
+    book.check_policy_dependencies("db", RecoveryPolicy(depends_on=["cache"]))
+
+
+def test_one_cycle_in_an_automatic_batch_leaves_the_rest_to_start() -> None:
+    book = RecoveryLedger(CoordinatorState())
+    book.schedule(ScheduleRecoveryInput(service_name="db", policy=RecoveryPolicy(depends_on=["api"])), NOW)
+    batch = [
+        ScheduleRecoveryInput(service_name="api", policy=RecoveryPolicy(depends_on=["db"])),
+        ScheduleRecoveryInput(service_name="unrelated"),
+    ]
+    results = book.schedule_automatically(batch, NOW)
+    assert [r.outcome for r in results] == ["refused", "queued"]
+    assert "depends_on cycle" in (results[0].reason or "")
+
+
+def test_booleans_are_not_numbers_in_health_checks() -> None:
+    with pytest.raises(ValidationError, match="port must be a number"):
+        TcpHealthCheck.model_validate({"host": "db", "port": True})
+    with pytest.raises(ValidationError, match="timeout_ms must be a number"):
+        TcpHealthCheck.model_validate({"host": "db", "port": 5432, "timeout_ms": True})
+
+
+@pytest.mark.timeout(90)
+async def test_forged_messages_leave_the_coordinator_answering(
+    dev_env: WorkflowEnvironment, store: SQLiteBreakerStore, task_queue: str, service: str
+) -> None:
+    guarded = blocking_policy().model_copy(update={"max_attempts_per_hour": 3})
+    async with orchestrator_on(dev_env, store, task_queue) as orch:
+        await orch.schedule_recovery(service, policy=guarded)
+        await eventually(
+            orch.get_recovery_status,
+            lambda s: s["services"].get(service, {}).get("state") == "in_progress",
+        )
+        run_id = (await dev_env.client.get_workflow_handle(recovery_workflow_id(service)).describe()).run_id
+        handle = dev_env.client.get_workflow_handle(f"coordinator-{task_queue}")
+        # A report of the running recovery's own run (what `temporal workflow signal` can send).
+        for status in ({"attempt_count": 2**70}, {"last_attempt_at": "2030-01-01T00:00:00"}):
+            report = forged_report(service, **status) | {"run_id": run_id, "sequence": 1000}
+            await handle.signal("recovery_report", report)
+        with pytest.raises(WorkflowUpdateFailedError):
+            await handle.execute_update(
+                "schedule_recoveries",
+                {
+                    "recoveries": [
+                        {"service_name": service, "breaker_opened_at": "2030-01-01T00:00:00"}
+                    ],
+                    "automatic": True,
+                },
+            )
+        configuration = await eventually(
+            lambda: handle.query("get_configuration"),
+            lambda c: len(c["rejected_signals"]) >= 2,
+        )
+        assert all("recovery_report rejected" in r for r in configuration["rejected_signals"][-2:])
+        # Still answering updates at once: no task failed.
+        await orch.schedule_recovery(f"{service}-after")
+        history = await handle.fetch_history()
+        failed = [e for e in history.events if e.HasField("workflow_task_failed_event_attributes")]
+        assert failed == []
