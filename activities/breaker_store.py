@@ -21,7 +21,7 @@ import os
 import re
 from collections.abc import Callable
 from datetime import datetime
-from typing import Protocol, TypeVar
+from typing import Literal, Protocol, TypeVar, overload
 
 from pydantic import BaseModel
 
@@ -87,8 +87,26 @@ class CircuitBreakerStore(Protocol):
         """
         ...
 
-    def set_state(self, service_name: str, state: BreakerState) -> BreakerRecord:
-        """Set one breaker's state as pybreaker would (creating it if new) and return it."""
+    @overload
+    def set_state(
+        self, service_name: str, state: BreakerState, *, create: Literal[True] = True
+    ) -> BreakerRecord: ...
+
+    @overload
+    def set_state(
+        self, service_name: str, state: BreakerState, *, create: bool
+    ) -> BreakerRecord | None: ...
+
+    def set_state(
+        self, service_name: str, state: BreakerState, *, create: bool = True
+    ) -> BreakerRecord | None:
+        """Set one breaker's state as pybreaker would and return it.
+
+        With ``create`` (the default) a breaker the store has never seen is created.
+        Without, only an existing breaker is written: for one that is absent nothing
+        is written and None is returned, in one atomic step, so a breaker deleted at the
+        same moment is never brought back (a recovery never makes up a breaker, SPEC §4).
+        """
         ...
 
     def forget(self, service_name: str) -> bool:

@@ -7,11 +7,13 @@ from datetime import datetime
 
 from pydantic import BaseModel
 from temporalio import activity
+from temporalio.exceptions import ApplicationError
 
 from activities.breaker_store import (
     BreakerRecord,
     BreakerState,
     CircuitBreakerStore,
+    InvalidBreakerValue,
 )
 
 
@@ -20,6 +22,12 @@ class SetBreakerStateInput(BaseModel):
 
     service_name: str
     state: BreakerState
+
+
+class GetBreakerStateInput(BaseModel):
+    """Input of the ``get_breaker_state`` activity."""
+
+    service_name: str
 
 
 class OpenBreaker(BaseModel):
@@ -36,11 +44,35 @@ class CircuitBreakerActivities:
         self._store = store
 
     @activity.defn(name="set_breaker_state")
-    async def set_breaker_state(self, input: SetBreakerStateInput) -> BreakerRecord:
-        """Set a breaker to half-open, closed or open; idempotent, so retries are harmless."""
-        record = await asyncio.to_thread(self._store.set_state, input.service_name, input.state)
-        activity.logger.info("breaker %r is now %s", input.service_name, record.state.value)
+    async def set_breaker_state(self, input: SetBreakerStateInput) -> BreakerRecord | None:
+        """Set an existing breaker to half-open, closed or open; idempotent, so retries are
+        harmless.
+
+        A recovery touches only a breaker that exists (SPEC §4): for a service the store
+        holds no breaker for, nothing is written and None is returned. (Results recorded
+        before, always a record, still decode.)
+        """
+        record = await asyncio.to_thread(
+            self._store.set_state, input.service_name, input.state, create=False
+        )
+        if record is None:
+            activity.logger.info(
+                "breaker %r not set %s: the store holds no breaker for it",
+                input.service_name,
+                input.state.value,
+            )
+        else:
+            activity.logger.info("breaker %r is now %s", input.service_name, record.state.value)
         return record
+
+    @activity.defn(name="get_breaker_state")
+    async def get_breaker_state(self, input: GetBreakerStateInput) -> BreakerRecord | None:
+        """Return one breaker as the store holds it, or None if it holds none (a read only)."""
+        try:
+            return await asyncio.to_thread(self._store.get_state, input.service_name)
+        except InvalidBreakerValue as invalid:
+            # Reading again will not mend it: say so at once rather than retry for minutes.
+            raise ApplicationError(str(invalid), type="InvalidBreakerValue", non_retryable=True)
 
     @activity.defn(name="list_breakers")
     async def list_breakers(self) -> list[BreakerRecord]:

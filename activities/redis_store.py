@@ -17,7 +17,7 @@ import logging
 import time
 from collections.abc import Sequence
 from datetime import datetime, timezone
-from typing import cast
+from typing import Literal, cast, overload
 
 import redis
 from redis.client import Pipeline
@@ -89,12 +89,30 @@ class RedisBreakerStore:
         raw = self._redis.mget([breaker_key(service_name, f) for f in FIELDS])
         return None if raw[0] is None else _record(service_name, raw)
 
-    def set_state(self, service_name: str, state: BreakerState) -> BreakerRecord:
+    @overload
+    def set_state(
+        self, service_name: str, state: BreakerState, *, create: Literal[True] = True
+    ) -> BreakerRecord: ...
+
+    @overload
+    def set_state(
+        self, service_name: str, state: BreakerState, *, create: bool
+    ) -> BreakerRecord | None: ...
+
+    def set_state(
+        self, service_name: str, state: BreakerState, *, create: bool = True
+    ) -> BreakerRecord | None:
         """Set a breaker's state as pybreaker would, in one MULTI/EXEC; see ``breaker_store``.
 
         Opening watches ``opened_at`` (pybreaker's set-if-greater transaction), so a service
         opening its breaker at the same moment never has its later time overwritten.
+
+        Without ``create`` the write is one Lua script, which Redis runs atomically: a
+        breaker whose state key is absent (never created, or deleted at this very moment)
+        is not written, and None is returned.
         """
+        if not create:
+            return self._set_existing(service_name, state)
         opened_at_key = breaker_key(service_name, "opened_at")
         fail_key = breaker_key(service_name, "fail_counter")
         now = int(time.time())
@@ -116,6 +134,16 @@ class RedisBreakerStore:
         results = cast(list[object], self._redis.transaction(write, *watched))
         return _record(service_name, cast(list[RawValue], results[-1]))
 
+    def _set_existing(self, service_name: str, state: BreakerState) -> BreakerRecord | None:
+        """Write the same transition as ``set_state``, only if the breaker's state key exists."""
+        keys = [breaker_key(service_name, f) for f in FIELDS]
+        raw = self._redis.eval(
+            _SET_EXISTING_SCRIPT, len(keys), *keys, state.value, int(time.time())
+        )
+        if raw is None:
+            return None
+        return _record(service_name, cast(list[RawValue], raw))
+
     def forget(self, service_name: str) -> bool:
         """Delete one breaker's keys; return whether any existed."""
         return self._redis.delete(*(breaker_key(service_name, f) for f in FIELDS)) > 0
@@ -135,6 +163,33 @@ class RedisBreakerStore:
                 continue
             names.add(text.removesuffix(_STATE_KEY_SUFFIX))
         return sorted(names)
+
+
+# KEYS: state, fail_counter, success_counter, opened_at (FIELDS order); ARGV: state, now.
+# The transitions of ``set_state`` (see ``breaker_store``), on an existing breaker only;
+# ``opened_at`` moves forward only, and a value that is no integer is replaced (as
+# ``_earlier_than`` does). Returns the four values after the write, or nil if absent.
+_SET_EXISTING_SCRIPT = """
+if redis.call('EXISTS', KEYS[1]) == 0 then
+  return false
+end
+local state = ARGV[1]
+redis.call('SET', KEYS[1], state)
+redis.call('SET', KEYS[3], 0)
+if state == 'closed' then
+  redis.call('SET', KEYS[2], 0)
+else
+  redis.call('SETNX', KEYS[2], 0)
+end
+if state == 'open' then
+  local now = tonumber(ARGV[2])
+  local stored = redis.call('GET', KEYS[4])
+  if (not stored) or (not string.match(stored, '^-?%d+$')) or now > tonumber(stored) then
+    redis.call('SET', KEYS[4], ARGV[2])
+  end
+end
+return redis.call('MGET', KEYS[1], KEYS[2], KEYS[3], KEYS[4])
+"""
 
 
 def _earlier_than(stored: RawValue, now: int) -> bool:

@@ -13,7 +13,7 @@ import sqlite3
 import threading
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Literal
+from typing import Literal, overload
 
 from activities.breaker_store import (
     BreakerRecord,
@@ -115,11 +115,35 @@ class SQLiteBreakerStore:
             row = self._select(service_name)
         return _record(row) if row else None
 
-    def set_state(self, service_name: str, state: BreakerState) -> BreakerRecord:
-        """Set a breaker's state as pybreaker would; see ``activities.breaker_store``."""
+    @overload
+    def set_state(
+        self, service_name: str, state: BreakerState, *, create: Literal[True] = True
+    ) -> BreakerRecord: ...
+
+    @overload
+    def set_state(
+        self, service_name: str, state: BreakerState, *, create: bool
+    ) -> BreakerRecord | None: ...
+
+    def set_state(
+        self, service_name: str, state: BreakerState, *, create: bool = True
+    ) -> BreakerRecord | None:
+        """Set a breaker's state as pybreaker would; see ``activities.breaker_store``.
+
+        Without ``create``, an absent breaker is not written (an UPDATE that matched no
+        row, in the same transaction as the rest): None is returned.
+        """
         now = _now()
         with self._lock, self._conn:
-            self._conn.execute(_UPSERT_STATE, (service_name, state.value, now))
+            if create:
+                self._conn.execute(_UPSERT_STATE, (service_name, state.value, now))
+            else:
+                updated = self._conn.execute(
+                    "UPDATE breakers SET state = ?, updated_at = ? WHERE service_name = ?",
+                    (state.value, now, service_name),
+                ).rowcount
+                if updated == 0:
+                    return None
             self._conn.execute(
                 f"UPDATE breakers SET {_RESETS[state]} WHERE service_name = ?", (service_name,)
             )

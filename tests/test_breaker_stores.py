@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import sqlite3
+import threading
 from collections.abc import Iterator
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -209,8 +210,11 @@ def test_setting_the_same_state_twice_is_harmless(backend: Backend) -> None:
     )
 
 
+@pytest.mark.parametrize("create", [True, False], ids=["create", "existing-only"])
 @pytest.mark.parametrize("state", list(BreakerState))
-def test_each_transition_matches_pybreakers_own(backend: Backend, state: BreakerState) -> None:
+def test_each_transition_matches_pybreakers_own(
+    backend: Backend, state: BreakerState, create: bool
+) -> None:
     # The same breaker twice, open an hour ago with 3 failures and 2 trial successes counted:
     # once in our store, once in pybreaker's memory storage moved by pybreaker itself.
     opened = whole_seconds_ago(3600)
@@ -227,8 +231,9 @@ def test_each_transition_matches_pybreakers_own(backend: Backend, state: Breaker
     reference = pybreaker.CircuitBreaker(state_storage=memory)
     {HALF_OPEN: reference.half_open, CLOSED: reference.close, OPEN: reference.open}[state]()
 
-    record = backend.store.set_state("payments", state)
+    record = backend.store.set_state("payments", state, create=create)
 
+    assert record is not None
     assert (record.state.value, record.fail_counter, record.success_counter) == (
         memory.state,
         memory.counter,
@@ -388,4 +393,92 @@ def test_a_sqlite_row_in_another_encoding_does_not_stop_every_read(tmp_path: Pat
     states = store.get_all_states()
     assert states["good"].state is OPEN
     assert "\ufffdA" in states, "read with a replacement character: no valid service name, so skipped by the watch"
+    store.close()
+
+
+@pytest.mark.parametrize("state", list(BreakerState))
+def test_without_create_an_absent_breaker_is_not_written(
+    backend: Backend, state: BreakerState
+) -> None:
+    """A recovery never makes up a breaker (SPEC §4): absent stays absent."""
+    assert backend.store.set_state("payments", state, create=False) is None
+    assert backend.store.get_state("payments") is None
+    assert backend.store.get_all_states() == {}
+    assert backend.store.forget("payments") is False  # not one field was written
+
+
+def test_without_create_an_existing_breaker_is_written_and_returned(backend: Backend) -> None:
+    backend.store.set_state("payments", OPEN)
+    backend.store.set_state("orders", OPEN)
+
+    half_open = backend.store.set_state("payments", HALF_OPEN, create=False)
+
+    assert half_open is not None and half_open.state is HALF_OPEN
+    assert backend.store.get_state("payments") == half_open
+    assert backend.store.get_state("orders").state is OPEN  # type: ignore[union-attr]
+    backend.store.forget("payments")
+    assert backend.store.set_state("payments", CLOSED, create=False) is None
+    assert backend.store.get_state("payments") is None
+
+
+def test_without_create_opening_never_moves_opened_at_back_and_mends_a_bad_one(
+    backend: Backend,
+) -> None:
+    later = whole_seconds_ago(-3600)
+    backend.store.set_state("payments", CLOSED)
+    backend.put_opened_at("payments", later)
+    reopened = backend.store.set_state("payments", OPEN, create=False)
+    assert reopened is not None and reopened.opened_at == later
+
+    backend.put("payments", "opened_at", "yesterday")
+    before = whole_seconds_ago(0)
+    mended = backend.store.set_state("payments", OPEN, create=False)
+    assert mended is not None and mended.opened_at is not None
+    assert before <= mended.opened_at <= datetime.now(timezone.utc)
+
+
+def test_without_create_a_breaker_deleted_meanwhile_is_never_brought_back(
+    backend: Backend,
+) -> None:
+    """Delete and write race: whichever runs first, the breaker ends up gone, whole.
+
+    A check-then-write (read the state, then write it) would, now and then, write
+    some of a just-deleted breaker's fields back: a half-made breaker.
+    """
+    errors: list[BaseException] = []
+    for round in range(150):
+        name = f"svc-{round}"
+        backend.store.set_state(name, OPEN)
+        start = threading.Barrier(2)
+
+        def delete(name: str = name) -> None:
+            start.wait()
+            backend.store.forget(name)
+
+        def write(name: str = name) -> None:
+            start.wait()
+            try:
+                backend.store.set_state(name, HALF_OPEN, create=False)
+            except BaseException as err:  # noqa: BLE001 (reported below)
+                errors.append(err)
+
+        threads = [threading.Thread(target=delete), threading.Thread(target=write)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        assert backend.store.get_state(name) is None
+        assert backend.store.forget(name) is False, f"{name}: a field was written back"
+    assert errors == []
+
+
+def test_redis_without_create_writes_no_key_of_an_absent_breaker(
+    redis_url: str,  # noqa: F811
+) -> None:
+    store = open_store(redis_url)
+    with redis.Redis.from_url(redis_url) as raw:
+        raw.set("payments:pybreaker:opened_at", 5)  # a stray field is no breaker
+        assert store.set_state("payments", OPEN, create=False) is None
+        assert sorted(raw.keys("payments:*")) == [b"payments:pybreaker:opened_at"]
+        assert raw.get("payments:pybreaker:opened_at") == b"5"
     store.close()

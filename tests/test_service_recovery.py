@@ -33,6 +33,7 @@ from workflows.service_recovery import ServiceRecovery
 async def test_succeeds_at_attempt_k_against_a_real_http_server(
     time_env: WorkflowEnvironment, store: SQLiteBreakerStore, task_queue: str, service: str, k: int
 ) -> None:
+    store.set_state(service, BreakerState.OPEN)  # a recovery touches only an existing breaker
     async with health_server([503] * (k - 1) + [200]) as server:
         policy = RecoveryPolicy(health_check=HttpHealthCheck(url=server.url))
         async with running_worker(time_env.client, store, task_queue):
@@ -48,7 +49,8 @@ async def test_succeeds_at_attempt_k_against_a_real_http_server(
     assert result.health_check_passed is True and result.error_message is None
     assert server.requests == k
     assert [a.result for a in history] == ["failure"] * (k - 1) + ["success"]
-    assert all(a.breaker_reset for a in history)
+    assert all(a.breaker_reset and a.breaker_found for a in history)
+    assert [a.evidence for a in history] == [None] * (k - 1) + ["health_check"]
     if k > 1:
         assert "answered 503" in (history[0].error or "")
     breaker = store.get_state(service)
@@ -58,6 +60,7 @@ async def test_succeeds_at_attempt_k_against_a_real_http_server(
 async def test_all_attempts_failing_ends_failed_with_every_attempt_recorded(
     time_env: WorkflowEnvironment, store: SQLiteBreakerStore, task_queue: str, service: str
 ) -> None:
+    store.set_state(service, BreakerState.OPEN)
     async with health_server([500]) as server:
         policy = RecoveryPolicy(max_retry_attempts=3, health_check=HttpHealthCheck(url=server.url))
         async with running_worker(time_env.client, store, task_queue):

@@ -5,6 +5,8 @@ a non-retryable ``ApplicationError`` of type ``RecoveryValidationError`` naming
 the field. Temporal then fails the workflow (or rejects the update) with that
 message instead of retrying a workflow task that can never succeed.
 
+Both send our own errors' failures without a Python stack trace (``OutcomeFailureConverter``).
+
 Workers use ``worker_data_converter``: the same, except that a handler's payload
 that does not decode reaches the handler as an ``UndecodedInput``. The SDK drops a
 signal whose payload fails to decode, with nothing but a worker log line; handed
@@ -17,6 +19,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import temporalio.api.common.v1
+import temporalio.api.failure.v1
 from pydantic import BaseModel, ValidationError
 from temporalio.contrib.pydantic import PydanticJSONPlainPayloadConverter
 from temporalio.exceptions import ApplicationError, FailureError
@@ -24,12 +27,19 @@ from temporalio.converter import (
     BinaryNullPayloadConverter,
     CompositePayloadConverter,
     DataConverter,
+    DefaultFailureConverter,
     DefaultPayloadConverter,
     EncodingPayloadConverter,
     JSONPlainPayloadConverter,
+    PayloadConverter,
 )
 
-from workflows.errors import RecoveryValidationError, clipped, to_application_error
+from workflows.errors import (
+    OUTCOME_ERROR_TYPES,
+    RecoveryValidationError,
+    clipped,
+    to_application_error,
+)
 from workflows.models import describe_validation_error
 from workflows.payloads import UndecodedInput, check_unique_keys
 
@@ -135,5 +145,37 @@ class WorkerPayloadConverter(RecoveryPayloadConverter):
             return UndecodedInput(clipped(err.message, 2 * MAX_DECODE_ERROR))
 
 
-data_converter = DataConverter(payload_converter_class=RecoveryPayloadConverter)
-worker_data_converter = DataConverter(payload_converter_class=WorkerPayloadConverter)
+class OutcomeFailureConverter(DefaultFailureConverter):
+    """Temporal's failure converter, without a Python stack trace on our own errors.
+
+    A failed recovery (``RecoveryFailed``) or a refused input (``RecoveryValidationError``,
+    ``RecoveryConstitutionalError``, ``RecoveryOrchestratorError``) is an outcome, told by
+    its message and details: the Web UI shows it without the SDK's internals under it
+    (SPEC §4). Any other failure keeps its stack trace, where one helps find a bug.
+    """
+
+    def to_failure(
+        self,
+        exception: BaseException,
+        payload_converter: PayloadConverter,
+        failure: temporalio.api.failure.v1.Failure,
+    ) -> None:
+        super().to_failure(exception, payload_converter, failure)
+        current: temporalio.api.failure.v1.Failure | None = failure
+        while current is not None:
+            if (
+                current.HasField("application_failure_info")
+                and current.application_failure_info.type in OUTCOME_ERROR_TYPES
+            ):
+                current.stack_trace = ""
+            current = current.cause if current.HasField("cause") else None
+
+
+data_converter = DataConverter(
+    payload_converter_class=RecoveryPayloadConverter,
+    failure_converter_class=OutcomeFailureConverter,
+)
+worker_data_converter = DataConverter(
+    payload_converter_class=WorkerPayloadConverter,
+    failure_converter_class=OutcomeFailureConverter,
+)

@@ -367,7 +367,11 @@ class RecoveryCoordinator:
                     await self._signal(
                         ChildRef(name, active.run_id),
                         ServiceRecovery.approve,
-                        ApproveInput(operator=input.operator, note="execute_recovery"),
+                        # The attempt it approves: stale (and ignored) if another
+                        # approval has started that attempt meanwhile.
+                        ApproveInput(
+                            operator=input.operator, note="execute_recovery", attempt=baseline + 1
+                        ),
                     )
                 outcome = "approved"
                 return self._executed(active, outcome, baseline)

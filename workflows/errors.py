@@ -31,6 +31,10 @@ _BY_NAME: dict[str, type[RecoveryOrchestratorError]] = {
     for cls in (RecoveryOrchestratorError, RecoveryConstitutionalError, RecoveryValidationError)
 }
 
+# The ApplicationError types that tell an outcome, not a bug: their failures travel
+# without a Python stack trace (``workflows.converter.OutcomeFailureConverter``).
+OUTCOME_ERROR_TYPES = frozenset({RECOVERY_FAILED, *_BY_NAME})
+
 
 def clipped(text: str, limit: int) -> str:
     """Return ``text`` cut to ``limit`` characters, the cut marked with an ellipsis.

@@ -11,7 +11,7 @@ worker restart does not count a recovery twice.
 | ``recovery_started`` | counter | ``strategy`` |
 | ``recovery_ended`` | counter | ``strategy``, ``outcome`` (succeeded, failed, cancelled) |
 | ``recovery_attempts`` | counter | ``strategy``, ``result`` (success, failure) |
-| ``recovery_backoff_seconds`` | histogram | ``strategy`` |
+| ``recovery_backoff_seconds`` | histogram | ``strategy`` (time waited, workflow clock) |
 
 
 The gauge of recoveries awaiting an operator is the worker's, not a workflow's (a
@@ -50,8 +50,8 @@ def attempt_made(strategy: str, succeeded: bool) -> None:
     )
 
 
-def backoff_started(strategy: str, seconds: float) -> None:
-    """Record the length of a backoff a recovery is about to wait."""
+def backoff_waited(strategy: str, seconds: float) -> None:
+    """Record how long a backoff really lasted (a cancel cuts one short), not its plan."""
     workflow.metric_meter().create_histogram_float(
-        BACKOFF_SECONDS, "backoff before an attempt", "s"
+        BACKOFF_SECONDS, "time waited in a backoff before an attempt", "s"
     ).record(seconds, {"strategy": strategy})

@@ -21,6 +21,7 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    StrictInt,
     ValidationError,
     ValidationInfo,
     field_validator,
@@ -136,6 +137,8 @@ class RecoveryPhase(str, enum.Enum):
     BACKOFF = "backoff"
     RESETTING_BREAKER = "resetting_breaker"
     HEALTH_CHECK = "health_check"
+    # No health check, an automatic recovery: watching the service's own calls close it.
+    BREAKER_TRIAL = "breaker_trial"
     CLOSING_BREAKER = "closing_breaker"
     REOPENING_BREAKER = "reopening_breaker"
     FINISHED = "finished"
@@ -432,10 +435,24 @@ class ServiceRecoveryInput(StrictModel):
 
 
 class ApproveInput(StrictModel):
-    """Signal ``approve``: an operator allows one attempt."""
+    """Signal ``approve`` (and update ``approve_attempt``): an operator allows one attempt.
+
+    ``attempt`` names the attempt the operator saw awaiting approval: an approval sent
+    for an attempt that has meanwhile run is stale and counts for nothing, so that five
+    callers who saw attempt 1 waiting start one attempt, not two.
+    """
 
     operator: str = Field(default="unknown", max_length=200)
     note: str = Field(default="", max_length=MAX_TEXT)
+    attempt: StrictInt | None = Field(default=None, ge=1, le=MAX_REPORT_NUMBER)
+
+
+class ApproveResult(BaseModel):
+    """What an approval admitted: the attempt it starts."""
+
+    service_name: str
+    attempt: int
+    operator: str
 
 
 class CancelInput(StrictModel):

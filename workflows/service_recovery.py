@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+from collections.abc import Sequence
 from contextlib import nullcontext
 from datetime import datetime, timedelta
 from typing import Any
@@ -60,6 +61,7 @@ from workflows.errors import (
 from workflows.models import (
     MAX_TEXT,
     ApproveInput,
+    ApproveResult,
     AttemptRecord,
     CancelInput,
     RecoveryPhase,
@@ -76,7 +78,12 @@ from workflows.payloads import dropped_as_before, one_input
 
 with workflow.unsafe.imports_passed_through():
     from activities.breaker_store import BreakerState
-    from activities.circuit_breakers import CircuitBreakerActivities, SetBreakerStateInput
+    from activities.breaker_store import BreakerRecord
+    from activities.circuit_breakers import (
+        CircuitBreakerActivities,
+        GetBreakerStateInput,
+        SetBreakerStateInput,
+    )
     from activities.health_check_specs import (
         HOSTED_CHECK_ACTIVITY,
         HealthCheck,
@@ -154,6 +161,18 @@ PATCHES_IN_0_7 = frozenset(
 )
 # What a summary or the current details may show of a URL, a reason, an error.
 MAX_SHOWN = 200
+# The evidence rule (SPEC §4): an automatic recovery of a service with no health check
+# closes nothing itself. After the reset to half-open it watches pybreaker's own trial,
+# reading the breaker after each of these waits (durable timers, 30 s in all): the
+# service's own successful calls close it, a failed call re-opens it. Still half-open
+# at the end, it is re-opened: no evidence the service answers.
+BREAKER_TRIAL_WAITS_S = (1, 2, 4, 8, 15)
+BREAKER_TRIAL_S = sum(BREAKER_TRIAL_WAITS_S)
+TRIAL_REOPENED = "the service's own call failed while half-open: its breaker re-opened"
+TRIAL_NO_EVIDENCE = (
+    "no evidence the service answers: no health check is configured and no call closed "
+    f"its breaker within {BREAKER_TRIAL_S} s of half-open"
+)
 
 _BREAKER_STEP = {
     BreakerState.HALF_OPEN: (RecoveryPhase.RESETTING_BREAKER, "reset breaker to half-open"),
@@ -208,6 +227,12 @@ class ServiceRecovery:
         )
         # Set from the reset request until a close or re-open: what a cancel must undo.
         self._breaker_maybe_half_open = False
+        # False once a write found no breaker in the store: then nothing is written to it
+        # (a recovery never creates a breaker, SPEC §4).
+        self._breaker_exists = True
+        # An automatic recovery with no check and no breaker: no attempt could ever be
+        # evidence that the service answers, so it fails at once.
+        self._no_evidence_possible = False
         if self._refusal is not None:
             # Signals and queries of this first task already see the recovery as failed.
             self._state = RecoveryState.FAILED
@@ -310,20 +335,79 @@ class ServiceRecovery:
         except RecoveryValidationError as err:
             self._ignore("approve", f"rejected: {err}")
             return
-        if self._approval is not None:
-            self._ignore(
-                "approve",
-                f"approve from {approval.operator} ignored: attempt "
-                f"{len(self._attempts) + 1} already approved by {self._approval.operator}",
-            )
-        elif not self._awaiting_approval:
-            self._ignore(
-                "approve",
-                f"approve from {approval.operator} ignored: recovery was "
-                f"{self._state.value} ({self._phase.value}), not awaiting_manual",
-            )
+        refusal = self._approval_refusal(approval)
+        if refusal is not None:
+            self._ignore("approve", f"approve from {approval.operator} ignored: {refusal}")
         else:
             self._approval = approval
+
+    @workflow.update(name="approve_attempt")
+    def approve_attempt(self, *args: Any) -> ApproveResult:
+        """Approve one attempt as the ``approve`` signal does, and answer which one it starts.
+
+        What the facade and ``recoveryctl`` use: the caller learns at once whether its
+        approval counted (``code`` ``not_awaiting_approval`` when not), instead of
+        signalling and then searching ``ignored_signals``.
+        """
+        approval = self._decoded_approval(args)
+        refusal = self._approval_refusal(approval)
+        if refusal is not None:  # another approval of the same task came first
+            raise self._not_awaiting(refusal)
+        self._approval = approval
+        workflow.logger.info(
+            "%s Recovery of '%s': attempt %d approved by %s",
+            LOG_PREFIX,
+            self._input.service_name,
+            len(self._attempts) + 1,
+            approval.operator,
+        )
+        return ApproveResult(
+            service_name=self._input.service_name,
+            attempt=len(self._attempts) + 1,
+            operator=approval.operator,
+        )
+
+    @approve_attempt.validator
+    def _validate_approve_attempt(self, *args: Any) -> None:
+        refusal = self._approval_refusal(self._decoded_approval(args))
+        if refusal is not None:
+            raise self._not_awaiting(refusal)
+
+    def _decoded_approval(self, args: Sequence[Any]) -> ApproveInput:
+        try:
+            return one_input(ApproveInput, args, "update approve_attempt", optional=True)
+        except RecoveryValidationError as err:
+            raise to_application_error(err) from None
+
+    def _approval_refusal(self, approval: ApproveInput) -> str | None:
+        """Return why ``approval`` counts for nothing now, or None if it starts an attempt."""
+        awaited = len(self._attempts) + 1
+        if self._approval is not None:
+            return f"attempt {awaited} already approved by {self._approval.operator}"
+        if not self._awaiting_approval:
+            return (
+                f"recovery was {self._state.value} ({self._phase.value}), not awaiting_manual"
+            )
+        if approval.attempt is not None and approval.attempt != awaited:
+            return (
+                f"it approves attempt {approval.attempt}, but attempt {awaited} awaits "
+                "approval now (the approval is stale)"
+            )
+        return None
+
+    def _not_awaiting(self, refusal: str) -> ApplicationError:
+        return ApplicationError(
+            f"approval of '{self._input.service_name}' refused: {refusal}",
+            {
+                "code": "not_awaiting_approval",
+                "service": self._input.service_name,
+                "state": self._state.value,
+                "phase": self._phase.value,
+                "awaiting_attempt": len(self._attempts) + 1 if self._awaiting_approval else None,
+            },
+            type=RecoveryOrchestratorError.__name__,
+            non_retryable=True,
+        )
 
     @workflow.signal(name="cancel")
     def cancel(self, *args: Any) -> None:
@@ -409,6 +493,8 @@ class ServiceRecovery:
             attempt += 1
             if await self._attempt(attempt, delay, approval):
                 return RecoveryState.SUCCEEDED
+            if self._no_evidence_possible:
+                return RecoveryState.FAILED
             if attempt >= self._policy.max_retry_attempts and not escalated:
                 if manual or not self._policy.escalate_to_manual:
                     return RecoveryState.FAILED
@@ -444,14 +530,14 @@ class ServiceRecovery:
             self._raise_if_cancelled()
             return
         duration = timedelta(milliseconds=delay_ms)
-        metrics.backoff_started(self._input.strategy.value, delay_ms / 1000)
-        self._next_attempt_at = workflow.now() + duration
-        await self._enter(
-            RecoveryState.IN_PROGRESS,
-            RecoveryPhase.BACKOFF,
-            worth_reporting=duration >= REPORTED_BACKOFF,
-        )
+        began = workflow.now()
+        self._next_attempt_at = began + duration
         try:
+            await self._enter(
+                RecoveryState.IN_PROGRESS,
+                RecoveryPhase.BACKOFF,
+                worth_reporting=duration >= REPORTED_BACKOFF,
+            )
             await workflow.wait_condition(
                 lambda: self._cancel_request is not None,
                 timeout=duration,
@@ -461,6 +547,10 @@ class ServiceRecovery:
             pass
         finally:
             self._next_attempt_at = None
+            # The time really waited (workflow clock): a cancel cuts a backoff short.
+            metrics.backoff_waited(
+                self._input.strategy.value, (workflow.now() - began).total_seconds()
+            )
         self._raise_if_cancelled()
 
     async def _attempt(self, number: int, delay_ms: int, approval: ApproveInput | None) -> bool:
@@ -476,21 +566,40 @@ class ServiceRecovery:
         await self._enter(RecoveryState.IN_PROGRESS, RecoveryPhase.RESETTING_BREAKER)
         self._stop_before_touching_the_breaker()
         error = await self._set_breaker(BreakerState.HALF_OPEN)
-        record.breaker_reset = error is None
+        found = self._breaker_exists
+        record.breaker_found = found if error is None else None
+        record.breaker_reset = error is None and found
         passed = False
         if error is None:
             await self._reopen_if_cancelled()
-            outcome, error = await self._health_check()
-            record.health_check = outcome
-            passed = error is None and (outcome is None or outcome.passed)
-            if error is None and outcome is not None and not outcome.passed:
-                error = f"health check failed: {outcome.detail}"
-            await self._reopen_if_cancelled()
-            if passed:
-                close_error = await self._set_breaker(BreakerState.CLOSED)
-                passed, error = close_error is None, close_error
-            if not passed:
-                await self._set_breaker(BreakerState.OPEN)
+            if self._policy.health_check is None and self._input.automatic:
+                # The evidence rule: with no check, only the service's own calls can prove
+                # it answers, and only through a breaker; with no breaker, nothing can.
+                if found:
+                    passed, error = await self._observe_trial()
+                    record.evidence = "breaker_trial" if passed else None
+                else:
+                    self._no_evidence_possible = True
+                    error = (
+                        f"nothing could show that '{self._input.service_name}' answers: no "
+                        "health check is configured and the store holds no breaker for it "
+                        "(an automatic recovery closes nothing without evidence; nothing "
+                        "was changed)"
+                    )
+            else:
+                outcome, error = await self._health_check()
+                record.health_check = outcome
+                passed = error is None and (outcome is None or outcome.passed)
+                if error is None and outcome is not None and not outcome.passed:
+                    error = f"health check failed: {outcome.detail}"
+                await self._reopen_if_cancelled()
+                if passed and self._breaker_exists:
+                    close_error = await self._set_breaker(BreakerState.CLOSED)
+                    passed, error = close_error is None, close_error
+                if not passed and self._breaker_exists:
+                    await self._set_breaker(BreakerState.OPEN)
+                if passed:
+                    record.evidence = "health_check" if outcome is not None else "none"
         record.finished_at = workflow.now()
         record.result = "success" if passed else "failure"
         metrics.attempt_made(self._input.strategy.value, passed)
@@ -508,8 +617,64 @@ class ServiceRecovery:
         )
         return passed
 
+    async def _observe_trial(self) -> tuple[bool, str | None]:
+        """Watch the half-open breaker for pybreaker's own trial; return (passed, error).
+
+        Closed by the service's own calls: evidence it answers. Re-opened: a call failed.
+        Still half-open after ``BREAKER_TRIAL_S``: re-opened here, no evidence. A cancel
+        (signal or Temporal) during a wait re-opens it and ends the recovery cancelled.
+        """
+        self._set_phase(RecoveryPhase.BREAKER_TRIAL)
+        for wait_s in BREAKER_TRIAL_WAITS_S:
+            try:
+                await workflow.wait_condition(
+                    lambda: self._cancel_request is not None,
+                    timeout=timedelta(seconds=wait_s),
+                    timeout_summary=f"breaker trial: look again in {wait_s} s",
+                )
+            except asyncio.TimeoutError:
+                pass
+            await self._reopen_if_cancelled()
+            breaker, error = await self._read_breaker()
+            await self._reopen_if_cancelled()  # a cancel wins, as after a check
+            if error is not None:
+                await self._set_breaker(BreakerState.OPEN)
+                return False, error
+            if breaker is None:
+                self._breaker_exists = False
+                self._breaker_maybe_half_open = False
+                return False, "the breaker was deleted from the store during its trial"
+            if breaker.state is BreakerState.CLOSED:
+                self._breaker_maybe_half_open = False
+                return True, None
+            if breaker.state is BreakerState.OPEN:
+                self._breaker_maybe_half_open = False
+                return False, TRIAL_REOPENED
+        await self._set_breaker(BreakerState.OPEN)
+        return False, TRIAL_NO_EVIDENCE
+
+    async def _read_breaker(self) -> tuple[BreakerRecord | None, str | None]:
+        """Read the breaker as the store holds it; return it (None: absent), or an error."""
+        try:
+            breaker = await workflow.execute_local_activity_method(
+                CircuitBreakerActivities.get_breaker_state,
+                GetBreakerStateInput(service_name=self._input.service_name),
+                start_to_close_timeout=BREAKER_TIMEOUT,
+                schedule_to_close_timeout=BREAKER_OUTAGE_LIMIT,
+                retry_policy=BREAKER_RETRY,
+                summary="read breaker state",
+            )
+        except ActivityError as err:
+            self._raise_if_workflow_cancelled()
+            return None, f"read breaker state failed: {_cause_message(err)}"
+        return breaker, None
+
     async def _set_breaker(self, state: BreakerState, *, cleaning_up: bool = False) -> str | None:
-        """Set the breaker; return None, or the error that stopped it.
+        """Set the breaker if the store holds one; return None, or the error that stopped it.
+
+        A breaker the store does not hold is not written (``set_breaker_state`` writes
+        only existing breakers): ``_breaker_exists`` turns False, and later writes of
+        this recovery are skipped by their callers.
 
         Args:
             state: The state to set.
@@ -526,7 +691,7 @@ class ServiceRecovery:
             else workflow.execute_activity_method
         )
         try:
-            await run(
+            written = await run(
                 CircuitBreakerActivities.set_breaker_state,
                 request,
                 start_to_close_timeout=BREAKER_TIMEOUT,
@@ -538,6 +703,10 @@ class ServiceRecovery:
             if not cleaning_up:
                 self._raise_if_workflow_cancelled()
             return f"{summary} failed: {_cause_message(err)}"
+        self._breaker_exists = written is not None
+        if written is None:
+            self._breaker_maybe_half_open = False
+            return None
         if state is not BreakerState.HALF_OPEN:
             self._breaker_maybe_half_open = False
         return None
@@ -650,20 +819,50 @@ class ServiceRecovery:
         if phase in (
             RecoveryPhase.RESETTING_BREAKER,
             RecoveryPhase.HEALTH_CHECK,
+            RecoveryPhase.BREAKER_TRIAL,
             RecoveryPhase.CLOSING_BREAKER,
             RecoveryPhase.REOPENING_BREAKER,
         ):
+            unchecked = self._policy.health_check is None
             step = {
                 RecoveryPhase.RESETTING_BREAKER: "resetting the breaker to half-open",
                 RecoveryPhase.HEALTH_CHECK: _check_summary(self._policy.health_check),
-                RecoveryPhase.CLOSING_BREAKER: "health check passed: closing the breaker",
+                RecoveryPhase.BREAKER_TRIAL: (
+                    "no health check configured: waiting up to "
+                    f"{BREAKER_TRIAL_S} s for the service's own calls to close its half-open "
+                    "breaker"
+                ),
+                RecoveryPhase.CLOSING_BREAKER: (
+                    "no health check configured: closing the breaker without one"
+                    if unchecked
+                    else "health check passed: closing the breaker"
+                ),
                 RecoveryPhase.REOPENING_BREAKER: "re-opening the breaker",
             }[phase]
             return f"Attempt {attempt}/{of}: {step}.{last}"
         if phase is RecoveryPhase.FINISHED:
-            return f"Recovery {self._state.value} after {attempt} attempt(s).{last}"
+            ended = f"Recovery {self._state.value} after {attempt} attempt(s)"
+            if self._state is RecoveryState.CANCELLED and self._cancel_request is not None:
+                reason = self._cancel_request.reason or "no reason given"
+                return f"{ended}: cancelled: {_shown(reason)}."
+            if self._state is RecoveryState.SUCCEEDED and self._attempts:
+                return f"{ended}: {self._success_basis(self._attempts[-1])}."
+            return f"{ended}.{last}"
         strategy, priority = self._input.strategy.value, self._input.priority
         return f"Starting the recovery of `{name}` ({strategy}, priority {priority})."
+
+    def _success_basis(self, attempt: AttemptRecord) -> str:
+        """Say what a successful attempt rests on (the evidence rule, SPEC §4)."""
+        found = attempt.breaker_found is not False
+        if attempt.evidence == "breaker_trial":
+            return "closed by the service's own calls (no health check configured)"
+        if attempt.evidence == "none":
+            if found:
+                return "breaker closed without a health check"
+            return "no health check configured, and the store holds no breaker to close"
+        if found:
+            return "health check passed, breaker closed"
+        return "health check passed (the store holds no breaker to close)"
 
     def _stop_before_touching_the_breaker(self) -> None:
         """Honour a cancel that arrived before the attempt reset the breaker.
@@ -682,7 +881,7 @@ class ServiceRecovery:
         """
         if self._cancel_request is None:
             return
-        if self._patched(PATCH_REOPEN_ON_CANCEL):
+        if self._breaker_exists and self._patched(PATCH_REOPEN_ON_CANCEL):
             await self._set_breaker(BreakerState.OPEN)
         raise _Cancelled()
 
@@ -706,7 +905,6 @@ class ServiceRecovery:
 
     async def _finish(self, state: RecoveryState) -> RecoveryResult:
         self._state = state
-        self._set_phase(RecoveryPhase.FINISHED)
         self._awaiting_approval = False
         self._approval = None
         self._next_attempt_at = None
@@ -716,6 +914,8 @@ class ServiceRecovery:
             if self._attempts and self._attempts[-1].result is None:
                 self._attempts[-1].result = "cancelled"
                 self._attempts[-1].finished_at = workflow.now()
+        # After the reason is recorded: the final details name it.
+        self._set_phase(RecoveryPhase.FINISHED)
         workflow.upsert_search_attributes([SA_STATE.value_set(state.value)])
         metrics.recovery_ended(self._input.strategy.value, state.value)
         last_check = self._attempts[-1].health_check if self._attempts else None

@@ -1,0 +1,81 @@
+"""Approvals that answer: one attempt per wait, whatever the interleaving (issue 19, row 9).
+
+Five operators who saw attempt 1 waiting approve at once; the recovery's attempts
+fail fast, so without the attempt number a late approval counted for attempt 2.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+from temporalio.client import WorkflowUpdateFailedError
+from temporalio.exceptions import ApplicationError
+from temporalio.testing import WorkflowEnvironment
+
+from activities.health_check_specs import TcpHealthCheck
+from activities.sqlite_store import SQLiteBreakerStore
+from tests.conftest import running_worker
+from tests.recoveries import eventually, start_recovery, status_of
+from tests.servers import free_port
+from workflows.models import (
+    ApproveInput,
+    ApproveResult,
+    RecoveryPolicy,
+    RecoveryState,
+    RecoveryStrategy,
+    ServiceRecoveryInput,
+)
+from workflows.service_recovery import ServiceRecovery
+
+pytestmark = pytest.mark.timeout(60)
+
+FAILS_FAST = RecoveryPolicy(
+    max_retry_attempts=3,
+    health_check=TcpHealthCheck(host="127.0.0.1", port=free_port(), timeout_ms=300),
+)
+
+
+async def test_five_concurrent_approvals_of_one_wait_start_one_attempt(
+    dev_env: WorkflowEnvironment, store: SQLiteBreakerStore, task_queue: str, service: str
+) -> None:
+    client = dev_env.client
+    async with running_worker(client, store, task_queue):
+        handle = await start_recovery(
+            client,
+            task_queue,
+            ServiceRecoveryInput(service_name=service, strategy=RecoveryStrategy.MANUAL, policy=FAILS_FAST),
+        )
+        await eventually(lambda: status_of(handle), lambda s: s.state is RecoveryState.AWAITING_MANUAL)
+
+        async def approve(operator: str, attempt: int = 1) -> ApproveResult | ApplicationError:
+            try:
+                return await handle.execute_update(
+                    ServiceRecovery.approve_attempt, ApproveInput(operator=operator, attempt=attempt)
+                )
+            except WorkflowUpdateFailedError as err:
+                assert isinstance(err.cause, ApplicationError)
+                return err.cause
+
+        answers = await asyncio.gather(*(approve(f"op{n}") for n in range(5)))
+        admitted = [a for a in answers if isinstance(a, ApproveResult)]
+        refused = [a for a in answers if isinstance(a, ApplicationError)]
+        assert len(admitted) == 1 and admitted[0].attempt == 1
+        assert all(r.details[0]["code"] == "not_awaiting_approval" for r in refused)
+        # Attempt 1 fails fast and the recovery waits for attempt 2's approval; no late
+        # approval of attempt 1 starts it.
+        status = await eventually(
+            lambda: status_of(handle),
+            lambda s: s.attempt_count == 1 and s.state is RecoveryState.AWAITING_MANUAL,
+        )
+        late = await approve("late")
+        assert isinstance(late, ApplicationError) and "stale" in late.message
+        await handle.signal(ServiceRecovery.approve, ApproveInput(operator="late-signal", attempt=1))
+        status = await eventually(
+            lambda: status_of(handle), lambda s: any("late-signal" in i for i in s.ignored_signals)
+        )
+        assert status.attempt_count == 1 and status.state is RecoveryState.AWAITING_MANUAL
+        # The approval of the attempt that waits counts.
+        second = await approve("bob", attempt=2)
+        assert isinstance(second, ApproveResult) and second.attempt == 2
+        await handle.cancel()

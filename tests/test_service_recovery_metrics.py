@@ -1,0 +1,69 @@
+"""``recovery_backoff_seconds`` observes the time a backoff really lasted, not its plan."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import urllib.request
+
+import pytest
+from temporalio.testing import WorkflowEnvironment
+
+from activities.sqlite_store import SQLiteBreakerStore
+from starter.connection import connect, metrics_runtime
+from starter.recoveries import final_result
+from tests.policies import HOUR_MS, blocking_policy
+from tests.recoveries import eventually, start_recovery, status_of
+from tests.servers import free_port
+from worker import build_worker
+from workflows.models import RecoveryPhase, RecoveryState, ServiceRecoveryInput
+from workflows.service_recovery import ServiceRecovery
+
+pytestmark = pytest.mark.timeout(90)
+
+
+def scrape(address: str) -> str:
+    with urllib.request.urlopen(f"http://{address}/metrics", timeout=5) as answer:
+        text: str = answer.read().decode()
+    return text
+
+
+def value(metrics: str, name: str, **labels: str) -> float:
+    """Sum the samples of ``name`` whose labels include ``labels``."""
+    total = 0.0
+    for line in metrics.splitlines():
+        match = re.match(rf"^{name}(?:\{{(.*)\}})? ([0-9.e+-]+)$", line)
+        if match is None:
+            continue
+        found = dict(re.findall(r'(\w+)="([^"]*)"', match.group(1) or ""))
+        if all(found.get(key) == wanted for key, wanted in labels.items()):
+            total += float(match.group(2))
+    return total
+
+
+async def test_a_backoff_cut_short_by_a_cancel_observes_the_time_waited(
+    dev_env: WorkflowEnvironment, store: SQLiteBreakerStore, task_queue: str, service: str
+) -> None:
+    address = f"127.0.0.1:{free_port()}"
+    runtime = metrics_runtime(address)
+    client = await connect(dev_env.client.service_client.config.target_host, runtime=runtime)
+    async with build_worker(client, store, task_queue=task_queue):
+        handle = await start_recovery(
+            client,
+            task_queue,
+            ServiceRecoveryInput(service_name=service, policy=blocking_policy(attempts=2)),
+        )
+        waiting = await eventually(
+            lambda: status_of(handle), lambda s: s.phase is RecoveryPhase.BACKOFF
+        )
+        assert waiting.next_attempt_at is not None  # an hour's backoff has begun
+        await asyncio.sleep(1.0)
+        await handle.signal(ServiceRecovery.cancel, {"reason": "enough"})
+        result = await final_result(handle)
+        metrics = await eventually(
+            lambda: asyncio.to_thread(scrape, address),
+            lambda text: value(text, "recovery_backoff_seconds_count") == 1,
+        )
+    assert result.state is RecoveryState.CANCELLED
+    waited = value(metrics, "recovery_backoff_seconds_sum", strategy="exponential_backoff")
+    assert 0.5 <= waited < 30, f"observed {waited} s: the plan was {HOUR_MS / 1000} s"
