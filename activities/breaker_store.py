@@ -64,7 +64,10 @@ class InvalidBreakerValue(ValueError):
     """A stored value that no breaker could hold, written by something other than a breaker."""
 
     def __init__(self, where: str, value: object) -> None:
-        super().__init__(f"{where} holds {value!r}, which is not a valid breaker value")
+        shown = repr(value)
+        if len(shown) > 80:
+            shown = f"{shown[:80]}… ({len(shown)} characters)"
+        super().__init__(f"{where} holds {shown}, which is not a valid breaker value")
         self.where = where
 
 
@@ -142,8 +145,12 @@ def parse_counter(where: str, raw: object) -> int:
     if isinstance(raw, int) and not isinstance(raw, bool):
         return raw
     text = raw.decode("ascii", "replace") if isinstance(raw, bytes) else raw
-    if isinstance(text, str) and _INTEGER.fullmatch(text):
-        return int(text)
+    # At most a 64-bit integer, as Redis's INCR keeps: Python refuses to read an integer
+    # of over 4,300 digits at all, and one garbled breaker must not stop the others.
+    if isinstance(text, str) and len(text) <= 20 and _INTEGER.fullmatch(text):
+        value = int(text)
+        if -(2**63) <= value < 2**63:
+            return value
     raise InvalidBreakerValue(where, raw)
 
 

@@ -52,9 +52,15 @@ class CircuitBreakerActivities:
         holds no breaker for, nothing is written and None is returned. (Results recorded
         before, always a record, still decode.)
         """
-        record = await asyncio.to_thread(
-            self._store.set_state, input.service_name, input.state, create=False
-        )
+        try:
+            record = await asyncio.to_thread(
+                self._store.set_state, input.service_name, input.state, create=False
+            )
+        except InvalidBreakerValue as invalid:
+            # Writing again will not mend it: the attempt ends with this, not minutes later.
+            raise ApplicationError(
+                str(invalid), type="InvalidBreakerValue", non_retryable=True
+            ) from None
         if record is None:
             activity.logger.info(
                 "breaker %r not set %s: the store holds no breaker for it",

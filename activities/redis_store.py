@@ -15,7 +15,8 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from datetime import datetime, timezone
 from typing import Literal, cast, overload
 
@@ -111,8 +112,13 @@ class RedisBreakerStore:
         breaker whose state key is absent (never created, or deleted at this very moment)
         is not written, and None is returned.
         """
-        if not create:
-            return self._set_existing(service_name, state)
+        with _wrong_types_refused(service_name):
+            if not create:
+                return self._set_existing(service_name, state)
+            return self._set_created(service_name, state)
+
+    def _set_created(self, service_name: str, state: BreakerState) -> BreakerRecord:
+        """Write ``state`` in one MULTI/EXEC, creating the breaker if it is new."""
         opened_at_key = breaker_key(service_name, "opened_at")
         fail_key = breaker_key(service_name, "fail_counter")
         now = int(time.time())
@@ -190,6 +196,23 @@ if state == 'open' then
 end
 return redis.call('MGET', KEYS[1], KEYS[2], KEYS[3], KEYS[4])
 """
+
+
+@contextmanager
+def _wrong_types_refused(service_name: str) -> Iterator[None]:
+    """Turn Redis's WRONGTYPE into ``InvalidBreakerValue``: retrying will not mend it.
+
+    A breaker key that something else made a list or a hash fails every write the same
+    way; retried, a recovery held its slot for many minutes.
+    """
+    try:
+        yield
+    except redis.ResponseError as err:
+        if not str(err).startswith("WRONGTYPE"):
+            raise
+        raise InvalidBreakerValue(
+            breaker_key(service_name, "*"), "a key of another Redis type (WRONGTYPE)"
+        ) from None
 
 
 def _earlier_than(stored: RawValue, now: int) -> bool:

@@ -4,11 +4,17 @@ from __future__ import annotations
 
 import pytest
 from temporalio.client import WorkflowUpdateFailedError
-from temporalio.testing import WorkflowEnvironment
+from temporalio.exceptions import ApplicationError
+from temporalio.testing import ActivityEnvironment, WorkflowEnvironment
+
+from activities.breaker_store import BreakerState, InvalidBreakerValue, parse_counter
+from activities.circuit_breakers import CircuitBreakerActivities, SetBreakerStateInput
+from activities.redis_store import RedisBreakerStore, breaker_key
 
 from activities.sqlite_store import SQLiteBreakerStore
 from starter.coordinator_client import CoordinatorClient
 from tests.conftest import orchestrator_on
+from tests.redis_server import RedisServer
 from workflows.coordinator_models import ScheduleRecoveriesInput, ScheduleRecoveryInput
 from workflows.errors import RecoveryOrchestratorError, RecoveryValidationError
 from workflows.models import RecoveryPolicy, RecoveryStrategy, validate_service_name
@@ -64,3 +70,49 @@ async def test_execute_does_not_start_a_service_ahead_of_a_dependency_awaiting_a
             ScheduleRecoveriesInput(recoveries=[ScheduleRecoveryInput(service_name=api)], automatic=True)
         )
         assert again.outcome == "already_queued"
+
+
+def test_a_breaker_key_of_another_redis_type_ends_the_write_at_once(redis_server: RedisServer) -> None:
+    redis_server.flushall()
+    store = RedisBreakerStore.from_url(redis_server.url)
+    store.set_state("garbled", BreakerState.OPEN)
+    client = redis_server.client()
+    client.delete(breaker_key("garbled", "opened_at"))
+    client.rpush(breaker_key("garbled", "opened_at"), "not", "a", "time")
+    for create in (True, False):
+        with pytest.raises(InvalidBreakerValue, match="WRONGTYPE"):
+            store.set_state("garbled", BreakerState.OPEN, create=create)
+
+
+async def test_the_write_activity_does_not_retry_what_retrying_cannot_mend(
+    redis_server: RedisServer,
+) -> None:
+    redis_server.flushall()
+    store = RedisBreakerStore.from_url(redis_server.url)
+    store.set_state("garbled", BreakerState.OPEN)
+    client = redis_server.client()
+    client.delete(breaker_key("garbled", "opened_at"))
+    client.rpush(breaker_key("garbled", "opened_at"), "x")
+    activities = CircuitBreakerActivities(store)
+    with pytest.raises(ApplicationError) as refused:
+        await ActivityEnvironment().run(
+            activities.set_breaker_state,
+            SetBreakerStateInput(service_name="garbled", state=BreakerState.OPEN),
+        )
+    assert refused.value.non_retryable and refused.value.type == "InvalidBreakerValue"
+
+
+def test_one_breaker_with_a_5000_digit_counter_does_not_hide_the_others(
+    redis_server: RedisServer,
+) -> None:
+    redis_server.flushall()
+    store = RedisBreakerStore.from_url(redis_server.url)
+    store.set_state("fine", BreakerState.OPEN)
+    store.set_state("huge", BreakerState.OPEN)
+    redis_server.client().set(breaker_key("huge", "fail_counter"), "9" * 5000)
+    states = store.get_all_states()
+    assert set(states) == {"fine", "huge"}
+    assert states["huge"].fail_counter == 0  # read as 0, logged; its state still counts
+    with pytest.raises(InvalidBreakerValue) as invalid:
+        parse_counter("huge:pybreaker:fail_counter", "9" * 5000)
+    assert len(str(invalid.value)) < 300
