@@ -116,3 +116,27 @@ def test_one_breaker_with_a_5000_digit_counter_does_not_hide_the_others(
     with pytest.raises(InvalidBreakerValue) as invalid:
         parse_counter("huge:pybreaker:fail_counter", "9" * 5000)
     assert len(str(invalid.value)) < 300
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "named"),
+    [
+        ("RECOVERY_CIRCUIT_STORE", "sqlite:////proc/1/x.db", "cannot open the SQLite circuit store"),
+        ("RECOVERY_WATCH_INTERVAL", "inf", "RECOVERY_WATCH_INTERVAL='inf'"),
+        ("RECOVERY_WATCH_INTERVAL", "1e20", "RECOVERY_WATCH_INTERVAL='1e20'"),
+    ],
+)
+def test_a_bad_worker_setting_stops_it_with_exit_2_and_one_line(
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+    variable: str,
+    value: str,
+    named: str,
+) -> None:
+    import worker
+
+    monkeypatch.setenv(variable, value)
+    with pytest.raises(SystemExit) as stopped:
+        worker.main([])
+    assert stopped.value.code == 2
+    assert any(named in record.getMessage() for record in caplog.records)
