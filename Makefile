@@ -1,10 +1,14 @@
 # Two commands on a fresh machine: `make dev` and `make test`.
+# (`make venv` only creates .venv and installs: `.venv/bin/recoveryctl dev --port …` then works.)
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: dev test bench typecheck screenshots hostile-doc clean
+# Options for `recoveryctl dev`, e.g. make dev DEV_ARGS="--port 7244 --ui-port 8244"
+DEV_ARGS ?=
+
+.PHONY: venv dev test bench typecheck screenshots hostile-doc clean
 
 $(STAMP): pyproject.toml
 	test -d $(VENV) || $(PYTHON) -m venv $(VENV)
@@ -12,8 +16,10 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
+venv: $(STAMP)
+
 dev: $(STAMP)
-	$(BIN)/recoveryctl dev
+	$(BIN)/recoveryctl dev $(DEV_ARGS)
 
 test: $(STAMP)
 	scripts/ensure-debian-packages redis-server docker-compose

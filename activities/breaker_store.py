@@ -25,6 +25,8 @@ from typing import Literal, Protocol, TypeVar, overload
 
 from pydantic import BaseModel
 
+from activities.redaction import redact
+
 logger = logging.getLogger(__name__)
 R = TypeVar("R")
 T = TypeVar("T")
@@ -175,6 +177,6 @@ def store_url_from_env() -> str:
 def unsupported_store_url(url: str) -> ValueError:
     """Return the error for a store URL of no known scheme, naming the forms that work."""
     return ValueError(
-        f"{STORE_URL_ENV}={url!r}: unsupported circuit store; "
+        f"{STORE_URL_ENV}={redact(url)!r}: unsupported circuit store; "
         "expected sqlite:///path or redis://host:port/db (rediss:// for TLS)"
     )

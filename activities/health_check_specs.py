@@ -17,6 +17,11 @@ from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+# Re-exported: callers import the prefix and hide_url_credentials from here.
+from activities.redaction import SECRET_ENV_PREFIX as SECRET_ENV_PREFIX
+from activities.redaction import hide_url_credentials as hide_url_credentials
+from activities.redaction import redact_patterns
+
 _CALLABLE_REF = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$")
 MAX_CALLABLE_REF = 500
 # An HTTP header name (RFC 9110 token) and an environment variable name.
@@ -30,7 +35,8 @@ HOSTED_CHECK_ACTIVITY = "run_hosted_health_check"
 
 # The only environment variables a check may name: the operator exposes a secret to
 # health checks by giving its variable this prefix, and nothing else can be read.
-SECRET_ENV_PREFIX = "RECOVERY_SECRET_"
+# (SECRET_ENV_PREFIX, "RECOVERY_SECRET_", lives in activities.redaction: their values are
+# masked in every text the product writes.)
 MAX_SECRET_HEADERS = 10
 
 _accepting_recorded = ContextVar("accepting_recorded_checks", default=False)
@@ -128,13 +134,18 @@ class HttpHealthCheck(_CheckBase):
         """
         for header, variable in headers.items():
             if not _HEADER_NAME.match(header):
-                raise ValueError(f"header name {header[:100]!r} is not a valid HTTP header name")
+                shown = redact_patterns(repr(header[:100]))
+                raise ValueError(f"header name {shown} is not a valid HTTP header name")
             if header.lower() in _RESERVED_HEADERS:
                 raise ValueError(f"header {header!r} is set by the check itself")
             if not (_ENV_NAME.match(variable) and variable.startswith(SECRET_ENV_PREFIX)):
+                # Never quote the value: the likeliest mistake is the secret itself given
+                # where its variable's name belongs, and a refusal is logged and kept.
                 raise ValueError(
-                    f"header {header!r}: {variable[:200]!r} must name an environment variable "
-                    f"of the worker that starts with {SECRET_ENV_PREFIX} (A-Z, 0-9, _)"
+                    f"header {header!r}: headers_from_env must name an environment variable "
+                    f"of the worker that starts with {SECRET_ENV_PREFIX} (A-Z, 0-9, _), never "
+                    f"hold the secret itself; its value {_what_is_wrong(variable)} (not "
+                    "repeated here, in case it is a secret)"
                 )
         return headers
 
@@ -159,16 +170,18 @@ def url_has_credentials(url: str) -> bool:
     return "@" in _authority(url)
 
 
-def hide_url_credentials(text: str) -> str:
-    """Return ``text`` with the ``user:password@`` of every URL in it replaced by ``***@``.
+def _what_is_wrong(variable: str) -> str:
+    """Say why ``variable`` is not a secret variable's name, without quoting any of it."""
+    if not variable.startswith(SECRET_ENV_PREFIX):
+        return f"does not start with {SECRET_ENV_PREFIX}"
+    if len(variable) > 200:
+        return f"is {len(variable):,} characters long (at most 200)"
+    return "holds characters other than A-Z, 0-9 and _"
 
-    For messages that quote what a user wrote (a services file, a log line): a
-    credentialed URL is refused, and its refusal must not repeat the password.
-    """
-    return _URL_USERINFO.sub(r"\1***@", text)
 
-
-_URL_USERINFO = re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://)[^/?#\s]*@")
+# hide_url_credentials (from activities.redaction, where the one rule lives) replaces
+# the whole user:password@ of every URL in a text with ***@: a credentialed check URL
+# is refused, and its refusal repeats neither part.
 
 
 def _authority(url: str) -> str:

@@ -56,6 +56,7 @@ from activities.health_check_specs import (
     hide_url_credentials,
     url_has_credentials,
 )
+from activities.redaction import redact
 
 ALLOWED_MODULES_ENV = "RECOVERY_HEALTH_CHECK_MODULES"
 ALLOWED_TARGETS_ENV = "RECOVERY_HEALTH_CHECK_ALLOW"
@@ -283,7 +284,20 @@ class HealthCheckActivities:
 
     @activity.defn(name="run_health_check")
     async def run_health_check(self, input: HealthCheckInput) -> HealthCheckOutcome:
-        """Run one check and report whether it passed."""
+        """Run one check and report whether it passed.
+
+        What it reports, and any error it fails with, is redacted (``activities.redaction``):
+        it goes into the history, the ``history`` query, ``last_error`` and the log.
+        """
+        try:
+            return await self._run_health_check(input)
+        except Exception as err:
+            redacted = _redacted_error(err)
+            if redacted is None:
+                raise
+            raise redacted from None
+
+    async def _run_health_check(self, input: HealthCheckInput) -> HealthCheckOutcome:
         check = input.check
         if isinstance(check, HostedHealthCheck):
             raise ApplicationError(
@@ -303,7 +317,7 @@ class HealthCheckActivities:
                 f"({progress.phase}: {check.target})"
             )
         elapsed = int((time.monotonic() - started) * 1000)
-        detail = clip_detail(detail)
+        detail = clip_detail(redact(detail))
         activity.logger.info("health check for %r: %s (%s)", input.service_name, passed, detail)
         return HealthCheckOutcome(passed=passed, detail=detail, duration_ms=elapsed)
 
@@ -350,8 +364,32 @@ async def _callable(
     except _TooManyHungChecks as err:
         return False, str(err)
     except Exception as err:  # the check's own failure is its answer
-        return False, f"{check.ref} raised {type(err).__name__}: {clip_detail(str(err))}"
-    return bool(result), f"{check.ref} returned {clip_detail(repr(result))}"
+        return False, f"{check.ref} raised {type(err).__name__}: {clip_detail(redact(str(err)))}"
+    return bool(result), f"{check.ref} returned {clip_detail(redact(repr(result)))}"
+
+
+def _redacted_error(err: Exception) -> ApplicationError | None:
+    """Return ``err`` as an error whose message and causes hold no secret; None if it is so.
+
+    Temporal records an activity's error, its causes included, in the history.
+    """
+    chain: list[BaseException] = []
+    current: BaseException | None = err
+    while current is not None and current not in chain:
+        chain.append(current)
+        current = current.__cause__
+    texts = [e.message if isinstance(e, ApplicationError) else str(e) for e in chain]
+    if all(redact(text) == text for text in texts):
+        return None
+    message = redact(texts[0])
+    if isinstance(err, ApplicationError):
+        return ApplicationError(
+            message,
+            type=err.type,
+            non_retryable=err.non_retryable,
+            next_retry_delay=err.next_retry_delay,
+        )
+    return ApplicationError(message, type=type(err).__name__)
 
 
 class _TooManyHungChecks(Exception):

@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 import re
 import ssl
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 import httpx
@@ -32,8 +32,10 @@ from activities.health_checks import (
     _resolve_target,
     _vet_address,
 )
+from activities.redaction import redact
 
-# What a header value from the environment may hold: visible ASCII, spaces and tabs.
+# What a header value from the environment may hold: visible ASCII, with spaces and tabs
+# inside only (RFC 9110; httpx refuses a value that starts or ends with one, quoting it).
 _HEADER_VALUE = re.compile(r"^[\x20-\x7e\t]+$")
 
 
@@ -56,9 +58,9 @@ async def http_check(
     try:
         status, redirects = await _get(url, check.expected_status, secrets, allow, progress)
     except _CheckFailed as failed:
-        return False, _redacted(f"GET {check.url}: {failed}", secrets.values())
+        return False, redact(f"GET {check.url}: {failed}", secrets.values())
     after = f" after {redirects} redirect(s)" if redirects else ""
-    return status in check.expected_status, f"GET {check.url} answered {status}{after}"
+    return status in check.expected_status, redact(f"GET {check.url} answered {status}{after}")
 
 
 def _secret_headers(headers_from_env: Mapping[str, str]) -> dict[str, str]:
@@ -91,6 +93,11 @@ def _unfit_header_value(variable: str, value: str) -> str | None:
         return "is empty"
     if not _HEADER_VALUE.match(value):
         return "holds characters a header cannot carry (line breaks, control or non-ASCII)"
+    if value != value.strip(" \t"):
+        return (
+            "starts or ends with a space or tab, which a header cannot carry (a stray tab "
+            "or space from the file it was read from?): trim the value"
+        )
     return None
 
 
@@ -254,12 +261,5 @@ def _causes(err: BaseException) -> list[BaseException]:
         chain.append(current)
         current = current.__cause__ or current.__context__
     return chain
-
-
-def _redacted(text: str, secrets: Iterable[str]) -> str:
-    """Return ``text`` with every secret header value in it replaced by ``***``."""
-    for secret in secrets:
-        text = text.replace(secret, "***")
-    return text
 
 

@@ -13,6 +13,7 @@ from activities.breaker_store import (
     store_url_from_env,
     unsupported_store_url,
 )
+from activities.redaction import redact
 
 
 def open_store(url: str | None = None) -> CircuitBreakerStore:
@@ -35,7 +36,7 @@ def open_store(url: str | None = None) -> CircuitBreakerStore:
         except (OSError, sqlite3.Error) as err:
             # A path the worker cannot create or open is a bad setting: said in one line.
             raise ValueError(
-                f"{STORE_URL_ENV}={url!r}: cannot open the SQLite circuit store: {err}"
+                f"{STORE_URL_ENV}={redact(url)!r}: cannot open the SQLite circuit store: {err}"
             ) from None
     if url.startswith(REDIS_SCHEMES):
         from activities.redis_store import RedisBreakerStore

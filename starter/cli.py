@@ -22,6 +22,7 @@ from types import SimpleNamespace
 from typing import Any, TypeVar
 
 import click
+from activities.redaction import redact
 from click.exceptions import NoArgsIsHelpError
 from pydantic import ValidationError
 from rich.console import Group
@@ -39,6 +40,7 @@ from starter.cli_context import (
     UnknownService,
     Unreachable,
     apply_connection_flags,
+    duration_seconds,
     positive_seconds,
 )
 from starter.cli_listing import LIST_LIMIT, uncoordinated_recoveries
@@ -56,8 +58,11 @@ from workflows.coordinator_models import (
     CancelRecoveryInput,
     CancelRecoveryResult,
     ConfigureInput,
+    DEFAULT_PAUSE_SECONDS,
     ExecuteRecoveryInput,
+    PauseServiceInput,
     PolicyQueryInput,
+    ResumeServiceInput,
     ScheduleRecoveryInput,
     SetRecoveryPolicyInput,
 )
@@ -65,6 +70,7 @@ from workflows.errors import RecoveryOrchestratorError
 from workflows.models import (
     CancelInput,
     RecoveryPolicy,
+    RecoveryStatus,
     RecoveryStrategy,
     describe_validation_error,
     validate_service_name,
@@ -182,11 +188,11 @@ async def cmd_approve(ctx: Context) -> Any:
     """Approve one attempt of a recovery awaiting an operator.
 
     Unknown service: exit 2. A recovery in any other state: exit 1, naming that
-    state and phase (the approval is not sent, or was ignored).
+    state and phase (the approval is not sent, or another came first).
     """
     service = _service(ctx)
-    await approve(await ctx.coordinator(), service, ctx.args.operator, ctx.args.note)
-    return {"approved": service, "operator": ctx.args.operator}
+    admitted = await approve(await ctx.coordinator(), service, ctx.args.operator, ctx.args.note)
+    return {"approved": service, "operator": admitted.operator, "attempt": admitted.attempt}
 
 
 async def cmd_cancel(ctx: Context) -> Any:
@@ -203,12 +209,53 @@ async def cmd_cancel(ctx: Context) -> Any:
         return result
     # Not the coordinator's: a recovery started directly (e.g. with `temporal workflow start`).
     status = await recovery_status(await ctx.client(), service)
-    if status is None or status.state.finished:
+    if status is None:
         raise UnknownService(f"No active recovery task for service '{service}'")
+    if status.state.finished:
+        # As approve says it: the operator learns how it ended, and that nothing was sent.
+        raise CliError(
+            f"Recovery of '{service}' has already ended {await _ending(ctx, service, status)}: "
+            "nothing to cancel"
+        )
     await recovery_handle(await ctx.client(), service).signal(
         ServiceRecovery.cancel, CancelInput(reason=ctx.args.reason)
     )
     return CancelRecoveryResult(service_name=service, cancelled=True, was=status.state.value)
+
+
+async def _ending(ctx: Context, service: str, status: RecoveryStatus) -> str:
+    """Return how a finished recovery ended, as ``history`` shows it."""
+    ended = status.state.value
+    try:
+        attempts = await recovery_attempts(await ctx.client(), service) or []
+    except RPCError:
+        return ended
+    if attempts and ended == "succeeded":
+        last = attempts[-1]
+        passed = last.health_check is not None and last.health_check.passed
+        ended = render.outcome({"state": ended, "health_check_passed": passed})
+    if status.last_error and status.state.value != "succeeded":
+        ended += f" ({status.last_error})"
+    return ended
+
+
+async def cmd_pause(ctx: Context) -> Any:
+    """Hold automation off a service for a while (an operator still may act)."""
+    if not ctx.args.reason.strip():
+        raise ValueError("--reason: give a reason, or leave the option out")
+    request = PauseServiceInput(
+        service_name=_service(ctx),
+        duration_s=ctx.args.duration,
+        reason=ctx.args.reason,
+    )
+    coordinator = await ctx.coordinator()
+    return await coordinator.pause_service(request)
+
+
+async def cmd_resume(ctx: Context) -> Any:
+    """Lift a service's pause, failure cool-down or cancel hold."""
+    coordinator = await ctx.coordinator()
+    return await coordinator.resume_service(ResumeServiceInput(service_name=_service(ctx)))
 
 
 async def cmd_policy_get(ctx: Context) -> Any:
@@ -506,6 +553,48 @@ def build_cli() -> click.Group:
                 click.Option(["--reason"], default="cancelled by operator", show_default=True),
             ],
         ),
+        _command(
+            "pause",
+            cmd_pause,
+            "Hold automatic recovery off a service for a while",
+            [
+                'recoveryctl pause api --for 2h --reason "db migration"',
+                "recoveryctl pause api --json",
+            ],
+            [
+                _service_arg(),
+                click.Option(
+                    ["--for", "duration"],
+                    type=duration_seconds,
+                    metavar="DURATION",
+                    default=f"{DEFAULT_PAUSE_SECONDS // 3600}h",
+                    show_default=True,
+                    help="how long: 90s, 30m, 2h, 1d or combinations (1h30m); at most 30d",
+                ),
+                click.Option(
+                    ["--reason"],
+                    default="paused by operator",
+                    show_default=True,
+                    help="why (shown in `recoveryctl status`)",
+                ),
+            ],
+            details=(
+                "While paused, nothing automatic (the circuit watch or any other trigger) "
+                "schedules the service; an operator still can. Every pause ends by itself; "
+                "pausing again replaces it; `recoveryctl resume` lifts it sooner."
+            ),
+        ),
+        _command(
+            "resume",
+            cmd_resume,
+            "Let automation schedule a service again",
+            ["recoveryctl resume api", "recoveryctl resume api --json"],
+            [_service_arg()],
+            details=(
+                "Lifts a pause, the cool-down after a failed recovery, or the hold an "
+                "operator's cancel left, and says which; nothing to lift is no error."
+            ),
+        ),
         _group(
             "policy",
             "Get or set a service's recovery policy",
@@ -749,7 +838,7 @@ def _fail(code: int, err: BaseException | str) -> int:
     # One line: a message of several lines (a services file's problems) joins with "; ".
     lines = [" ".join(line.split()) for line in str(err).splitlines() if line.strip()]
     message = "; ".join(lines) or type(err).__name__
-    print(f"{PROG}: error: {message}", file=sys.stderr)
+    print(f"{PROG}: error: {redact(message)}", file=sys.stderr)
     return code
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import fcntl
 import os
+import shlex
 import shutil
 import signal
 import socket
@@ -34,16 +35,27 @@ UI_PORT = 8233
 METRICS_PORT = 9464
 
 
+class DevSetupError(ValueError):
+    """The embedded server cannot start as asked: a port taken, a folder held, a binary missing.
+
+    Bad input, as ``recoveryctl`` counts it: exit 2 with one line.
+    """
+
+
+class DevServerError(RuntimeError):
+    """The embedded server did not come up (it exited, or did not answer): exit 1."""
+
+
 def find_binary(name: str) -> str:
     """Return a console binary installed beside this Python (the venv), else the one on PATH.
 
     Raises:
-        SystemExit: it is not installed (``make dev`` and ``make test`` install it).
+        DevSetupError: it is not installed (``make dev`` and ``make test`` install it).
     """
     beside = Path(sys.executable).parent / name
     found = str(beside) if beside.exists() else shutil.which(name)
     if not found:
-        raise SystemExit(f"`{name}` is missing: `make dev` or `make test` installs it")
+        raise DevSetupError(f"`{name}` is missing: `make dev` or `make test` installs it")
     return found
 
 
@@ -78,12 +90,12 @@ async def wait_for_server(
             return await connect(target_host=address, namespace=namespace)
         except RuntimeError:
             if server is not None and server.poll() is not None:
-                raise SystemExit(
+                raise DevServerError(
                     f"the Temporal dev server exited (code {server.returncode}) before it "
                     f"answered at {address}"
                 ) from None
             if asyncio.get_running_loop().time() > deadline:
-                raise SystemExit(f"Temporal dev server did not answer at {address} in {timeout:.0f}s")
+                raise DevServerError(f"Temporal dev server did not answer at {address} in {timeout:.0f}s")
             await asyncio.sleep(0.5)
 
 
@@ -95,14 +107,14 @@ def check_ports_free(ports: Mapping[str, int]) -> None:
     exits unseen.
 
     Raises:
-        SystemExit: with the first port in use, or two options given one port.
+        DevSetupError: with the first port in use, or two options given one port.
     """
     options_of: dict[int, list[str]] = {}
     for option, port in ports.items():
         options_of.setdefault(port, []).append(option)
     for port, options in options_of.items():
         if len(options) > 1:
-            raise SystemExit(f"{' and '.join(options)} are both {port}: each needs a port of its own")
+            raise DevSetupError(f"{' and '.join(options)} are both {port}: each needs a port of its own")
     for option, port in ports.items():
         with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
             # As servers bind: connections of a server just stopped (TIME_WAIT) do not count.
@@ -110,7 +122,7 @@ def check_ports_free(ports: Mapping[str, int]) -> None:
             try:
                 probe.bind(("127.0.0.1", port))
             except OSError:
-                raise SystemExit(
+                raise DevSetupError(
                     f"port {port} is already in use (another `make dev`?): stop it, or pick "
                     f"free ports, e.g. `recoveryctl dev {option} {port + 11}`"
                 ) from None
@@ -125,7 +137,7 @@ def state_dir_lock(state_dir: Path = STATE_DIR) -> Iterator[None]:
     The lock goes with the process, however it ends.
 
     Raises:
-        SystemExit: another process holds it.
+        DevSetupError: another process holds it.
     """
     state_dir.mkdir(exist_ok=True)
     with open(state_dir / "dev.lock", "a+") as lock:
@@ -134,7 +146,7 @@ def state_dir_lock(state_dir: Path = STATE_DIR) -> Iterator[None]:
         except BlockingIOError:
             lock.seek(0)
             holder = lock.read().strip() or "another process"
-            raise SystemExit(
+            raise DevSetupError(
                 f"{state_dir}/ is in use by {holder} (another `make dev` or `recoveryctl demo` "
                 "in this folder): stop it, or run the second one from another folder, which "
                 "gets its own state"
@@ -143,6 +155,47 @@ def state_dir_lock(state_dir: Path = STATE_DIR) -> Iterator[None]:
         lock.write(f"pid {os.getpid()}")
         lock.flush()
         yield
+
+
+def recoveryctl_program() -> str:
+    """Return how this shell runs ``recoveryctl``: by name on PATH, else the venv's path.
+
+    ``recoveryctl`` is often only in the venv (``make dev``'s ``.venv/bin``).
+    """
+    beside = Path(sys.executable).parent / "recoveryctl"
+    if shutil.which("recoveryctl") is not None or not beside.exists():
+        return "recoveryctl"
+    relative = os.path.relpath(beside)
+    return str(beside) if relative.startswith("..") else relative
+
+
+def resume_command(
+    port: int = GRPC_PORT,
+    ui_port: int = UI_PORT,
+    metrics_port: int | None = None,
+    *,
+    under_make: bool | None = None,
+) -> str:
+    """Return the command that starts dev mode again on the same ports (and so resumes it).
+
+    The default ports are ``make dev``; other ports are the options that gave them,
+    as ``make dev DEV_ARGS=…`` when ``make`` started this process, else ``recoveryctl dev …``.
+    """
+    options: list[str] = []
+    for option, value, default in (
+        ("--port", port, GRPC_PORT),
+        ("--ui-port", ui_port, UI_PORT),
+        ("--metrics-port", metrics_port, METRICS_PORT),
+    ):
+        if value is not None and value != default:
+            options += [option, str(value)]
+    if under_make is None:
+        under_make = "MAKELEVEL" in os.environ
+    if not options:
+        return "make dev"
+    if under_make:
+        return f"make dev DEV_ARGS={shlex.quote(' '.join(options))}"
+    return shlex.join([recoveryctl_program(), "dev", *options])
 
 
 def worker_command() -> list[str]:
@@ -184,8 +237,8 @@ async def embedded_temporal(
             (the worker's metrics port).
 
     Raises:
-        SystemExit: ``.recovery/`` or a port is taken, or the server exited, or did not
-            answer within 60 s.
+        DevSetupError: ``.recovery/`` or a port is taken.
+        DevServerError: the server exited, or did not answer within 60 s.
     """
     address = f"127.0.0.1:{port}"
     # The worker serves the server started here, whatever the shell points at: a
@@ -260,7 +313,8 @@ async def run_dev(
             return 0
     finally:
         if ran:  # a refusal to start has nothing to say about the state
+            again = resume_command(port, ui_port, metrics_port)
             print(
-                "Stopped. State is kept in .recovery/: `make dev` again resumes every recovery.",
+                f"Stopped. State is kept in .recovery/: `{again}` again resumes every recovery.",
                 flush=True,
             )

@@ -40,6 +40,7 @@ from activities.health_check_specs import (
     HostedHealthCheck,
     clip_detail,
 )
+from activities.redaction import redact
 
 logger = logging.getLogger("recovery_orchestrator")
 
@@ -183,6 +184,7 @@ class HealthCheckHost:
         else:
             passed, detail = await _run(fn, check)
         elapsed = int((time.monotonic() - started) * 1000)
+        detail = redact(detail)
         activity.logger.info("hosted health check for %r: %s (%s)", input.service_name, passed, detail)
         return HealthCheckOutcome(passed=passed, detail=clip_detail(detail), duration_ms=elapsed)
 

@@ -39,8 +39,14 @@ from workflows.constants import (
 from workflows.coordinator_models import (
     CancelRecoveryInput,
     ConfigureInput,
+    DEFAULT_PAUSE_SECONDS,
+    MAX_PAUSE_SECONDS,
     ExecuteRecoveryInput,
+    PauseServiceInput,
+    PauseServiceResult,
     PolicyQueryInput,
+    ResumeServiceInput,
+    ResumeServiceResult,
     ScheduleRecoveryInput,
     ScheduleRecoveryResult,
     SetRecoveryPolicyInput,
@@ -52,6 +58,7 @@ from workflows.errors import (
     RecoveryValidationError,
 )
 from workflows.models import (
+    ApproveResult,
     RecoveryPolicy,
     RecoveryResult,
     RecoveryStrategy,
@@ -393,8 +400,11 @@ class RecoveryOrchestrator:
     @_writes
     async def approve_recovery(
         self, service_name: str, operator: str = "operator", note: str = ""
-    ) -> None:
-        """Approve one attempt of a recovery that awaits an operator.
+    ) -> ApproveResult:
+        """Approve one attempt of a recovery that awaits an operator; return the attempt it starts.
+
+        One approval counts per wait, however many callers approve at once: the others
+        are refused, naming the operator whose approval came first.
 
         Raises:
             RecoveryValidationError: no recovery of the service is scheduled or running.
@@ -402,7 +412,86 @@ class RecoveryOrchestrator:
                 message names the state and phase it was in, and no approval counts.
         """
         validate_service_name(service_name)
-        await approve(await self._connected(), service_name, operator, note)
+        return await approve(await self._connected(), service_name, operator, note)
+
+    @_writes
+    async def pause_service(
+        self,
+        service_name: str,
+        duration: timedelta | float | None = None,
+        reason: str | None = None,
+    ) -> PauseServiceResult:
+        """Hold automation off a service for ``duration`` (default 24 h, at most 30 days).
+
+        While paused, nothing automatic (the circuit watch or any other trigger)
+        schedules it; an operator still can. Every pause ends by itself; pausing a
+        paused service replaces its pause. Works without ``start()``.
+
+        Args:
+            service_name: The service.
+            duration: How long, a ``timedelta`` or seconds (whole seconds count).
+            reason: Why, shown in the status's ``paused`` (default "paused by operator").
+
+        Returns:
+            The pause now in force: ``until`` (UTC) and ``reason``.
+
+        Raises:
+            RecoveryConstitutionalError: the hash does not match.
+            RecoveryValidationError: a bad name, duration or reason (the message names it).
+        """
+        validate_constitutional_hash(self.constitutional_hash, "service pause")
+        validate_service_name(service_name)
+        seconds = pause_seconds(duration)
+        if reason is not None and not isinstance(reason, str):
+            raise RecoveryValidationError(
+                f"reason must be a string, got {type(reason).__name__}"
+            )
+        if reason is not None and not reason.strip():
+            raise RecoveryValidationError("reason must not be blank (None gives the default)")
+        try:
+            request = PauseServiceInput(
+                service_name=service_name,
+                duration_s=seconds,
+                **({} if reason is None else {"reason": reason}),
+                constitutional_hash=self.constitutional_hash,
+            )
+        except ValueError as err:
+            raise RecoveryValidationError(f"pause: {_first_error(err)}") from None
+        coordinator = await self._connected()
+        result = await coordinator.pause_service(request)
+        logger.info(
+            "%s Paused automatic recovery of '%s' until %s: %s",
+            LOG_PREFIX,
+            service_name,
+            result.until.isoformat(),
+            result.reason,
+        )
+        return result
+
+    @_writes
+    async def resume_service(self, service_name: str) -> ResumeServiceResult:
+        """Lift whatever holds automation off a service: a pause, a failure's cool-down,
+        or an operator's cancel. ``lifted`` names what was lifted (empty: nothing was).
+
+        Raises:
+            RecoveryConstitutionalError: the hash does not match.
+            RecoveryValidationError: a bad name.
+        """
+        validate_constitutional_hash(self.constitutional_hash, "service resume")
+        validate_service_name(service_name)
+        coordinator = await self._connected()
+        result = await coordinator.resume_service(
+            ResumeServiceInput(
+                service_name=service_name, constitutional_hash=self.constitutional_hash
+            )
+        )
+        logger.info(
+            "%s Resumed automatic recovery of '%s' (lifted: %s)",
+            LOG_PREFIX,
+            service_name,
+            ", ".join(result.lifted) or "nothing",
+        )
+        return result
 
     def next_attempt_at(self, task: RecoveryTask) -> datetime:
         """Return when ``task``'s next attempt is due: now (UTC) + ``delay(attempt_count)``.
@@ -479,6 +568,32 @@ class RecoveryOrchestrator:
 
 
 _PAGE_KEYS = ("total_services", "next_offset")
+
+
+def pause_seconds(duration: object) -> int:
+    """Return a pause's length in whole seconds: ``timedelta`` or seconds, 1 s to 30 days.
+
+    None is the default pause (24 h). Fractions of a second are dropped.
+
+    Raises:
+        RecoveryValidationError: anything else, naming ``duration`` and what was wrong.
+    """
+    if duration is None:
+        return DEFAULT_PAUSE_SECONDS
+    if isinstance(duration, timedelta):
+        seconds = duration.total_seconds()
+    elif isinstance(duration, (int, float)) and not isinstance(duration, bool):
+        seconds = float(duration) if abs(duration) <= MAX_PAUSE_SECONDS * 2 else math.inf
+    else:
+        raise RecoveryValidationError(
+            f"duration must be a timedelta or a number of seconds, got {type(duration).__name__}"
+        )
+    if not 1 <= seconds <= MAX_PAUSE_SECONDS:  # NaN fails both
+        raise RecoveryValidationError(
+            f"duration must be from 1 second to {MAX_PAUSE_SECONDS // 86_400} days, "
+            f"got {_shown_number(duration)}"
+        )
+    return int(seconds)
 
 
 def _no_coordinator_status() -> dict[str, Any]:

@@ -16,6 +16,7 @@ from temporalio.client import (
     WorkflowExecutionStatus,
     WorkflowFailureError,
     WorkflowHandle,
+    WorkflowUpdateFailedError,
 )
 from temporalio.exceptions import ApplicationError
 from temporalio.exceptions import CancelledError as TemporalCancelledError
@@ -24,9 +25,15 @@ from temporalio.service import RPCError, RPCStatusCode
 from starter.coordinator_client import CoordinatorClient
 from workflows.constants import recovery_workflow_id
 from workflows.coordinator_models import ExecuteRecoveryInput, ExecuteRecoveryResult
-from workflows.errors import RECOVERY_FAILED, RecoveryOrchestratorError, RecoveryValidationError
+from workflows.errors import (
+    RECOVERY_FAILED,
+    RecoveryOrchestratorError,
+    RecoveryValidationError,
+    from_temporal,
+)
 from workflows.models import (
     ApproveInput,
+    ApproveResult,
     AttemptRecord,
     RecoveryPhase,
     RecoveryResult,
@@ -87,22 +94,31 @@ async def _query(
 
 async def approve(
     coordinator: CoordinatorClient, service_name: str, operator: str, note: str
-) -> None:
-    """Approve one attempt of a recovery that awaits an operator.
+) -> ApproveResult:
+    """Approve one attempt of a recovery that awaits an operator; return the attempt it starts.
 
     The recovery itself is the source of truth: the coordinator hears of its state
     a moment later. A MANUAL recovery awaits an approval from its very start; one
-    the coordinator lists but has not started yet is awaited ``APPROVE_GRACE_SECONDS``.
+    the coordinator lists but has not started yet is awaited ``APPROVE_GRACE_SECONDS``,
+    unless it waits for a dependency (then it is refused at once). The approval goes
+    by the recovery's ``approve_attempt`` update, naming the attempt seen awaiting, so
+    the answer says whether it counted: one approval per wait, however many operators
+    approve at once.
 
     Raises:
         RecoveryValidationError: no recovery of the service is scheduled or running.
         RecoveryOrchestratorError: the recovery does not await an operator (the
-            message names its state and phase); the approval was not sent, or was
-            ignored by the recovery because its state changed meanwhile.
+            message names its state and phase), waits for a dependency, or took
+            another approval of the same attempt first.
     """
     client = coordinator.client
     overall = await coordinator.get_recovery_status()
     entry = (overall or {}).get("services", {}).get(service_name)
+    if entry is not None and entry.get("waiting_for"):
+        raise RecoveryOrchestratorError(
+            f"Recovery of '{service_name}' has not started: it is {entry.get('reason')}; "
+            "nothing to approve yet"
+        )
     starting = entry is not None and entry["strategy"] == RecoveryStrategy.MANUAL.value
     loop = asyncio.get_running_loop()
     deadline = loop.time() + (APPROVE_GRACE_SECONDS if starting else 0.0)
@@ -123,24 +139,18 @@ async def approve(
     )
     if status.state is not RecoveryState.AWAITING_MANUAL and not starting_manual:
         raise RecoveryOrchestratorError(_not_awaiting(service_name, status) + ": approval not sent")
-    handle = recovery_handle(client, service_name)
-    await handle.signal(ServiceRecovery.approve, ApproveInput(operator=operator, note=note))
-    # The state may have changed between the look and the signal: the recovery then
-    # records the approval as ignored (entries are timestamped), and the operator
-    # must hear of it.
+    request = ApproveInput(operator=operator, note=note, attempt=status.attempt_count + 1)
     try:
-        after = await _query(handle, lambda h: h.query(ServiceRecovery.status))
-    except RPCError:
-        return  # sent; whether it counted shows in the recovery's own status
-    seen = set(status.ignored_signals)
-    mine = f"approve from {operator} ignored"
-    ignored = [
-        line for line in (after.ignored_signals if after else []) if mine in line and line not in seen
-    ]
-    if ignored:
-        raise RecoveryOrchestratorError(
-            f"Recovery of '{service_name}' ignored the approval: {ignored[-1]}"
+        return await recovery_handle(client, service_name).execute_update(
+            ServiceRecovery.approve_attempt, request
         )
+    except WorkflowUpdateFailedError as err:
+        # The recovery's own answer (another approval came first, its state changed):
+        # the operator hears it as the recovery put it.
+        ours = from_temporal(err)
+        if ours is None:
+            raise
+        raise ours from None
 
 
 def _not_awaiting(service_name: str, status: RecoveryStatus) -> str:

@@ -7,11 +7,14 @@ a reason such as ``[defaults]`` is shown as written.
 
 from __future__ import annotations
 
+import getpass
 import io
 import json
+import math
+import shlex
 import sys
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel
@@ -20,7 +23,8 @@ from rich.table import Table
 from rich.text import Text
 
 from activities.breaker_store import BreakerRecord, BreakerState
-from workflows.models import AttemptRecord
+from workflows.coordinator_models import PauseServiceResult, ResumeServiceResult
+from workflows.models import AttemptRecord, RecoveryResult
 
 if TYPE_CHECKING:
     from starter.watch_schedule import WatchState
@@ -41,6 +45,8 @@ STATE_STYLES = {
     "awaiting_manual": "bold magenta",
     "scheduled": "cyan",
 }
+# How a success reads when no health check showed that the service answers (SPEC §4).
+UNCHECKED_SUCCESS = "succeeded (closed without a health check)"
 
 
 @dataclass
@@ -141,7 +147,80 @@ def renderable(value: Any) -> RenderableType:
         return _breakers(value)
     if isinstance(value, Watch):
         return Text(_watch_text(value.state))
+    if isinstance(value, RecoveryResult):
+        document = value.model_dump(mode="json")
+        document["state"] = outcome(document)
+        return Text("\n".join(_lines(document, 0)))
+    if isinstance(value, PauseServiceResult):
+        return Text(_pause_text(value))
+    if isinstance(value, ResumeServiceResult):
+        return Text(_resume_text(value))
     return Text("\n".join(_lines(to_json(value), 0)))
+
+
+def operator_name() -> str:
+    """Return the name of the user running this command (``operator`` if unknown)."""
+    try:
+        name = getpass.getuser()
+    except Exception:  # no login name anywhere (a bare container): OSError or KeyError
+        name = ""
+    return name or "operator"
+
+
+def approve_command(service: str, program: str = "recoveryctl") -> str:
+    """Return the command that approves one attempt, safe to paste into a shell as is."""
+    return shlex.join([program, "approve", service, "--operator", operator_name()])
+
+
+def outcome(result: dict[str, Any]) -> str:
+    """Return a finished recovery's state as people read it.
+
+    A success that no health check verified says so (the reference rule keeps it a
+    success, but it must not look like a verified one).
+    """
+    state = str(result["state"])
+    if state == "succeeded" and not result.get("health_check_passed"):
+        return UNCHECKED_SUCCESS
+    return state
+
+
+def human_duration(seconds: float | None) -> str:
+    """Return a duration rounded for people: ``850 ms``, ``2.3 s``, ``4 min``, ``1.5 h``, ``2 d``."""
+    if seconds is None or not math.isfinite(seconds):
+        return "-"
+    seconds = max(0.0, seconds)
+    if seconds < 1:
+        return f"{seconds * 1000:.0f} ms"
+    for unit, size in (("d", 86_400), ("h", 3_600), ("min", 60)):
+        if seconds >= size:
+            return f"{_short(seconds / size)} {unit}"
+    return f"{_short(seconds)} s"
+
+
+def _short(amount: float) -> str:
+    """One decimal below 10 (``2.3``), whole numbers above (``45``); never ``4.0``."""
+    text = f"{amount:.1f}" if amount < 10 else f"{amount:.0f}"
+    return text.removesuffix(".0")
+
+
+def _pause_text(pause: PauseServiceResult) -> str:
+    left = (pause.until - datetime.now(timezone.utc)).total_seconds()
+    return (
+        f"paused {pause.service_name} until {_time(pause.until.isoformat())} UTC "
+        f"(for {human_duration(left)}): {_one_line(pause.reason)}\n"
+        f"nothing automatic schedules it meanwhile; an operator still can. "
+        f"`recoveryctl resume {pause.service_name}` lifts it sooner."
+    )
+
+
+def _resume_text(resumed: ResumeServiceResult) -> str:
+    if resumed.lifted:
+        lifted = ["the pause" if what == "paused" else what for what in resumed.lifted]
+        return f"resumed {resumed.service_name}: lifted {', '.join(lifted)}"
+    return (
+        f"nothing held {resumed.service_name} back (no pause, cool-down or cancel hold): "
+        "automation may already schedule it"
+    )
 
 
 def to_json(value: Any) -> Any:
@@ -192,7 +271,7 @@ def _status(view: Status) -> RenderableType:
                 "-" if entry["priority"] is None else entry["priority"],
                 f"{entry['attempt_count']}/{entry['max_attempts']}",
                 _time(entry["next_attempt_at"]),
-                entry.get("reason") or "",
+                _why(name, entry),
             ]
             for name, entry in sorted(
                 status["services"].items(),
@@ -200,19 +279,53 @@ def _status(view: Status) -> RenderableType:
             )
         ],
     )
+    paused = _table(
+        ["SERVICE", "PAUSED UNTIL", "REASON"],
+        [
+            [name, _time(entry.get("until")), _one_line(entry.get("reason"))]
+            for name, entry in sorted((status.get("paused") or {}).items())
+        ],
+    )
     held = _table(
         ["SERVICE", "HELD BACK UNTIL", "WHY"],
         [
-            [name, _time(entry["until"]), entry["reason"]]
-            for name, entry in sorted(status.get("held_back", {}).items())
+            [name, _time(entry.get("until")), _one_line(entry.get("reason"))]
+            for name, entry in sorted((status.get("held_back") or {}).items())
         ],
     )
     parts: list[RenderableType] = [head, Text(""), services or Text("no recoveries")]
+    if paused:
+        parts += [
+            Text(""),
+            Text("paused (nothing automatic schedules them; `recoveryctl resume NAME` lifts it):"),
+            paused,
+        ]
     if held:
-        parts += [Text(""), Text("held back by the storm guard:"), held]
+        parts += [Text(""), Text(_held_title(status["held_back"])), held]
     parts += _uncoordinated(view)
     parts += [Text(""), Text("recent:"), _history(status["recent_history"][-5:]) or Text("none")]
     return Group(*parts)
+
+
+def _held_title(held_back: dict[str, dict[str, Any]]) -> str:
+    reasons = [str(entry.get("reason") or "") for entry in held_back.values()]
+    if all(reason.startswith("storm guard") for reason in reasons):
+        return "held back by the storm guard:"
+    return "held back (automation waits; an operator may still schedule them):"
+
+
+def _one_line(text: object) -> str:
+    """Return a reason as one line: a table row stays one line per service."""
+    return " ".join(str(text or "").split())
+
+
+def _why(name: str, entry: dict[str, Any]) -> str:
+    """Return why a service is where it is: the coordinator's reason, else what it waits for."""
+    if entry.get("reason"):
+        return str(entry["reason"])
+    if entry["state"] == "awaiting_manual":
+        return f"waiting for an operator: {approve_command(name)}"
+    return ""
 
 
 def _uncoordinated(view: Status) -> list[RenderableType]:
@@ -247,15 +360,21 @@ def _attempts(attempts: list[AttemptRecord]) -> RenderableType:
             [
                 a.attempt,
                 _time(a.started_at.isoformat()),
-                f"{a.delay_ms} ms",
-                _state(a.result or "running"),
-                a.health_check.detail if a.health_check else "-",
+                human_duration(a.delay_ms / 1000),
+                _attempt_result(a),
+                a.health_check.detail if a.health_check else "none configured",
                 a.error or "",
             ]
             for a in attempts
         ],
     )
     return table or Text("no attempts yet")
+
+
+def _attempt_result(attempt: AttemptRecord) -> Text:
+    if attempt.result == "success" and (attempt.health_check is None or not attempt.health_check.passed):
+        return Text("success (closed without a health check)", style="yellow")
+    return _state(attempt.result or "running")
 
 
 def _breakers(view: Breakers) -> RenderableType:
@@ -296,9 +415,9 @@ def _history(results: list[dict[str, Any]]) -> Table | None:
         [
             [
                 r["service_name"],
-                _state(r["state"]),
+                _outcome(r),
                 f"{r['attempt_number']}/{r['total_attempts']}",
-                f"{r['elapsed_time_ms'] / 1000:.1f} s",
+                human_duration(r["elapsed_time_ms"] / 1000),
                 _time(r["timestamp"]),
                 r["error_message"] or "",
             ]
@@ -321,6 +440,11 @@ def _table(headers: list[str], rows: list[list[Any]]) -> Table | None:
 
 def _state(value: str) -> Text:
     return Text(value, style=STATE_STYLES.get(value, ""))
+
+
+def _outcome(result: dict[str, Any]) -> Text:
+    shown = outcome(result)
+    return Text(shown, style="yellow") if shown == UNCHECKED_SUCCESS else _state(shown)
 
 
 def _duration(seconds: float | None) -> str:
@@ -346,7 +470,8 @@ def _lines(value: Any, depth: int) -> list[str]:
                 lines.append(f"{pad}{key}:")
                 lines.extend(_lines(item, depth + 1))
             else:
-                lines.append(f"{pad}{key}: {'-' if item is None else item}")
+                key, shown = _field(str(key), item)
+                lines.append(f"{pad}{key}: {shown}")
         return lines
     if isinstance(value, list):
         lines = []
@@ -354,4 +479,24 @@ def _lines(value: Any, depth: int) -> list[str]:
             lines.append(f"{pad}[{index}]")
             lines.extend(_lines(item, depth + 1))
         return lines
-    return [f"{pad}{value}"]
+    return [f"{pad}{_field('', value)[1]}"]
+
+
+# Numbers under these key endings are durations: shown rounded, in a unit people read
+# (``elapsed_time_ms: 2.3 s``).
+_DURATION_KEYS = (("_ms", 0.001), ("_seconds", 1.0))
+
+
+def _field(key: str, value: Any) -> tuple[str, str]:
+    """Return a key and its value as people read them: yes/no, rounded numbers, ``-``."""
+    if value is None:
+        return key, "-"
+    if isinstance(value, bool):
+        return key, "yes" if value else "no"
+    if isinstance(value, (int, float)):
+        for suffix, scale in _DURATION_KEYS:
+            if key.endswith(suffix):  # the key stays as scripts and policies spell it
+                return key, human_duration(value * scale)
+        if isinstance(value, float):
+            return key, f"{value:.3g}" if abs(value) < 1000 else f"{value:.0f}"
+    return key, str(value)

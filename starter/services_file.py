@@ -24,6 +24,7 @@ from pydantic import BaseModel, ConfigDict, TypeAdapter, ValidationError
 from pydantic_core import ErrorDetails
 
 from activities.health_check_specs import hide_url_credentials
+from activities.redaction import redact
 from workflows.dependencies import dependency_cycles
 from workflows.circuit_watch_models import MAX_CATALOG_BYTES, ServiceSettings, WatchInput
 from workflows.coordinator_models import StrictPriority
@@ -85,8 +86,13 @@ class _Problems:
         self.lines: list[str] = []
 
     def add(self, where: str, what: str) -> None:
-        """Record ``what`` went wrong in table ``where`` (empty: the file as a whole)."""
-        self.lines.append(f"{self.file}: {where} {what}" if where else f"{self.file}: {what}")
+        """Record ``what`` went wrong in table ``where`` (empty: the file as a whole).
+
+        Redacted (``activities.redaction``): the worker logs these lines when it refuses
+        to start, and a secret written in the file must not be repeated there.
+        """
+        line = f"{self.file}: {where} {what}" if where else f"{self.file}: {what}"
+        self.lines.append(redact(line))
 
     def raise_if_any(self) -> None:
         """Raise ``ServicesFileError`` with every problem found."""
@@ -370,7 +376,7 @@ def _validate_policy(
 
 def _shown(value: object, limit: int = 80) -> str:
     """Return a value for an error line: its repr, cut short (a line, not the whole value)."""
-    text = hide_url_credentials(repr(value))
+    text = redact(hide_url_credentials(repr(value)))
     return text if len(text) <= limit else f"{text[: limit - 1]}… ({len(text)} characters)"
 
 
@@ -383,7 +389,9 @@ def _describe(item: ErrorDetails, prefix: tuple[str, ...] = ()) -> str:
     what = str(error) if isinstance(error, ValueError) else item["msg"]
     if item["type"] == "extra_forbidden":
         what = f"unknown field {location.pop()!r}"
-    elif isinstance(item["input"], (str, int, float)):
+    elif isinstance(item["input"], (str, int, float)) and "headers_from_env" not in location:
+        # A header's value is never quoted: it may be the secret, written where its
+        # variable's name belongs.
         what += f" (got {_shown(item['input'])})"
     where = ".".join(location)
     if not where or what.startswith((f"{where}:", f"{where} ")):

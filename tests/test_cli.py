@@ -76,7 +76,10 @@ async def cli(
 
 async def test_recoveryctl_schedule_approve_history_policy(cli: Cli, service: str) -> None:
     scheduled = await cli.ctl_json("schedule", service, "--strategy", "manual", "--priority", "2")
-    assert scheduled == {"service_name": service, "outcome": "queued", "state": "scheduled", "reason": None}
+    assert scheduled == {
+        "service_name": service, "outcome": "queued", "state": "scheduled", "reason": None,
+        "no_health_check": False,
+    }
     await eventually(
         lambda: cli.ctl_json("status"),
         lambda s: s["services"].get(service, {}).get("state") == "awaiting_manual",
@@ -326,7 +329,7 @@ async def test_every_command_answers_in_human_and_json_form(
         "approve", manual[0], "--operator", "alice",
         then=("approve", manual[1], "--operator", "bob"),
     )
-    assert approved == {"approved": manual[1], "operator": "bob"}
+    assert approved == {"approved": manual[1], "operator": "bob", "attempt": 1}
     attempts = await eventually(
         lambda: both("history", manual[0]), lambda a: bool(a) and a[-1]["result"] == "success"
     )
@@ -350,7 +353,9 @@ async def test_every_command_answers_in_human_and_json_form(
         for action in ("disable", "enable", "status"):
             assert (await both("watch-breakers", action))["paused"] is (action == "disable")
     finally:
-        await dev_env.client.get_schedule_handle(CIRCUIT_WATCH_SCHEDULE_ID).delete()
+        await dev_env.client.get_workflow_handle(f"{CIRCUIT_WATCH_SCHEDULE_ID}-{cli.task_queue}").terminate(
+            reason="test over"
+        )
 
     code, out, err = await cli.ctl("policy", "--json", "get", manual[0])
     assert code == 0 and json.loads(out)["max_retry_attempts"] == 3, err

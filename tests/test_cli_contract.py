@@ -24,6 +24,7 @@ RECOVERYCTL = str(Path(sys.executable).parent / "recoveryctl")
 ARGUMENTS = {
     "schedule": ["api"], "execute": ["api"], "approve": ["api", "--operator", "a"],
     "cancel": ["api"], "policy get": ["api"], "policy set": ["api", "{}"],
+    "pause": ["api"], "resume": ["api"],
 }
 
 
@@ -96,6 +97,12 @@ def test_json_is_accepted_before_and_after_every_command(path: tuple[str, ...]) 
         (["demo", "--timeout", "-1"], "--timeout: must be a number of seconds above 0"),
         (["demo", "--timeout", "5"], "--timeout needs --exit-when-recovered"),
         (["watch-breakers", "pause"], "No such command 'pause'"),
+        (["pause"], "Missing argument 'SERVICE'"),
+        (["pause", "api", "--for", "0"], "--for: '0' is no pause"),
+        (["pause", "api", "--for", "-1h"], "--for: '-1h' is negative"),
+        (["pause", "api", "--for", "31d"], "--for: '31d' is over 30 days"),
+        (["pause", "api", "--for", "soon"], "--for: 'soon' is not a duration"),
+        (["resume"], "Missing argument 'SERVICE'"),
         (["--profile", "nowhere-profile", "status"], "Profile 'nowhere-profile' not found"),
     ],
 )
@@ -113,6 +120,7 @@ async def test_bad_arguments_exit_2_with_one_line(argv: list[str], message: str)
         ["schedule", "api"], ["execute", "api"], ["approve", "api", "--operator", "a"],
         ["cancel", "api"], ["policy", "get", "api"], ["policy", "set", "api", "{}"],
         ["configure", "--start"], ["watch", "--count", "1"], ["watch-breakers", "status"],
+        ["pause", "api", "--for", "2h"], ["resume", "api"],
         ["--json", "status"],
     ],
     ids=" ".join,

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import os
+import shlex
 import signal
+import subprocess
 import sys
 from pathlib import Path
 
@@ -26,6 +28,7 @@ async def _dev(cwd: Path, *ports: int) -> asyncio.subprocess.Process:
         "TEMPORAL_ADDRESS": f"127.0.0.1:{free_port()}",
         "TEMPORAL_NAMESPACE": "production",
     }
+    env.pop("MAKELEVEL", None)  # as typed in a shell, even when the suite runs under make
     return await asyncio.create_subprocess_exec(
         RECOVERYCTL, "dev", "--port", str(port), "--ui-port", str(ui_port),
         "--metrics-port", str(metrics_port),
@@ -74,12 +77,57 @@ async def test_dev_serves_its_own_server_and_refuses_a_taken_port(tmp_path: Path
         out, _ = await asyncio.wait_for(first.communicate(), 40)
     assert first.returncode == 0
     assert "Stopped. State is kept in .recovery/" in out.decode()
+    # Custom ports: the line says the exact command that resumes on them.
+    [stopped] = [line for line in out.decode().splitlines() if line.startswith("Stopped.")]
+    again = stopped.split("`")[1]
+    argv = shlex.split(again)
+    assert Path(argv[0]).name == "recoveryctl" and argv[1] == "dev"
+    assert argv[2:] == [
+        "--port", str(ports[0]), "--ui-port", str(ports[1]), "--metrics-port", str(ports[2])
+    ]
     assert (tmp_path / ".recovery" / "temporal.db").exists()
 
 
 def test_two_options_given_one_port_are_named() -> None:
-    from starter.dev import check_ports_free
+    from starter.dev import DevSetupError, check_ports_free
 
     port = free_port()
-    with pytest.raises(SystemExit, match=f"--port and --metrics-port are both {port}"):
+    with pytest.raises(DevSetupError, match=f"--port and --metrics-port are both {port}"):
         check_ports_free({"--port": port, "--ui-port": free_port(), "--metrics-port": port})
+
+
+def test_the_resume_command_names_the_ports_that_differ_from_make_devs() -> None:
+    from starter.dev import resume_command
+
+    assert resume_command(under_make=False) == "make dev"
+    assert resume_command(7233, 8233, 9464, under_make=False) == "make dev"
+    direct = shlex.split(resume_command(7244, 8244, 9475, under_make=False))
+    assert Path(direct[0]).name == "recoveryctl"
+    assert direct[1:] == ["dev", "--port", "7244", "--ui-port", "8244", "--metrics-port", "9475"]
+    assert shlex.split(resume_command(7233, 8244, under_make=False))[1:] == [
+        "dev", "--ui-port", "8244"
+    ]
+    assert resume_command(7244, under_make=True) == "make dev DEV_ARGS='--port 7244'"
+
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _make(*argv: str) -> str:
+    """Return what ``make -n`` would run (nothing runs), from the repository's root."""
+    done = subprocess.run(
+        ["make", "-n", "-B", *argv], cwd=ROOT, capture_output=True, text=True, timeout=30
+    )
+    assert done.returncode == 0, done.stderr
+    return done.stdout
+
+
+def test_make_venv_only_creates_the_venv_and_installs() -> None:
+    planned = _make("venv")
+    assert "pip install" in planned and "-m venv" in planned
+    assert "recoveryctl" not in planned and "pytest" not in planned
+
+
+def test_make_dev_passes_its_options_to_recoveryctl_dev() -> None:
+    planned = _make("dev", "DEV_ARGS=--port 7244 --ui-port 8244").splitlines()
+    assert planned[-1].endswith("/recoveryctl dev --port 7244 --ui-port 8244")

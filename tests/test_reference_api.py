@@ -328,3 +328,18 @@ async def test_status_has_the_reference_shape(
     }
     assert (entry["strategy"], entry["priority"], entry["max_attempts"]) == ("manual", 3, 5)
     assert datetime.fromisoformat(status["timestamp"]).utcoffset() == timedelta(0)
+
+
+async def test_the_original_import_pauses_and_resumes_a_service(
+    dev_env: WorkflowEnvironment, store: SQLiteBreakerStore, task_queue: str, service: str
+) -> None:
+    """Beyond the reference: a pause shows as a top-level ``paused`` only while it holds."""
+    async with orchestrator_on(dev_env, store, task_queue) as orchestrator:
+        assert isinstance(orchestrator, RecoveryOrchestrator)
+        pause = await orchestrator.pause_service(service, timedelta(minutes=30), "window")
+        status = await orchestrator.get_recovery_status()
+        assert status["paused"] == {service: {"until": pause.until.isoformat(), "reason": "window"}}
+        assert (await orchestrator.resume_service(service)).lifted == ["paused"]
+        assert "paused" not in await orchestrator.get_recovery_status()
+        with pytest.raises(RecoveryValidationError, match="duration"):
+            await orchestrator.pause_service(service, timedelta(days=31))

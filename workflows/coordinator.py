@@ -95,6 +95,7 @@ from workflows.status import status_page
 from workflows.service_recovery import REPORT_SIGNAL, ServiceRecovery
 
 with workflow.unsafe.imports_passed_through():
+    from activities.redaction import redact_patterns
     from activities.workflow_lookup import (
         ClosedRun,
         FindClosedRunsInput,
@@ -635,6 +636,7 @@ class RecoveryCoordinator:
                 )
 
     def _reject(self, message: str) -> None:
+        message = redact_patterns(message)  # a refusal is carried state: no credential in it
         self._ledger.reject(message, workflow.now())
         workflow.logger.warning("%s %s", LOG_PREFIX, clipped(message, MAX_MESSAGE))
 

@@ -140,3 +140,37 @@ def test_a_bad_worker_setting_stops_it_with_exit_2_and_one_line(
         worker.main([])
     assert stopped.value.code == 2
     assert any(named in record.getMessage() for record in caplog.records)
+
+
+@pytest.mark.parametrize(
+    ("argv", "named"),
+    [
+        (["--address", "", "status"], "--address must be HOST:PORT"),
+        (["--address", "  ", "status"], "--address must be HOST:PORT"),
+        (["--profile", "", "status"], "--profile must name a profile"),
+    ],
+)
+def test_an_empty_connection_flag_is_bad_input_not_a_silent_default(
+    capsys: pytest.CaptureFixture[str], argv: list[str], named: str
+) -> None:
+    from starter.cli import run
+
+    assert run(argv) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("recoveryctl: error: ") and named in err and err.count("\n") == 1
+
+
+def test_dev_on_a_taken_port_is_bad_input_with_the_cli_prefix(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    import socket
+
+    from starter.cli import run
+
+    with socket.socket() as holder:
+        holder.bind(("127.0.0.1", 0))
+        holder.listen()
+        port = holder.getsockname()[1]
+        assert run(["dev", "--port", str(port)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("recoveryctl: error: port ") and "already in use" in err
