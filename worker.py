@@ -1,8 +1,8 @@
 """The worker process (console script ``recovery-worker``).
 
 Connects with Temporal's own settings, makes sure the search attributes exist,
-loads the services file (``recovery.toml``), creates or updates the circuit
-watch's schedule, polls the ``recovery-orchestrator`` task queue, and shuts down
+loads the services file (``recovery.toml``), starts the circuit watch (or gives
+the one running its settings and interval), polls the ``recovery-orchestrator`` task queue, and shuts down
 cleanly on SIGINT/SIGTERM (in-flight activities finish or are retried by the
 next worker). A bad setting or services file stops it before it connects.
 """
@@ -17,7 +17,8 @@ import signal
 from collections.abc import Iterable
 from datetime import timedelta
 
-from temporalio.client import Client
+from temporalio.client import Client, WorkflowUpdateFailedError
+from temporalio.service import RPCError
 from temporalio.worker import Worker
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
@@ -29,6 +30,7 @@ from activities.health_checks import (
     TargetAllowList,
     allowed_modules_from_env,
 )
+from activities.redaction import install_log_redaction, redact
 from activities.workflow_lookup import WorkflowLookupActivities
 from starter.connection import connect, ensure_search_attributes, metrics_runtime
 from starter.coordinator_client import CoordinatorClient
@@ -36,9 +38,10 @@ from starter.coordinator_handoff import CoordinatorHandoffActivities
 from starter.fleet_metrics import publish_fleet_gauges
 from starter.services_file import load_services_from_env
 from starter.tracing import tracing_from_env, tracing_interceptors
-from starter.watch_schedule import ensure_watch_schedule, interval_from_env, parse_interval
+from starter.watch_control import ensure_watch, interval_from_env, parse_interval
 from starter.worker_tuning import WorkerTuning
 from workflows.circuit_watch import CircuitWatch
+from workflows.circuit_watch_models import WatchInput
 from workflows.constants import TASK_QUEUE
 from workflows.converter import worker_data_converter
 from workflows.coordinator import RecoveryCoordinator
@@ -61,6 +64,7 @@ WORKFLOW_RUNNER = SandboxedWorkflowRunner(
     restrictions=SandboxRestrictions.default.with_passthrough_modules(*PASSED_THROUGH)
 )
 GRACEFUL_SHUTDOWN = timedelta(seconds=10)
+WATCH_CONFIGURE_TIMEOUT = timedelta(seconds=30)
 # A workflow's next task waits this long on the sticky queue of the worker that ran it
 # last before any worker may take it. The SDK's 10 s made every attempt due just after
 # a worker died 10 s late (tests/reliability/test_worker_kills.py); the price of 1 s is
@@ -98,6 +102,7 @@ def build_worker(
         graceful_shutdown_timeout=GRACEFUL_SHUTDOWN,
         activities=[
             breakers.set_breaker_state,
+            breakers.get_breaker_state,
             breakers.list_breakers,
             breakers.list_open_breakers,
             handoff.hand_over_open_breakers,
@@ -159,19 +164,14 @@ async def run_worker(
         task_queue,
         client.namespace,
         client.service_client.config.target_host,
-        store_url,
+        redact(store_url),
         tuning.describe(),
     )
     async with worker:
         # The coordinator is one per namespace: make sure it runs as soon as a worker does.
         await CoordinatorClient(client, task_queue=task_queue).ensure_running()
-        await ensure_watch_schedule(client, services, interval=interval, task_queue=task_queue)
-        logger.info(
-            "circuit watch every %gs with %d services from %s",
-            interval.total_seconds(),
-            len(services.services),
-            services.source or "no services file (defaults for every breaker)",
-        )
+        # The one long-lived watch: started, or given this worker's settings and interval.
+        await keep_watch(client, services, interval, task_queue)
         gauges = (
             asyncio.create_task(publish_fleet_gauges(client, runtime, stop))
             if runtime is not None
@@ -184,6 +184,39 @@ async def run_worker(
     store.close()
 
 
+async def keep_watch(
+    client: Client, services: WatchInput, interval: timedelta, task_queue: str
+) -> None:
+    """Start the circuit watch or configure the running one; log what it is doing.
+
+    Bounded: a watch that cannot take the update (say, its history no longer replays)
+    must not keep this worker from serving recoveries; the failure is logged instead.
+    """
+    try:
+        watch = await asyncio.wait_for(
+            ensure_watch(client, services, interval=interval, task_queue=task_queue),
+            WATCH_CONFIGURE_TIMEOUT.total_seconds(),
+        )
+    except (TimeoutError, RPCError, WorkflowUpdateFailedError) as err:
+        logger.error(
+            "circuit watch not configured (%s); recoveries are served, but open breakers are "
+            "not picked up until a worker configures the watch",
+            err or type(err).__name__,
+        )
+        return
+    for note in watch.notes:
+        logger.info("circuit watch: %s", note)
+    # "circuit watch every" starts the line tests and scripts wait for.
+    logger.info(
+        "circuit watch every %gs with %d services from %s (workflow %r%s)",
+        interval.total_seconds(),
+        len(services.services),
+        services.source or "no services file (defaults for every breaker)",
+        watch.workflow_id,
+        f"; PAUSED: {watch.note}" if watch.paused else "",
+    )
+
+
 def main(argv: list[str] | None = None) -> None:
     """Entry point of ``recovery-worker``."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -192,7 +225,7 @@ def main(argv: list[str] | None = None) -> None:
         "--watch-interval",
         type=_interval_argument,
         default=None,
-        help="seconds between circuit watch runs (default $RECOVERY_WATCH_INTERVAL, else 10)",
+        help="seconds between the circuit watch's looks (default $RECOVERY_WATCH_INTERVAL, else 10)",
     )
     parser.add_argument(
         "--metrics-bind",
@@ -207,6 +240,9 @@ def main(argv: list[str] | None = None) -> None:
     )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    # Every line this process logs (ours, temporalio's, httpx's, activities', workflows')
+    # passes activities.redaction first: no secret reaches the log.
+    install_log_redaction()
     try:
         asyncio.run(_main(args.task_queue, args.watch_interval, args.metrics_bind, args.tracing))
     except (ValueError, OSError) as err:  # a bad setting, services file or TLS file path

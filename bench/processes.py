@@ -21,7 +21,7 @@ from temporalio.api.workflowservice.v1 import DescribeTaskQueueRequest
 from temporalio.client import Client
 from temporalio.service import RPCError, RPCStatusCode
 
-from workflows.constants import CIRCUIT_WATCH_SCHEDULE_ID
+from starter.watch_control import set_watch_paused
 
 ROOT = Path(__file__).resolve().parent.parent
 READY_TIMEOUT = 60.0
@@ -161,12 +161,12 @@ async def _wait_until_polling(client: Client, worker: WorkerProcess, task_queue:
 
 
 async def _pause_watch(client: Client, worker: WorkerProcess) -> None:
-    """Pause the watch's schedule once the worker has created (or updated) it."""
-    handle = client.get_schedule_handle(CIRCUIT_WATCH_SCHEDULE_ID)
+    """Pause the circuit watch once the worker has started (or configured) it."""
     deadline = asyncio.get_running_loop().time() + READY_TIMEOUT
     while True:
         try:
-            await handle.pause(note="make bench: no watch runs during the benchmark")
+            # NOT_FOUND (WatchNotRunning) until the worker has started the watch.
+            await set_watch_paused(client, True, "make bench: no watch runs during the benchmark")
             return
         except RPCError as err:
             if err.status is not RPCStatusCode.NOT_FOUND:

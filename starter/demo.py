@@ -29,15 +29,13 @@ from temporalio.api.taskqueue.v1 import TaskQueue
 from temporalio.api.workflowservice.v1 import DescribeTaskQueueRequest
 from temporalio.client import (
     Client,
-    ScheduleActionExecutionStartWorkflow,
-    ScheduleDescription,
-    ScheduleOverlapPolicy,
     WorkflowExecutionStatus,
 )
 from temporalio.envconfig import ClientConfig
 from temporalio.service import RPCError, RPCStatusCode
 
 from activities.breaker_store import CircuitBreakerStore, store_url_from_env
+from activities.redaction import redact
 from activities.health_check_specs import HttpHealthCheck
 from activities.stores import open_store
 from starter.cli_context import CliError, Context, Unreachable, positive_seconds
@@ -51,16 +49,30 @@ from starter.demo_services import (
     SPECS,
     Caller,
     DemoService,
-    approve_command,
     serving,
 )
-from starter.dev import STATE_DIR, Embedded, embedded_temporal
-from starter.watch_schedule import replace_watch_settings, watch_settings
-from workflows.circuit_watch_models import ServiceSettings, WatchInput
-from workflows.constants import CIRCUIT_WATCH_SCHEDULE_ID, recovery_workflow_id
+from starter.dev import (
+    STATE_DIR,
+    DevServerError,
+    DevSetupError,
+    Embedded,
+    embedded_temporal,
+    recoveryctl_program,
+)
+from starter.recoveries import recovery_status
+from starter.render import approve_command as shell_approve_command
+from starter.watch_control import (
+    WatchNotRunning,
+    WatchState,
+    describe_watch,
+    look_now,
+    replace_watch_settings,
+)
+from workflows.circuit_watch_models import CIRCUIT_WATCH_WORKFLOW_ID, ServiceSettings, WatchInput
+from workflows.constants import recovery_workflow_id
 from workflows.coordinator_models import CancelRecoveryInput
 from workflows.errors import RecoveryOrchestratorError
-from workflows.models import RecoveryPolicy
+from workflows.models import RecoveryPhase, RecoveryPolicy, RecoveryStatus
 
 MAX_ATTEMPTS = 8
 INITIAL_DELAY_MS = 1000
@@ -70,6 +82,8 @@ REFRESH_INTERVAL = 1.0
 HEALTHY_PHASE = 1.5
 OPEN_TIMEOUT = 30.0
 QUERY_TIMEOUT = 10.0
+# A running recovery's own phase is a detail: never worth holding up the table's refresh.
+LIVE_QUERY_TIMEOUT = 2.0
 CLEANUP_STEP_TIMEOUT = 20.0
 # A worker just started (by us, or in another terminal) needs a moment to create the watch.
 WORKER_WAIT_EMBEDDED = 60.0
@@ -145,14 +159,26 @@ def history_key(result: dict[str, Any]) -> tuple[str, str, str]:
     return (result["service_name"], result["timestamp"], result["state"])
 
 
+def approve_command(service: str) -> str:
+    """Return the command that approves one attempt: pasted into a shell, it runs as is
+    (the operator is the user running the demo, everything quoted for the shell)."""
+    return shell_approve_command(service, recoveryctl_program())
+
+
 def recovery_cell(
-    name: str, status: dict[str, Any], seen_before: frozenset[tuple[str, str, str]]
+    name: str,
+    status: dict[str, Any],
+    seen_before: frozenset[tuple[str, str, str]],
+    live: RecoveryStatus | None = None,
 ) -> tuple[str, str]:
     """Return the service's recovery state and a detail: its unfinished recovery, else
-    the last one that finished since the demo began, else nothing."""
+    the last one that finished since the demo began, else nothing.
+
+    ``live`` is the recovery's own status, when read: the detail then names the step
+    it is in (the coordinator's entry knows only the state)."""
     entry = status["services"].get(name)
     if entry is not None:
-        return entry["state"], _entry_detail(name, entry)
+        return entry["state"], _entry_detail(name, entry, live)
     ended = [
         r for r in status["recent_history"]
         if r["service_name"] == name and history_key(r) not in seen_before
@@ -162,21 +188,50 @@ def recovery_cell(
     last = ended[-1]
     if last["state"] == "succeeded":
         seconds = last["elapsed_time_ms"] / 1000
-        return "succeeded", f"{last['attempt_number']} attempt(s) in {seconds:.1f} s"
+        checked = "" if last.get("health_check_passed") else " (closed without a health check)"
+        return "succeeded", f"{last['attempt_number']} attempt(s) in {seconds:.1f} s{checked}"
     return last["state"], last["error_message"] or ""
 
 
-def _entry_detail(name: str, entry: dict[str, Any]) -> str:
+# What each step of a running recovery is called in the DETAIL column.
+PHASE_WORDS = {
+    RecoveryPhase.STARTING: "starting",
+    RecoveryPhase.AWAITING_APPROVAL: "awaiting approval",
+    RecoveryPhase.BACKOFF: "backing off",
+    RecoveryPhase.RESETTING_BREAKER: "resetting breaker to half-open",
+    RecoveryPhase.HEALTH_CHECK: "health check",
+    RecoveryPhase.CLOSING_BREAKER: "closing breaker",
+    RecoveryPhase.REOPENING_BREAKER: "re-opening breaker",
+    RecoveryPhase.FINISHED: "finishing",
+}
+
+
+def _entry_detail(name: str, entry: dict[str, Any], live: RecoveryStatus | None = None) -> str:
     if entry.get("reason"):
         return str(entry["reason"])
     if entry["state"] == "awaiting_manual":
         return f"approve: {approve_command(name)}"
+    if live is not None and not live.state.finished:
+        return _live_detail(live)
     if not entry["attempt_count"]:
         return "starting"
     detail = f"attempt {entry['attempt_count']}/{entry['max_attempts']}"
     if entry.get("next_attempt_at"):
         detail += f", next at {entry['next_attempt_at'][11:19]} UTC"
     return detail
+
+
+def _live_detail(live: RecoveryStatus) -> str:
+    """Return the step a running recovery is in, from its own ``status`` query."""
+    words = PHASE_WORDS.get(live.phase, live.phase.value)
+    if live.phase is RecoveryPhase.STARTING:
+        return words
+    if live.phase is RecoveryPhase.BACKOFF:
+        detail = f"{words} before attempt {live.attempt_count + 1}/{live.max_attempts}"
+        if live.next_attempt_at is not None:
+            detail += f", until {live.next_attempt_at.strftime('%H:%M:%S')} UTC"
+        return detail
+    return f"attempt {live.attempt_count}/{live.max_attempts}: {words}"
 
 
 def table(rows: list[Row]) -> str:
@@ -276,8 +331,8 @@ class Demo:
         made: a Ctrl-C in the middle of an RPC still undoes what that RPC may have done.
         """
         client = self.client = await self._connect(stack)
-        description = await self._await_watch(client)
-        original = without_demo(await watch_settings(client, description))
+        watch = await self._await_watch(client)
+        original = without_demo(watch.settings)
         self.coordinator = CoordinatorClient(
             client, workflow_id=original.coordinator_workflow_id, task_queue=self.args.task_queue
         )
@@ -292,7 +347,7 @@ class Demo:
             self.output.notice(f"Cancelled what an earlier demo left running: {', '.join(leftovers)}")
 
         self.services = await stack.enter_async_context(serving(SPECS))
-        self._guide(description)
+        self._guide(watch)
         stack.push_async_callback(
             self._quietly,
             lambda: replace_watch_settings(client, original),
@@ -317,12 +372,10 @@ class Demo:
         now = time.monotonic()
         for service in self.services:
             service.schedule_repair(now)
-        await client.get_schedule_handle(CIRCUIT_WATCH_SCHEDULE_ID).trigger(
-            overlap=ScheduleOverlapPolicy.BUFFER_ONE
-        )
+        await look_now(client)
         self.output.notice(
-            "All four breakers are open. Triggered the circuit watch now (no need to wait for its "
-            "next tick): it hands them to the coordinator, which recovers them by priority and "
+            "All four breakers are open. The circuit watch looked now (no need to wait for its "
+            "next look): it hands them to the coordinator, which recovers them by priority and "
             "depends_on."
         )
         return await self._until_recovered(time.monotonic())
@@ -348,7 +401,7 @@ class Demo:
             self.embedded = await stack.enter_async_context(
                 embedded_temporal(port, self._ui_port(port), worker_env=worker_env, log=log)
             )
-        except SystemExit as err:  # how the dev helpers report a server that did not come up
+        except (DevSetupError, DevServerError) as err:  # the embedded server did not come up
             raise Unreachable(
                 f"no Temporal server at {address}, and the embedded one did not start: {err} "
                 f"(see {DEMO_LOG})"
@@ -365,24 +418,21 @@ class Demo:
             return int(self.args.ui_port)
         return (port or 7233) + 1000
 
-    async def _await_watch(self, client: Client) -> ScheduleDescription:
-        """Return the watch's schedule once a worker has created it and polls the task queue."""
-        handle = client.get_schedule_handle(CIRCUIT_WATCH_SCHEDULE_ID)
+    async def _await_watch(self, client: Client) -> WatchState:
+        """Return the watch's state once a worker has started it and polls the task queue."""
         wait = WORKER_WAIT_EMBEDDED if self.embedded else WORKER_WAIT
         deadline = time.monotonic() + wait
         while True:
             self._check_embedded()
             try:
-                description = await handle.describe()
                 if await self._worker_polls(client):
-                    return description
-            except RPCError as err:
-                if err.status is not RPCStatusCode.NOT_FOUND:
-                    raise
+                    return await describe_watch(client)
+            except WatchNotRunning:
+                pass
             if time.monotonic() > deadline:
                 raise CliError(
                     f"no worker polls task queue {self.args.task_queue!r} with the circuit watch "
-                    f"{CIRCUIT_WATCH_SCHEDULE_ID!r} after {wait:g} s: start one (`make dev`, or "
+                    f"{CIRCUIT_WATCH_WORKFLOW_ID!r} after {wait:g} s: start one (`make dev`, or "
                     "`recovery-worker`) with the same RECOVERY_CIRCUIT_STORE"
                 )
             await asyncio.sleep(0.5)
@@ -398,7 +448,7 @@ class Demo:
         )
         return len(answer.pollers) > 0
 
-    def _guide(self, description: ScheduleDescription) -> None:
+    def _guide(self, watch: WatchState) -> None:
         """Print what the demo does and where to look while it runs."""
         assert self.client is not None
         host, port = split_address(self.client.service_client.config.target_host)
@@ -407,22 +457,22 @@ class Demo:
         store_flag = f" --store {self.args.store}" if self.args.store else ""
         lines = [
             "recoveryctl demo: four HTTP services on 127.0.0.1, each behind a real pybreaker "
-            f"breaker (fail_max={FAIL_MAX}) in {self.store_url}",
+            f"breaker (fail_max={FAIL_MAX}) in {redact(self.store_url)}",
             *(
                 f"  {s.name:<14} priority {s.spec.priority}  {s.spec.note:<42} {s.url('/health')}"
                 for s in self.services
             ),
             "Watch it:",
             f"  recoveries (Web UI)   {ui}/namespaces/{namespace}/workflows",
-            f"  the watch (Web UI)    {ui}/namespaces/{namespace}/schedules/{CIRCUIT_WATCH_SCHEDULE_ID}",
+            f"  the watch (Web UI)    {ui}/namespaces/{namespace}/workflows/{CIRCUIT_WATCH_WORKFLOW_ID}",
             f"  breakers              recoveryctl breakers{store_flag}",
             "  recoveries            recoveryctl status",
             "Ctrl-C ends the demo and undoes what it changed.",
         ]
-        if description.schedule.state.paused:
+        if watch.paused:
             lines.append(
-                "Note: the circuit watch is paused; the demo runs it once, but a breaker that "
-                "opens again waits until `recoveryctl watch-breakers enable`."
+                "Note: the circuit watch is paused, so it hands nothing over: the breakers stay "
+                "open until `recoveryctl watch-breakers enable`."
             )
         self.output.notice("\n".join(lines))
 
@@ -454,7 +504,7 @@ class Demo:
                 self._tell_once(
                     "no-recovery",
                     f"No demo recovery yet. Does the worker use the same circuit store "
-                    f"({self.store_url})? `recoveryctl watch-breakers status` shows the watch's runs.",
+                    f"({redact(self.store_url)})? `recoveryctl watch-breakers status` shows the watch's runs.",
                 )
             await asyncio.sleep(REFRESH_INTERVAL)
 
@@ -480,9 +530,16 @@ class Demo:
         status = await self._status()
         records = await asyncio.to_thread(self.store.get_all_states)
         calls = self.caller.last if self.caller else {}
+        running = [
+            s.name for s in self.services
+            if status["services"].get(s.name, {}).get("state") == "in_progress"
+        ]
+        live = dict(zip(running, await asyncio.gather(*(self._live(n) for n in running))))
         rows = []
         for service in self.services:
-            recovery, detail = recovery_cell(service.name, status, self.seen_before)
+            recovery, detail = recovery_cell(
+                service.name, status, self.seen_before, live.get(service.name)
+            )
             record = records.get(service.name)
             rows.append(
                 Row(
@@ -537,6 +594,16 @@ class Demo:
     def _check_embedded(self) -> None:
         if self.embedded is not None and self.embedded.exited():
             raise CliError(f"the embedded Temporal server or worker exited (see {DEMO_LOG})")
+
+    async def _live(self, service: str) -> RecoveryStatus | None:
+        """Return a running recovery's own status (its phase); None if it cannot say now."""
+        assert self.client is not None
+        try:
+            return await asyncio.wait_for(
+                recovery_status(self.client, service), LIVE_QUERY_TIMEOUT
+            )
+        except (TimeoutError, RPCError):
+            return None  # the coordinator's entry still gives the state
 
     async def _status(self) -> dict[str, Any]:
         """Return the coordinator's status; a query needs a worker, so it is bounded."""
@@ -594,17 +661,12 @@ class Demo:
             self.store.forget(name)
 
     async def _until_watch_runs_end(self) -> None:
-        """Wait (bounded) for the watch runs in flight: one may have listed a demo breaker
-        before it was forgotten, and would hand it over after its recovery is cancelled."""
+        """Wait (bounded) for the watch's look in flight: it may have listed a demo breaker
+        before it was forgotten, and would hand it over after its recovery is cancelled.
+        ``look_now`` answers once a look that ends after it arrived has ended."""
         assert self.client is not None
-        schedule = await self.client.get_schedule_handle(CIRCUIT_WATCH_SCHEDULE_ID).describe()
-        await self._until_closed(
-            [
-                WorkflowRun(action.workflow_id, action.first_execution_run_id)
-                for action in schedule.info.running_actions
-                if isinstance(action, ScheduleActionExecutionStartWorkflow)
-            ]
-        )
+        with suppress(WatchNotRunning, TimeoutError):
+            await asyncio.wait_for(look_now(self.client), CLEANUP_STEP_TIMEOUT)
 
     async def _latest_run(self, service: str) -> WorkflowRun | None:
         """Return the service's running recovery, None if none runs (a queued one, say)."""
@@ -684,7 +746,7 @@ async def cmd_demo(ctx: Context) -> Any:
         finally:
             store.close()
     except (sqlite3.Error, redis.RedisError) as err:  # as `recoveryctl breakers` reports it
-        raise Unreachable(f"cannot reach the circuit store {store_url}: {err}") from None
+        raise Unreachable(redact(f"cannot reach the circuit store {store_url}: {err}")) from None
     if recovered:
         demo.output.notice(f"Demo over; {demo.undone}")
         return None

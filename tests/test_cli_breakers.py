@@ -1,5 +1,5 @@
 """``recoveryctl breakers`` / ``watch-breakers``, and a worker refusing a bad services file,
-run as processes (the dev server for the schedule, real SQLite and Redis stores)."""
+run as processes (the dev server for the watch, real SQLite and Redis stores)."""
 
 from __future__ import annotations
 
@@ -7,19 +7,25 @@ import asyncio
 import json
 import os
 import sys
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
+from temporalio.client import Client
+from temporalio.service import RPCError
 from temporalio.testing import WorkflowEnvironment
 
 from activities.breaker_store import BreakerState
 from activities.stores import open_store
+from activities.sqlite_store import SQLiteBreakerStore
 from starter import render
-from starter.watch_schedule import ensure_watch_schedule
+from starter.orchestrator import RecoveryOrchestrator
+from starter.watch_control import describe_watch, ensure_watch
+from tests.conftest import running_worker
+from tests.policies import blocking_policy
+from tests.recoveries import eventually
 from tests.servers import free_port
-from workflows.circuit_watch_models import WatchInput
-from workflows.constants import CIRCUIT_WATCH_SCHEDULE_ID
+from workflows.circuit_watch_models import CIRCUIT_WATCH_WORKFLOW_ID, ServiceSettings, WatchInput
 
 pytestmark = pytest.mark.timeout(60)
 RECOVERYCTL = str(Path(sys.executable).parent / "recoveryctl")
@@ -47,14 +53,18 @@ async def test_breakers_lists_state_counters_and_time_open(
     store.set_state("db", BreakerState.CLOSED)
     store.close()
 
-    code, out, err = await run(RECOVERYCTL, "breakers", "--json", RECOVERY_CIRCUIT_STORE=url)
+    # No Temporal server: the listing stands on its own (no WATCH column).
+    nowhere = f"127.0.0.1:{free_port()}"
+    code, out, err = await run(
+        RECOVERYCTL, "breakers", "--json", RECOVERY_CIRCUIT_STORE=url, TEMPORAL_ADDRESS=nowhere
+    )
     assert code == 0, err
     listed = {b["service_name"]: b for b in json.loads(out)["breakers"]}
     assert listed["payments"]["state"] == "open" and listed["db"]["state"] == "closed"
     assert 0 <= listed["payments"]["open_for_seconds"] < 30
     assert listed["db"]["open_for_seconds"] is None
 
-    code, out, err = await run(RECOVERYCTL, "breakers", "--store", url)
+    code, out, err = await run(RECOVERYCTL, "breakers", "--store", url, TEMPORAL_ADDRESS=nowhere)
     assert code == 0, err
     [header, *rows] = out.splitlines()[2:]
     assert header.split() == ["SERVICE", "STATE", "FAILURES", "SUCCESSES", "OPEN", "FOR", "LAST", "OPENED"]
@@ -70,32 +80,91 @@ async def test_breakers_says_in_one_line_when_the_store_is_down_or_unknown() -> 
     assert code == 2 and "unsupported circuit store" in err
 
 
-async def test_watch_breakers_disables_and_enables_the_schedule(
-    dev_env: WorkflowEnvironment, task_queue: str
-) -> None:
-    address = dev_env.client.service_client.config.target_host
-    code, _, err = await run(RECOVERYCTL, "watch-breakers", "status", TEMPORAL_ADDRESS=address)
-    assert code == 1 and "no schedule 'recovery-circuit-watch'" in err
-
-    handle = await ensure_watch_schedule(dev_env.client, WatchInput(), task_queue=task_queue)
+async def end_the_pinned_watch(client: Client) -> None:
+    """End a ``recovery-circuit-watch`` another test left (it may poll another task queue)."""
     try:
-        code, out, err = await run(
-            RECOVERYCTL, "watch-breakers", "disable", "--note", "db failover", "--json",
-            TEMPORAL_ADDRESS=address,
-        )
-        assert code == 0, err
-        shown = json.loads(out)
-        assert shown["paused"] is True and shown["note"] == "db failover"
-        assert shown["interval_seconds"] == 10
-        described = await handle.describe()
-        assert described.schedule.state.paused and described.schedule.state.note == "db failover"
+        await client.get_workflow_handle(CIRCUIT_WATCH_WORKFLOW_ID).terminate(reason="test")
+    except RPCError:
+        pass
 
-        code, out, err = await run(RECOVERYCTL, "watch-breakers", "enable", TEMPORAL_ADDRESS=address)
+
+async def test_watch_breakers_disables_and_enables_the_watch(
+    dev_env: WorkflowEnvironment, task_queue: str, store: SQLiteBreakerStore
+) -> None:
+    client = dev_env.client
+    address = client.service_client.config.target_host
+    await end_the_pinned_watch(client)
+    code, _, err = await run(RECOVERYCTL, "watch-breakers", "status", TEMPORAL_ADDRESS=address)
+    assert code == 1 and "circuit watch 'recovery-circuit-watch'" in err
+    assert "a recovery-worker starts" in err
+
+    async with running_worker(client, store, task_queue):
+        await ensure_watch(
+            client, WatchInput(source="/etc/recovery.toml"), task_queue=task_queue,
+            workflow_id=CIRCUIT_WATCH_WORKFLOW_ID,  # the product's, as on its own task queue
+        )
+        try:
+            code, out, err = await run(
+                RECOVERYCTL, "watch-breakers", "disable", "--note", "db failover", "--json",
+                TEMPORAL_ADDRESS=address,
+            )
+            assert code == 0, err
+            shown = json.loads(out)
+            assert shown["paused"] is True and shown["note"] == "db failover"
+            assert shown["interval_seconds"] == 10 and shown["settings_source"] == "/etc/recovery.toml"
+            assert shown["workflow_id"] == "recovery-circuit-watch"
+            assert (await describe_watch(client)).paused
+
+            code, out, err = await run(RECOVERYCTL, "watch-breakers", "enable", TEMPORAL_ADDRESS=address)
+            assert code == 0, err
+            assert out.startswith("circuit watch: running (enabled with recoveryctl)")
+            assert "workflow: recovery-circuit-watch   every: 10 s" in out
+            assert "services file: /etc/recovery.toml" in out
+            assert not (await describe_watch(client)).paused
+        finally:
+            await end_the_pinned_watch(client)
+
+
+async def test_breakers_shows_what_the_watch_did_with_each_open_breaker(
+    dev_env: WorkflowEnvironment, orchestrator: RecoveryOrchestrator, store: SQLiteBreakerStore,
+    task_queue: str, service: str, tmp_path: Path,
+) -> None:
+    client = dev_env.client
+    address = client.service_client.config.target_host
+    url = f"sqlite:///{tmp_path}/breakers.db"
+    await end_the_pinned_watch(client)
+    store.set_state(service, BreakerState.OPEN)
+    store.set_state(f"{service}-fine", BreakerState.CLOSED)
+    settings = WatchInput(
+        coordinator_workflow_id=orchestrator.coordinator_workflow_id,
+        defaults=ServiceSettings(policy=blocking_policy()),
+    )
+    await ensure_watch(
+        client, settings, interval=timedelta(seconds=1), task_queue=task_queue,
+        workflow_id=CIRCUIT_WATCH_WORKFLOW_ID,
+    )
+    try:
+        await eventually(
+            lambda: describe_watch(client),
+            lambda s: s.last_look is not None
+            and (s.last_look.verdict(service) or "").startswith("already recovering"),
+        )  # stable now: the recovery waits an hour in backoff, its breaker open
+        code, out, err = await run(RECOVERYCTL, "breakers", "--store", url, "--json", TEMPORAL_ADDRESS=address)
         assert code == 0, err
-        assert out.startswith("circuit watch: running (enabled with recoveryctl)")
-        assert not (await handle.describe()).schedule.state.paused
+        listed = {b["service_name"]: b for b in json.loads(out)["breakers"]}
+        verdict = listed[service]["watch"]
+        assert verdict == "already recovering (in_progress)", verdict
+        assert listed[f"{service}-fine"]["watch"] is None
+
+        code, out, err = await run(RECOVERYCTL, "breakers", "--store", url, TEMPORAL_ADDRESS=address)
+        assert code == 0, err
+        lines = out.splitlines()
+        assert lines[1].startswith("watch: last look 20")
+        assert lines[3].split()[-1] == "WATCH"
+        [row] = [line for line in lines if line.startswith(f"{service} ")]
+        assert row.rstrip().endswith(verdict)
     finally:
-        await dev_env.client.get_schedule_handle(CIRCUIT_WATCH_SCHEDULE_ID).delete()
+        await end_the_pinned_watch(client)
 
 
 def test_status_shows_why_a_service_waits_and_until_when_one_is_held_back() -> None:

@@ -8,8 +8,11 @@ attribute changes) and against what is left in the store and the schedule once i
 from __future__ import annotations
 
 import asyncio
+import getpass
 import json
 import os
+import shlex
+import shutil
 import socket
 import sys
 from collections.abc import AsyncIterator
@@ -25,6 +28,7 @@ from temporalio.service import RPCError
 
 from activities.sqlite_store import SQLiteBreakerStore
 from starter.connection import connect
+from starter.demo import approve_command, recovery_cell
 from starter.watch_schedule import describe_watch
 from tests.processes import DevServer, WorkerProcess
 from tests.recoveries import eventually
@@ -32,6 +36,7 @@ from tests.servers import free_port
 from workflows.circuit_watch_models import WatchInput
 from workflows.constants import COORDINATOR_WORKFLOW_ID, recovery_workflow_id
 from workflows.coordinator import RecoveryCoordinator
+from workflows.models import RecoveryPhase, RecoveryState, RecoveryStatus, RecoveryStrategy
 
 pytestmark = pytest.mark.timeout(240)
 
@@ -170,7 +175,16 @@ async def test_the_demo_recovers_in_dependency_order_and_undoes_what_it_changed(
 
     assert code == 0, f"stdout:\n{out}\nstderr:\n{err}"
     assert "Traceback" not in err
-    assert "recoveryctl approve demo-payments --operator <you>" in out
+    # The printed approve command pastes into a shell as it is: no placeholder to fill in.
+    assert "<you>" not in out
+    [approve] = {
+        line.strip() for line in out.splitlines()
+        if line.strip().endswith(_operator_flag()) and "recoveryctl" in line.split()[0]
+    }
+    argv = shlex.split(approve)
+    program = argv[0] if "/" not in argv[0] else str(tmp_path / argv[0])  # run from tmp_path
+    assert Path(argv[0]).name == "recoveryctl" and shutil.which(program)
+    assert argv[1:] == ["approve", "demo-payments", "--operator", getpass.getuser()]
     [outcome] = [line for line in out.splitlines() if line.startswith("Recovered in ")]
     assert "demo-payments awaits approval" in outcome
     # What the demo saw last, just before it cleaned up: the store's breakers and the
@@ -238,3 +252,51 @@ async def test_with_no_server_and_none_startable_the_demo_says_so_in_one_line(
     [line] = err.splitlines()
     assert line.startswith(f"recoveryctl: error: no Temporal server at {address}")
     assert "Traceback" not in out + err
+
+
+def _operator_flag() -> str:
+    return f"--operator {shlex.quote(getpass.getuser())}"
+
+
+def test_the_printed_approve_command_runs_as_pasted() -> None:
+    command = approve_command("demo-payments")
+    assert "<" not in command and command.endswith(_operator_flag())
+    assert shlex.split(command)[1:] == [
+        "approve", "demo-payments", "--operator", getpass.getuser()
+    ]
+
+
+def _live(phase: RecoveryPhase, attempts: int, next_at: datetime | None = None) -> RecoveryStatus:
+    return RecoveryStatus(
+        service_name="demo-db", state=RecoveryState.IN_PROGRESS,
+        strategy=RecoveryStrategy.EXPONENTIAL_BACKOFF, priority=1, attempt_count=attempts,
+        max_attempts=8, scheduled_at=datetime(2026, 1, 1, tzinfo=timezone.utc),
+        next_attempt_at=next_at, phase=phase,
+    )
+
+
+@pytest.mark.parametrize(
+    ("live", "detail"),
+    [
+        (None, "starting"),
+        (_live(RecoveryPhase.STARTING, 0), "starting"),
+        (_live(RecoveryPhase.RESETTING_BREAKER, 1), "attempt 1/8: resetting breaker to half-open"),
+        (_live(RecoveryPhase.HEALTH_CHECK, 1), "attempt 1/8: health check"),
+        (_live(RecoveryPhase.REOPENING_BREAKER, 2), "attempt 2/8: re-opening breaker"),
+        (_live(RecoveryPhase.CLOSING_BREAKER, 3), "attempt 3/8: closing breaker"),
+        (
+            _live(RecoveryPhase.BACKOFF, 1, datetime(2026, 1, 1, 12, 0, 5, tzinfo=timezone.utc)),
+            "backing off before attempt 2/8, until 12:00:05 UTC",
+        ),
+    ],
+)
+def test_the_detail_column_shows_the_live_phase_of_a_running_recovery(
+    live: RecoveryStatus | None, detail: str
+) -> None:
+    # The coordinator's entry alone says only "in_progress" with no attempt made yet.
+    entry = {
+        "state": "in_progress", "strategy": "exponential_backoff", "priority": 1,
+        "attempt_count": 0, "max_attempts": 8, "next_attempt_at": None,
+    }
+    status = {"services": {"demo-db": entry}, "recent_history": []}
+    assert recovery_cell("demo-db", status, frozenset(), live) == ("in_progress", detail)

@@ -1,16 +1,27 @@
-"""Run the circuit watch once, as its schedule would, against a test's own coordinator."""
+"""The circuit watch in tests: one look (as a 0.7 schedule run was), or a long-lived watch."""
 
 from __future__ import annotations
 
+import asyncio
+import time
 import uuid
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from datetime import timedelta
 
-from temporalio.client import Client
+from temporalio.client import Client, WorkflowExecutionStatus
+from temporalio.service import RPCError
 
 from starter.orchestrator import RecoveryOrchestrator
+from starter.watch_control import WatchState, describe_watch, ensure_watch
 from tests.conftest import record_history
 from workflows.circuit_watch import CircuitWatch
-from workflows.circuit_watch_models import WatchInput, WatchResult
+from workflows.circuit_watch_models import (
+    CircuitWatchInput,
+    WatchInput,
+    WatchResult,
+    watch_workflow_id,
+)
 
 
 async def watch_once(
@@ -21,13 +32,16 @@ async def watch_once(
     record_as: str | None = None,
     **settings: object,
 ) -> WatchResult:
-    """Run one ``CircuitWatch`` with ``settings`` (``WatchInput`` fields); return its result.
+    """Run one ``CircuitWatch`` look with ``settings`` (``WatchInput`` fields); return it.
 
     ``record_as`` keeps its history for the replay tests (with ``RECORD_HISTORIES=1``).
     """
     handle = await client.start_workflow(
         CircuitWatch.run,
-        WatchInput(coordinator_workflow_id=orchestrator.coordinator_workflow_id, **settings),  # type: ignore[arg-type]
+        CircuitWatchInput(
+            settings=WatchInput(coordinator_workflow_id=orchestrator.coordinator_workflow_id, **settings),
+            once=True,
+        ),
         id=f"watch-{uuid.uuid4().hex[:8]}",
         task_queue=task_queue,
         execution_timeout=timedelta(seconds=60),
@@ -36,3 +50,64 @@ async def watch_once(
     if record_as is not None:
         record_history(await handle.fetch_history(), record_as)
     return result
+
+
+def watch_id(task_queue: str) -> str:
+    """The watch a worker on a test's own task queue keeps: ``recovery-circuit-watch-<queue>``."""
+    return watch_workflow_id(task_queue)
+
+
+@asynccontextmanager
+async def long_lived_watch(
+    client: Client,
+    orchestrator: RecoveryOrchestrator,
+    task_queue: str,
+    *,
+    interval: float = 1.0,
+    terminate: bool = True,
+    **settings: object,
+) -> AsyncIterator[WatchState]:
+    """Start a test's own long-lived watch as the worker does; end it afterwards."""
+    workflow_id = watch_id(task_queue)
+    state = await ensure_watch(
+        client,
+        WatchInput(coordinator_workflow_id=orchestrator.coordinator_workflow_id, **settings),
+        interval=timedelta(seconds=interval),
+        task_queue=task_queue,
+        workflow_id=workflow_id,
+        schedule_id=f"schedule-{workflow_id}",
+    )
+    try:
+        yield state
+    finally:
+        if terminate:
+            try:
+                await client.get_workflow_handle(workflow_id).terminate(reason="test over")
+            except RPCError:
+                pass
+
+
+async def watch_until(
+    client: Client,
+    workflow_id: str,
+    done: Callable[[WatchState], bool],
+    *,
+    timeout: float = 30.0,
+) -> WatchState:
+    """Describe the watch until ``done`` holds (fails the test after ``timeout`` seconds)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        state = await describe_watch(client, workflow_id=workflow_id)
+        if done(state):
+            return state
+        if time.monotonic() > deadline:
+            raise AssertionError(f"the watch never got there; last: {state}")
+        await asyncio.sleep(0.1)
+
+
+async def watch_runs(client: Client, workflow_id: str) -> list[WorkflowExecutionStatus | None]:
+    """The statuses of every run of the watch the list shows (one row each in the Web UI)."""
+    return [
+        run.status
+        async for run in client.list_workflows(f"WorkflowId = '{workflow_id}'")
+    ]

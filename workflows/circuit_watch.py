@@ -1,28 +1,45 @@
-"""``CircuitWatch``: find open breakers and hand them to the coordinator.
+"""``CircuitWatch``: find open breakers and hand them to the coordinator, for as long as it runs.
 
-A Temporal Schedule (``recovery-circuit-watch``, every 10 s by default) starts one
-short run at a time; each lists the breakers the store holds open and schedules
-a recovery for each in one ``schedule_recoveries`` batch marked ``automatic``, so
-the coordinator leaves alone what is already queued or running and holds back a
-service whose hourly attempt budget is spent. The run's result says what it did
-with every open breaker, which is what the Web UI shows for it.
+The worker keeps one watch, workflow id ``recovery-circuit-watch``. It loops: list the
+breakers the store holds open, hand every open one that is not yet in hand to the
+coordinator in ``schedule_recoveries`` batches marked ``automatic`` (both local
+activities: one marker event each in history) (the coordinator leaves alone what is queued, running, held back
+or paused, and says so), record the look in its current details and the query
+``last_look``, then wait the interval; updates ``pause``, ``resume``,
+``configure_watch`` and ``look_now`` wake it at once. It continues as new, carrying
+its settings, pause and last look, every ``continue_as_new_after_events`` events
+(10,000; a look is 6 events, 7 with a hand-over: 2 to 2.5 runs an hour at a 1 s
+interval, one every 4 to 4.6 h at 10 s), so the
+Web UI's workflow list stays the recoveries' list. A store or coordinator that is
+down never ends it: the look says so, and the next one tries again.
+
+A run started with ``once`` (or with a bare ``WatchInput``, as the 0.7 schedule started
+its runs) looks once and returns that look.
 """
 
 from __future__ import annotations
 
+import asyncio
 import re
-from datetime import datetime, timedelta
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy
-from temporalio.exceptions import ActivityError, ApplicationError
+from temporalio.exceptions import ActivityError, ApplicationError, CancelledError, FailureError
 
 from workflows.circuit_watch_models import (
+    CONTINUE_AS_NEW_AFTER_BYTES,
+    DETAILS_BREAKERS,
     HAND_OVER_ACTIVITY,
+    CircuitWatchInput,
+    ConfigureWatchInput,
     HandOverInput,
+    LookNowInput,
+    PauseWatchInput,
     WatchInput,
     WatchResult,
+    WatchStatus,
 )
 from workflows.constants import CIRCUIT_WATCH_WORKFLOW, LOG_PREFIX
 from workflows.coordinator_models import (
@@ -32,13 +49,11 @@ from workflows.coordinator_models import (
 )
 from workflows.errors import RecoveryOrchestratorError, to_application_error
 from workflows.models import validate_service_name
-from workflows.payloads import one_input
+from workflows.payloads import M, one_input
 
 with workflow.unsafe.imports_passed_through():
     from activities.circuit_breakers import CircuitBreakerActivities
 
-# A run should end well before the next tick: a store or coordinator that is down
-# fails this run (visible in the schedule's recent actions); the next one tries again.
 LIST_TIMEOUT = timedelta(seconds=30)
 HAND_OVER_TIMEOUT = timedelta(seconds=60)
 QUICK_RETRY = RetryPolicy(
@@ -46,45 +61,191 @@ QUICK_RETRY = RetryPolicy(
 )
 BATCH = 1000  # what one schedule_recoveries update takes
 # Requests the coordinator refuses one by one (a bad hash, a dependency cycle) are dropped
-# and the rest sent again; past this many, the whole hand-over is given up for this run.
+# and the rest sent again; past this many, the whole hand-over is given up for this look.
 MAX_DROPPED = 20
 _REFUSED_ITEM = re.compile(r"^recoveries\[(\d+)\]")
+_HANDED_OVER = ("queued", "updated", "started")
+# What an outcome without a reason means, in the look's ``skipped``.
+_OUTCOME_TEXT = {
+    "already_running": "already recovering",
+    "already_queued": "already queued",
+    "already_recovered": "recovered since it was listed",
+    "held_back": "held back",
+    "paused": "paused by an operator",
+    "no_room": "no room in the coordinator's queue",
+}
+
+
+def _decode(model: type[M], args: Any, what: str) -> M:
+    try:
+        return one_input(model, args, what, optional=True)
+    except RecoveryOrchestratorError as err:
+        raise to_application_error(err) from None
+
+
+def _start_input(args: Any) -> CircuitWatchInput:
+    """The input, or a 0.7-style bare ``WatchInput``: one look, as the schedule's runs were."""
+    try:
+        return one_input(CircuitWatchInput, args, "CircuitWatch input", optional=True)
+    except RecoveryOrchestratorError as err:
+        try:
+            legacy = one_input(WatchInput, args, "CircuitWatch input")
+        except RecoveryOrchestratorError:
+            raise to_application_error(err) from None
+        return CircuitWatchInput(settings=legacy, once=True)
 
 
 @workflow.defn(name=CIRCUIT_WATCH_WORKFLOW)
 class CircuitWatch:
-    """One look at the breakers: schedule a recovery for each open one not yet in hand."""
+    """Look at the breakers every interval; hand each open one not yet in hand to the coordinator."""
+
+    @workflow.init
+    def __init__(self, *args: Any) -> None:
+        # Read here, not in run: an update delivered with the start (update-with-start)
+        # runs before run's first line, and must find the input's settings and pause.
+        self._refused: ApplicationError | None = None
+        try:
+            self._state = _start_input(args)
+        except ApplicationError as err:
+            self._refused, self._state = err, CircuitWatchInput()
+        self._wake = False
+        self._closing = False
 
     @workflow.run
     async def run(self, *args: Any) -> WatchResult:
-        """List open breakers, hand them over, and say what became of each."""
-        try:
-            settings = one_input(WatchInput, args, "CircuitWatch input", optional=True)
-        except RecoveryOrchestratorError as err:
-            raise to_application_error(err) from None
-        open_breakers = await workflow.execute_activity_method(
-            CircuitBreakerActivities.list_open_breakers,
-            start_to_close_timeout=LIST_TIMEOUT,
-            retry_policy=QUICK_RETRY,
-            summary="list open breakers",
+        """Watch until continue-as-new (or, with ``once``, look once and return the look)."""
+        if self._refused is not None:
+            raise self._refused
+        if self._state.once:
+            return await self._look()
+        self._show_details()
+        while True:
+            self._wake = False
+            await self._look()
+            if self._should_continue_as_new():
+                self._closing = True
+                await workflow.wait_condition(workflow.all_handlers_finished)
+                workflow.continue_as_new(self._state.model_copy(update={"once": False}))
+            if not self._wake:
+                try:
+                    await workflow.wait_condition(
+                        lambda: self._wake,
+                        timeout=timedelta(seconds=self._state.interval_seconds),
+                        timeout_summary=f"next look in {self._state.interval_seconds:g} s",
+                    )
+                except asyncio.TimeoutError:
+                    pass  # the interval is up: look again
+
+    # -- doors -------------------------------------------------------------------------
+
+    @workflow.update(name="configure_watch")
+    def configure_watch(self, *args: Any) -> WatchStatus:
+        """Take the worker's settings and interval; look again at once if they changed."""
+        input = _decode(ConfigureWatchInput, args, "configure_watch")
+        changes: dict[str, Any] = {}
+        if input.settings is not None and input.settings != self._state.settings:
+            changes["settings"] = input.settings
+        if input.interval_seconds is not None and input.interval_seconds != self._state.interval_seconds:
+            changes["interval_seconds"] = input.interval_seconds
+        if changes:
+            self._state = self._state.model_copy(update=changes)
+            self._wake = True
+        return self.watch_status()
+
+    @configure_watch.validator
+    def _validate_configure(self, *args: Any) -> None:
+        _decode(ConfigureWatchInput, args, "configure_watch")
+
+    @workflow.update(name="pause")
+    def pause(self, *args: Any) -> WatchStatus:
+        """Hand nothing over until resumed (the watch still looks, and says so)."""
+        input = _decode(PauseWatchInput, args, "pause")
+        since = self._state.paused_since if self._state.paused else workflow.now()
+        self._state = self._state.model_copy(
+            update={"paused": True, "note": input.note, "paused_since": since}
         )
-        result = WatchResult(open_breakers=[b.service_name for b in open_breakers])
-        opened_at = {b.service_name: b.opened_at for b in open_breakers}
-        # The most urgent first: if the coordinator is nearly full, they are the ones it takes.
-        requests = sorted(self._requests(settings, result, opened_at), key=lambda r: r.priority)
-        for start in range(0, len(requests), BATCH):
-            batch = requests[start : start + BATCH]
-            await self._hand_over(settings.coordinator_workflow_id, batch, result)
-            if result.refused is not None:
-                break
-        if result.open_breakers:
-            workflow.logger.info(
-                "%s Circuit watch: %d open, scheduled %s, skipped %s",
-                LOG_PREFIX,
-                len(result.open_breakers),
-                result.scheduled or "none",
-                result.skipped or "none",
+        self._wake = True
+        return self.watch_status()
+
+    @pause.validator
+    def _validate_pause(self, *args: Any) -> None:
+        _decode(PauseWatchInput, args, "pause")
+
+    @workflow.update(name="resume")
+    def resume(self, *args: Any) -> WatchStatus:
+        """Hand open breakers over again, starting with a look now."""
+        input = _decode(PauseWatchInput, args, "resume")
+        self._state = self._state.model_copy(
+            update={"paused": False, "note": input.note, "paused_since": None}
+        )
+        self._wake = True
+        return self.watch_status()
+
+    @resume.validator
+    def _validate_resume(self, *args: Any) -> None:
+        _decode(PauseWatchInput, args, "resume")
+
+    @workflow.update(name="look_now")
+    async def look_now(self, *args: Any) -> WatchResult:
+        """Look now, not at the end of the interval; return that look."""
+        _decode(LookNowInput, args, "look_now")
+        looks = self._state.looks
+        self._wake = True
+        await workflow.wait_condition(lambda: self._state.looks > looks or self._closing)
+        return self._state.last_look or WatchResult()
+
+    @look_now.validator
+    def _validate_look_now(self, *args: Any) -> None:
+        _decode(LookNowInput, args, "look_now")
+
+    @workflow.query(name="last_look")
+    def last_look(self) -> WatchResult | None:
+        """The latest look: when, what was open, and what became of each open breaker."""
+        return self._state.last_look
+
+    @workflow.query(name="watch_status")
+    def watch_status(self) -> WatchStatus:
+        """Paused or not (and the note), interval, settings, looks so far, the latest look."""
+        state = self._state
+        return WatchStatus(
+            paused=state.paused,
+            note=state.note,
+            paused_since=state.paused_since,
+            interval_seconds=state.interval_seconds,
+            settings=state.settings,
+            looks=state.looks,
+            last_look=state.last_look,
+        )
+
+    # -- one look --------------------------------------------------------------------
+
+    async def _look(self) -> WatchResult:
+        """List open breakers, hand them over unless paused, and record what became of each."""
+        result = WatchResult(looked_at=workflow.now(), paused=self._state.paused)
+        settings = self._state.settings
+        try:
+            open_breakers = await workflow.execute_local_activity_method(
+                CircuitBreakerActivities.list_open_breakers,
+                start_to_close_timeout=LIST_TIMEOUT,
+                retry_policy=QUICK_RETRY,
+                summary="list open breakers",
             )
+        except CancelledError:
+            raise
+        except FailureError as err:  # a local activity's failure comes unwrapped
+            result.error = _message(err)
+            open_breakers = []
+        result.open_breakers = [b.service_name for b in open_breakers]
+        if not result.paused:
+            opened_at = {b.service_name: b.opened_at for b in open_breakers}
+            # The most urgent first: if the coordinator is nearly full, they are the ones it takes.
+            requests = sorted(self._requests(settings, result, opened_at), key=lambda r: r.priority)
+            for start in range(0, len(requests), BATCH):
+                batch = requests[start : start + BATCH]
+                await self._hand_over(settings.coordinator_workflow_id, batch, result)
+                if result.refused is not None:
+                    break
+        self._record(result)
         return result
 
     def _requests(
@@ -123,7 +284,7 @@ class CircuitWatch:
         dropped = 0
         while requests:
             try:
-                outcomes = await workflow.execute_activity(
+                outcomes = await workflow.execute_local_activity(
                     HAND_OVER_ACTIVITY,
                     HandOverInput(
                         coordinator_workflow_id=coordinator,
@@ -134,21 +295,89 @@ class CircuitWatch:
                     retry_policy=QUICK_RETRY,
                     summary=f"hand {len(requests)} open breakers to the coordinator",
                 )
-            except ActivityError as err:
-                cause = err.cause
-                message = cause.message if isinstance(cause, ApplicationError) else str(cause or err)
+            except CancelledError:
+                raise
+            except FailureError as err:  # the coordinator refused, or could not be reached
+                message = _message(err)
                 refused = _REFUSED_ITEM.match(message)
                 dropped += 1
                 if refused is None or int(refused.group(1)) >= len(requests) or dropped > MAX_DROPPED:
                     result.refused = message  # the whole hand-over: e.g. the orchestrator is stopped
-                    workflow.logger.warning("%s Circuit watch refused: %s", LOG_PREFIX, message)
                     return
                 request = requests.pop(int(refused.group(1)))
                 result.skipped[request.service_name] = message
                 continue
             for outcome in outcomes:
-                if outcome.outcome in ("queued", "updated", "started"):
+                if outcome.outcome in _HANDED_OVER:
                     result.scheduled.append(outcome.service_name)
                 else:
-                    result.skipped[outcome.service_name] = outcome.reason or outcome.outcome
+                    result.skipped[outcome.service_name] = outcome.reason or _OUTCOME_TEXT.get(
+                        outcome.outcome, outcome.outcome
+                    )
+                if outcome.no_health_check:
+                    result.no_health_check.append(outcome.service_name)
             return
+
+    def _record(self, result: WatchResult) -> None:
+        """Keep the look for the queries, the details and the next run; log what changed."""
+        previous = self._state.last_look
+        self._state = self._state.model_copy(
+            update={"last_look": result, "looks": self._state.looks + 1}
+        )
+        self._show_details()
+        if result.scheduled or (
+            previous is not None
+            and (result.error, result.refused) != (previous.error, previous.refused)
+        ) or (previous is None and (result.error or result.refused)):
+            log = workflow.logger.warning if result.error or result.refused else workflow.logger.info
+            log("%s Circuit watch: %s", LOG_PREFIX, result.summary())
+
+    def _show_details(self) -> None:
+        """The Web UI's current details: when it last looked, and why each open breaker is as it is."""
+        state = self._state
+        look = state.last_look
+        head = f"**Circuit watch** · every {state.interval_seconds:g} s · " + (
+            f"**PAUSED** since {_when(state.paused_since)}" + (f": {state.note}" if state.note else "")
+            if state.paused
+            else "watching"
+        )
+        lines = [head, ""]
+        if look is None or look.looked_at is None:
+            lines.append("Not looked yet.")
+        else:
+            lines.append(f"Last look {_when(look.looked_at)}: {look.summary()}")
+            shown = look.open_breakers[:DETAILS_BREAKERS]
+            if shown:
+                lines.append("")
+                lines.extend(f"- `{name}`: {look.verdict(name)}" for name in shown)
+            if len(look.open_breakers) > len(shown):
+                lines.append(
+                    f"- … and {len(look.open_breakers) - len(shown)} more (query `last_look`)"
+                )
+        workflow.set_current_details("\n".join(lines))
+
+    def _should_continue_as_new(self) -> bool:
+        """Past our own bound (events or bytes), or past half of it when the server suggests it.
+
+        The server's suggestion comes at 4,096 events by default: heeded at once, a 1 s
+        watch would add five or six rows an hour to the workflow list.
+        """
+        info = workflow.info()
+        length = info.get_current_history_length()
+        bound = self._state.continue_as_new_after_events
+        if length >= bound or info.get_current_history_size() >= CONTINUE_AS_NEW_AFTER_BYTES:
+            return True
+        return info.is_continue_as_new_suggested() and length >= bound // 2
+
+
+def _message(err: FailureError) -> str:
+    cause = err.cause if isinstance(err, ActivityError) else err
+    if isinstance(cause, FailureError):
+        return cause.message
+    return str(cause or err)
+
+
+def _when(moment: datetime | None) -> str:
+    if moment is None:
+        return "-"
+    return moment.astimezone(timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")

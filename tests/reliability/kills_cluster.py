@@ -5,7 +5,7 @@
 the pinned task queue. It notes when each worker was killed and when its successor was
 ready (polling), so a test can tell "late because no worker was up" from "late".
 
-The circuit watch is kept out of the way (a day's interval, and its schedule paused):
+The circuit watch is kept out of the way (a day's interval, and paused):
 the tests open breakers on purpose and must not see recoveries they did not start.
 ``own_redis`` is a module's own ``redis-server``, for tests that stop or proxy it.
 """
@@ -25,7 +25,7 @@ from temporalio.client import Client
 from starter.dev import wait_for_server
 from tests.processes import DevServer, WorkerProcess
 from tests.redis_server import RedisServer
-from workflows.constants import CIRCUIT_WATCH_SCHEDULE_ID
+from starter.watch_control import set_watch_paused
 
 # The worker writes this once it polls its task queue and the coordinator runs.
 WORKER_READY_LINE = "circuit watch every"
@@ -115,9 +115,7 @@ class Cluster:
             await asyncio.sleep(0.05)
         ready = now()
         if not self._watch_paused:
-            await self.client.get_schedule_handle(CIRCUIT_WATCH_SCHEDULE_ID).pause(
-                note="kill tests: only the recoveries they start"
-            )
+            await set_watch_paused(self.client, True, "kill tests: only the recoveries they start")
             self._watch_paused = True
         return ready
 
