@@ -687,7 +687,7 @@ def build_cli() -> click.Group:
                     []
                     if action == "status"
                     else [
-                        click.Option(["--note"], help="why (shown in the Web UI's schedule page)")
+                        click.Option(["--note"], help="why (shown by watch-breakers status and the Web UI)")
                     ],
                     fixed={"watch_command": action},
                 )

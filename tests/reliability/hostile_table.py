@@ -695,6 +695,8 @@ TABLE: list[Row] = [
             D.SIGNAL: refused("workflow execution already completed", "RPCError"),
             # The server takes a cancel request for a closed run as done: nothing changes.
             D.TEMPORAL: accepted(fragment="Canceled workflow"),
+            # As `approve` does: it names how the recovery ended (a refused operation, exit 1).
+            D.CTL: refused("has already ended cancelled", code=1),
         },
     ),
     row(

@@ -13,7 +13,7 @@ the tests open breakers on purpose and must not see recoveries they did not star
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Iterable, Iterator
 from contextlib import asynccontextmanager, suppress
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -22,10 +22,12 @@ from pathlib import Path
 import pytest
 from temporalio.client import Client
 
+from activities.breaker_store import BreakerState
+from activities.stores import open_store
 from starter.dev import wait_for_server
+from starter.watch_control import set_watch_paused
 from tests.processes import DevServer, WorkerProcess
 from tests.redis_server import RedisServer
-from starter.watch_control import set_watch_paused
 
 # The worker writes this once it polls its task queue and the coordinator runs.
 WORKER_READY_LINE = "circuit watch every"
@@ -118,6 +120,19 @@ class Cluster:
             await set_watch_paused(self.client, True, "kill tests: only the recoveries they start")
             self._watch_paused = True
         return ready
+
+    def open_breakers(self, services: Iterable[str]) -> None:
+        """Give each service an open breaker in the worker's store, as its own pybreaker would.
+
+        A recovery touches only breakers that exist (it never creates one), and the
+        verdicts read the breaker writes from the history.
+        """
+        store = open_store(self.store_url)
+        try:
+            for name in services:
+                store.set_state(name, BreakerState.OPEN)
+        finally:
+            store.close()
 
     async def use_store(self, store_url: str) -> None:
         """Run the worker on ``store_url``: a new worker if the running one uses another store."""

@@ -137,6 +137,7 @@ async def test_fifty_recoveries_through_three_worker_kills_keep_order_and_run_on
             )
             for name in services
         ]
+        cluster.open_breakers(services)
         await CoordinatorClient(client).schedule_recoveries(ScheduleRecoveriesInput(recoveries=requests))
 
         outages: list[Outage] = []

@@ -302,8 +302,7 @@ def state_problems(
     for name in ("status", "config", "recoveries"):
         was, now = getattr(before, name), getattr(after, name)
         if name == "status":
-            was = {k: v for k, v in was.items() if k != "recent_history"}
-            now = {k: v for k, v in now.items() if k != "recent_history"}
+            was, now = _others_status(was, svc), _others_status(now, svc)
         if was != now:
             problems.append(f"{name} changed:\n  before {was}\n  after  {now}")
     own = {observed.message}
@@ -315,6 +314,17 @@ def state_problems(
         if fresh and set(fresh) != own:
             problems.append(f"{role}'s ignored_signals gained {fresh}")
     return problems
+
+
+def _others_status(status: dict[str, Any], svc: str) -> dict[str, Any]:
+    """The status but for the recent history and the cell's own hold.
+
+    An accepted input whose recovery failed holds automation off its service for a
+    cool-down (``held_back``): its own consequence, not a change to anything else.
+    """
+    others = {k: v for k, v in status.items() if k not in ("recent_history", "held_back")}
+    held = {name: hold for name, hold in status.get("held_back", {}).items() if name != svc}
+    return {**others, "held_back": held} if held else others
 
 
 async def clean_up(harness: Harness, svc: str) -> None:

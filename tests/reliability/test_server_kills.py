@@ -107,6 +107,7 @@ async def test_a_server_killed_mid_backoff_and_mid_activity_loses_nothing(cluste
             max_concurrent_recoveries=2,
         )
         await orchestrator.start()
+        cluster.open_breakers(names)
         await orchestrator.set_recovery_policy(idle, check_policy(healthy.url, attempts=7))
         await orchestrator.set_recovery_policy(queued_low, check_policy(healthy.url, attempts=2))
         # Two finished recoveries in the recent history: one succeeded, one failed.

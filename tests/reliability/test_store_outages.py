@@ -86,6 +86,7 @@ async def recover_through_outage(
             max_delay_ms=BACKOFF_MS,
             health_check=HttpHealthCheck(url=gate.url, timeout_ms=SLOW_CHECK_MS),
         )
+        cluster.open_breakers([service])
         handle = await start_recovery(
             cluster.client,
             TASK_QUEUE,
