@@ -22,7 +22,7 @@ dev: $(STAMP)
 	$(BIN)/recoveryctl dev $(DEV_ARGS)
 
 test: $(STAMP)
-	scripts/ensure-debian-packages redis-server docker-compose
+	scripts/ensure-debian-packages redis-server docker-compose chromium
 	$(BIN)/mypy workflows activities starter enhanced_agent_bus worker.py bench
 	$(BIN)/python -m pytest
 

@@ -38,7 +38,7 @@ from activities.sqlite_store import SQLiteBreakerStore  # noqa: E402
 from starter.dev import server_command, wait_for_server  # noqa: E402
 from starter.connection import ensure_search_attributes  # noqa: E402
 from starter.orchestrator import RecoveryOrchestrator  # noqa: E402
-from starter.watch_schedule import ensure_watch_schedule  # noqa: E402
+from starter.watch_control import ensure_watch  # noqa: E402
 from tests.servers import free_port  # noqa: E402
 from worker import build_worker  # noqa: E402
 from workflows.circuit_watch_models import WatchInput  # noqa: E402
@@ -132,7 +132,7 @@ async def stage(client: Client, ui: str) -> dict[str, str]:
     closed_port = free_port()
     orchestrator = RecoveryOrchestrator(client=client)
     await orchestrator.start()
-    await ensure_watch_schedule(client, WatchInput())  # as a recovery-worker does at start-up
+    await ensure_watch(client, WatchInput())  # as a recovery-worker does at start-up
     down = TcpHealthCheck(host="127.0.0.1", port=closed_port, timeout_ms=500)
     await orchestrator.schedule_recovery("payments", RecoveryStrategy.MANUAL, priority=1)
     await orchestrator.schedule_recovery(
@@ -154,6 +154,12 @@ async def stage(client: Client, ui: str) -> dict[str, str]:
         description = await client.get_workflow_handle(f"recovery-{service}").describe()
         return description.run_id
 
+    async def coordinator_run() -> str:
+        return (await client.get_workflow_handle("recovery-coordinator").describe()).run_id
+
+    async def watch_run() -> str:
+        return (await client.get_workflow_handle("recovery-circuit-watch").describe()).run_id
+
     def listing(query: str) -> str:
         return f"{base}/workflows?query={urllib.parse.quote(query)}"
 
@@ -165,7 +171,8 @@ async def stage(client: Client, ui: str) -> dict[str, str]:
         "backoff-details": f"{base}/workflows/recovery-search/{await run_id('search')}/user-metadata",
         "backoff-timeline": f"{base}/workflows/recovery-search/{await run_id('search')}/timeline",
         "failed-recovery": f"{base}/workflows/recovery-ledger/{await run_id('ledger')}/history",
-        "watch-schedule": f"{base}/schedules",
+        "coordinator-queue": f"{base}/workflows/recovery-coordinator/{await coordinator_run()}/user-metadata",
+        "circuit-watch": f"{base}/workflows/recovery-circuit-watch/{await watch_run()}/user-metadata",
     }
 
 

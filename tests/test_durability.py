@@ -12,7 +12,9 @@ from pathlib import Path
 import pytest
 from temporalio.client import Client
 
+from activities.breaker_store import BreakerState
 from activities.health_check_specs import HttpHealthCheck
+from activities.sqlite_store import SQLiteBreakerStore
 from starter.connection import connect
 from starter.orchestrator import RecoveryOrchestrator
 from tests.processes import DevServer, WorkerProcess
@@ -61,6 +63,9 @@ async def test_a_recovery_survives_sigkill_of_server_and_worker_mid_backoff(
             policy = RecoveryPolicy(
                 initial_delay_ms=4000, health_check=HttpHealthCheck(url=health.url)
             )
+            opened = SQLiteBreakerStore(tmp_path / "breakers.db")
+            opened.set_state(service, BreakerState.OPEN)  # a recovery creates no breaker
+            opened.close()
             await orchestrator.schedule_recovery(service, policy=policy)
             recovery = client.get_workflow_handle(f"recovery-{service}")
             # A 4 s backoff is the recovery's own news (the coordinator hears of 10 s+ ones).

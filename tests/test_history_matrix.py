@@ -369,10 +369,11 @@ def check_breaker(
 ) -> None:
     """The breaker ends closed on success, open otherwise, untouched if no attempt ran."""
     record = store.get_state(service)
-    if ending.startswith("cancelled") and strategy is RecoveryStrategy.MANUAL:
-        assert record is None, "no attempt was approved: the breaker is never touched"
-        return
     assert record is not None
+    if ending.startswith("cancelled") and strategy is RecoveryStrategy.MANUAL:
+        # No attempt was approved: the breaker is never touched (still open, never written).
+        assert record.state is BreakerState.OPEN and record.updated_at == record.opened_at
+        return
     closed = ending in ("succeeded", "escalated")
     assert record.state is (BreakerState.CLOSED if closed else BreakerState.OPEN)
 
@@ -397,6 +398,7 @@ async def test_service_recovery_ending_is_recorded(
             policy=policy_for(kind, ending, server.url),
             coordinator_workflow_id=sink,
         )
+        store.set_state(service, BreakerState.OPEN)  # its own breaker opened: what it recovers
         handle = await start_recovery(time_env.client, task_queue, input)
         outcome = await drive(handle, kind, ending, server)
         history = await handle.fetch_history()

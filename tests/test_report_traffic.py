@@ -12,6 +12,7 @@ from temporalio.api.enums.v1 import EventType
 from temporalio.testing import WorkflowEnvironment
 
 from activities.health_check_specs import TcpHealthCheck
+from activities.breaker_store import BreakerState
 from activities.sqlite_store import SQLiteBreakerStore
 from tests.conftest import orchestrator_on, record_history
 from tests.coordination import coordinator_history, wait_all_finished
@@ -32,6 +33,7 @@ async def test_a_failing_recovery_reports_only_its_end_and_halves_its_events(
         max_retry_attempts=ATTEMPTS, initial_delay_ms=50, max_delay_ms=50,
         health_check=TcpHealthCheck(host="127.0.0.1", port=free_port(), timeout_ms=300),
     )
+    store.set_state(service, BreakerState.OPEN)  # a recovery creates no breaker
     async with orchestrator_on(dev_env, store, task_queue) as orch:
         await orch.schedule_recovery(service, RecoveryStrategy.EXPONENTIAL_BACKOFF, policy=policy)
         final = await wait_all_finished(orch, timeout=30)
@@ -71,6 +73,7 @@ async def test_a_manual_recovery_reports_each_state_change(
         max_retry_attempts=2,
         health_check=TcpHealthCheck(host="127.0.0.1", port=free_port(), timeout_ms=300),
     )
+    store.set_state(service, BreakerState.OPEN)
     async with orchestrator_on(dev_env, store, task_queue) as orch:
         await orch.schedule_recovery(service, RecoveryStrategy.MANUAL, policy=policy)
         first = await orch.execute_recovery(service)

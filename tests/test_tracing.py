@@ -8,6 +8,7 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from temporalio.testing import WorkflowEnvironment
 
+from activities.breaker_store import BreakerState
 from activities.sqlite_store import SQLiteBreakerStore
 from starter.connection import connect
 from starter.recoveries import final_result
@@ -29,6 +30,7 @@ async def test_a_recovery_and_its_activities_are_traced(
         dev_env.client.service_client.config.target_host,
         interceptors=tracing_interceptors(provider.get_tracer("test")),
     )
+    store.set_state(service, BreakerState.OPEN)  # a recovery creates no breaker
     async with build_worker(client, store, task_queue=task_queue):
         handle = await start_recovery(
             client, task_queue,

@@ -100,6 +100,7 @@ async def test_a_manual_recovery_says_it_waits_for_an_operator_and_how_to_approv
 async def test_temporal_cancellation_ends_canceled_with_its_reason_and_the_breaker_open(
     dev_env: WorkflowEnvironment, store: SQLiteBreakerStore, task_queue: str, service: str
 ) -> None:
+    store.set_state(service, BreakerState.OPEN)  # a recovery creates no breaker
     async with gated_health_server() as health, running_worker(dev_env.client, store, task_queue):
         policy = RecoveryPolicy(health_check=HttpHealthCheck(url=health.url, timeout_ms=30_000))
         handle = await start_recovery(
@@ -123,6 +124,7 @@ async def test_the_products_cancel_ends_the_workflow_canceled_and_the_coordinato
     dev_env: WorkflowEnvironment, orchestrator: RecoveryOrchestrator, store: SQLiteBreakerStore,
     service: str,
 ) -> None:
+    store.set_state(service, BreakerState.OPEN)
     async with gated_health_server() as health:
         policy = RecoveryPolicy(health_check=HttpHealthCheck(url=health.url, timeout_ms=30_000))
         await orchestrator.schedule_recovery(service, policy=policy)

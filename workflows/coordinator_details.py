@@ -20,7 +20,7 @@ from workflows.models import RecoveryTask
 # Rows per section: the page stays readable, and the details small.
 SHOWN = 30
 # What one reason may take of a row.
-MAX_REASON = 160
+MAX_REASON = 240
 
 SUMMARY = "the namespace's queue of service recoveries: priority order, slots, holds and pauses"
 

@@ -189,14 +189,23 @@ class BreakerStoreProxy:
             conn.queued.append(StoreWrite(service, command[2].decode()))
         elif name == b"EXEC":
             self.writes.extend(conn.queued)
-            for touched in conn.services & set(self._holds):
-                how, held = self._holds[touched]
-                if how is Hold.REPLY:
-                    conn.reply_held, conn.landed = True, held
-                    # Landed once: any retry of the dead worker's is held before Redis.
-                    self._holds[touched] = (Hold.REQUEST, asyncio.Event())
+            self._landing(conn, conn.services)
             conn.queued, conn.services = [], set()
+        elif name in (b"EVAL", b"EVALSHA") and service is not None:
+            # The store's write of an existing breaker: one script, as atomic as MULTI/EXEC.
+            keys = int(command[2])
+            self.writes.append(StoreWrite(service, command[3 + keys].decode()))
+            self._landing(conn, {service})
         return True
+
+    def _landing(self, conn: _Connection, services: set[str]) -> None:
+        """A write of ``services`` goes to Redis: hold its reply where a test asked to."""
+        for touched in services & set(self._holds):
+            how, held = self._holds[touched]
+            if how is Hold.REPLY:
+                conn.reply_held, conn.landed = True, held
+                # Landed once: any retry of the dead worker's is held before Redis.
+                self._holds[touched] = (Hold.REQUEST, asyncio.Event())
 
     async def _pump_replies(
         self, redis_r: asyncio.StreamReader, client_w: asyncio.StreamWriter, conn: _Connection
