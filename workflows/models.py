@@ -86,8 +86,14 @@ def decoding_carried_state() -> Iterator[None]:
 
 
 def _utc_now() -> datetime:
-    """Return now (UTC): the original's default for timestamps built outside a workflow."""
-    return datetime.now(timezone.utc)
+    """Return now (UTC): the original's default for timestamps, the workflow's clock in one.
+
+    A model built (or decoded) in workflow code without a timestamp must not read the wall
+    clock: replayed, the same code would reach another value.
+    """
+    if workflow.in_workflow():
+        return workflow.now()
+    return datetime.now(timezone.utc)  # determinism: outside workflows only (checked above)
 
 
 class RecoveryStrategy(str, enum.Enum):

@@ -504,6 +504,10 @@ TABLE: list[Row] = [
     name_row("name-unicode", "service name with a Cyrillic homoglyph", HOMOGLYPH, INVALID_NAME),
     name_row("name-newline", "service name ending in a newline", "@svc\n", INVALID_NAME),
     name_row("name-empty", "empty service name", "", "service_name '' is invalid"),
+    name_row(
+        "name-reserved", "a service name whose workflow id is the watch's (circuit-watch-x)",
+        "circuit-watch-x", "is reserved",
+    ),
     row(
         "name-10kb", "service name of 10 KB",
         refused("got 10240 characters"),
