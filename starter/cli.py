@@ -203,7 +203,9 @@ async def cmd_cancel(ctx: Context) -> Any:
         result = await coordinator.cancel_recovery(
             CancelRecoveryInput(service_name=service, reason=ctx.args.reason)
         )
-    except RecoveryOrchestratorError:
+    except RecoveryOrchestratorError as err:
+        if err.code != "unknown_service":
+            raise
         result = None
     if result is not None:
         return result

@@ -362,7 +362,7 @@ class RecoveryOrchestrator:
                 )
             )
         except RecoveryValidationError as err:
-            if "No active recovery task" in str(err):
+            if err.code == "unknown_service":
                 return False
             raise
         return result is not None and result.cancelled

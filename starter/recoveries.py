@@ -117,7 +117,9 @@ async def approve(
     if entry is not None and entry.get("waiting_for"):
         raise RecoveryOrchestratorError(
             f"Recovery of '{service_name}' has not started: it is {entry.get('reason')}; "
-            "nothing to approve yet"
+            "nothing to approve yet",
+            code="dependency_pending",
+            service=service_name,
         )
     starting = entry is not None and entry["strategy"] == RecoveryStrategy.MANUAL.value
     loop = asyncio.get_running_loop()
@@ -130,15 +132,25 @@ async def approve(
             if status is not None:
                 raise RecoveryOrchestratorError(
                     f"Recovery of '{service_name}' has already ended {status.state.value}: "
-                    f"nothing to approve"
+                    f"nothing to approve",
+                    code="already_finished",
+                    service=service_name,
+                    state=status.state.value,
                 )
-            raise RecoveryValidationError(f"{NO_ACTIVE_TASK} '{service_name}'")
+            raise RecoveryValidationError(
+                f"{NO_ACTIVE_TASK} '{service_name}'", code="unknown_service", service=service_name
+            )
         await asyncio.sleep(MANUAL_POLL_SECONDS)
     starting_manual = (
         status.strategy is RecoveryStrategy.MANUAL and status.phase is RecoveryPhase.STARTING
     )
     if status.state is not RecoveryState.AWAITING_MANUAL and not starting_manual:
-        raise RecoveryOrchestratorError(_not_awaiting(service_name, status) + ": approval not sent")
+        raise RecoveryOrchestratorError(
+            _not_awaiting(service_name, status) + ": approval not sent",
+            code="not_awaiting_approval",
+            service=service_name,
+            state=status.state.value,
+        )
     request = ApproveInput(operator=operator, note=note, attempt=status.attempt_count + 1)
     try:
         return await recovery_handle(client, service_name).execute_update(
@@ -175,7 +187,7 @@ async def execute(
     try:
         return await coordinator.execute_recovery(request)
     except RecoveryValidationError as err:
-        if NO_ACTIVE_TASK not in str(err):
+        if err.code != "unknown_service":
             raise
         found = await latest_run_result(coordinator.client, request.service_name)
         if found is None:

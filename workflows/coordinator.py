@@ -565,7 +565,8 @@ class RecoveryCoordinator:
             raise to_application_error(
                 RecoveryOrchestratorError(
                     "Recovery orchestrator is not running (it was stopped): start it with "
-                    "RecoveryOrchestrator.start() or `recoveryctl configure --start`"
+                    "RecoveryOrchestrator.start() or `recoveryctl configure --start`",
+                    code="stopped",
                 )
             )
 

@@ -128,6 +128,26 @@ def _cascade(
     return ended
 
 
+def _depends_on_itself(service_name: str) -> RecoveryValidationError:
+    return RecoveryValidationError(
+        f"{service_name}: depends_on names the service itself",
+        code="dependency_cycle",
+        service=service_name,
+    )
+
+
+def _cycle_refusal(cycle: list[str], asked: set[str]) -> RecoveryValidationError:
+    """Return the refusal of a ``depends_on`` cycle, told from the first service asked about."""
+    ring = cycle[:-1]
+    start = next((i for i, name in enumerate(ring) if name in asked), 0)
+    ring = ring[start:] + ring[:start]
+    return RecoveryValidationError(
+        f"depends_on cycle: {' -> '.join([*ring, ring[0]])}",
+        code="dependency_cycle",
+        service=ring[0],
+    )
+
+
 def cool_down(failures: int) -> timedelta:
     """Return how long automation waits after ``failures`` failed recoveries in a row."""
     doublings = min(max(failures, 1) - 1, 16)
@@ -208,7 +228,11 @@ class ChildRef(NamedTuple):
 
 def unknown_service(service_name: str) -> RecoveryValidationError:
     """Return the original's error for a service with no queued or running recovery."""
-    return RecoveryValidationError(f"No active recovery task for service '{service_name}'")
+    return RecoveryValidationError(
+        f"No active recovery task for service '{service_name}'",
+        code="unknown_service",
+        service=service_name,
+    )
 
 
 class RecoveryLedger:
@@ -328,7 +352,8 @@ class RecoveryLedger:
         for name, held in self.state.held_back.items():
             hold(name, held.until, held.model_dump(mode="json"))
         for name, streak in self.state.failure_streaks.items():
-            hold(name, streak.until, {"reason": _cool_down_reason(streak), "failures_in_a_row": streak.failures})
+            entry = {"reason": _cool_down_reason(streak), "failures_in_a_row": streak.failures}
+            hold(name, streak.until, entry)
         for name, cancelled_at in self.state.operator_cancels.items():
             hold(name, cancelled_at + CANCEL_HOLD, {"reason": _cancel_hold_reason(cancelled_at)})
         return holds
@@ -357,7 +382,9 @@ class RecoveryLedger:
             raise RecoveryOrchestratorError(
                 f"'{task.service_name}' is not started ahead of its dependencies: it is "
                 f"{self._waiting_reason(waiting)}; execute, approve or cancel "
-                f"{', '.join(repr(name) for name in waiting)} first"
+                f"{', '.join(repr(name) for name in waiting)} first",
+                code="dependency_pending",
+                service=task.service_name,
             )
 
     def _waiting_reason(self, waiting: list[str]) -> str:
@@ -412,7 +439,8 @@ class RecoveryLedger:
             raise RecoveryValidationError(
                 f"the coordinator already holds {held} unfinished recoveries and its "
                 f"queue_limit is {limit}: {more} more do not fit; wait for some to "
-                f"finish, cancel some, or raise it with configure(queue_limit=...)"
+                f"finish, cancel some, or raise it with configure(queue_limit=...)",
+                code="queue_full",
             )
 
     def check_size(self, incoming_bytes: int, *, carried: int | None = None) -> None:
@@ -434,7 +462,8 @@ class RecoveryLedger:
                 f"the coordinator's state is {size:,} bytes and this request adds about "
                 f"{incoming_bytes:,}: past its {CARRIED_STATE_BUDGET:,}-byte budget (Temporal "
                 f"carries at most 2 MB across continue-as-new); let recoveries finish, cancel "
-                f"some, or clear policies you no longer need"
+                f"some, or clear policies you no longer need",
+                code="state_too_large",
             )
 
     def check_dependencies(self, requests: Iterable[ScheduleRecoveryInput]) -> None:
@@ -455,17 +484,12 @@ class RecoveryLedger:
             graph[request.service_name] = self.policy_for(request).depends_on
         for request in requests:
             if request.service_name in graph[request.service_name]:
-                raise RecoveryValidationError(
-                    f"{request.service_name}: depends_on names the service itself"
-                )
+                raise _depends_on_itself(request.service_name)
         # What was queued before had no cycle: any cycle now runs through a request,
         # and is told from there.
         asked = {request.service_name for request in requests}
         for cycle in dependency_cycles(graph):
-            ring = cycle[:-1]
-            start = next((i for i, name in enumerate(ring) if name in asked), 0)
-            ring = ring[start:] + ring[:start]
-            raise RecoveryValidationError(f"depends_on cycle: {' -> '.join([*ring, ring[0]])}")
+            raise _cycle_refusal(cycle, asked)
 
     def check_policy_dependencies(self, service_name: str, policy: RecoveryPolicy) -> None:
         """Refuse a service policy whose ``depends_on`` names the service or closes a cycle.
@@ -477,7 +501,7 @@ class RecoveryLedger:
             RecoveryValidationError: naming the service, or the cycle's path.
         """
         if service_name in policy.depends_on:
-            raise RecoveryValidationError(f"{service_name}: depends_on names the service itself")
+            raise _depends_on_itself(service_name)
         graph = {name: p.depends_on for name, p in self.state.policies.items()}
         graph.update({t.service_name: t.policy.depends_on for t in self.state.queue})
         for active in self.state.active.values():
@@ -486,10 +510,7 @@ class RecoveryLedger:
         graph[service_name] = policy.depends_on
         for cycle in dependency_cycles(graph):
             if service_name in cycle:
-                ring = cycle[:-1]
-                start = ring.index(service_name)
-                ring = ring[start:] + ring[:start]
-                raise RecoveryValidationError(f"depends_on cycle: {' -> '.join([*ring, ring[0]])}")
+                raise _cycle_refusal(cycle, {service_name})
 
     def schedule_automatically(
         self,
@@ -702,7 +723,9 @@ class RecoveryLedger:
             raise RecoveryValidationError(
                 f"{len(live)} services are paused, the most the coordinator holds: resume "
                 f"some (recoveryctl resume NAME) or pause the whole watch instead "
-                f"(recoveryctl watch-breakers disable)"
+                f"(recoveryctl watch-breakers disable)",
+                code="too_many_paused",
+                service=service_name,
             )
 
     def pause(self, input: PauseServiceInput, now: datetime) -> PauseServiceResult:
@@ -902,7 +925,8 @@ class RecoveryLedger:
             raise RecoveryOrchestratorError(
                 f"{len(self.state.active)} recoveries are running, the most one coordinator "
                 f"runs at once (Temporal allows a workflow 2,000 pending children): it stays "
-                f"queued and starts when one finishes"
+                f"queued and starts when one finishes",
+                code="queue_full",
             )
 
     def take(self, task: RecoveryTask, *, outside_slots: bool) -> ActiveRecovery:

@@ -169,6 +169,31 @@ def _reason(item: ErrorDetails) -> str:
     return item["msg"]
 
 
+def validation_refusal(err: ValidationError, what: str = "") -> RecoveryValidationError:
+    """Return the refusal of a validation error: one line, with the first error's code and field.
+
+    Where our own validator raised (a reserved name, say), its code and names win over
+    the generic ``bad_field``.
+
+    Args:
+        err: What pydantic found.
+        what: What was refused (``"schedule_recovery"``), put before the message.
+    """
+    message = describe_validation_error(err)
+    message = f"{what}: {message}" if what else message
+    errors = err.errors()
+    if not errors:
+        return RecoveryValidationError(message)
+    first = errors[0]
+    original = (first.get("ctx") or {}).get("error")
+    field = clipped(".".join(str(part) for part in first["loc"]), MAX_QUOTED_NAME) or None
+    if isinstance(original, RecoveryValidationError):
+        return RecoveryValidationError(
+            message, code=original.code, **{"field": field, **original.names}
+        )
+    return RecoveryValidationError(message, field=field)
+
+
 def describe_validation_error(err: ValidationError) -> str:
     """Return one line naming each bad field and what was wrong with it.
 
@@ -200,7 +225,7 @@ class StrictModel(BaseModel):
         try:
             super().__init__(**data)
         except ValidationError as err:
-            raise RecoveryValidationError(describe_validation_error(err)) from None
+            raise validation_refusal(err) from None
 
 
 def validate_service_name(name: object) -> str:
@@ -211,7 +236,7 @@ def validate_service_name(name: object) -> str:
     """
     if not isinstance(name, str):
         raise RecoveryValidationError(
-            f"service_name must be a string, got {type(name).__name__}"
+            f"service_name must be a string, got {type(name).__name__}", field="service_name"
         )
     # fullmatch: with match, the pattern's "$" also matches before a trailing newline. A
     # name that came through a door that way before is not refused when decoded again.
@@ -221,13 +246,16 @@ def validate_service_name(name: object) -> str:
         shown = name if len(name) <= 40 else name[:40] + "…"
         raise RecoveryValidationError(
             f"service_name {shown!r} is invalid: use 1-200 characters of A-Z a-z 0-9 _ . - "
-            f"(got {len(name)} characters)"
+            f"(got {len(name)} characters)",
+            field="service_name",
         )
     reserved = _reserved_for(name)
     if reserved is not None and not _decoding_carried.get():
         raise RecoveryValidationError(
             f"service_name {name!r} is reserved: its workflow id '{RECOVERY_ID_PREFIX}{name}' "
-            f"is {reserved}; choose another name"
+            f"is {reserved}; choose another name",
+            code="reserved_name",
+            field="service_name",
         )
     return name
 

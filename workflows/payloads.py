@@ -19,7 +19,7 @@ from pydantic import BaseModel, ValidationError
 from temporalio import workflow
 
 from workflows.errors import RecoveryValidationError
-from workflows.models import describe_validation_error
+from workflows.models import validation_refusal
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -77,9 +77,9 @@ def one_input(model: type[M], args: Sequence[Any], what: str, *, optional: bool 
     try:
         return model.model_validate(value)
     except ValidationError as err:
-        raise RecoveryValidationError(f"{what}: {describe_validation_error(err)}") from None
+        raise validation_refusal(err, what) from None
     except RecoveryValidationError as err:
-        raise RecoveryValidationError(f"{what}: {err}") from None
+        raise RecoveryValidationError(f"{what}: {err}", code=err.code, **err.names) from None
 
 
 def check_unique_keys(text: str | bytes, what: str) -> None:
