@@ -21,7 +21,7 @@ from starter.coordinator_client import CoordinatorClient
 from workflows.circuit_watch_models import HAND_OVER_ACTIVITY, HandOverInput
 from workflows.constants import COORDINATOR_WORKFLOW, COORDINATOR_WORKFLOW_ID
 from workflows.coordinator_models import ScheduleRecoveryResult
-from workflows.errors import RecoveryOrchestratorError
+from workflows.errors import RecoveryOrchestratorError, to_application_error
 
 
 class CoordinatorHandoffActivities:
@@ -41,7 +41,7 @@ class CoordinatorHandoffActivities:
         try:
             return await coordinator.schedule_recoveries(input.request)
         except RecoveryOrchestratorError as err:
-            raise ApplicationError(str(err), type=type(err).__name__, non_retryable=True) from None
+            raise to_application_error(err) from None  # with its code, and which request
 
     @staticmethod
     async def _check_is_a_running_coordinator(coordinator: CoordinatorClient) -> None:

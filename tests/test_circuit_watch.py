@@ -265,3 +265,24 @@ async def test_the_watch_does_not_undo_an_operators_cancel(
     await orchestrator.cancel_recovery(service)
     status = await orchestrator.get_recovery_status()
     assert service not in status["services"]
+
+
+async def test_a_request_the_coordinator_refuses_is_dropped_and_the_rest_handed_over(
+    dev_env: WorkflowEnvironment, orchestrator: RecoveryOrchestrator, store: SQLiteBreakerStore,
+    task_queue: str, service: str,
+) -> None:
+    """The refusal names the request by its detail's ``index``, not by a message to parse."""
+    bad, good = f"{service}-bad", f"{service}-good"
+    for name in (bad, good):
+        store.set_state(name, BreakerState.OPEN)
+    wrong_hash = RecoveryPolicy(constitutional_hash="bad", health_check=HttpHealthCheck(url="http://127.0.0.1:9/h"))
+    result = await watch_once(
+        dev_env.client,
+        orchestrator,
+        task_queue,
+        services={bad: ServiceSettings(priority=1, policy=wrong_hash), good: ServiceSettings(priority=2)},
+        recover_unlisted=False,
+    )
+    assert result.scheduled == [good]
+    assert "Constitutional hash mismatch" in result.skipped[bad]
+    assert result.refused is None

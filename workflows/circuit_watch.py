@@ -20,7 +20,6 @@ its runs) looks once and returns that look.
 from __future__ import annotations
 
 import asyncio
-import re
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
@@ -63,7 +62,6 @@ BATCH = 1000  # what one schedule_recoveries update takes
 # Requests the coordinator refuses one by one (a bad hash, a dependency cycle) are dropped
 # and the rest sent again; past this many, the whole hand-over is given up for this look.
 MAX_DROPPED = 20
-_REFUSED_ITEM = re.compile(r"^recoveries\[(\d+)\]")
 _HANDED_OVER = ("queued", "updated", "started")
 # What an outcome without a reason means, in the look's ``skipped``.
 _OUTCOME_TEXT = {
@@ -299,12 +297,12 @@ class CircuitWatch:
                 raise
             except FailureError as err:  # the coordinator refused, or could not be reached
                 message = _message(err)
-                refused = _REFUSED_ITEM.match(message)
+                index = _refused_index(err)
                 dropped += 1
-                if refused is None or int(refused.group(1)) >= len(requests) or dropped > MAX_DROPPED:
+                if index is None or index >= len(requests) or dropped > MAX_DROPPED:
                     result.refused = message  # the whole hand-over: e.g. the orchestrator is stopped
                     return
-                request = requests.pop(int(refused.group(1)))
+                request = requests.pop(index)
                 result.skipped[request.service_name] = message
                 continue
             for outcome in outcomes:
@@ -368,6 +366,14 @@ class CircuitWatch:
         if length >= bound or info.get_current_history_size() >= CONTINUE_AS_NEW_AFTER_BYTES:
             return True
         return info.is_continue_as_new_suggested() and length >= bound // 2
+
+
+def _refused_index(err: FailureError) -> int | None:
+    """Return which request of the batch the coordinator refused (its detail's ``index``)."""
+    cause = err.cause if isinstance(err, ActivityError) else err
+    details = cause.details if isinstance(cause, ApplicationError) else ()
+    index = details[0].get("index") if details and isinstance(details[0], dict) else None
+    return index if type(index) is int and index >= 0 else None
 
 
 def _message(err: FailureError) -> str:

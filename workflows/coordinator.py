@@ -281,8 +281,11 @@ class RecoveryCoordinator:
             try:
                 self._check_schedulable(item)
             except ApplicationError as err:
+                # Which request: the watch drops that one and sends the rest again.
+                detail = err.details[0] if err.details and isinstance(err.details[0], dict) else {}
                 raise ApplicationError(
                     f"recoveries[{index}] ({item.service_name}): {err.message}",
+                    {**detail, "index": index, "service": item.service_name},
                     type=err.type,
                     non_retryable=True,
                 ) from None
