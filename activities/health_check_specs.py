@@ -109,8 +109,12 @@ class HttpHealthCheck(_CheckBase):
         URL string that error formatters quote (``(got 'http://admin:…')``).
         """
         url = data.get("url") if isinstance(data, dict) else None
-        if isinstance(url, str) and not _accepting_recorded.get() and url_has_credentials(url):
-            raise ValueError(CREDENTIALS_REFUSED)
+        if isinstance(url, str) and not _accepting_recorded.get():
+            if url_has_credentials(url):
+                raise ValueError(CREDENTIALS_REFUSED)
+            secret = secret_query_parameter(url)
+            if secret is not None:
+                raise ValueError(QUERY_SECRET_REFUSED.format(name=secret))
         return data
 
     @field_validator("url")
@@ -163,6 +167,29 @@ CREDENTIALS_REFUSED = (
     f"headers_from_env={{'Authorization': '{SECRET_ENV_PREFIX}MY_SERVICE'}} with the variable "
     "holding 'Basic <base64 of user:password>' or 'Bearer <token>'"
 )
+
+
+# The query parameters that carry credentials by name (case and - or _ aside).
+_SECRET_QUERY_NAMES = frozenset(
+    {"token", "accesstoken", "apikey", "key", "password", "passwd", "pwd", "secret",
+     "clientsecret", "auth", "authorization", "signature", "sig", "sessionid"}
+)
+QUERY_SECRET_REFUSED = (
+    "url must not carry a credential in its query string (parameter {name!r}): a check is "
+    "stored in clear in the workflow's history. Put the secret in an environment variable "
+    f"of the worker whose name starts with {SECRET_ENV_PREFIX} and send it as a header "
+    "with headers_from_env"
+)
+
+
+def secret_query_parameter(url: str) -> str | None:
+    """Return the first query parameter whose name says it carries a credential, if any."""
+    query = url.split("?", 1)[1].split("#", 1)[0] if "?" in url else ""
+    for part in query.split("&"):
+        name = part.split("=", 1)[0]
+        if re.sub(r"[-_.]", "", name.lower()) in _SECRET_QUERY_NAMES:
+            return name[:40]
+    return None
 
 
 def url_has_credentials(url: str) -> bool:

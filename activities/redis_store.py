@@ -24,6 +24,7 @@ import redis
 from redis.client import Pipeline
 
 from activities.breaker_store import (
+    STORE_URL_ENV,
     BreakerRecord,
     BreakerState,
     InvalidBreakerValue,
@@ -61,8 +62,21 @@ class RedisBreakerStore:
 
     @classmethod
     def from_url(cls, url: str) -> RedisBreakerStore:
-        """Open ``redis://[user:password@]host:port/db`` (or ``rediss://`` for TLS)."""
-        return cls(redis.Redis.from_url(url, **_CLIENT_DEFAULTS))
+        """Open ``redis://[user:password@]host:port/db`` (or ``rediss://`` for TLS).
+
+        Raises:
+            ValueError: the URL does not parse. Its message quotes none of the URL: a
+                password with ``/``, ``#`` or ``?`` in it ends the host early, and the
+                parser's own message would quote a piece of the password.
+        """
+        try:
+            return cls(redis.Redis.from_url(url, **_CLIENT_DEFAULTS))
+        except ValueError:
+            raise ValueError(
+                f"{STORE_URL_ENV}: the Redis URL does not parse: write it as "
+                "redis://[user:password@]host:port/db, with '/', '#', '?' and '@' in the "
+                "password percent-encoded (%2F, %23, %3F, %40)"
+            ) from None
 
     def get_all_states(self) -> dict[str, BreakerRecord]:
         """Return every readable breaker by service name, logging and skipping invalid ones."""

@@ -42,7 +42,7 @@ from temporalio.service import RPCError, RPCStatusCode
 from temporalio.workflow import UpdateMethodMultiParam
 
 from workflows.constants import COORDINATOR_WORKFLOW_ID, TASK_QUEUE
-from workflows.coordinator import RecoveryCoordinator
+from workflows.coordinator import UNCHANGED, RecoveryCoordinator
 from workflows.coordinator_details import SUMMARY as COORDINATOR_SUMMARY
 from workflows.coordinator_models import (
     CancelRecoveryInput,
@@ -65,7 +65,7 @@ from workflows.coordinator_models import (
     ShutdownResult,
     StatusPageInput,
 )
-from workflows.errors import RecoveryValidationError, from_temporal
+from workflows.errors import RecoveryOrchestratorError, RecoveryValidationError, from_temporal
 from workflows.models import RecoveryPolicy
 
 I = TypeVar("I")
@@ -119,8 +119,19 @@ class CoordinatorClient:
     async def schedule_recoveries(
         self, request: ScheduleRecoveriesInput
     ) -> list[ScheduleRecoveryResult]:
-        """Schedule many recoveries at once: all accepted or none."""
-        return await self._update(RecoveryCoordinator.schedule_recoveries, request)
+        """Schedule many recoveries at once: all accepted or none.
+
+        An automatic batch that would change nothing (every service queued, running or
+        held) is refused by the coordinator's validator, so that it writes no history;
+        its answers come with the refusal and are returned here as the update's own.
+        """
+        try:
+            return await self._update(RecoveryCoordinator.schedule_recoveries, request)
+        except RecoveryOrchestratorError as err:
+            answers = err.names.get("outcomes")
+            if err.code != UNCHANGED or not isinstance(answers, list):
+                raise
+            return [ScheduleRecoveryResult.model_validate(answer) for answer in answers]
 
     async def execute_recovery(self, request: ExecuteRecoveryInput) -> ExecuteRecoveryResult:
         """Start a queued recovery now, or approve one attempt of a waiting MANUAL one."""

@@ -447,7 +447,7 @@ def _check_size(watch: WatchInput, problems: _Problems) -> None:
         problems.add(
             "",
             f"[services] too large: {size} bytes as JSON, over the {MAX_CATALOG_BYTES} "
-            f"that the recovery-circuit-watch Schedule's input may carry (MAX_CATALOG_BYTES); "
+            f"that the circuit watch carries (MAX_CATALOG_BYTES); "
             f"list fewer services or move shared settings to [defaults]",
         )
 

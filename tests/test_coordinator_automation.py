@@ -258,3 +258,17 @@ def test_the_status_names_an_automatic_recovery_that_has_no_health_check() -> No
     assert services["bare"]["health_check"] is None and "no health check" in services["bare"]["reason"]
     assert "health_check" not in services["checked"]
     assert "health_check" not in services["by-hand"]  # the reference shape, exactly
+
+
+def test_a_batch_that_would_change_nothing_is_answered_without_being_applied() -> None:
+    book = ledger()
+    run_to_end(book, "failed", RecoveryState.FAILED, NOW, CHECKED)
+    book.schedule(ScheduleRecoveryInput(service_name="queued"), NOW)
+    book.pause(PauseServiceInput(service_name="paused", reason="deploy"), NOW)
+    later = NOW + timedelta(seconds=30)
+    batch = [automatic(name, later) for name in ("failed", "queued", "paused")]
+    answers = book.unchanged_answers(batch, later)
+    assert answers is not None
+    assert [a.outcome for a in answers] == ["held_back", "already_queued", "paused"]
+    # One request that would change something: the batch must be applied.
+    assert book.unchanged_answers([*batch, automatic("new", later)], later) is None

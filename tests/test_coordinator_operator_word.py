@@ -98,3 +98,30 @@ async def test_a_failed_recovery_holds_automation_off_and_the_queue_page_says_wh
         assert "**Waiting, in priority order**" in text and f"`{service}`" in text
         description = await handle.describe()
         assert "queue of service recoveries" in (await description.static_summary() or "")
+
+
+async def test_handing_over_held_services_again_and_again_writes_no_coordinator_history(
+    dev_env: WorkflowEnvironment, store: SQLiteBreakerStore, task_queue: str, service: str
+) -> None:
+    """The watch hands the same open breakers over every look: a no-op is refused, not recorded."""
+    from temporalio.testing import ActivityEnvironment
+
+    from starter.coordinator_handoff import CoordinatorHandoffActivities
+    from workflows.circuit_watch_models import HandOverInput
+
+    client = coordinator_of(dev_env, task_queue)
+    async with running_worker(dev_env.client, store, task_queue):
+        await client.pause_service(PauseServiceInput(service_name=service, reason="db failover"))
+        handoff = CoordinatorHandoffActivities(dev_env.client, task_queue=task_queue)
+        request = HandOverInput(
+            coordinator_workflow_id=client.workflow_id,
+            request=ScheduleRecoveriesInput(
+                recoveries=[ScheduleRecoveryInput(service_name=service)], automatic=True
+            ),
+        )
+        handle = client.handle()
+        before = len((await handle.fetch_history()).events)
+        for _ in range(5):
+            [answer] = await ActivityEnvironment().run(handoff.hand_over_open_breakers, request)
+            assert answer.outcome == "paused" and "db failover" in (answer.reason or "")
+        assert len((await handle.fetch_history()).events) == before

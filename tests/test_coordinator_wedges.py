@@ -28,7 +28,7 @@ from workflows.coordinator_models import (
 )
 from workflows.coordinator_state import RecoveryLedger
 from workflows.errors import RecoveryValidationError
-from workflows.models import RecoveryPolicy, RecoveryReport
+from workflows.models import RecoveryPolicy, RecoveryReport, RecoveryStrategy
 
 NOW = datetime(2026, 12, 6, 12, 0, tzinfo=timezone.utc)
 
@@ -148,3 +148,87 @@ async def test_forged_messages_leave_the_coordinator_answering(
         history = await handle.fetch_history()
         failed = [e for e in history.events if e.HasField("workflow_task_failed_event_attributes")]
         assert failed == []
+
+
+@pytest.mark.parametrize(
+    "status",
+    [{"scheduled_at": "9999-12-31T23:59:59.999999+00:00"}, {"last_attempt_at": "1970-01-01T00:00:00+00:00"}],
+)
+def test_a_report_dated_outside_the_years_2000_to_2200_is_refused(status: dict[str, object]) -> None:
+    with pytest.raises(ValidationError, match="between the years 2000 and 2200"):
+        RecoveryReport.model_validate(forged_report("api", **status))
+
+
+def test_a_breaker_opened_at_outside_the_years_2000_to_2200_is_refused() -> None:
+    with pytest.raises(ValueError, match="between the years 2000 and 2200"):
+        ScheduleRecoveryInput(service_name="api", breaker_opened_at="9999-12-31T23:59:59+00:00")  # type: ignore[arg-type]
+
+
+@pytest.mark.timeout(90)
+async def test_a_report_from_the_future_or_past_9999_is_refused_and_the_coordinator_answers(
+    dev_env: WorkflowEnvironment, store: SQLiteBreakerStore, task_queue: str, service: str
+) -> None:
+    async with orchestrator_on(dev_env, store, task_queue) as orch:
+        await orch.schedule_recovery(service, strategy=RecoveryStrategy.MANUAL)
+        handle = dev_env.client.get_workflow_handle(f"coordinator-{task_queue}")
+        run_id = await eventually(
+            lambda: _run_id(dev_env, service), lambda r: r is not None
+        )
+        for stamp in ("9999-12-31T23:59:59.999999+00:00", "2150-01-01T00:00:00+00:00"):
+            forged = forged_report(service, state="failed") | {"run_id": run_id, "sequence": 50}
+            forged["result"] = {
+                "service_name": service, "success": False, "attempt_number": 1,
+                "total_attempts": 5, "elapsed_time_ms": 1.0, "state": "failed",
+                "timestamp": stamp,
+            }
+            await handle.signal("recovery_report", forged)
+        configuration = await eventually(
+            lambda: handle.query("get_configuration"),
+            lambda c: len(c["rejected_signals"]) >= 2,
+        )
+        assert "from the future" in configuration["rejected_signals"][-1]
+        status = await orch.get_recovery_status(max_staleness=0)
+        assert status["services"][service]["state"] == "awaiting_manual"  # still running
+        history = await handle.fetch_history()
+        assert not [e for e in history.events if e.HasField("workflow_task_failed_event_attributes")]
+
+
+async def _run_id(dev_env: WorkflowEnvironment, service: str) -> str | None:
+    try:
+        return (await dev_env.client.get_workflow_handle(recovery_workflow_id(service)).describe()).run_id
+    except Exception:  # noqa: BLE001 (not started yet)
+        return None
+
+
+@pytest.mark.timeout(90)
+async def test_the_pause_past_the_limit_is_refused_by_the_validator(
+    dev_env: WorkflowEnvironment, task_queue: str
+) -> None:
+    from datetime import timedelta
+
+    from workflows.coordinator import RecoveryCoordinator
+    from workflows.coordinator_models import Pause
+    from workflows.coordinator_state import MAX_PAUSED
+    from tests.conftest import running_worker
+
+    until = datetime.now(timezone.utc) + timedelta(days=1)
+    state = CoordinatorState(
+        paused={f"svc-{n}": Pause(until=until, reason="full") for n in range(MAX_PAUSED)}
+    )
+    store = SQLiteBreakerStore(":memory:")
+    async with running_worker(dev_env.client, store, task_queue):
+        handle = await dev_env.client.start_workflow(
+            RecoveryCoordinator.run,
+            CoordinatorInput(state=state),
+            id=f"coordinator-{task_queue}",
+            task_queue=task_queue,
+        )
+        with pytest.raises(WorkflowUpdateFailedError) as refused:
+            await handle.execute_update(
+                "pause_service", {"service_name": "one-more", "duration_s": 60}
+            )
+        detail = refused.value.cause.details[0]  # type: ignore[union-attr]
+        assert detail["code"] == "too_many_paused"
+        history = await handle.fetch_history()
+        assert not [e for e in history.events if e.HasField("workflow_task_failed_event_attributes")]
+        await handle.terminate()

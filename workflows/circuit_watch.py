@@ -52,6 +52,7 @@ from workflows.payloads import M, one_input
 
 with workflow.unsafe.imports_passed_through():
     from activities.circuit_breakers import CircuitBreakerActivities
+    from activities.redaction import redact_patterns
 
 LIST_TIMEOUT = timedelta(seconds=30)
 HAND_OVER_TIMEOUT = timedelta(seconds=60)
@@ -160,7 +161,7 @@ class CircuitWatch:
         input = _decode(PauseWatchInput, args, "pause")
         since = self._state.paused_since if self._state.paused else workflow.now()
         self._state = self._state.model_copy(
-            update={"paused": True, "note": input.note, "paused_since": since}
+            update={"paused": True, "note": redact_patterns(input.note), "paused_since": since}
         )
         self._wake = True
         return self.watch_status()
@@ -174,7 +175,7 @@ class CircuitWatch:
         """Hand open breakers over again, starting with a look now."""
         input = _decode(PauseWatchInput, args, "resume")
         self._state = self._state.model_copy(
-            update={"paused": False, "note": input.note, "paused_since": None}
+            update={"paused": False, "note": redact_patterns(input.note), "paused_since": None}
         )
         self._wake = True
         return self.watch_status()

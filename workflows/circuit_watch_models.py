@@ -73,7 +73,7 @@ class WatchInput(StrictModel):
     defaults: ServiceSettings = Field(default_factory=ServiceSettings)
     services: dict[str, ServiceSettings] = Field(default_factory=dict)
     # Recover breakers the file does not list, with ``defaults``.
-    recover_unlisted: bool = True
+    recover_unlisted: StrictBool = True
     # Where the settings came from (a file path), shown in the watch's status.
     source: str | None = None
     # The coordinator to hand open breakers to (the namespace's pinned one by default).
@@ -184,6 +184,19 @@ class ConfigureWatchInput(StrictModel):
     interval_seconds: StrictFloat | None = Field(
         default=None, ge=MIN_INTERVAL_SECONDS, le=MAX_INTERVAL_SECONDS
     )
+
+    @field_validator("settings")
+    @classmethod
+    def _fits(cls, settings: WatchInput | None) -> WatchInput | None:
+        """Refuse settings larger than the services file may be: the answer echoes them."""
+        if settings is not None:
+            size = len(settings.model_dump_json().encode())
+            if size > MAX_CATALOG_BYTES:
+                raise ValueError(
+                    f"settings are {size:,} bytes as JSON, over the {MAX_CATALOG_BYTES:,} the "
+                    "watch carries (MAX_CATALOG_BYTES)"
+                )
+        return settings
 
 
 class PauseWatchInput(StrictModel):

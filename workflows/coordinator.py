@@ -21,8 +21,9 @@ activity failure escapes ``run``.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterable, Sequence
-from datetime import timedelta
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
 from pydantic import BaseModel
@@ -116,6 +117,8 @@ PATCH_RETRY_START_AFTER_CLOSING = "retry-start-after-closing"
 # before keeps its recorded answers on replay, then takes the rule from its next request.
 PATCH_AUTOMATION_RESPECTS_OPERATOR = "automation-respects-operator"
 CLOSING_RETRY = timedelta(seconds=1)
+# The refusal of an automatic batch that would change nothing (its detail has the answers).
+UNCHANGED = "unchanged"
 START_BATCH = 50
 # How long execute_recovery waits for the service's previous run to close before it
 # starts the queued one (a cancelled run closes within a workflow task or two).
@@ -293,6 +296,17 @@ class RecoveryCoordinator:
             # Automation's batch takes what fits, and refuses a cycle per request (the ledger).
             self._check_dependencies(input.recoveries)
             self._check_room(input.recoveries, validating=True)
+            return
+        unchanged = self._ledger.unchanged_answers(input.recoveries, workflow.now())
+        if unchanged is not None:
+            # Refused, so it writes no history: the watch asks about the same breakers every
+            # few seconds while they wait, and takes these answers as the update's own.
+            raise ApplicationError(
+                "nothing to schedule: every request is queued, running or held already",
+                {"code": UNCHANGED, "outcomes": [a.model_dump(mode="json") for a in unchanged]},
+                type=RecoveryOrchestratorError.__name__,
+                non_retryable=True,
+            )
 
     @workflow.update(name="cancel_recovery")
     async def cancel_recovery(self, *args: Any) -> CancelRecoveryResult:
@@ -418,7 +432,10 @@ class RecoveryCoordinator:
         """Hold automation off a service until the pause ends; operators still may act."""
         self._changed()
         input = _decode(PauseServiceInput, args, "pause_service")
-        result = self._ledger.pause(input, workflow.now())
+        try:
+            result = self._ledger.pause(input, workflow.now())
+        except RecoveryOrchestratorError as err:  # pauses filled since the validator ran
+            raise to_application_error(err) from None
         workflow.logger.info(
             "%s Paused automatic recovery of '%s' until %s: %s",
             LOG_PREFIX,
@@ -432,6 +449,10 @@ class RecoveryCoordinator:
     def _validate_pause(self, *args: Any) -> None:
         input = _decode(PauseServiceInput, args, "pause_service")
         _check_hash(input.constitutional_hash, "service pause")
+        try:
+            self._ledger.check_pause(input.service_name, workflow.now())
+        except RecoveryOrchestratorError as err:
+            raise to_application_error(err) from None
 
     @workflow.update(name="resume_service")
     def resume_service(self, *args: Any) -> ResumeServiceResult:
@@ -498,7 +519,8 @@ class RecoveryCoordinator:
         except ApplicationError as err:
             self._reject(f"schedule_recovery signal rejected: {err.message}")
             return
-        self._schedule(input)
+        with self._refusing("schedule_recovery signal"):
+            self._schedule(input)
 
     @workflow.signal(name=REPORT_SIGNAL)
     def recovery_report(self, *args: Any) -> None:
@@ -511,8 +533,13 @@ class RecoveryCoordinator:
         except ApplicationError as err:
             self._reject(f"{REPORT_SIGNAL} rejected: {err.message}")
             return
+        future = _from_the_future(report, workflow.now())
+        if future is not None:
+            self._reject(f"{REPORT_SIGNAL} rejected: {future}")
+            return
         held = report.service_name in self._ledger.state.active
-        self._ledger.apply_report(report, watched=report.run_id in self._watched)
+        with self._refusing(REPORT_SIGNAL):
+            self._ledger.apply_report(report, watched=report.run_id in self._watched)
         if held and report.service_name not in self._ledger.state.active:
             # A child from before a continue-as-new reported its end: it is closing now.
             self._maybe_closing.add(report.service_name)
@@ -638,6 +665,19 @@ class RecoveryCoordinator:
                 workflow.logger.info(
                     "%s Not scheduled: '%s': %s", LOG_PREFIX, request.service_name, result.reason
                 )
+
+    @contextmanager
+    def _refusing(self, what: str) -> Iterator[None]:
+        """Record what a signal's handling raised as a refusal, never a failed workflow task.
+
+        A signal stays in history: a task it failed would fail again at every retry and
+        freeze the namespace's only coordinator. The doors refuse what they can foresee;
+        this is the net under them.
+        """
+        try:
+            yield
+        except Exception as err:  # noqa: BLE001 (any fault: recorded, not raised)
+            self._reject(f"{what} refused: {type(err).__name__}: {err}")
 
     def _reject(self, message: str) -> None:
         message = redact_patterns(message)  # a refusal is carried state: no credential in it
@@ -848,6 +888,24 @@ class RecoveryCoordinator:
             return True
         limit = self._ledger.config.continue_as_new_after_events
         return limit is not None and info.get_current_history_length() >= limit
+
+
+# How far ahead of the coordinator's clock a report's times may be: clocks of workers
+# differ a little; a report from days ahead is forged, and would hold its service for ever.
+REPORT_CLOCK_SKEW = timedelta(hours=1)
+
+
+def _from_the_future(report: RecoveryReport, now: datetime) -> str | None:
+    """Return why a report's times cannot be a recovery's, or None if they can."""
+    status = report.status
+    times = [status.scheduled_at, status.last_attempt_at, status.next_attempt_at]
+    if report.result is not None:
+        times.append(report.result.timestamp)
+    # next_attempt_at may lie ahead by a whole backoff (up to a day, the longest delay).
+    latest = max((t for t in times[:2] + times[3:] if t is not None), default=now)
+    if latest > now + REPORT_CLOCK_SKEW:
+        return f"a report dated {latest.isoformat()} is from the future (now {now.isoformat()})"
+    return None
 
 
 def _result_in_failure(err: ChildWorkflowError) -> RecoveryResult | None:

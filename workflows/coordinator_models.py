@@ -16,6 +16,7 @@ from pydantic import (
     Field,
     SerializationInfo,
     SerializerFunctionWrapHandler,
+    StrictBool,
     StrictInt,
     field_validator,
     model_serializer,
@@ -33,6 +34,7 @@ from workflows.models import (
     RecoveryStrategy,
     RecoveryTask,
     StrictModel,
+    check_door_time,
     validate_service_name,
 )
 
@@ -62,6 +64,11 @@ class ScheduleRecoveryInput(_ServiceInput):
     # automatic request leaves alone a service an operator cancelled since then.
     breaker_opened_at: AwareDatetime | None = None
 
+    @field_validator("breaker_opened_at")
+    @classmethod
+    def _sane_opening(cls, value: datetime | None) -> datetime | None:
+        return None if value is None else check_door_time(value, "breaker_opened_at")
+
 
 class ScheduleRecoveriesInput(StrictModel):
     """Update ``schedule_recoveries``: many at once, all accepted or none.
@@ -72,7 +79,7 @@ class ScheduleRecoveriesInput(StrictModel):
     """
 
     recoveries: list[ScheduleRecoveryInput] = Field(min_length=1, max_length=1000)
-    automatic: bool = False
+    automatic: StrictBool = False
     constitutional_hash: str = CONSTITUTIONAL_HASH
 
 
@@ -137,6 +144,7 @@ class ExecuteRecoveryResult(BaseModel):
 
 
 # Every pause ends: a forgotten one must not silence a service for ever.
+MAX_PAUSE_REASON = 200
 DEFAULT_PAUSE_SECONDS = 24 * 3600
 MAX_PAUSE_SECONDS = 30 * 24 * 3600
 
@@ -145,7 +153,8 @@ class PauseServiceInput(_ServiceInput):
     """Update ``pause_service``: nothing automatic schedules the service until it ends."""
 
     duration_s: StrictInt = Field(default=DEFAULT_PAUSE_SECONDS, ge=1, le=MAX_PAUSE_SECONDS)
-    reason: str = Field(default="paused by operator", max_length=MAX_TEXT)
+    # Carried for every paused service (up to 500): short, and refused when longer.
+    reason: str = Field(default="paused by operator", min_length=1, max_length=MAX_PAUSE_REASON)
 
 
 class PauseServiceResult(BaseModel):
@@ -224,7 +233,7 @@ class ConfigureInput(StrictModel):
     continue_as_new_after_events: StrictInt | None = Field(default=None, ge=100, le=50_000)
     reconcile_interval_seconds: StrictInt | None = Field(default=None, ge=1, le=86_400)
     queue_limit: StrictInt | None = Field(default=None, ge=1, le=100_000)
-    orchestrator_running: bool | None = None
+    orchestrator_running: StrictBool | None = None
     constitutional_hash: str = CONSTITUTIONAL_HASH
 
     @field_validator("default_policy")

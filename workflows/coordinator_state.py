@@ -75,8 +75,6 @@ CANCEL_HOLD = timedelta(hours=1)
 # Services paused at once, and failure streaks remembered (each carries a policy).
 MAX_PAUSED = 500
 MAX_FAILURE_STREAKS = 200
-# What a pause's reason may take of the carried state.
-MAX_PAUSE_REASON = 200
 # How long a recovery's end is remembered to recognise a stale hand-over: longer than
 # a watch run (its listing, then its hand-over) ever takes.
 RECENTLY_ENDED_WINDOW = timedelta(minutes=10)
@@ -621,18 +619,9 @@ class RecoveryLedger:
                 automation knew no pause, cool-down or stale hand-over.
         """
         name = input.service_name
-        queued = self.queued(name)
-        if queued is not None:
-            return ScheduleRecoveryResult(
-                service_name=name, outcome="already_queued", state=queued.state.value,
-                reason="already queued",
-            )
-        active = self.live(name)
-        if active is not None:
-            return ScheduleRecoveryResult(
-                service_name=name, outcome="already_running", state=active.task.state.value,
-                reason=f"already recovering ({active.task.state.value})",
-            )
+        in_hand = self._in_hand(input)
+        if in_hand is not None:
+            return in_hand
         if respect_operator:
             refused = self._operator_holds(input, now)
             if refused is not None:
@@ -653,6 +642,58 @@ class RecoveryLedger:
         if self.policy_for(input).health_check is None:
             result.no_health_check = True
         return result
+
+    def unchanged_answers(
+        self, requests: list[ScheduleRecoveryInput], now: datetime
+    ) -> list[ScheduleRecoveryResult] | None:
+        """Return automation's answers if its batch would change nothing; None if it would.
+
+        Each request must be already queued or running, held by an operator's word,
+        stale, held by a storm guard already recorded, or refused for a dependency cycle.
+        The coordinator's validator then refuses the batch with these answers, and the
+        watch, which hands the same open breakers over every few seconds, writes no
+        history while they wait.
+        """
+        answers: list[ScheduleRecoveryResult] = []
+        for request in requests:
+            name = request.service_name
+            in_hand = self._in_hand(request)
+            if in_hand is not None:
+                answers.append(in_hand)
+                continue
+            held = self._operator_holds(request, now)
+            if held is not None:
+                answers.append(held)
+                continue
+            spent = self._spent_budget(name, self.policy_for(request), now)
+            if spent is not None and self.state.held_back.get(name) == spent:
+                answers.append(self._left(request, "held_back", spent.reason))
+                continue
+            try:
+                self.check_dependencies([request])
+            except RecoveryValidationError as err:
+                answers.append(self._left(request, "refused", str(err)))
+                continue
+            return None
+        return answers
+
+    def _in_hand(self, input: ScheduleRecoveryInput) -> ScheduleRecoveryResult | None:
+        """Return automation's answer for a service already queued or running, else None."""
+        name = input.service_name
+        queued = self.queued(name)
+        if queued is not None:
+            return ScheduleRecoveryResult(
+                service_name=name, outcome="already_queued", state=queued.state.value,
+                reason="already queued",
+            )
+        active = self.live(name)
+        if active is not None:
+            state = active.task.state.value
+            return ScheduleRecoveryResult(
+                service_name=name, outcome="already_running", state=state,
+                reason=f"already recovering ({state})",
+            )
+        return None
 
     def _operator_holds(
         self, input: ScheduleRecoveryInput, now: datetime
@@ -734,7 +775,7 @@ class RecoveryLedger:
         self.check_pause(input.service_name, now)
         pause = Pause(
             until=now + timedelta(seconds=input.duration_s),
-            reason=clipped(input.reason, MAX_PAUSE_REASON),
+            reason=input.reason,
         )
         self.state.paused.pop(input.service_name, None)
         self.state.paused[input.service_name] = pause
@@ -754,6 +795,8 @@ class RecoveryLedger:
         cancelled_at = self.state.operator_cancels.pop(service_name, None)
         if cancelled_at is not None and cancelled_at + CANCEL_HOLD > now:
             lifted.append("hold after an operator's cancel")
+        # The operator's word: the next open breaker is a new one, whatever was listed.
+        self.state.recently_ended.pop(service_name, None)
         return ResumeServiceResult(service_name=service_name, resumed=bool(lifted), lifted=lifted)
 
     def operator_scheduled(self, service_name: str) -> None:

@@ -537,6 +537,25 @@ class RecoveryStatus(BaseModel):
     ignored_signals: list[str] = Field(default_factory=list)
 
 
+# The times a door accepts: the coordinator adds hours to them (cool-downs, budgets) and
+# compares them with its own, so year 9999 would overflow and a naive time not compare.
+EARLIEST_TIME = datetime(2000, 1, 1, tzinfo=timezone.utc)
+LATEST_TIME = datetime(2200, 1, 1, tzinfo=timezone.utc)
+
+
+def check_door_time(value: datetime, what: str) -> datetime:
+    """Return ``value`` if it carries a timezone and lies between 2000 and 2200.
+
+    Raises:
+        ValueError: naming ``what`` and the rule.
+    """
+    if value.utcoffset() is None:
+        raise ValueError(f"{what} must carry a timezone")
+    if not EARLIEST_TIME <= value < LATEST_TIME:
+        raise ValueError(f"{what} must lie between the years 2000 and 2200")
+    return value
+
+
 class RecoveryReport(BaseModel):
     """What a ``ServiceRecovery`` tells its coordinator: its status, and its result at the end.
 
@@ -562,8 +581,9 @@ class RecoveryReport(BaseModel):
         times = [status.scheduled_at, status.last_attempt_at, status.next_attempt_at]
         if result is not None:
             times.append(result.timestamp)
-        if any(t is not None and t.utcoffset() is None for t in times):
-            raise ValueError("every time in a report must carry a timezone")
+        for time in times:
+            if time is not None:
+                check_door_time(time, "a report's times")
         counts = [status.attempt_count, status.max_attempts]
         if result is not None:
             counts += [result.attempt_number, result.total_attempts]
