@@ -161,8 +161,11 @@ def history_key(result: dict[str, Any]) -> tuple[str, str, str]:
 
 def approve_command(service: str) -> str:
     """Return the command that approves one attempt: pasted into a shell, it runs as is
-    (the operator is the user running the demo, everything quoted for the shell)."""
-    return shell_approve_command(service, recoveryctl_program())
+    (the operator is the user running the demo, the server named unless it is the default
+    one, everything quoted for the shell)."""
+    address = configured_address()
+    default = address in ("localhost:7233", "127.0.0.1:7233")
+    return shell_approve_command(service, recoveryctl_program(), None if default else address)
 
 
 def recovery_cell(
@@ -200,6 +203,7 @@ PHASE_WORDS = {
     RecoveryPhase.BACKOFF: "backing off",
     RecoveryPhase.RESETTING_BREAKER: "resetting breaker to half-open",
     RecoveryPhase.HEALTH_CHECK: "health check",
+    RecoveryPhase.BREAKER_TRIAL: "waiting for the service's own calls",
     RecoveryPhase.CLOSING_BREAKER: "closing breaker",
     RecoveryPhase.REOPENING_BREAKER: "re-opening breaker",
     RecoveryPhase.FINISHED: "finishing",
@@ -572,7 +576,8 @@ class Demo:
         for row in rows:
             if row.service in MANUAL_NAMES:
                 text += (
-                    f" {row.service} awaits approval: {approve_command(row.service)}"
+                    f"\nTo approve {row.service}'s next attempt, in another terminal:\n  "
+                    f"{approve_command(row.service)}\n"
                     if row.recovery == "awaiting_manual"
                     else f" {row.service}: recovery {row.recovery}, breaker {row.breaker}."
                 )

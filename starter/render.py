@@ -23,11 +23,15 @@ from rich.table import Table
 from rich.text import Text
 
 from activities.breaker_store import BreakerRecord, BreakerState
-from workflows.coordinator_models import PauseServiceResult, ResumeServiceResult
+from workflows.coordinator_models import (
+    PauseServiceResult,
+    ResumeServiceResult,
+    ScheduleRecoveryResult,
+)
 from workflows.models import AttemptRecord, RecoveryResult
 
 if TYPE_CHECKING:
-    from starter.watch_schedule import WatchState
+    from starter.watch_control import WatchState
 
 # Off a terminal nothing may wrap: a line per row, whatever the width of the data.
 PIPE_WIDTH = 10_000
@@ -147,6 +151,9 @@ def renderable(value: Any) -> RenderableType:
         return _breakers(value)
     if isinstance(value, Watch):
         return Text(_watch_text(value.state))
+    if isinstance(value, ScheduleRecoveryResult) and not value.no_health_check:
+        # The flag is automation's (its recovery needs evidence): an operator's is left out.
+        return Text("\n".join(_lines(value.model_dump(mode="json", exclude={"no_health_check"}), 0)))
     if isinstance(value, RecoveryResult):
         document = value.model_dump(mode="json")
         document["state"] = outcome(document)
@@ -167,9 +174,19 @@ def operator_name() -> str:
     return name or "operator"
 
 
-def approve_command(service: str, program: str = "recoveryctl") -> str:
-    """Return the command that approves one attempt, safe to paste into a shell as is."""
-    return shlex.join([program, "approve", service, "--operator", operator_name()])
+def approve_command(
+    service: str, program: str = "recoveryctl", address: str | None = None
+) -> str:
+    """Return the command that approves one attempt, safe to paste into a shell as is.
+
+    Args:
+        service: The service whose recovery awaits an operator.
+        program: How to run ``recoveryctl`` from here.
+        address: The server, when it is not the default one: a new terminal has no
+            ``TEMPORAL_ADDRESS``, and would approve on whatever answers at localhost:7233.
+    """
+    where = ["--address", address] if address else []
+    return shlex.join([program, *where, "approve", service, "--operator", operator_name()])
 
 
 def outcome(result: dict[str, Any]) -> str:
@@ -362,7 +379,7 @@ def _attempts(attempts: list[AttemptRecord]) -> RenderableType:
                 _time(a.started_at.isoformat()),
                 human_duration(a.delay_ms / 1000),
                 _attempt_result(a),
-                a.health_check.detail if a.health_check else "none configured",
+                _check_cell(a),
                 a.error or "",
             ]
             for a in attempts
@@ -372,9 +389,25 @@ def _attempts(attempts: list[AttemptRecord]) -> RenderableType:
 
 
 def _attempt_result(attempt: AttemptRecord) -> Text:
-    if attempt.result == "success" and (attempt.health_check is None or not attempt.health_check.passed):
-        return Text("success (closed without a health check)", style="yellow")
-    return _state(attempt.result or "running")
+    """Say what a success rests on (the evidence rule): only a passed check is green."""
+    checked = attempt.health_check is not None and attempt.health_check.passed
+    if attempt.result != "success" or checked:
+        return _state(attempt.result or "running")
+    if attempt.evidence == "breaker_trial":
+        return Text("success (the service's own calls closed its breaker)", style="green")
+    if attempt.breaker_found is False:
+        return Text("success (no breaker in the store, no health check)", style="yellow")
+    return Text("success (closed without a health check)", style="yellow")
+
+
+def _check_cell(attempt: AttemptRecord) -> str:
+    if attempt.health_check is not None:
+        return attempt.health_check.detail
+    if attempt.evidence == "breaker_trial":
+        return "none configured: watched the breaker's own trial"
+    if attempt.error and attempt.error.startswith("health check could not run"):
+        return "could not run (see ERROR)"
+    return "none configured"
 
 
 def _breakers(view: Breakers) -> RenderableType:

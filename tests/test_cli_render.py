@@ -180,3 +180,24 @@ def test_any_other_answer_shows_yes_no_and_rounded_numbers() -> None:
     assert "cancelled: yes" in text and "True" not in text
     text = _text({"ratio": 0.123456789, "interval_seconds": 10.0, "ok": False, "none": None})
     assert text.splitlines() == ["ratio: 0.123", "interval_seconds: 10 s", "ok: no", "none: -"]
+
+
+def test_attempts_say_what_a_success_rests_on() -> None:
+    trial = AttemptRecord(attempt=1, started_at=NOW, result="success", evidence="breaker_trial")
+    nothing = AttemptRecord(
+        attempt=2, started_at=NOW, result="success", evidence="none", breaker_found=False
+    )
+    text = _text(render.Attempts([trial, nothing]))
+    rows = {line.split()[0]: line for line in text.splitlines()[1:]}
+    assert "the service's own calls closed its breaker" in rows["1"]
+    assert "watched the breaker's own trial" in rows["1"]
+    assert "no breaker in the store, no health check" in rows["2"]
+
+
+def test_an_operators_schedule_answer_does_not_print_automations_flag() -> None:
+    from workflows.coordinator_models import ScheduleRecoveryResult
+
+    answer = ScheduleRecoveryResult(service_name="api", outcome="queued", state="scheduled")
+    assert "no_health_check" not in _text(answer)
+    flagged = answer.model_copy(update={"no_health_check": True})
+    assert "no_health_check: yes" in _text(flagged)

@@ -184,9 +184,11 @@ async def test_the_demo_recovers_in_dependency_order_and_undoes_what_it_changed(
     argv = shlex.split(approve)
     program = argv[0] if "/" not in argv[0] else str(tmp_path / argv[0])  # run from tmp_path
     assert Path(argv[0]).name == "recoveryctl" and shutil.which(program)
-    assert argv[1:] == ["approve", "demo-payments", "--operator", getpass.getuser()]
-    [outcome] = [line for line in out.splitlines() if line.startswith("Recovered in ")]
-    assert "demo-payments awaits approval" in outcome
+    # The server is named (a new terminal has no TEMPORAL_ADDRESS), then the approval.
+    assert argv[1:3] == ["--address", fleet.env["TEMPORAL_ADDRESS"]]
+    assert argv[3:] == ["approve", "demo-payments", "--operator", getpass.getuser()]
+    assert [line for line in out.splitlines() if line.startswith("Recovered in ")]
+    assert "To approve demo-payments's next attempt, in another terminal:" in out
     # What the demo saw last, just before it cleaned up: the store's breakers and the
     # coordinator's states (its exit condition also needs a call through each breaker to pass).
     table = last_table(out)
