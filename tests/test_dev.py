@@ -115,8 +115,11 @@ ROOT = Path(__file__).resolve().parent.parent
 
 def _make(*argv: str) -> str:
     """Return what ``make -n`` would run (nothing runs), from the repository's root."""
+    # As from a shell: under `make test` the parent's MAKELEVEL would add "Entering
+    # directory" lines around what the child plans.
+    env = {k: v for k, v in os.environ.items() if k not in ("MAKELEVEL", "MAKEFLAGS", "MFLAGS")}
     done = subprocess.run(
-        ["make", "-n", "-B", *argv], cwd=ROOT, capture_output=True, text=True, timeout=30
+        ["make", "-n", "-B", *argv], cwd=ROOT, capture_output=True, text=True, timeout=30, env=env
     )
     assert done.returncode == 0, done.stderr
     return done.stdout
