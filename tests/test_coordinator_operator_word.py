@@ -6,7 +6,7 @@ Automatic requests go through the coordinator's ``schedule_recoveries`` update w
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 
 import pytest
 from temporalio.api.sdk.v1 import WorkflowMetadata
@@ -125,3 +125,20 @@ async def test_handing_over_held_services_again_and_again_writes_no_coordinator_
             [answer] = await ActivityEnvironment().run(handoff.hand_over_open_breakers, request)
             assert answer.outcome == "paused" and "db failover" in (answer.reason or "")
         assert len((await handle.fetch_history()).events) == before
+
+
+async def test_an_operators_cancel_says_how_long_it_holds_automation_off(
+    dev_env: WorkflowEnvironment, store: SQLiteBreakerStore, task_queue: str, service: str
+) -> None:
+    from workflows.coordinator_models import CancelRecoveryInput
+    from workflows.coordinator_state import CANCEL_HOLD
+
+    client = coordinator_of(dev_env, task_queue)
+    async with running_worker(dev_env.client, store, task_queue):
+        await client.schedule_recovery(ScheduleRecoveryInput(service_name=service, policy=blocking_policy()))
+        before = datetime.now(timezone.utc)
+        result = await client.cancel_recovery(CancelRecoveryInput(service_name=service, reason="maintenance"))
+        assert result is not None and result.cancelled
+        assert result.automation_held_until is not None
+        assert before + CANCEL_HOLD - timedelta(seconds=5) < result.automation_held_until
+        assert await automatic(client, service) == "held_back"

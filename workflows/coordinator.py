@@ -66,6 +66,7 @@ from workflows.coordinator_models import (
 )
 from workflows.coordinator_details import queue_details
 from workflows.coordinator_state import (
+    CANCEL_HOLD,
     MAX_MESSAGE,
     ChildRef,
     RecoveryLedger,
@@ -317,6 +318,7 @@ class RecoveryCoordinator:
             result, child = self._ledger.cancel(input.service_name, input.reason, workflow.now())
             if result.cancelled:  # the watch must not undo an operator's decision
                 self._ledger.note_operator_cancel(input.service_name, workflow.now())
+                result.automation_held_until = workflow.now() + CANCEL_HOLD
             if child is not None:
                 await self._tell_to_cancel(child, input.reason)
         return result

@@ -122,6 +122,8 @@ class CancelRecoveryResult(BaseModel):
     service_name: str
     cancelled: bool
     was: str
+    # An operator's cancel holds automation off the service until then (or a resume).
+    automation_held_until: datetime | None = None
 
 
 class ExecuteRecoveryInput(_ServiceInput):

@@ -1349,8 +1349,9 @@ class RecoveryLedger:
 def _cool_down_reason(streak: FailureStreak) -> str:
     return (
         f"cool-down: {streak.failures} failed recover{'y' if streak.failures == 1 else 'ies'} "
-        f"in a row; automation tries again after {_clock(streak.until)}, with the same "
-        f"policy (an operator may schedule, execute or resume it now)"
+        f"in a row; automation leaves it alone until {_clock(streak.until)}, then tries "
+        f"again with the same policy if its breaker is still open (an operator may "
+        f"schedule, execute or resume it now)"
     )
 
 
