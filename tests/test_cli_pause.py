@@ -203,7 +203,8 @@ async def test_an_unchecked_success_reads_so_in_execute_history_and_status(
     assert unchecked in row
     code, out, err = await ctl.ctl("history", service)
     [row] = [line for line in out.splitlines() if line.startswith("1 ")]
-    assert "success (closed without a health check)" in row
+    # Its attempt says more: the store held no breaker for it, and nothing checked it.
+    assert "success (no breaker in the store, no health check)" in row
 
 
 async def test_a_checked_success_reads_as_a_plain_success(ctl: InProcessCli, service: str) -> None:
