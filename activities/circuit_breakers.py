@@ -17,6 +17,12 @@ from activities.breaker_store import (
 )
 
 
+# Open breakers one listing returns, oldest opening first: the list is recorded in the
+# watch's history (one payload, under Temporal's 2 MB whatever the names) and carried in
+# its last look; the rest follow as these recover.
+MAX_LISTED = 1000
+
+
 class SetBreakerStateInput(BaseModel):
     """Input of the ``set_breaker_state`` activity."""
 
@@ -95,4 +101,14 @@ class CircuitBreakerActivities:
             for name, record in states.items()
             if record.state is BreakerState.OPEN
         ]
-        return sorted(found, key=lambda b: (b.opened_at is None, b.opened_at, b.service_name))
+        oldest_first = sorted(
+            found, key=lambda b: (b.opened_at is None, b.opened_at, b.service_name)
+        )
+        if len(oldest_first) > MAX_LISTED:
+            activity.logger.warning(
+                "%d breakers are open: the watch is given the %d that opened first (the rest "
+                "follow as these recover)",
+                len(oldest_first),
+                MAX_LISTED,
+            )
+        return oldest_first[:MAX_LISTED]

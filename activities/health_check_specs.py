@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 from typing import Annotated, Any, Literal, Union
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -169,11 +169,14 @@ CREDENTIALS_REFUSED = (
 )
 
 
-# The query parameters that carry credentials by name (case and - or _ aside).
-_SECRET_QUERY_NAMES = frozenset(
-    {"token", "accesstoken", "apikey", "key", "password", "passwd", "pwd", "secret",
-     "clientsecret", "auth", "authorization", "signature", "sig", "sessionid"}
+# Query (or fragment) parameter names that carry credentials: any name containing one of
+# these words, once lower-cased, percent-decoded and stripped of - _ . [ ], or one of the
+# short names exactly.
+_SECRET_QUERY_WORDS = (
+    "token", "secret", "password", "passwd", "apikey", "accesskey", "secretkey",
+    "signature", "credential", "jwt", "sessionid", "authorization", "privatekey",
 )
+_SECRET_QUERY_NAMES = frozenset({"key", "sig", "auth", "pwd", "pass", "code", "session"})
 QUERY_SECRET_REFUSED = (
     "url must not carry a credential in its query string (parameter {name!r}): a check is "
     "stored in clear in the workflow's history. Put the secret in an environment variable "
@@ -183,11 +186,13 @@ QUERY_SECRET_REFUSED = (
 
 
 def secret_query_parameter(url: str) -> str | None:
-    """Return the first query parameter whose name says it carries a credential, if any."""
-    query = url.split("?", 1)[1].split("#", 1)[0] if "?" in url else ""
-    for part in query.split("&"):
-        name = part.split("=", 1)[0]
-        if re.sub(r"[-_.]", "", name.lower()) in _SECRET_QUERY_NAMES:
+    """Return the first query or fragment parameter whose name says it carries a credential."""
+    after = url.split("?", 1)[1] if "?" in url else ""
+    fragment = url.split("#", 1)[1] if "#" in url else ""
+    for part in re.split(r"[&;#]", f"{after}&{fragment}"):
+        name = unquote(part.split("=", 1)[0])
+        plain = re.sub(r"[-_.\[\]\s]", "", name.lower())
+        if plain in _SECRET_QUERY_NAMES or any(word in plain for word in _SECRET_QUERY_WORDS):
             return name[:40]
     return None
 

@@ -54,7 +54,9 @@ MIN_SECRET_LENGTH = 4
 
 # scheme://userinfo@ — the userinfo runs to the last "@" before the path (a raw "@" in a
 # password is common in hand-written URLs), never across a "/", "?", "#" or whitespace.
-_URL_USERINFO = re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://)([^/?#\s@'\"<>]*(?:@[^/?#\s@'\"<>]*)*)@")
+# The user info runs to the last "@" before the path: a password may hold "#" or "?" (a
+# parser then misreads the URL, and a pattern that stopped there left the password).
+_URL_USERINFO = re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://)([^/\s@'\"<>]*(?:@[^/\s@'\"<>]*)*)@")
 # Bearer/Basic followed by a credential (not already masked, not a placeholder like <token>).
 _AUTH_SCHEME = re.compile(
     r"\b(Bearer|BEARER|Basic|BASIC)(\s+)(?!\*\*\*)([A-Za-z0-9\-._~+/]+=*)"

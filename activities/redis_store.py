@@ -32,6 +32,7 @@ from activities.breaker_store import (
     parse_state,
     tolerant,
 )
+from activities.time_bounds import within_bounds
 
 logger = logging.getLogger(__name__)
 
@@ -259,6 +260,9 @@ def _opened_at(where: str, raw: RawValue) -> datetime | None:
         return None
     seconds = parse_counter(where, raw)
     try:
-        return datetime.fromtimestamp(seconds, tz=timezone.utc)
+        opened = datetime.fromtimestamp(seconds, tz=timezone.utc)
     except (OverflowError, OSError, ValueError):
         raise InvalidBreakerValue(where, raw) from None
+    if not within_bounds(opened):  # 0, or year 9999: no opening the coordinator can use
+        raise InvalidBreakerValue(where, raw)
+    return opened

@@ -23,6 +23,7 @@ from activities.breaker_store import (
     parse_state,
     tolerant,
 )
+from activities.time_bounds import within_bounds
 
 logger = logging.getLogger(__name__)
 
@@ -233,7 +234,13 @@ def _parse_time(where: str, raw: object) -> datetime | None:
         parsed = None
     if parsed is None:
         raise InvalidBreakerValue(where, raw)
-    return _as_utc(parsed)
+    try:
+        when = _as_utc(parsed)
+    except OverflowError:  # year 9999 at -12:00 is past what a datetime holds in UTC
+        raise InvalidBreakerValue(where, raw) from None
+    if not within_bounds(when):  # no opening the coordinator can use: this breaker's own fault
+        raise InvalidBreakerValue(where, raw)
+    return when
 
 
 def _record(row: sqlite3.Row) -> BreakerRecord:

@@ -272,3 +272,31 @@ def test_a_batch_that_would_change_nothing_is_answered_without_being_applied() -
     assert [a.outcome for a in answers] == ["held_back", "already_queued", "paused"]
     # One request that would change something: the batch must be applied.
     assert book.unchanged_answers([*batch, automatic("new", later)], later) is None
+
+
+def test_a_pause_takes_a_queued_automatic_recovery_off_the_queue() -> None:
+    book = ledger()
+    book.schedule_automatic(automatic("api"), NOW)
+    book.schedule(ScheduleRecoveryInput(service_name="by-hand"), NOW)
+    book.pause(PauseServiceInput(service_name="api", reason="deploy"), NOW)
+    book.pause(PauseServiceInput(service_name="by-hand", reason="deploy"), NOW)
+    assert book.queued("api") is None
+    assert book.state.recent_history[-1].error_message == "cancelled: paused: deploy"
+    assert book.queued("by-hand") is not None  # an operator's stays: their word
+
+
+def test_a_report_naming_a_run_the_coordinator_does_not_know_yet_changes_nothing() -> None:
+    from workflows.models import RecoveryPhase, RecoveryReport, RecoveryStatus, RecoveryStrategy
+
+    book = ledger()
+    book.schedule(ScheduleRecoveryInput(service_name="api"), NOW)
+    [active] = book.take_startable()  # its start is in flight: no run id yet
+    status = RecoveryStatus(
+        service_name="api", state=RecoveryState.SUCCEEDED, strategy=RecoveryStrategy.IMMEDIATE,
+        priority=1, attempt_count=1, max_attempts=5, scheduled_at=NOW, phase=RecoveryPhase.FINISHED,
+    )
+    forged = RecoveryReport(service_name="api", run_id="forged", sequence=9, status=status)
+    book.apply_report(forged, watched=True)
+    assert active.run_id is None and book.live("api") is active
+    book.apply_report(forged, watched=True, trust_unknown_run=True)  # as before 0.8
+    assert active.run_id == "forged"

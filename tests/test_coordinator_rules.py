@@ -230,6 +230,7 @@ def test_one_approval_per_wait_however_many_ask() -> None:
     book = ledger()
     schedule(book, "m", strategy=MANUAL)
     [active] = book.take_startable()
+    book.started(active, "run-m")
     assert book.approval_to_send(active) is True
     assert book.approval_to_send(active) is False
     book.apply_report(report("m", 1, RecoveryState.IN_PROGRESS, attempts=1), watched=True)

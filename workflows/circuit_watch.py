@@ -47,7 +47,6 @@ from workflows.coordinator_models import (
     ScheduleRecoveryResult,
 )
 from workflows.errors import RecoveryOrchestratorError, to_application_error
-from workflows.models import validate_service_name
 from workflows.payloads import M, one_input
 
 with workflow.unsafe.imports_passed_through():
@@ -253,11 +252,6 @@ class CircuitWatch:
         """Build one request per open breaker the settings cover; note why others are skipped."""
         requests: list[ScheduleRecoveryInput] = []
         for name in result.open_breakers:
-            try:
-                validate_service_name(name)
-            except RecoveryOrchestratorError as err:
-                result.skipped[name] = str(err)
-                continue
             chosen = settings.settings_for(name)
             if chosen is None:
                 result.skipped[name] = (
@@ -265,15 +259,18 @@ class CircuitWatch:
                     "(recover_unlisted = false)"
                 )
                 continue
-            requests.append(
-                ScheduleRecoveryInput(
-                    service_name=name,
-                    strategy=chosen.strategy,
-                    priority=chosen.priority,
-                    policy=chosen.policy,
-                    breaker_opened_at=opened_at.get(name),
+            try:  # whatever a store holds, one breaker's bad values stop only that breaker
+                requests.append(
+                    ScheduleRecoveryInput(
+                        service_name=name,
+                        strategy=chosen.strategy,
+                        priority=chosen.priority,
+                        policy=chosen.policy,
+                        breaker_opened_at=opened_at.get(name),
+                    )
                 )
-            )
+            except RecoveryOrchestratorError as err:
+                result.skipped[name] = str(err)
         return requests
 
     async def _hand_over(

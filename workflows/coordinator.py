@@ -541,7 +541,11 @@ class RecoveryCoordinator:
             return
         held = report.service_name in self._ledger.state.active
         with self._refusing(REPORT_SIGNAL):
-            self._ledger.apply_report(report, watched=report.run_id in self._watched)
+            self._ledger.apply_report(
+                report,
+                watched=report.run_id in self._watched,
+                trust_unknown_run=not workflow.patched(PATCH_AUTOMATION_RESPECTS_OPERATOR),
+            )
         if held and report.service_name not in self._ledger.state.active:
             # A child from before a continue-as-new reported its end: it is closing now.
             self._maybe_closing.add(report.service_name)

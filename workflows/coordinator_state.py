@@ -531,10 +531,9 @@ class RecoveryLedger:
             grows = 0
             name = request.service_name
             if respect_operator and name not in unfinished:
-                try:  # one bad request must not keep the rest of the batch from starting
-                    self.check_dependencies([request])
-                except RecoveryValidationError as err:
-                    results[index] = self._left(request, "refused", str(err))
+                refusal = self._cycle_in(request)
+                if refusal is not None:  # one bad request must not keep the rest from starting
+                    results[index] = self._left(request, "refused", refusal)
                     continue
             if name in blocked and name not in unfinished:
                 self.state.held_back[name] = blocked[name]
@@ -669,13 +668,27 @@ class RecoveryLedger:
             if spent is not None and self.state.held_back.get(name) == spent:
                 answers.append(self._left(request, "held_back", spent.reason))
                 continue
-            try:
-                self.check_dependencies([request])
-            except RecoveryValidationError as err:
-                answers.append(self._left(request, "refused", str(err)))
+            refusal = self._cycle_in(request)
+            if refusal is not None:
+                answers.append(self._left(request, "refused", refusal))
                 continue
             return None
         return answers
+
+    def _cycle_in(self, request: ScheduleRecoveryInput) -> str | None:
+        """Return why a request's ``depends_on`` would close a cycle, or None.
+
+        Only a request with dependencies can close one: the check (a walk of the whole
+        queue) is skipped for the others, or a batch of 1,000 over a queue of 5,000 took
+        seconds and stalled the coordinator (a potential deadlock, to the SDK).
+        """
+        if not self.policy_for(request).depends_on:
+            return None
+        try:
+            self.check_dependencies([request])
+        except RecoveryValidationError as err:
+            return str(err)
+        return None
 
     def _in_hand(self, input: ScheduleRecoveryInput) -> ScheduleRecoveryResult | None:
         """Return automation's answer for a service already queued or running, else None."""
@@ -747,7 +760,7 @@ class RecoveryLedger:
             service_name=input.service_name,
             outcome=outcome,
             state=RecoveryState.IDLE.value,
-            reason=reason,
+            reason=clipped(reason, MAX_MESSAGE),  # a cycle's path can run to kilobytes
             no_health_check=self.policy_for(input).health_check is None,
         )
 
@@ -770,9 +783,18 @@ class RecoveryLedger:
             )
 
     def pause(self, input: PauseServiceInput, now: datetime) -> PauseServiceResult:
-        """Hold automation off the service until the pause ends; a new pause replaces it."""
+        """Hold automation off the service until the pause ends; a new pause replaces it.
+
+        A recovery automation queued and that has not started is taken off the queue (it
+        ends cancelled, naming the pause): nothing automatic starts while paused. One that
+        runs goes on; an operator cancels it if they mean to.
+        """
         self._drop_expired_pauses(now)
         self.check_pause(input.service_name, now)
+        queued = self.queued(input.service_name)
+        if queued is not None and queued.automatic:
+            self.state.queue.remove(queued)
+            self.record(self._cancelled(queued, f"paused: {input.reason}", now), run_id=None)
         pause = Pause(
             until=now + timedelta(seconds=input.duration_s),
             reason=input.reason,
@@ -1091,15 +1113,22 @@ class RecoveryLedger:
 
     # ----- children --------------------------------------------------------------------
 
-    def apply_report(self, report: RecoveryReport, *, watched: bool) -> None:
+    def apply_report(
+        self, report: RecoveryReport, *, watched: bool, trust_unknown_run: bool = False
+    ) -> None:
         """Apply a child's report, in order; a late, repeated or foreign one changes nothing.
 
         Args:
             report: What the child said.
             watched: Whether this coordinator run sees the child's close (it started it).
+            trust_unknown_run: Take the run id from the report while the child's start is
+                in flight (replays from before 0.8 only). Otherwise such a report is left
+                unapplied: anyone can send one naming the service and any run, and a child
+                this run started is settled by its close anyway.
         """
         active = self.state.active.get(report.service_name)
-        matches = active is not None and active.run_id in (None, report.run_id)
+        known = (None, report.run_id) if trust_unknown_run else (report.run_id,)
+        matches = active is not None and active.run_id in known
         if report.run_id in self.state.finished_runs:
             # Recorded already (cancelled, say). A child started before a continue-as-new
             # is not watched: its final report is how its slot comes free.

@@ -44,6 +44,7 @@ with workflow.unsafe.imports_passed_through():
         HealthCheckOutcome,
         accepting_recorded_checks,
     )
+    from activities.time_bounds import within_bounds
 
 SERVICE_NAME_PATTERN = re.compile(r"^[A-Za-z0-9_.\-]{1,200}$")
 
@@ -537,21 +538,18 @@ class RecoveryStatus(BaseModel):
     ignored_signals: list[str] = Field(default_factory=list)
 
 
-# The times a door accepts: the coordinator adds hours to them (cool-downs, budgets) and
-# compares them with its own, so year 9999 would overflow and a naive time not compare.
-EARLIEST_TIME = datetime(2000, 1, 1, tzinfo=timezone.utc)
-LATEST_TIME = datetime(2200, 1, 1, tzinfo=timezone.utc)
-
-
 def check_door_time(value: datetime, what: str) -> datetime:
     """Return ``value`` if it carries a timezone and lies between 2000 and 2200.
+
+    The coordinator adds hours to the times it is given and compares them with its own:
+    year 9999 would overflow, and a naive time not compare (``activities.time_bounds``).
 
     Raises:
         ValueError: naming ``what`` and the rule.
     """
     if value.utcoffset() is None:
         raise ValueError(f"{what} must carry a timezone")
-    if not EARLIEST_TIME <= value < LATEST_TIME:
+    if not within_bounds(value):
         raise ValueError(f"{what} must lie between the years 2000 and 2200")
     return value
 

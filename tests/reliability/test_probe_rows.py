@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 from temporalio.client import WorkflowUpdateFailedError
 from temporalio.exceptions import ApplicationError
@@ -174,3 +176,60 @@ def test_dev_on_a_taken_port_is_bad_input_with_the_cli_prefix(
         assert run(["dev", "--port", str(port)]) == 2
     err = capsys.readouterr().err
     assert err.startswith("recoveryctl: error: port ") and "already in use" in err
+
+
+@pytest.mark.parametrize("opened_at", ["0", "-5", "946684799", "10000000000", "253402300799"])
+def test_an_opened_at_no_opening_can_have_is_that_breakers_bad_value_only(
+    redis_server: RedisServer, opened_at: str
+) -> None:
+    redis_server.flushall()
+    store = RedisBreakerStore.from_url(redis_server.url)
+    store.set_state("fine", BreakerState.OPEN)
+    store.set_state("odd", BreakerState.OPEN)
+    redis_server.client().set(breaker_key("odd", "opened_at"), opened_at)
+    states = store.get_all_states()
+    assert states["odd"].state is BreakerState.OPEN and states["odd"].opened_at is None
+    assert states["fine"].opened_at is not None
+
+
+@pytest.mark.parametrize(
+    "opened_at",
+    ["1999-12-31T23:59:59+00:00", "9999-12-31T23:59:59-12:00", "0001-01-01T00:00:00+14:00"],
+)
+def test_a_sqlite_opened_at_out_of_range_spoils_only_its_breaker(tmp_path: Path, opened_at: str) -> None:
+    import sqlite3
+
+    store = SQLiteBreakerStore(tmp_path / "breakers.db")
+    store.set_state("fine", BreakerState.OPEN)
+    store.set_state("odd", BreakerState.OPEN)
+    with sqlite3.connect(tmp_path / "breakers.db") as raw:
+        raw.execute("UPDATE breakers SET opened_at = ? WHERE service_name = 'odd'", (opened_at,))
+    states = store.get_all_states()
+    assert states["odd"].opened_at is None and states["fine"].opened_at is not None
+    store.close()
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://127.0.0.1:9/health?%74oken=abc",
+        "http://127.0.0.1:9/health?auth_token=abc",
+        "http://127.0.0.1:9/health?X-Amz-Signature=abc",
+        "http://127.0.0.1:9/health?a=1;token=abc",
+        "http://127.0.0.1:9/health#access_token=abc",
+        "http://127.0.0.1:9/health?jwt=abc",
+    ],
+)
+def test_a_check_url_with_a_credential_in_its_query_is_refused(url: str) -> None:
+    from activities.health_check_specs import HttpHealthCheck
+
+    with pytest.raises(ValueError, match="must not carry a credential in its query string") as refused:
+        HttpHealthCheck(url=url)
+    assert "abc" not in str(refused.value).split("input_value")[0]
+
+
+def test_a_redis_password_with_a_hash_is_masked_where_the_url_is_quoted() -> None:
+    from activities.redaction import redact
+
+    text = "cannot reach the circuit store redis://default:6391#Xs3cret@127.0.0.1:6391/0"
+    assert "Xs3cret" not in redact(text) and "6391#" not in redact(text)
