@@ -527,6 +527,7 @@ class RecoveryLedger:
         blocked = self._held_dependencies(requests, unfinished, now)
         results: dict[int, ScheduleRecoveryResult] = {}
         growth = GrowthEstimate(self)
+        queue = self.queue_index()  # kept current by schedule(): one search per request
         for index, request in sorted(enumerate(requests), key=lambda item: item[1].priority):
             grows = 0
             name = request.service_name
@@ -554,7 +555,9 @@ class RecoveryLedger:
                         reason=str(err),
                     )
                     continue
-            result = self.schedule_automatic(request, now, respect_operator=respect_operator)
+            result = self.schedule_automatic(
+                request, now, respect_operator=respect_operator, index=queue
+            )
             if result.outcome == "queued":
                 growth.queued(request)
                 unfinished.add(name)
@@ -602,7 +605,12 @@ class RecoveryLedger:
         return blocked
 
     def schedule_automatic(
-        self, input: ScheduleRecoveryInput, now: datetime, *, respect_operator: bool = True
+        self,
+        input: ScheduleRecoveryInput,
+        now: datetime,
+        *,
+        respect_operator: bool = True,
+        index: dict[str, RecoveryTask] | None = None,
     ) -> ScheduleRecoveryResult:
         """Schedule for automation, which never overrules an operator or repeats itself.
 
@@ -616,9 +624,10 @@ class RecoveryLedger:
             now: The workflow's time.
             respect_operator: False only to replay coordinators from before 0.8, whose
                 automation knew no pause, cool-down or stale hand-over.
+            index: ``queue_index()``, kept current here, when scheduling a batch.
         """
         name = input.service_name
-        in_hand = self._in_hand(input)
+        in_hand = self._in_hand(input, index)
         if in_hand is not None:
             return in_hand
         if respect_operator:
@@ -637,7 +646,7 @@ class RecoveryLedger:
         if held is not None:
             self.state.held_back[name] = held
             return self._left(input, "held_back", held.reason)
-        result = self.schedule(input, now, automatic=respect_operator)
+        result = self.schedule(input, now, index, automatic=respect_operator)
         if self.policy_for(input).health_check is None:
             result.no_health_check = True
         return result
@@ -654,9 +663,10 @@ class RecoveryLedger:
         history while they wait.
         """
         answers: list[ScheduleRecoveryResult] = []
+        queue = self.queue_index()
         for request in requests:
             name = request.service_name
-            in_hand = self._in_hand(request)
+            in_hand = self._in_hand(request, queue)
             if in_hand is not None:
                 answers.append(in_hand)
                 continue
@@ -690,10 +700,12 @@ class RecoveryLedger:
             return str(err)
         return None
 
-    def _in_hand(self, input: ScheduleRecoveryInput) -> ScheduleRecoveryResult | None:
+    def _in_hand(
+        self, input: ScheduleRecoveryInput, index: dict[str, RecoveryTask] | None = None
+    ) -> ScheduleRecoveryResult | None:
         """Return automation's answer for a service already queued or running, else None."""
         name = input.service_name
-        queued = self.queued(name)
+        queued = index.get(name) if index is not None else self.queued(name)
         if queued is not None:
             return ScheduleRecoveryResult(
                 service_name=name, outcome="already_queued", state=queued.state.value,
