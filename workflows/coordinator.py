@@ -225,6 +225,7 @@ class RecoveryCoordinator:
             self._shown_revision = self._revision
             ledger, now = self._ledger, workflow.now()
             state = ledger.state
+            unfinished = ledger.unfinished_names()  # one pass: a search per hold was quadratic
             workflow.set_current_details(
                 queue_details(
                     now=now,
@@ -236,7 +237,7 @@ class RecoveryCoordinator:
                     holds={
                         name: hold
                         for name, hold in ledger.holds(now).items()
-                        if not ledger.is_unfinished(name)
+                        if name not in unfinished
                     },
                     paused=ledger.status_paused(now),
                 )
