@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-import re
 from datetime import timedelta
-import urllib.request
 
 import pytest
 from temporalio.testing import WorkflowEnvironment
@@ -16,30 +14,12 @@ from starter.connection import connect, metrics_runtime
 from starter.fleet_metrics import AWAITING_QUERY, publish_fleet_gauges
 from starter.orchestrator import RecoveryOrchestrator
 from tests.recoveries import eventually
+from tests.prometheus import scrape, value
 from tests.servers import free_port, health_server
 from worker import build_worker
 from workflows.models import RecoveryPolicy, RecoveryStrategy
 
 pytestmark = pytest.mark.timeout(90)
-
-
-def scrape(address: str) -> str:
-    with urllib.request.urlopen(f"http://{address}/metrics", timeout=5) as answer:
-        text: str = answer.read().decode()
-    return text
-
-
-def value(metrics: str, name: str, **labels: str) -> float:
-    """Sum the samples of ``name`` whose labels include ``labels``."""
-    total = 0.0
-    for line in metrics.splitlines():
-        match = re.match(rf"^{name}(?:\{{(.*)\}})? ([0-9.e+-]+)$", line)
-        if match is None:
-            continue
-        found = dict(re.findall(r'(\w+)="([^"]*)"', match.group(1) or ""))
-        if all(found.get(key) == wanted for key, wanted in labels.items()):
-            total += float(match.group(2))
-    return total
 
 
 async def test_the_endpoint_counts_recoveries_by_strategy_and_outcome(

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import re
-import urllib.request
 
 import pytest
 from temporalio.testing import WorkflowEnvironment
@@ -14,31 +12,13 @@ from starter.connection import connect, metrics_runtime
 from starter.recoveries import final_result
 from tests.policies import HOUR_MS, blocking_policy
 from tests.recoveries import eventually, start_recovery, status_of
+from tests.prometheus import scrape, value
 from tests.servers import free_port
 from worker import build_worker
 from workflows.models import RecoveryPhase, RecoveryState, ServiceRecoveryInput
 from workflows.service_recovery import ServiceRecovery
 
 pytestmark = pytest.mark.timeout(90)
-
-
-def scrape(address: str) -> str:
-    with urllib.request.urlopen(f"http://{address}/metrics", timeout=5) as answer:
-        text: str = answer.read().decode()
-    return text
-
-
-def value(metrics: str, name: str, **labels: str) -> float:
-    """Sum the samples of ``name`` whose labels include ``labels``."""
-    total = 0.0
-    for line in metrics.splitlines():
-        match = re.match(rf"^{name}(?:\{{(.*)\}})? ([0-9.e+-]+)$", line)
-        if match is None:
-            continue
-        found = dict(re.findall(r'(\w+)="([^"]*)"', match.group(1) or ""))
-        if all(found.get(key) == wanted for key, wanted in labels.items()):
-            total += float(match.group(2))
-    return total
 
 
 async def test_a_backoff_cut_short_by_a_cancel_observes_the_time_waited(
