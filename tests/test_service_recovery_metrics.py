@@ -11,8 +11,8 @@ from activities.sqlite_store import SQLiteBreakerStore
 from starter.connection import connect, metrics_runtime
 from starter.recoveries import final_result
 from tests.policies import HOUR_MS, blocking_policy
-from tests.recoveries import eventually, start_recovery, status_of
 from tests.prometheus import scrape, value
+from tests.recoveries import eventually, start_recovery, status_of
 from tests.servers import free_port
 from worker import build_worker
 from workflows.models import RecoveryPhase, RecoveryState, ServiceRecoveryInput
