@@ -13,8 +13,8 @@ from activities.sqlite_store import SQLiteBreakerStore
 from starter.connection import connect, metrics_runtime
 from starter.fleet_metrics import AWAITING_QUERY, publish_fleet_gauges
 from starter.orchestrator import RecoveryOrchestrator
-from tests.recoveries import eventually
 from tests.prometheus import scrape, value
+from tests.recoveries import eventually
 from tests.servers import free_port, health_server
 from worker import build_worker
 from workflows.models import RecoveryPolicy, RecoveryStrategy
