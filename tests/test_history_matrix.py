@@ -42,8 +42,9 @@ coordinator patch, so it only exercises the old branches). No existing history h
 a ``shutdown`` update. Both on the dev server, through the facade, as the other
 coordinator tests run.
 
-``CircuitWatch``: not recorded again; ``circuit_watch_schedules.json`` is one
-complete run on today's code (the workflow has no patches).
+``CircuitWatch``: not recorded here; ``circuit_watch_long_lived.json`` (recorded by
+``tests/test_circuit_watch_long_lived.py``) is a run of the long-lived watch through
+pauses, a hand-over and a continue-as-new (the workflow has no patches).
 
 Finally, ``docs/versioning.md``'s worked example is exercised: the
 ``local-breaker-writes`` patch, whose old branch (breaker writes as activities) and
