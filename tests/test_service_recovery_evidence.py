@@ -14,7 +14,12 @@ from pathlib import Path
 
 import pytest
 from temporalio.api.sdk.v1 import WorkflowMetadata
-from temporalio.client import WorkflowExecutionStatus, WorkflowFailureError, WorkflowHandle
+from temporalio.client import (
+    Client,
+    WorkflowExecutionStatus,
+    WorkflowFailureError,
+    WorkflowHandle,
+)
 from temporalio.exceptions import ApplicationError, CancelledError
 from temporalio.service import RPCError
 from temporalio.testing import WorkflowEnvironment
@@ -58,6 +63,22 @@ async def current_details(handle: WorkflowHandle[ServiceRecovery, RecoveryResult
     """Read the current details as the Web UI does (the SDK's metadata query)."""
     metadata = await handle.query("__temporal_workflow_metadata", result_type=WorkflowMetadata)
     return str(metadata.current_details)
+
+
+async def start_automatic(
+    client: Client, task_queue: str, service: str, policy: RecoveryPolicy | None = None
+) -> WorkflowHandle[ServiceRecovery, RecoveryResult]:
+    """Start a recovery as automation asks for one (``automatic``: the evidence rule)."""
+    return await start_recovery(
+        client,
+        task_queue,
+        ServiceRecoveryInput(service_name=service, automatic=True, policy=policy),
+    )
+
+
+async def watching_the_trial(handle: WorkflowHandle[ServiceRecovery, RecoveryResult]) -> str:
+    """Wait until the recovery watches the breaker's own trial; return what its details say."""
+    return await eventually(lambda: current_details(handle), lambda d: "own calls" in d)
 
 
 def state_of(store: CircuitBreakerStore, service: str) -> BreakerState | None:
@@ -136,11 +157,7 @@ async def test_automatic_with_no_check_and_no_breaker_fails_at_once_and_creates_
     time_env: WorkflowEnvironment, store: SQLiteBreakerStore, task_queue: str, service: str
 ) -> None:
     async with running_worker(time_env.client, store, task_queue):
-        handle = await start_recovery(
-            time_env.client,
-            task_queue,
-            ServiceRecoveryInput(service_name=service, automatic=True),  # 5 attempts allowed
-        )
+        handle = await start_automatic(time_env.client, task_queue, service)  # 5 attempts allowed
         result = await final_result(handle)
         history = await handle.query(ServiceRecovery.history)
         with pytest.raises(WorkflowFailureError):
@@ -161,11 +178,7 @@ async def test_automatic_with_no_check_and_no_calls_never_closes_the_breaker(
 ) -> None:
     store.set_state(service, OPEN)
     async with running_worker(time_env.client, store, task_queue):
-        handle = await start_recovery(
-            time_env.client,
-            task_queue,
-            ServiceRecoveryInput(service_name=service, automatic=True, policy=ONE_ATTEMPT),
-        )
+        handle = await start_automatic(time_env.client, task_queue, service, ONE_ATTEMPT)
         result = await final_result(handle)
         history = await handle.query(ServiceRecovery.history)
         started_timers = await timers(handle)
@@ -188,11 +201,7 @@ async def test_automatic_with_a_check_closes_on_the_check_as_before(
         time_env.client, store, task_queue
     ):
         policy = RecoveryPolicy(health_check=HttpHealthCheck(url=server.url))
-        handle = await start_recovery(
-            time_env.client,
-            task_queue,
-            ServiceRecoveryInput(service_name=service, automatic=True, policy=policy),
-        )
+        handle = await start_automatic(time_env.client, task_queue, service, policy)
         result = await final_result(handle)
         history = await handle.query(ServiceRecovery.history)
     assert result.success and result.health_check_passed is True
@@ -208,15 +217,9 @@ async def test_automatic_with_no_check_succeeds_when_the_services_own_calls_clos
         assert [guarded.ask("fail")["outcome"] for _ in range(3)][-1] == "rejected"  # tripped
         assert state_of(store, service) is OPEN
         async with running_worker(dev_env.client, store, task_queue):
-            handle = await start_recovery(
-                dev_env.client,
-                task_queue,
-                ServiceRecoveryInput(service_name=service, automatic=True, policy=ONE_ATTEMPT),
-            )
+            handle = await start_automatic(dev_env.client, task_queue, service, ONE_ATTEMPT)
             await eventually(lambda: asyncio.to_thread(state_of, store, service), lambda s: s is HALF_OPEN)
-            watching = await eventually(
-                lambda: current_details(handle), lambda d: "own calls" in d
-            )
+            watching = await watching_the_trial(handle)
             calls = [guarded.ask("call") for _ in range(2)]  # success_threshold=2
             assert [c["outcome"] for c in calls] == ["ok", "ok"]
             assert calls[-1]["state"] == "closed"
@@ -241,11 +244,7 @@ async def test_automatic_with_no_check_fails_when_the_services_trial_call_fails(
     store.set_state(service, OPEN)
     with running_service(redis_url, tmp_path, service) as guarded:
         async with running_worker(dev_env.client, store, task_queue):
-            handle = await start_recovery(
-                dev_env.client,
-                task_queue,
-                ServiceRecoveryInput(service_name=service, automatic=True, policy=ONE_ATTEMPT),
-            )
+            handle = await start_automatic(dev_env.client, task_queue, service, ONE_ATTEMPT)
             await eventually(lambda: asyncio.to_thread(state_of, store, service), lambda s: s is HALF_OPEN)
             trial = guarded.ask("fail")  # pybreaker re-opens a half-open breaker on a failure
             assert trial["outcome"] in ("failed", "rejected") and trial["state"] == "open"
@@ -260,12 +259,8 @@ async def test_a_cancel_signal_during_the_trial_reopens_the_breaker(
 ) -> None:
     store.set_state(service, OPEN)
     async with running_worker(dev_env.client, store, task_queue):
-        handle = await start_recovery(
-            dev_env.client,
-            task_queue,
-            ServiceRecoveryInput(service_name=service, automatic=True),
-        )
-        await eventually(lambda: current_details(handle), lambda d: "own calls" in d)
+        handle = await start_automatic(dev_env.client, task_queue, service)
+        await watching_the_trial(handle)
         assert state_of(store, service) is HALF_OPEN
         await handle.signal(ServiceRecovery.cancel, {"reason": "false alarm"})
         result = await final_result(handle)
@@ -283,12 +278,8 @@ async def test_a_temporal_cancellation_during_the_trial_reopens_the_breaker(
 ) -> None:
     store.set_state(service, OPEN)
     async with running_worker(dev_env.client, store, task_queue):
-        handle = await start_recovery(
-            dev_env.client,
-            task_queue,
-            ServiceRecoveryInput(service_name=service, automatic=True),
-        )
-        await eventually(lambda: current_details(handle), lambda d: "own calls" in d)
+        handle = await start_automatic(dev_env.client, task_queue, service)
+        await watching_the_trial(handle)
         await handle.cancel(reason="operator takes over")
         with pytest.raises(WorkflowFailureError) as ended:
             await asyncio.wait_for(handle.result(), timeout=30)
