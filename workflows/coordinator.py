@@ -225,7 +225,6 @@ class RecoveryCoordinator:
             self._shown_revision = self._revision
             ledger, now = self._ledger, workflow.now()
             state = ledger.state
-            unfinished = ledger.unfinished_names()  # one pass: a search per hold was quadratic
             workflow.set_current_details(
                 queue_details(
                     now=now,
@@ -234,11 +233,7 @@ class RecoveryCoordinator:
                     queue=state.queue,
                     queued=len(state.queue),
                     active=state.active.values(),
-                    holds={
-                        name: hold
-                        for name, hold in ledger.holds(now).items()
-                        if name not in unfinished
-                    },
+                    holds=ledger.holds(now),
                     paused=ledger.status_paused(now),
                 )
             )
@@ -904,12 +899,8 @@ REPORT_CLOCK_SKEW = timedelta(hours=1)
 
 def _from_the_future(report: RecoveryReport, now: datetime) -> str | None:
     """Return why a report's times cannot be a recovery's, or None if they can."""
-    status = report.status
-    times = [status.scheduled_at, status.last_attempt_at, status.next_attempt_at]
-    if report.result is not None:
-        times.append(report.result.timestamp)
-    # next_attempt_at may lie ahead by a whole backoff (up to a day, the longest delay).
-    latest = max((t for t in times[:2] + times[3:] if t is not None), default=now)
+    # Not next_attempt_at: it may lie ahead by a whole backoff (up to a day, the longest).
+    latest = max(report.past_times(), default=now)
     if latest > now + REPORT_CLOCK_SKEW:
         return f"a report dated {latest.isoformat()} is from the future (now {now.isoformat()})"
     return None

@@ -316,9 +316,7 @@ class RecoveryLedger:
             unfinished=len(self.state.queue) + len(live),
             recent_history=self.state.recent_history,
         )
-        held_back = {
-            name: hold for name, hold in self.holds(now).items() if name not in unfinished
-        }
+        held_back = self.holds(now, unfinished)
         if held_back:  # only when something holds automation back, as above
             document["held_back"] = held_back
         paused = self.status_paused(now)
@@ -334,17 +332,25 @@ class RecoveryLedger:
             if pause.until > now
         }
 
-    def holds(self, now: datetime) -> dict[str, dict[str, Any]]:
+    def holds(
+        self, now: datetime, unfinished: set[str] | None = None
+    ) -> dict[str, dict[str, Any]]:
         """Return what holds automation off each service now: storm guard, cool-down, cancel.
 
         Each as ``{"reason", "until", ...}``; where several hold a service, the one
-        that ends last is shown.
+        that ends last is shown. A service queued or running is not held back: it is in
+        hand (``unfinished``: ``unfinished_names()``, if the caller has it).
+
+        Args:
+            now: The workflow's time.
+            unfinished: The services queued or running; measured here if not given.
         """
+        unfinished = self.unfinished_names() if unfinished is None else unfinished
         holds: dict[str, dict[str, Any]] = {}
 
         def hold(name: str, until: datetime, entry: dict[str, Any]) -> None:
             shown = holds.get(name)
-            if until > now and (shown is None or shown["until"] < until.isoformat()):
+            if name not in unfinished and until > now and (shown is None or shown["until"] < until.isoformat()):
                 holds[name] = {**entry, "until": until.isoformat()}
 
         for name, held in self.state.held_back.items():

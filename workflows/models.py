@@ -567,6 +567,13 @@ class RecoveryReport(BaseModel):
     status: RecoveryStatus
     result: RecoveryResult | None = None
 
+    def past_times(self) -> list[datetime]:
+        """Return the times the report says things happened (not the next attempt's, ahead)."""
+        times = [self.status.scheduled_at, self.status.last_attempt_at]
+        if self.result is not None:
+            times.append(self.result.timestamp)
+        return [time for time in times if time is not None]
+
     @model_validator(mode="after")
     def _within_bounds(self) -> RecoveryReport:
         """Refuse what no recovery reports: a forged report may only misstate its service.
@@ -576,10 +583,7 @@ class RecoveryReport(BaseModel):
         workflow task of the coordinator.
         """
         status, result = self.status, self.result
-        times = [status.scheduled_at, status.last_attempt_at, status.next_attempt_at]
-        if result is not None:
-            times.append(result.timestamp)
-        for time in times:
+        for time in [*self.past_times(), status.next_attempt_at]:
             if time is not None:
                 check_door_time(time, "a report's times")
         counts = [status.attempt_count, status.max_attempts]
