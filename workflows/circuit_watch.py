@@ -47,7 +47,7 @@ from workflows.coordinator_models import (
     ScheduleRecoveryResult,
 )
 from workflows.errors import RecoveryOrchestratorError, to_application_error
-from workflows.payloads import M, one_input
+from workflows.payloads import decoded, one_input
 
 with workflow.unsafe.imports_passed_through():
     from activities.circuit_breakers import CircuitBreakerActivities
@@ -72,13 +72,6 @@ _OUTCOME_TEXT = {
     "paused": "paused by an operator",
     "no_room": "no room in the coordinator's queue",
 }
-
-
-def _decode(model: type[M], args: Any, what: str) -> M:
-    try:
-        return one_input(model, args, what, optional=True)
-    except RecoveryOrchestratorError as err:
-        raise to_application_error(err) from None
 
 
 def _start_input(args: Any) -> CircuitWatchInput:
@@ -139,7 +132,7 @@ class CircuitWatch:
     @workflow.update(name="configure_watch")
     def configure_watch(self, *args: Any) -> WatchStatus:
         """Take the worker's settings and interval; look again at once if they changed."""
-        input = _decode(ConfigureWatchInput, args, "configure_watch")
+        input = decoded(ConfigureWatchInput, args, "configure_watch", optional=True)
         changes: dict[str, Any] = {}
         if input.settings is not None and input.settings != self._state.settings:
             changes["settings"] = input.settings
@@ -152,12 +145,12 @@ class CircuitWatch:
 
     @configure_watch.validator
     def _validate_configure(self, *args: Any) -> None:
-        _decode(ConfigureWatchInput, args, "configure_watch")
+        decoded(ConfigureWatchInput, args, "configure_watch", optional=True)
 
     @workflow.update(name="pause")
     def pause(self, *args: Any) -> WatchStatus:
         """Hand nothing over until resumed (the watch still looks, and says so)."""
-        input = _decode(PauseWatchInput, args, "pause")
+        input = decoded(PauseWatchInput, args, "pause", optional=True)
         since = self._state.paused_since if self._state.paused else workflow.now()
         self._state = self._state.model_copy(
             update={"paused": True, "note": redact_patterns(input.note), "paused_since": since}
@@ -167,12 +160,12 @@ class CircuitWatch:
 
     @pause.validator
     def _validate_pause(self, *args: Any) -> None:
-        _decode(PauseWatchInput, args, "pause")
+        decoded(PauseWatchInput, args, "pause", optional=True)
 
     @workflow.update(name="resume")
     def resume(self, *args: Any) -> WatchStatus:
         """Hand open breakers over again, starting with a look now."""
-        input = _decode(PauseWatchInput, args, "resume")
+        input = decoded(PauseWatchInput, args, "resume", optional=True)
         self._state = self._state.model_copy(
             update={"paused": False, "note": redact_patterns(input.note), "paused_since": None}
         )
@@ -181,12 +174,12 @@ class CircuitWatch:
 
     @resume.validator
     def _validate_resume(self, *args: Any) -> None:
-        _decode(PauseWatchInput, args, "resume")
+        decoded(PauseWatchInput, args, "resume", optional=True)
 
     @workflow.update(name="look_now")
     async def look_now(self, *args: Any) -> WatchResult:
         """Look now, not at the end of the interval; return that look."""
-        _decode(LookNowInput, args, "look_now")
+        decoded(LookNowInput, args, "look_now", optional=True)
         looks = self._state.looks
         self._wake = True
         await workflow.wait_condition(lambda: self._state.looks > looks or self._closing)
@@ -194,7 +187,7 @@ class CircuitWatch:
 
     @look_now.validator
     def _validate_look_now(self, *args: Any) -> None:
-        _decode(LookNowInput, args, "look_now")
+        decoded(LookNowInput, args, "look_now", optional=True)
 
     @workflow.query(name="last_look")
     def last_look(self) -> WatchResult | None:

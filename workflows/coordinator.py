@@ -21,12 +21,11 @@ activity failure escapes ``run``.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from datetime import datetime, timedelta
-from typing import Any, TypeVar
+from typing import Any
 
-from pydantic import BaseModel
 from temporalio import workflow
 from temporalio.common import RetryPolicy, WorkflowIDReusePolicy
 from temporalio.exceptions import (
@@ -92,7 +91,7 @@ from workflows.models import (
     decoding_carried_state,
     validate_constitutional_hash,
 )
-from workflows.payloads import dropped_as_before, one_input
+from workflows.payloads import decoded, dropped_as_before
 from workflows.status import status_page
 from workflows.service_recovery import REPORT_SIGNAL, ServiceRecovery
 
@@ -104,8 +103,6 @@ with workflow.unsafe.imports_passed_through():
         RunRef,
         WorkflowLookupActivities,
     )
-
-M = TypeVar("M", bound=BaseModel)
 
 PATCH_START_ALL_FREE_SLOTS = "start-all-free-slots"
 PATCH_START_IN_BATCHES = "start-in-batches"
@@ -131,14 +128,6 @@ LOOKUP_HEARTBEAT = timedelta(seconds=20)
 LOOKUP_RETRY = RetryPolicy(maximum_interval=timedelta(seconds=30), maximum_attempts=5)
 
 
-def _decode(model: type[M], args: Sequence[Any], what: str, *, optional: bool = False) -> M:
-    """Decode a handler's payloads, or raise the ``ApplicationError`` that refuses them."""
-    try:
-        return one_input(model, args, what, optional=optional)
-    except RecoveryOrchestratorError as err:
-        raise to_application_error(err) from None
-
-
 def _check_hash(value: str, where: str) -> None:
     try:
         validate_constitutional_hash(value, where)
@@ -158,7 +147,7 @@ class RecoveryCoordinator:
         try:
             # Its state comes from an earlier run (older bounds, perhaps): never refuse it.
             with decoding_carried_state():
-                input = _decode(CoordinatorInput, args, "RecoveryCoordinator input", optional=True)
+                input = decoded(CoordinatorInput, args, "RecoveryCoordinator input", optional=True)
         except ApplicationError as err:
             self._input_error, input = err, CoordinatorInput()
         state = input.state or CoordinatorState(config=input.config or CoordinatorConfig())
@@ -247,11 +236,11 @@ class RecoveryCoordinator:
     @workflow.update(name="schedule_recovery")
     def schedule_recovery(self, *args: Any) -> ScheduleRecoveryResult:
         """Queue a recovery, update its queue entry, or report it already running."""
-        return self._schedule(_decode(ScheduleRecoveryInput, args, "schedule_recovery"))
+        return self._schedule(decoded(ScheduleRecoveryInput, args, "schedule_recovery"))
 
     @schedule_recovery.validator
     def _validate_schedule(self, *args: Any) -> None:
-        input = _decode(ScheduleRecoveryInput, args, "schedule_recovery")
+        input = decoded(ScheduleRecoveryInput, args, "schedule_recovery")
         self._check_schedulable(input)
         self._check_dependencies([input])
         self._check_room([input], validating=True)
@@ -260,7 +249,7 @@ class RecoveryCoordinator:
     def schedule_recoveries(self, *args: Any) -> list[ScheduleRecoveryResult]:
         """Schedule many at once (bulk, and the circuit watch): all or none."""
         self._changed()
-        input = _decode(ScheduleRecoveriesInput, args, "schedule_recoveries")
+        input = decoded(ScheduleRecoveriesInput, args, "schedule_recoveries")
         if input.automatic:
             results = self._ledger.schedule_automatically(
                 input.recoveries,
@@ -274,7 +263,7 @@ class RecoveryCoordinator:
 
     @schedule_recoveries.validator
     def _validate_schedule_many(self, *args: Any) -> None:
-        input = _decode(ScheduleRecoveriesInput, args, "schedule_recoveries")
+        input = decoded(ScheduleRecoveriesInput, args, "schedule_recoveries")
         _check_hash(input.constitutional_hash, "recovery scheduling")
         self._check_running()  # once, for the whole batch
         for index, item in enumerate(input.recoveries):
@@ -309,7 +298,7 @@ class RecoveryCoordinator:
     async def cancel_recovery(self, *args: Any) -> CancelRecoveryResult:
         """Cancel at once: once this returns, the status holds the service as cancelled."""
         self._changed()
-        input = _decode(CancelRecoveryInput, args, "cancel_recovery")
+        input = decoded(CancelRecoveryInput, args, "cancel_recovery")
         async with self._lock:
             result, child = self._ledger.cancel(input.service_name, input.reason, workflow.now())
             if result.cancelled:  # the watch must not undo an operator's decision
@@ -321,14 +310,14 @@ class RecoveryCoordinator:
 
     @cancel_recovery.validator
     def _validate_cancel(self, *args: Any) -> None:
-        input = _decode(CancelRecoveryInput, args, "cancel_recovery")
+        input = decoded(CancelRecoveryInput, args, "cancel_recovery")
         self._check_known(input.service_name, input.constitutional_hash, "recovery cancellation")
 
     @workflow.update(name="execute_recovery")
     async def execute_recovery(self, *args: Any) -> ExecuteRecoveryResult:
         """Start a queued recovery now, or approve one attempt of one awaiting an operator."""
         self._changed()
-        input = _decode(ExecuteRecoveryInput, args, "execute_recovery")
+        input = decoded(ExecuteRecoveryInput, args, "execute_recovery")
         name = input.service_name
         outcome: ExecuteOutcome
         def closing() -> bool:
@@ -395,7 +384,7 @@ class RecoveryCoordinator:
 
     @execute_recovery.validator
     def _validate_execute(self, *args: Any) -> None:
-        input = _decode(ExecuteRecoveryInput, args, "execute_recovery")
+        input = decoded(ExecuteRecoveryInput, args, "execute_recovery")
         self._check_known(input.service_name, input.constitutional_hash, "recovery execution")
         queued = self._ledger.queued(input.service_name)
         if queued is not None:
@@ -407,14 +396,14 @@ class RecoveryCoordinator:
     @workflow.update(name="set_recovery_policy")
     def set_recovery_policy(self, *args: Any) -> RecoveryPolicy:
         """Set the policy used for this service's next recoveries."""
-        input = _decode(SetRecoveryPolicyInput, args, "set_recovery_policy")
+        input = decoded(SetRecoveryPolicyInput, args, "set_recovery_policy")
         self._ledger.set_policy(input.service_name, input.policy)
         workflow.logger.info("%s Set recovery policy for '%s'", LOG_PREFIX, input.service_name)
         return input.policy
 
     @set_recovery_policy.validator
     def _validate_policy(self, *args: Any) -> None:
-        input = _decode(SetRecoveryPolicyInput, args, "set_recovery_policy")
+        input = decoded(SetRecoveryPolicyInput, args, "set_recovery_policy")
         _check_hash(input.constitutional_hash, "policy setting")
         _check_hash(input.policy.constitutional_hash, "policy setting")
         size = json_bytes(input)
@@ -429,7 +418,7 @@ class RecoveryCoordinator:
     def pause_service(self, *args: Any) -> PauseServiceResult:
         """Hold automation off a service until the pause ends; operators still may act."""
         self._changed()
-        input = _decode(PauseServiceInput, args, "pause_service")
+        input = decoded(PauseServiceInput, args, "pause_service")
         try:
             result = self._ledger.pause(input, workflow.now())
         except RecoveryOrchestratorError as err:  # pauses filled since the validator ran
@@ -445,7 +434,7 @@ class RecoveryCoordinator:
 
     @pause_service.validator
     def _validate_pause(self, *args: Any) -> None:
-        input = _decode(PauseServiceInput, args, "pause_service")
+        input = decoded(PauseServiceInput, args, "pause_service")
         _check_hash(input.constitutional_hash, "service pause")
         try:
             self._ledger.check_pause(input.service_name, workflow.now())
@@ -456,7 +445,7 @@ class RecoveryCoordinator:
     def resume_service(self, *args: Any) -> ResumeServiceResult:
         """Lift a pause, a failure's cool-down or a cancel's hold on a service."""
         self._changed()
-        input = _decode(ResumeServiceInput, args, "resume_service")
+        input = decoded(ResumeServiceInput, args, "resume_service")
         result = self._ledger.resume(input.service_name, workflow.now())
         workflow.logger.info(
             "%s Resumed automatic recovery of '%s' (lifted: %s)",
@@ -468,18 +457,18 @@ class RecoveryCoordinator:
 
     @resume_service.validator
     def _validate_resume(self, *args: Any) -> None:
-        input = _decode(ResumeServiceInput, args, "resume_service")
+        input = decoded(ResumeServiceInput, args, "resume_service")
         _check_hash(input.constitutional_hash, "service resume")
 
     @workflow.update(name="configure")
     def configure(self, *args: Any) -> CoordinatorConfig:
         """Change slots, limits, history size, default policy, or (re)start the orchestrator."""
         self._changed()
-        return self._ledger.configure(_decode(ConfigureInput, args, "configure", optional=True))
+        return self._ledger.configure(decoded(ConfigureInput, args, "configure", optional=True))
 
     @configure.validator
     def _validate_configure(self, *args: Any) -> None:
-        input = _decode(ConfigureInput, args, "configure", optional=True)
+        input = decoded(ConfigureInput, args, "configure", optional=True)
         _check_hash(input.constitutional_hash, "orchestrator start")
         if input.default_policy is not None:
             _check_hash(input.default_policy.constitutional_hash, "policy setting")
@@ -488,7 +477,7 @@ class RecoveryCoordinator:
     async def shutdown(self, *args: Any) -> ShutdownResult:
         """Stop: cancel every unfinished recovery; report not running until started again."""
         self._changed()
-        input = _decode(ShutdownInput, args, "shutdown", optional=True)
+        input = decoded(ShutdownInput, args, "shutdown", optional=True)
         async with self._lock:
             cancelled, children = self._ledger.shutdown(input.reason, workflow.now())
             # The ledger has already recorded every one: signalling is all that is left,
@@ -499,7 +488,7 @@ class RecoveryCoordinator:
 
     @shutdown.validator
     def _validate_shutdown(self, *args: Any) -> None:
-        input = _decode(ShutdownInput, args, "shutdown", optional=True)
+        input = decoded(ShutdownInput, args, "shutdown", optional=True)
         _check_hash(input.constitutional_hash, "orchestrator stop")
 
     # ----- signals and queries -------------------------------------------------------
@@ -510,7 +499,7 @@ class RecoveryCoordinator:
         if dropped_as_before(args):
             return
         try:
-            input = _decode(ScheduleRecoveryInput, args, "schedule_recovery signal")
+            input = decoded(ScheduleRecoveryInput, args, "schedule_recovery signal")
             self._check_schedulable(input)
             self._check_dependencies([input])
             self._check_room([input])
@@ -527,7 +516,7 @@ class RecoveryCoordinator:
         if dropped_as_before(args):
             return
         try:
-            report = _decode(RecoveryReport, args, REPORT_SIGNAL)
+            report = decoded(RecoveryReport, args, REPORT_SIGNAL)
         except ApplicationError as err:
             self._reject(f"{REPORT_SIGNAL} rejected: {err.message}")
             return
@@ -557,13 +546,13 @@ class RecoveryCoordinator:
         document = self._ledger.status(workflow.now())
         if not args:
             return document
-        page = _decode(StatusPageInput, args, "get_recovery_status")
+        page = decoded(StatusPageInput, args, "get_recovery_status")
         return status_page(document, names=page.services, limit=page.limit, offset=page.offset)
 
     @workflow.query(name="get_recovery_policy")
     def get_recovery_policy(self, *args: Any) -> RecoveryPolicy:
         """Return the service's policy, else the default policy."""
-        input = _decode(PolicyQueryInput, args, "get_recovery_policy")
+        input = decoded(PolicyQueryInput, args, "get_recovery_policy")
         return self._ledger.policy(input.service_name)
 
     @workflow.query(name="get_configuration")

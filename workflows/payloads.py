@@ -18,7 +18,7 @@ from typing import Any, TypeVar
 from pydantic import BaseModel, ValidationError
 from temporalio import workflow
 
-from workflows.errors import RecoveryValidationError
+from workflows.errors import RecoveryValidationError, to_application_error
 from workflows.models import validation_refusal
 
 M = TypeVar("M", bound=BaseModel)
@@ -80,6 +80,17 @@ def one_input(model: type[M], args: Sequence[Any], what: str, *, optional: bool 
         raise validation_refusal(err, what) from None
     except RecoveryValidationError as err:
         raise RecoveryValidationError(f"{what}: {err}", code=err.code, **err.names) from None
+
+
+def decoded(model: type[M], args: Sequence[Any], what: str, *, optional: bool = False) -> M:
+    """Decode a handler's payloads (``one_input``), or raise the ``ApplicationError`` refusing them.
+
+    What every update handler and validator calls: a refusal, never a failed task.
+    """
+    try:
+        return one_input(model, args, what, optional=optional)
+    except RecoveryValidationError as err:
+        raise to_application_error(err) from None
 
 
 def check_unique_keys(text: str | bytes, what: str) -> None:

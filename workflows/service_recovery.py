@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import asyncio
 import re
-from collections.abc import Sequence
 from contextlib import nullcontext
 from datetime import datetime, timedelta
 from typing import Any
@@ -74,7 +73,7 @@ from workflows.models import (
     decoding_carried_state,
     validate_constitutional_hash,
 )
-from workflows.payloads import dropped_as_before, one_input
+from workflows.payloads import decoded, dropped_as_before, one_input
 
 with workflow.unsafe.imports_passed_through():
     from activities.breaker_store import BreakerState
@@ -349,7 +348,7 @@ class ServiceRecovery:
         approval counted (``code`` ``not_awaiting_approval`` when not), instead of
         signalling and then searching ``ignored_signals``.
         """
-        approval = self._decoded_approval(args)
+        approval = decoded(ApproveInput, args, "update approve_attempt", optional=True)
         refusal = self._approval_refusal(approval)
         if refusal is not None:  # another approval of the same task came first
             raise self._not_awaiting(refusal)
@@ -369,15 +368,10 @@ class ServiceRecovery:
 
     @approve_attempt.validator
     def _validate_approve_attempt(self, *args: Any) -> None:
-        refusal = self._approval_refusal(self._decoded_approval(args))
+        approval = decoded(ApproveInput, args, "update approve_attempt", optional=True)
+        refusal = self._approval_refusal(approval)
         if refusal is not None:
             raise self._not_awaiting(refusal)
-
-    def _decoded_approval(self, args: Sequence[Any]) -> ApproveInput:
-        try:
-            return one_input(ApproveInput, args, "update approve_attempt", optional=True)
-        except RecoveryValidationError as err:
-            raise to_application_error(err) from None
 
     def _approval_refusal(self, approval: ApproveInput) -> str | None:
         """Return why ``approval`` counts for nothing now, or None if it starts an attempt."""
