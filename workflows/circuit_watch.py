@@ -48,6 +48,7 @@ from workflows.coordinator_models import (
 )
 from workflows.errors import RecoveryOrchestratorError, to_application_error
 from workflows.payloads import decoded, one_input
+from workflows.versioning import MOVE_TO_CURRENT_VERSION, PINNED
 
 with workflow.unsafe.imports_passed_through():
     from activities.circuit_breakers import CircuitBreakerActivities
@@ -86,7 +87,7 @@ def _start_input(args: Any) -> CircuitWatchInput:
         return CircuitWatchInput(settings=legacy, once=True)
 
 
-@workflow.defn(name=CIRCUIT_WATCH_WORKFLOW)
+@workflow.defn(name=CIRCUIT_WATCH_WORKFLOW, versioning_behavior=PINNED)
 class CircuitWatch:
     """Look at the breakers every interval; hand each open one not yet in hand to the coordinator."""
 
@@ -116,7 +117,10 @@ class CircuitWatch:
             if self._should_continue_as_new():
                 self._closing = True
                 await workflow.wait_condition(workflow.all_handlers_finished)
-                workflow.continue_as_new(self._state.model_copy(update={"once": False}))
+                workflow.continue_as_new(
+                    self._state.model_copy(update={"once": False}),
+                    initial_versioning_behavior=MOVE_TO_CURRENT_VERSION,
+                )
             if not self._wake:
                 try:
                     await workflow.wait_condition(

@@ -94,6 +94,7 @@ from workflows.models import (
 from workflows.payloads import decoded, dropped_as_before
 from workflows.status import status_page
 from workflows.service_recovery import REPORT_SIGNAL, ServiceRecovery
+from workflows.versioning import MOVE_TO_CURRENT_VERSION, PINNED
 
 with workflow.unsafe.imports_passed_through():
     from activities.redaction import redact_patterns
@@ -135,7 +136,7 @@ def _check_hash(value: str, where: str) -> None:
         raise to_application_error(err) from None
 
 
-@workflow.defn(name=COORDINATOR_WORKFLOW)
+@workflow.defn(name=COORDINATOR_WORKFLOW, versioning_behavior=PINNED)
 class RecoveryCoordinator:
     """Queue, slots, policies and recent history for every recovery in a namespace."""
 
@@ -203,7 +204,10 @@ class RecoveryCoordinator:
                         LOG_PREFIX,
                         ", ".join(given_up),
                     )
-                workflow.continue_as_new(CoordinatorInput(state=self._ledger.state))
+                workflow.continue_as_new(
+                    CoordinatorInput(state=self._ledger.state),
+                    initial_versioning_behavior=MOVE_TO_CURRENT_VERSION,
+                )
             async with self._lock:
                 await self._start_startable()
 

@@ -74,6 +74,7 @@ from workflows.models import (
     validate_constitutional_hash,
 )
 from workflows.payloads import decoded, dropped_as_before, one_input
+from workflows.versioning import PINNED
 
 with workflow.unsafe.imports_passed_through():
     from activities.breaker_store import BreakerState
@@ -184,7 +185,7 @@ class _Cancelled(Exception):
     """Raised inside the workflow when the ``cancel`` signal arrives."""
 
 
-@workflow.defn(name=SERVICE_RECOVERY_WORKFLOW)
+@workflow.defn(name=SERVICE_RECOVERY_WORKFLOW, versioning_behavior=PINNED)
 class ServiceRecovery:
     """Recover one service: backoff, reset, check, close or re-open, retry."""
 
