@@ -2,7 +2,10 @@
 
 Connects with Temporal's own settings, makes sure the search attributes exist,
 loads the services file (``recovery.toml``), starts the circuit watch (or gives
-the one running its settings and interval), polls the ``recovery-orchestrator`` task queue, and shuts down
+the one running its settings and interval), polls the ``recovery-orchestrator`` task
+queue as a version of the Worker Deployment ``recovery-orchestrator`` (build
+``RECOVERY_BUILD_ID``, else the package version; made current where the deployment has
+none yet: ``starter/deployment.py``), and shuts down
 cleanly on SIGINT/SIGTERM (in-flight activities finish or are retried by the
 next worker). A bad setting or services file stops it before it connects.
 """
@@ -18,6 +21,7 @@ from collections.abc import Iterable
 from datetime import timedelta
 
 from temporalio.client import Client, WorkflowUpdateFailedError
+from temporalio.common import WorkerDeploymentVersion
 from temporalio.service import RPCError
 from temporalio.worker import Worker
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
@@ -34,6 +38,15 @@ from activities.redaction import install_log_redaction, redact
 from activities.workflow_lookup import WorkflowLookupActivities
 from starter.connection import connect, ensure_search_attributes, metrics_runtime
 from starter.coordinator_client import CoordinatorClient
+from starter.deployment import (
+    DEPLOYMENT_NAME,
+    Outcome,
+    deployment_config,
+    make_current,
+    runs_pinned_elsewhere,
+    version_text,
+    worker_version,
+)
 from starter.coordinator_handoff import CoordinatorHandoffActivities
 from starter.fleet_metrics import publish_fleet_gauges
 from starter.services_file import load_services_from_env
@@ -45,6 +58,7 @@ from workflows.circuit_watch_models import WatchInput
 from workflows.constants import TASK_QUEUE
 from workflows.converter import worker_data_converter
 from workflows.coordinator import RecoveryCoordinator
+from workflows.guard import MessageGuard
 from workflows.service_recovery import ServiceRecovery
 
 logger = logging.getLogger("recovery-worker")
@@ -52,6 +66,9 @@ logger = logging.getLogger("recovery-worker")
 METRICS_BIND_ENV = "RECOVERY_METRICS_BIND"
 
 WORKFLOWS = [ServiceRecovery, RecoveryCoordinator, CircuitWatch]
+# Every worker and replayer runs the workflows behind the guard: no message a client
+# sends fails a workflow task (workflows/guard.py).
+WORKFLOW_INTERCEPTORS = [MessageGuard()]
 # Shared by every workflow run instead of imported again into each run's sandbox. The
 # sandbox's copy of our modules and their pydantic models cost about 440 KB a run: a
 # worker caching 1,000 recoveries in backoff held 727 MB against 160 MB for bare timer
@@ -80,8 +97,14 @@ def build_worker(
     health_check_modules: Iterable[str] = (),
     health_check_targets: TargetAllowList | None = None,
     tuning: WorkerTuning | None = None,
+    deployment: WorkerDeploymentVersion | None = None,
 ) -> Worker:
     """Return a worker with every workflow and activity of the product registered.
+
+    ``deployment`` makes it a versioned worker, that version of its Worker Deployment
+    (``starter.deployment``: every run pinned to the version it started on); the
+    ``recovery-worker`` process always gives one. Without it the worker is unversioned,
+    as the in-process tests run it.
 
     Its workflows decode with ``worker_data_converter``, so that a signal whose payload
     does not decode is recorded as rejected rather than dropped by the SDK.
@@ -96,10 +119,12 @@ def build_worker(
         _with_worker_converter(client),
         task_queue=task_queue,
         workflows=WORKFLOWS,
+        interceptors=WORKFLOW_INTERCEPTORS,
         sticky_queue_schedule_to_start_timeout=STICKY_QUEUE_TIMEOUT,
         workflow_runner=WORKFLOW_RUNNER,
         # On SIGTERM, let a running breaker write or health check finish first.
         graceful_shutdown_timeout=GRACEFUL_SHUTDOWN,
+        deployment_config=deployment_config(deployment) if deployment is not None else None,
         activities=[
             breakers.set_breaker_state,
             breakers.get_breaker_state,
@@ -126,6 +151,10 @@ async def run_worker(
     watch_interval: timedelta | None = None,
     metrics_bind: str | None = None,
     tracing: bool = False,
+    *,
+    build_id: str | None = None,
+    deployment_name: str = DEPLOYMENT_NAME,
+    force_current: bool = False,
 ) -> None:
     """Run until ``stop`` is set, then shut down gracefully.
 
@@ -136,8 +165,13 @@ async def run_worker(
         metrics_bind: ``host:port`` for Prometheus metrics (else ``RECOVERY_METRICS_BIND``;
             off when neither is set).
         tracing: Trace workflows and activities with OpenTelemetry (else ``RECOVERY_TRACING``).
+        build_id: This worker's build (else ``RECOVERY_BUILD_ID``, else the package version).
+        deployment_name: The Worker Deployment it is a version of.
+        force_current: Make this version current even when another one is (``make dev``);
+            otherwise only where the deployment has no current version yet.
     """
     # Bad settings fail before any network wait.
+    version = worker_version(build_id, deployment_name)
     store_url = store_url_from_env()
     store = open_store(store_url)
     services = load_services_from_env()
@@ -158,16 +192,22 @@ async def run_worker(
         health_check_modules=modules,
         health_check_targets=targets,
         tuning=tuning,
+        deployment=version,
     )
     logger.info(
-        "polling task queue %r in namespace %r at %s (circuit store %s; tuning: %s)",
+        "polling task queue %r in namespace %r at %s as version %s (circuit store %s; "
+        "tuning: %s)",
         task_queue,
         client.namespace,
         client.service_client.config.target_host,
+        version_text(version),
         redact(store_url),
         tuning.describe(),
     )
     async with worker:
+        # Before the coordinator and the watch start: on a fresh deployment they then
+        # start on this version instead of waiting for one to become current.
+        await announce_current(client, version, task_queue, force=force_current)
         # The coordinator is one per namespace: make sure it runs as soon as a worker does.
         await CoordinatorClient(client, task_queue=task_queue).ensure_running()
         # The one long-lived watch: started, or given this worker's settings and interval.
@@ -182,6 +222,23 @@ async def run_worker(
         if gauges is not None:
             await gauges
     store.close()
+
+
+async def announce_current(
+    client: Client, version: WorkerDeploymentVersion, task_queue: str, *, force: bool = False
+) -> None:
+    """Make this worker's version current where SPEC §9 says so; log which one is current."""
+    current = await make_current(
+        client, version, only_if_none=not force, task_queue=None if force else task_queue
+    )
+    if current.outcome in (Outcome.REFUSED, Outcome.TIMED_OUT):
+        logger.warning("worker deployment: %s", current.message)
+    else:
+        logger.info("worker deployment: %s", current.message)
+    if force and current.outcome is Outcome.MADE_CURRENT:
+        elsewhere = await runs_pinned_elsewhere(client, version)
+        if elsewhere is not None:
+            logger.warning("worker deployment: %s", elsewhere)
 
 
 async def keep_watch(
@@ -234,6 +291,12 @@ def main(argv: list[str] | None = None) -> None:
         help=f"serve Prometheus metrics at http://HOST:PORT/metrics (default ${METRICS_BIND_ENV}, else off)",
     )
     parser.add_argument(
+        "--make-current",
+        action="store_true",
+        help="make this worker's version current even when another one is (what `make dev` "
+        "does); by default only where the deployment has no current version yet",
+    )
+    parser.add_argument(
         "--tracing",
         action="store_true",
         help="trace workflows and activities with OpenTelemetry (default $RECOVERY_TRACING)",
@@ -244,7 +307,12 @@ def main(argv: list[str] | None = None) -> None:
     # passes activities.redaction first: no secret reaches the log.
     install_log_redaction()
     try:
-        asyncio.run(_main(args.task_queue, args.watch_interval, args.metrics_bind, args.tracing))
+        asyncio.run(
+            _main(
+                args.task_queue, args.watch_interval, args.metrics_bind, args.tracing,
+                args.make_current,
+            )
+        )
     except (ValueError, OSError) as err:  # a bad setting, services file or TLS file path
         logger.error("cannot start: %s", err)
         raise SystemExit(2) from None
@@ -261,13 +329,19 @@ def _interval_argument(text: str) -> timedelta:
 
 
 async def _main(
-    task_queue: str, watch_interval: timedelta | None, metrics_bind: str | None, tracing: bool
+    task_queue: str,
+    watch_interval: timedelta | None,
+    metrics_bind: str | None,
+    tracing: bool,
+    force_current: bool = False,
 ) -> None:
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
-    await run_worker(stop, task_queue, watch_interval, metrics_bind, tracing)
+    await run_worker(
+        stop, task_queue, watch_interval, metrics_bind, tracing, force_current=force_current
+    )
 
 
 if __name__ == "__main__":

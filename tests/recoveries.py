@@ -8,7 +8,7 @@ from collections.abc import Awaitable, Callable
 from datetime import timedelta
 from typing import TypeVar
 
-from temporalio.client import Client, WorkflowHandle
+from temporalio.client import Client, WorkflowHandle, WorkflowHistory
 
 from workflows.constants import recovery_workflow_id
 from workflows.models import RecoveryResult, RecoveryStatus, ServiceRecoveryInput
@@ -69,3 +69,21 @@ async def eventually(
 async def status_of(handle: WorkflowHandle[ServiceRecovery, RecoveryResult]) -> RecoveryStatus:
     """Query the recovery's ``status``."""
     return await handle.query(ServiceRecovery.status)
+
+
+def patch_markers(history: WorkflowHistory) -> set[str]:
+    """Return the ids of the ``workflow.patched`` markers in a history: its branches.
+
+    A ``workflow.deprecate_patch`` marker (``deprecated``) names no branch: it only lets
+    older runs that recorded the patch replay on code that has just the new side.
+    """
+    found: set[str] = set()
+    for event in history.events:
+        marker = event.marker_recorded_event_attributes
+        if not event.HasField("marker_recorded_event_attributes"):
+            continue
+        if marker.marker_name == "core_patch":
+            data = json.loads(marker.details["patch-data"].payloads[0].data)
+            if not data.get("deprecated"):
+                found.add(data["id"])
+    return found

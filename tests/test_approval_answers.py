@@ -21,6 +21,7 @@ from tests.servers import free_port
 from workflows.models import (
     ApproveInput,
     ApproveResult,
+    AttemptResultInput,
     RecoveryPolicy,
     RecoveryState,
     RecoveryStrategy,
@@ -79,3 +80,32 @@ async def test_five_concurrent_approvals_of_one_wait_start_one_attempt(
         second = await approve("bob", attempt=2)
         assert isinstance(second, ApproveResult) and second.attempt == 2
         await handle.cancel()
+
+
+async def test_waiting_on_an_attempt_nobody_approved_is_refused_not_hung(
+    time_env: WorkflowEnvironment, store: SQLiteBreakerStore, task_queue: str, service: str
+) -> None:
+    """``attempt_result`` answers when the attempt ran; an approval that never came is refused."""
+    client = time_env.client
+    async with running_worker(client, store, task_queue):
+        handle = await start_recovery(
+            client,
+            task_queue,
+            ServiceRecoveryInput(service_name=service, strategy=RecoveryStrategy.MANUAL, policy=FAILS_FAST),
+        )
+        waiting = asyncio.create_task(
+            handle.execute_update(ServiceRecovery.attempt_result, AttemptResultInput(attempt=1))
+        )
+        await time_env.sleep(40)  # the skipped clock runs past APPROVAL_PICKUP (30 s)
+        with pytest.raises(WorkflowUpdateFailedError) as caught:
+            await waiting
+        cause = caught.value.cause
+        assert isinstance(cause, ApplicationError) and cause.details[0]["code"] == "approval_not_taken"
+        # Approved, the same wait answers with that attempt's record (it failed: no server).
+        await handle.execute_update(ServiceRecovery.approve_attempt, ApproveInput(attempt=1))
+        answer = await handle.execute_update(ServiceRecovery.attempt_result, AttemptResultInput(attempt=1))
+        assert answer.attempt is not None and answer.attempt.result == "failure"
+        assert answer.status.state is RecoveryState.AWAITING_MANUAL
+        with pytest.raises(WorkflowUpdateFailedError, match="update failed"):
+            await handle.execute_update(ServiceRecovery.attempt_result, AttemptResultInput(attempt=4))
+        await handle.terminate("test over")

@@ -28,7 +28,7 @@ from tests.policies import blocking_policy
 from tests.recoveries import eventually
 from tests.servers import health_server
 from tests.watching import watch_once
-from workflows.circuit_watch_models import ServiceSettings, WatchInput, WatchResult
+from workflows.circuit_watch_models import CircuitWatchInput, ServiceSettings, WatchInput, WatchResult
 from workflows.coordinator_models import ConfigureInput
 from workflows.models import RecoveryPolicy
 
@@ -201,14 +201,14 @@ async def test_the_watch_never_starts_a_coordinator_of_its_own(
     task_queue: str, service: str,
 ) -> None:
     store.set_state(service, BreakerState.OPEN)
-    # A bare WatchInput (as 0.7's schedule started its runs) is one look.
+    # One look (``once``) at a coordinator that is not there.
     for target, expected in (
         (f"nowhere-{service}", "no RecoveryCoordinator is running as"),
         ("recovery-" + service, "no RecoveryCoordinator is running as"),
     ):
         result = await dev_env.client.execute_workflow(
             "CircuitWatch",
-            WatchInput(coordinator_workflow_id=target),
+            CircuitWatchInput(settings=WatchInput(coordinator_workflow_id=target), once=True),
             id=f"watch-{target}",
             task_queue=task_queue,
             result_type=WatchResult,

@@ -30,6 +30,7 @@ from temporalio.envconfig import ClientConfigProfile
 
 from activities.breaker_store import store_url_from_env
 from activities.health_checks import allowed_modules_from_env
+from starter.deployment import build_id_from_env
 from starter.services_file import services_file_from_env
 from starter.watch_schedule import interval_from_env, parse_interval
 
@@ -57,6 +58,9 @@ RECOVERY_SETTINGS: dict[str, tuple[str, Callable[[], Any], Callable[[Any, str], 
     ),
     "RECOVERY_HEALTH_CHECK_MODULES": (
         "allowed_modules_from_env", allowed_modules_from_env, lambda result, value: result == {value}
+    ),
+    "RECOVERY_BUILD_ID": (
+        "worker_version", build_id_from_env, lambda result, value: result == value
     ),
 }
 # Temporal's own connection settings (temporalio.envconfig, read by starter/connection.py),
@@ -302,6 +306,14 @@ def test_worker_settings_are_names_the_worker_reads() -> None:
     parse_interval(re.sub(r"\$\{\w+:-(.*)\}", r"\1", str(environment["RECOVERY_WATCH_INTERVAL"])))
 
 
+def test_workers_run_versioned_at_the_image_package_version_by_default() -> None:
+    environment = services()["worker"]["environment"]
+    # Empty by default: the worker then takes its installed package's version, so a new
+    # image is a new version and no default in this file can go stale.
+    assert environment["RECOVERY_BUILD_ID"] == "${RECOVERY_BUILD_ID:-}"
+    assert build_id_from_env({"RECOVERY_BUILD_ID": ""}) == build_id_from_env({})
+
+
 def test_recovery_settings_are_read_by_the_worker(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     worker_source = (ROOT / "worker.py").read_text()
     services_file = tmp_path / "recovery.toml"
@@ -311,6 +323,7 @@ def test_recovery_settings_are_read_by_the_worker(monkeypatch: pytest.MonkeyPatc
         "RECOVERY_SERVICES_FILE": str(services_file),
         "RECOVERY_WATCH_INTERVAL": "7",
         "RECOVERY_HEALTH_CHECK_MODULES": "my_checks",
+        "RECOVERY_BUILD_ID": "0.9.0",
     }
     for name, (called_in_worker, read, shows) in RECOVERY_SETTINGS.items():
         assert re.search(rf"\b{called_in_worker}\(", worker_source), f"worker.py never calls {called_in_worker}"

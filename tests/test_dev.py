@@ -12,9 +12,17 @@ from pathlib import Path
 
 import pytest
 
+from temporalio.api.enums.v1 import VersioningBehavior
+from temporalio.service import RPCError
+
+from activities.breaker_store import BreakerState
+from activities.sqlite_store import SQLiteBreakerStore
 from starter.connection import connect
-from tests.servers import free_port
-from workflows.constants import COORDINATOR_WORKFLOW_ID
+from starter.deployment import DEPLOYMENT_NAME, current_build_id, default_build_id, describe_deployment
+from tests.servers import free_port, health_server
+from workflows.constants import COORDINATOR_WORKFLOW_ID, TASK_QUEUE, recovery_workflow_id
+from workflows.models import RecoveryResult, RecoveryState, ServiceRecoveryInput
+from workflows.service_recovery import ServiceRecovery
 
 pytestmark = pytest.mark.timeout(90)
 RECOVERYCTL = str(Path(sys.executable).parent / "recoveryctl")
@@ -86,6 +94,70 @@ async def test_dev_serves_its_own_server_and_refuses_a_taken_port(tmp_path: Path
         "--port", str(ports[0]), "--ui-port", str(ports[1]), "--metrics-port", str(ports[2])
     ]
     assert (tmp_path / ".recovery" / "temporal.db").exists()
+
+
+async def _stop(process: asyncio.subprocess.Process) -> str:
+    process.send_signal(signal.SIGINT)
+    out, _ = await asyncio.wait_for(process.communicate(), 40)
+    assert process.returncode == 0
+    return out.decode()
+
+
+async def test_dev_again_resumes_a_recovery_on_the_same_build(tmp_path: Path) -> None:
+    """``make dev``'s worker is a version made current; started again, it serves its runs."""
+    ports = (free_port(), free_port(), free_port())
+    build = default_build_id()
+    service = "resumed-svc"
+    first = await _dev(tmp_path, *ports)
+    async with health_server([503, 200]) as server:
+        try:
+            await _line_with(first, "Ctrl-C stops both")
+            client = await connect(target_host=f"127.0.0.1:{ports[0]}", namespace="default")
+            for _ in range(60):  # the worker makes its version current once it polls
+                try:
+                    described = await describe_deployment(client, DEPLOYMENT_NAME)
+                except RPCError:  # the server limits reads of a deployment
+                    described = None
+                if described is not None and current_build_id(described[0]) == build:
+                    break
+                await asyncio.sleep(0.5)
+            assert described is not None and current_build_id(described[0]) == build
+            SQLiteBreakerStore(tmp_path / ".recovery" / "breakers.db").set_state(service, BreakerState.OPEN)
+            handle = await client.start_workflow(
+                ServiceRecovery.run,
+                ServiceRecoveryInput.model_validate({
+                    "service_name": service,
+                    "policy": {
+                        "initial_delay_ms": 4000,
+                        "health_check": {"kind": "http", "url": server.url, "timeout_ms": 2000},
+                    },
+                }),
+                id=recovery_workflow_id(service),
+                task_queue=TASK_QUEUE,
+            )
+            for _ in range(100):  # pinned by its first task
+                info = (await handle.describe()).raw_description.workflow_execution_info.versioning_info
+                if info.deployment_version.build_id:
+                    break
+                await asyncio.sleep(0.1)
+            assert info.behavior == VersioningBehavior.VERSIONING_BEHAVIOR_PINNED
+            assert info.deployment_version.build_id == build
+            for _ in range(100):  # the first attempt fails; the next waits out its backoff
+                if server.requests:
+                    break
+                await asyncio.sleep(0.1)
+        finally:
+            await _stop(first)
+        assert server.requests == 1  # in its backoff when dev mode stopped
+        again = await _dev(tmp_path, *ports)
+        try:
+            await _line_with(again, "Ctrl-C stops both")
+            client = await connect(target_host=f"127.0.0.1:{ports[0]}", namespace="default")
+            handle = client.get_workflow_handle_for(ServiceRecovery.run, recovery_workflow_id(service))
+            result = RecoveryResult.model_validate(await asyncio.wait_for(handle.result(), 30))
+        finally:
+            await _stop(again)
+    assert result.state is RecoveryState.SUCCEEDED and server.requests == 2
 
 
 def test_two_options_given_one_port_are_named() -> None:

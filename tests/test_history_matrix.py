@@ -18,9 +18,9 @@ a new combination cannot land without a history.
   ``manual`` x ``failed`` covers that path.
 
 Each recovery reports to a stand-in coordinator (``ReportSink``), as a recovery the
-coordinator starts does, so its history holds the ``recovery_report`` signals that
-the ``report-state-changes-only`` patch governs (a recovery started alone signals
-nobody and would leave that code unguarded).
+coordinator starts does, so its history holds the ``recovery_report`` signals of its
+state changes (a recovery started alone signals nobody and would leave that code
+unguarded).
 
 Where each ending is reached (the wait a running workflow really sits in):
 
@@ -32,8 +32,12 @@ Where each ending is reached (the wait a running workflow really sits in):
   an operator's approval runs attempt 3, which succeeds.
 
 One more ``ServiceRecovery`` history, ``matrix_cancelled_before_first_reset``: a
-cancel that arrives with the start. It is the only one that reaches the new branch
-of the ``cancel-before-breaker-reset`` patch.
+cancel that arrives with the start, honoured before the first breaker reset (no
+other history stops there).
+
+``ServiceRecovery`` runs pinned to the build that started it (``workflows/versioning.py``),
+so these histories are recorded by today's code and hold no patch marker; a change to
+its commands is re-recorded here, never patched (``docs/versioning.md``).
 
 ``RecoveryCoordinator``: ``shutdown`` (a running recovery cancelled through Temporal
 by the ``shutdown`` update) and ``continue_as_new`` (a run that hands over to the
@@ -46,10 +50,9 @@ coordinator tests run.
 ``tests/test_circuit_watch_long_lived.py``) is a run of the long-lived watch through
 pauses, a hand-over and a continue-as-new (the workflow has no patches).
 
-Finally, ``docs/versioning.md``'s worked example is exercised: the
-``local-breaker-writes`` patch, whose old branch (breaker writes as activities) and
-new branch (local activities) each have a recorded history that replays, and which
-cannot be removed without breaking the old one.
+Finally, the guard is shown to bite: the real ``ServiceRecovery`` with one change
+(breaker writes as activities instead of local activities) fails the replay of a
+recorded history.
 """
 
 from __future__ import annotations
@@ -87,14 +90,14 @@ from starter.recoveries import final_result
 from tests.conftest import HISTORIES, load_history, orchestrator_on, record_history, running_worker
 from tests.coordination import coordinator_history
 from tests.policies import HOUR_MS
-from tests.recoveries import eventually, start_recovery, status_of
+from tests.recoveries import eventually, patch_markers, start_recovery, status_of
 from tests.servers import (
     GatedHealthServer,
     ScriptedHealthServer,
     gated_health_server,
     health_server,
 )
-from worker import WORKFLOW_RUNNER, WORKFLOWS
+from worker import WORKFLOW_INTERCEPTORS, WORKFLOW_RUNNER, WORKFLOWS
 from workflows.constants import recovery_workflow_id
 from workflows.converter import worker_data_converter
 from workflows.errors import RECOVERY_FAILED
@@ -109,13 +112,7 @@ from workflows.models import (
     RecoveryStrategy,
     ServiceRecoveryInput,
 )
-from workflows.service_recovery import (
-    PATCH_ALL_OF_0_7,
-    PATCH_LOCAL_BREAKER_WRITES,
-    PATCH_REPORT_STATE_CHANGES_ONLY,
-    REPORT_SIGNAL,
-    ServiceRecovery,
-)
+from workflows.service_recovery import REPORT_SIGNAL, ServiceRecovery
 
 pytestmark = pytest.mark.timeout(30)
 
@@ -417,10 +414,10 @@ async def test_service_recovery_ending_is_recorded(
 async def test_a_cancel_before_the_first_reset_is_recorded(
     time_env: WorkflowEnvironment, store: SQLiteBreakerStore, task_queue: str, service: str
 ) -> None:
-    """A cancel that arrives with the start: the ``cancel-before-breaker-reset`` branch.
+    """A cancel that arrives with the start is honoured before the first breaker reset.
 
-    No other history reaches that patch's new branch (``workflow.patched`` is only
-    asked when a cancel is already pending as an attempt begins).
+    No other history stops there (the check runs only when a cancel is already
+    pending as an attempt begins).
     """
     async with report_sink(time_env, task_queue) as sink, (
         running_worker(time_env.client, store, task_queue)
@@ -444,8 +441,8 @@ async def test_a_cancel_before_the_first_reset_is_recorded(
     assert status is WorkflowExecutionStatus.COMPLETED
     assert result.state is RecoveryState.CANCELLED and result.attempt_number == 0
     assert scheduled_activities(history) == [] and store.get_state(service) is None
-    # Started on 0.7: one patch, under which cancel-before-breaker-reset is in force.
-    assert patch_markers(history) == {PATCH_ALL_OF_0_7}
+    # Pinned to the build that started it: no patch branch, so no patch marker.
+    assert patch_markers(history) == set()
     record_or_require(history, "cancelled_before_first_reset")
 
 
@@ -519,27 +516,15 @@ async def test_coordinator_continue_as_new_is_recorded(
     record_or_require(history, "coordinator_continue_as_new")
 
 
-# ----- docs/versioning.md's worked example: the local-breaker-writes patch -------------
+# ----- The guard bites: a real change to ServiceRecovery fails a recorded history -----
 
-OLD_BRANCH = "service_recovery_exponential_failed"  # recorded before the patch
-NEW_BRANCH = "service_recovery_reports_state_changes"  # recorded after it
+# Two attempts (breaker writes, a health check each), reports, and the end as Failed.
+GUARDED = "matrix_immediate_failed"
 
 
 def load(name: str) -> WorkflowHistory:
     """Load a checked-in history."""
     return load_history(HISTORIES / f"{name}.json")
-
-
-def patch_markers(history: WorkflowHistory) -> set[str]:
-    """Return the ids of the ``workflow.patched`` markers in a history."""
-    found: set[str] = set()
-    for event in history.events:
-        marker = event.marker_recorded_event_attributes
-        if not event.HasField("marker_recorded_event_attributes"):
-            continue
-        if marker.marker_name == "core_patch":
-            found.add(json.loads(marker.details["patch-data"].payloads[0].data)["id"])
-    return found
 
 
 def scheduled_activities(history: WorkflowHistory) -> list[str]:
@@ -551,48 +536,31 @@ def scheduled_activities(history: WorkflowHistory) -> list[str]:
     ]
 
 
-def forcing(patch_id: str, value: bool) -> Callable[[str], bool]:
-    """Return ``workflow.patched`` with one patch's answer fixed: the code with a branch removed.
-
-    ``True`` is the workflow after deleting the ``else`` (old) branch, ``False`` after
-    deleting the ``workflow.patched`` call and its new branch. The sandbox passes
-    ``temporalio`` through, so patching the module attribute reaches the workflow code.
-    """
-    real = workflow.patched
-
-    def patched(id: str, **options: Any) -> bool:
-        return value if id == patch_id else real(id, **options)
-
-    return patched
-
-
 async def replay(name: str) -> None:
     """Replay a checked-in history against today's workflows; raise on any failure."""
     replayer = Replayer(
-        workflows=WORKFLOWS, data_converter=worker_data_converter, workflow_runner=WORKFLOW_RUNNER
+        workflows=WORKFLOWS,
+        data_converter=worker_data_converter,
+        workflow_runner=WORKFLOW_RUNNER,
+        interceptors=WORKFLOW_INTERCEPTORS,  # as the worker runs them (workflows/guard.py)
     )
     await replayer.replay_workflow(load(name))
 
 
 @pytest.mark.timeout(30)
-async def test_the_versioning_example_replays_through_both_branches() -> None:
-    """Before the patch breaker writes were activities; after it, local activities (markers)."""
-    old, new = load(OLD_BRANCH), load(NEW_BRANCH)
-    assert "set_breaker_state" in scheduled_activities(old)
-    assert PATCH_LOCAL_BREAKER_WRITES not in patch_markers(old)
-    assert PATCH_REPORT_STATE_CHANGES_ONLY not in patch_markers(old)
-    assert "set_breaker_state" not in scheduled_activities(new)
-    assert {PATCH_LOCAL_BREAKER_WRITES, PATCH_REPORT_STATE_CHANGES_ONLY} <= patch_markers(new)
-    await replay(OLD_BRANCH)  # patched() is False here: the old branch
-    await replay(NEW_BRANCH)  # the marker makes patched() True: the new branch
+async def test_a_real_change_to_the_recovery_fails_the_replay() -> None:
+    """The replay guard catches a change to the product's own workflow code.
 
-
-@pytest.mark.timeout(30)
-async def test_removing_either_branch_of_the_patch_breaks_a_recorded_history() -> None:
-    """Why the patch exists: neither branch can go while histories of it may still replay."""
-    with mock.patch.object(workflow, "patched", forcing(PATCH_LOCAL_BREAKER_WRITES, True)):
-        with pytest.raises(NondeterminismError, match="ActivityTaskScheduled"):
-            await replay(OLD_BRANCH)
-    with mock.patch.object(workflow, "patched", forcing(PATCH_LOCAL_BREAKER_WRITES, False)):
-        with pytest.raises(NondeterminismError, match=PATCH_LOCAL_BREAKER_WRITES):
-            await replay(NEW_BRANCH)
+    Breaker writes are local activities (one marker each, inside the workflow task that
+    asked). The same code with them as ordinary activities, as before 0.7, schedules an
+    activity where the recorded history holds a marker: the replay fails. The sandbox
+    passes ``temporalio`` through, so patching the module attribute reaches the workflow.
+    """
+    history = load(GUARDED)
+    assert scheduled_activities(history) == ["run_health_check"] * 2
+    assert patch_markers(history) == set()
+    await replay(GUARDED)  # today's code replays its own history
+    as_activities = workflow.execute_activity_method
+    with mock.patch.object(workflow, "execute_local_activity_method", as_activities):
+        with pytest.raises(NondeterminismError, match="LocalActivity"):
+            await replay(GUARDED)

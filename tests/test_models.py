@@ -159,18 +159,24 @@ def test_tasks_order_by_priority_then_arrival() -> None:
 
 
 def test_a_policy_carried_from_before_the_bounds_still_decodes_but_none_passes_the_door() -> None:
-    from workflows.coordinator_models import CoordinatorInput
+    from workflows.converter import WorkerPayloadConverter
+    from workflows.coordinator_models import CoordinatorInput, SetRecoveryPolicyInput
     from workflows.models import decoding_carried_state
-    from workflows.payloads import one_input
+    from workflows.payloads import UndecodedInput
+
+    converter = WorkerPayloadConverter()
+
+    def decode(value: object, hint: type) -> object:
+        return converter.from_payloads(converter.to_payloads([value]), [hint])[0]
 
     old = {"max_retry_attempts": 5000, "max_delay_ms": 10 * MAX_DELAY_MS}
-    with pytest.raises(RecoveryValidationError, match="max_retry_attempts must be <= 1000"):
-        one_input(RecoveryPolicy, [old], "set_recovery_policy")
+    refused = decode({"service_name": "legacy", "policy": old}, SetRecoveryPolicyInput)
+    assert isinstance(refused, UndecodedInput)
+    assert "max_retry_attempts must be <= 1000" in refused.reason
     state = {"state": {"policies": {"legacy": old}, "config": {"default_policy": old}}}
-    with decoding_carried_state():
-        carried = one_input(CoordinatorInput, [state], "RecoveryCoordinator input")
-    assert carried.state is not None
+    carried = decode(state, CoordinatorInput)
+    assert isinstance(carried, CoordinatorInput) and carried.state is not None
     assert carried.state.policies["legacy"].max_retry_attempts == 5000
     with pytest.raises(RecoveryValidationError, match="max_retry_attempts must be >= 1"):
         with decoding_carried_state():
-            one_input(RecoveryPolicy, [{"max_retry_attempts": 0}], "carried")
+            RecoveryPolicy(max_retry_attempts=0)

@@ -1,8 +1,8 @@
 """A recovery tells its coordinator only what the coordinator cannot infer.
 
-Before the report-state-changes-only and local-breaker-writes patches, an attempt
-wrote about 33 events, half of them reports; progress detail now stays in the
-recovery's own ``status`` query.
+When every phase was reported and breaker writes were activities (before 0.7), an
+attempt wrote about 33 events, half of them reports; progress detail now stays in the
+recovery's own ``status`` query, and breaker writes are local activities.
 """
 
 from __future__ import annotations
@@ -14,8 +14,9 @@ from temporalio.testing import WorkflowEnvironment
 from activities.health_check_specs import TcpHealthCheck
 from activities.breaker_store import BreakerState
 from activities.sqlite_store import SQLiteBreakerStore
-from tests.conftest import orchestrator_on, record_history
+from tests.conftest import orchestrator_on
 from tests.coordination import coordinator_history, wait_all_finished
+from tests.recoveries import patch_markers
 from tests.servers import free_port
 from workflows.constants import recovery_workflow_id
 from workflows.models import RecoveryPolicy, RecoveryStrategy
@@ -41,14 +42,8 @@ async def test_a_failing_recovery_reports_only_its_end_and_halves_its_events(
     assert final["recent_history"][-1]["attempt_number"] == ATTEMPTS
     handle = dev_env.client.get_workflow_handle(recovery_workflow_id(service))
     history = await handle.fetch_history()
-    record_history(history, "service_recovery_one_patch_marker")
     types = [EventType.Name(e.event_type) for e in history.events]
-    patches = [
-        e for e in history.events
-        if e.event_type == EventType.EVENT_TYPE_MARKER_RECORDED
-        and e.marker_recorded_event_attributes.marker_name == "core_patch"
-    ]
-    assert len(patches) == 1, "a run started on 0.7 records one patch, not one per change"
+    assert patch_markers(history) == set(), "a recovery runs pinned to its build: no patch branch"
     assert types.count("EVENT_TYPE_SIGNAL_EXTERNAL_WORKFLOW_EXECUTION_INITIATED") == 1
     assert "EVENT_TYPE_ACTIVITY_TASK_SCHEDULED" in types  # the health check stays an activity
     assert types.count("EVENT_TYPE_MARKER_RECORDED") >= 2 * ATTEMPTS  # breaker writes
@@ -90,29 +85,3 @@ async def test_a_manual_recovery_reports_each_state_change(
     ]
     # in_progress and back to awaiting_manual after attempt 1, in_progress for 2, the end.
     assert len(signalled) == 4
-
-
-def test_the_0_7_umbrella_puts_only_the_patches_0_7_shipped_in_force(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    """A patch added after 0.7 must be asked on its own, even in a run that recorded 0.7's.
-
-    Replaying a 0.7 run on later code, ``workflow.patched`` answers False for a patch
-    the run never recorded; the umbrella must not answer True in its place.
-    """
-    from workflows import service_recovery
-    from workflows.service_recovery import PATCH_REPORT_STATE_CHANGES_ONLY, ServiceRecovery
-
-    asked: list[str] = []
-
-    def replaying_a_0_7_run(patch_id: str) -> bool:
-        asked.append(patch_id)
-        return False
-
-    monkeypatch.setattr(service_recovery.workflow, "patched", replaying_a_0_7_run)
-    run = object.__new__(ServiceRecovery)
-    run._since_0_7 = True
-    assert run._patched(PATCH_REPORT_STATE_CHANGES_ONLY) is True
-    assert asked == []
-    assert run._patched("a-change-after-0.7") is False
-    assert asked == ["a-change-after-0.7"]

@@ -212,7 +212,7 @@ async def test_the_temporal_cli_start_without_input_and_a_two_input_signal(
         status = await eventually(
             lambda: handle.query(ServiceRecovery.status), lambda s: bool(s.ignored_signals)
         )
-        assert "rejected: signal approve takes one JSON object" in status.ignored_signals[0]
+        assert "rejected: approve signal takes one JSON object" in status.ignored_signals[0]
         assert status.attempt_count == 0 and status.state is RecoveryState.AWAITING_MANUAL
         code, output = await temporal_cli(
             dev_env, "workflow", "signal", "--workflow-id", recovery_workflow_id(manual),

@@ -96,7 +96,7 @@ async def test_a_bad_approve_is_recorded_as_rejected_and_a_good_one_still_counts
         await raw(client, handle).signal("approve", {"operator": "alice"})
         result = await result_of(handle)
         history = await handle.query(ServiceRecovery.history)
-    assert " approve: rejected: signal approve" in entry and expected in entry
+    assert " approve: rejected: approve signal" in entry and expected in entry
     assert result.success and [a.approved_by for a in history] == ["alice"]
     assert TASK_FAILED not in await event_types(handle)
 
@@ -143,7 +143,7 @@ async def test_a_bad_cancel_is_recorded_as_rejected_and_a_good_one_still_cancels
         assert (await status_of(handle)).state is RecoveryState.AWAITING_MANUAL
         await raw(client, handle).signal("cancel")
         result = await result_of(handle)
-    assert " cancel: rejected: signal cancel" in entry and expected in entry
+    assert " cancel: rejected: cancel signal" in entry and expected in entry
     assert result.state is RecoveryState.CANCELLED and result.attempt_number == 0
     assert result.error_message == "cancelled: no reason given"
     assert TASK_FAILED not in await event_types(handle)

@@ -2,9 +2,8 @@
 
 The SDK drops such a signal before any handler and says so only in the worker's
 log. The product's worker decodes with ``worker_data_converter``, which hands the
-handler an ``UndecodedInput``: the coordinator records it in ``rejected_signals``
-and a recovery in ``ignored_signals``, where an operator looks. Runs from before
-(recorded with the SDK's dropping) still replay: see ``dropped_as_before``.
+guard an ``UndecodedInput`` (``workflows.guard``): the coordinator records it in
+``rejected_signals`` and a recovery in ``ignored_signals``, where an operator looks.
 """
 
 from __future__ import annotations
@@ -15,14 +14,12 @@ from typing import Any
 import pytest
 from temporalio.api.common.v1 import Payload
 from temporalio.client import Client
-from temporalio.common import RawValue, WorkflowIDConflictPolicy
+from temporalio.common import RawValue
 from temporalio.testing import WorkflowEnvironment
-from temporalio.worker import Worker
 
 from activities.sqlite_store import SQLiteBreakerStore
 from tests.conftest import record_history, running_worker
 from tests.recoveries import eventually, start_recovery, status_of
-from worker import WORKFLOWS
 from workflows.constants import COORDINATOR_WORKFLOW, recovery_workflow_id
 from workflows.models import RecoveryState, RecoveryStrategy, ServiceRecoveryInput
 
@@ -69,7 +66,7 @@ async def test_undecodable_coordinator_signals_are_recorded_as_rejected(
         for line, case in zip(rejected, UNDECODABLE):
             assert " schedule_recovery signal rejected: schedule_recovery signal: " in line
             assert WHY[case] in line
-        assert "recovery_report rejected" in rejected[3] and "Invalid JSON" in rejected[3]
+        assert "recovery_report signal rejected" in rejected[3] and "Invalid JSON" in rejected[3]
         # Nothing else changed, and a good signal still schedules.
         await handle.signal(
             "schedule_recovery", {"service_name": service, "strategy": "manual", "priority": 1}
@@ -99,34 +96,10 @@ async def test_an_undecodable_approve_is_ignored_and_the_recovery_still_waits(
         status = await eventually(
             lambda: status_of(handle), lambda s: len(s.ignored_signals) == 2
         )
-        assert "approve: rejected: signal approve:" in status.ignored_signals[0]
+        assert "approve: rejected: approve signal:" in status.ignored_signals[0]
         assert WHY["unknown-encoding"] in status.ignored_signals[0]
         assert WHY["duplicate-key"] in status.ignored_signals[1]
         assert status.state is RecoveryState.AWAITING_MANUAL and status.attempt_count == 0
         await handle.terminate("test over")
     assert handle.id == recovery_workflow_id(service)
     record_history(await handle.fetch_history(), "service_recovery_ignores_undecodable_signals")
-
-
-async def test_a_run_from_before_dropped_it_and_replays_so(
-    dev_env: WorkflowEnvironment, task_queue: str
-) -> None:
-    """A worker on the plain converter behaves as every release before 0.7 did.
-
-    Its history (checked in, replayed by tests/test_replay.py with the worker's
-    converter) has the signal and no patch marker: the replay must drop it again.
-    """
-    client = dev_env.client
-    async with Worker(client, task_queue=task_queue, workflows=WORKFLOWS):
-        handle = await client.start_workflow(
-            COORDINATOR_WORKFLOW,
-            id=f"coordinator-{uuid.uuid4()}",
-            task_queue=task_queue,
-            id_conflict_policy=WorkflowIDConflictPolicy.FAIL,
-        )
-        await handle.signal("schedule_recovery", args=[RawValue(UNDECODABLE["not-json"])])
-        await handle.signal("schedule_recovery", {"service_name": "x", "priority": 2**63})
-        rejected = await rejected_signals(client, handle.id, 1)
-        assert len(rejected) == 1 and "priority" in rejected[0]
-        await handle.terminate("test over")
-    record_history(await handle.fetch_history(), "coordinator_dropped_undecodable_signal")

@@ -40,15 +40,15 @@ from workflows.circuit_watch_models import (
     WatchResult,
     WatchStatus,
 )
-from workflows.constants import CIRCUIT_WATCH_WORKFLOW, LOG_PREFIX
+from workflows.constants import CIRCUIT_WATCH_WORKFLOW, LOG_PREFIX, NUDGE_SIGNAL
 from workflows.coordinator_models import (
     ScheduleRecoveriesInput,
     ScheduleRecoveryInput,
     ScheduleRecoveryResult,
 )
-from workflows.errors import RecoveryOrchestratorError, to_application_error
-from workflows.payloads import decoded, one_input
-from workflows.versioning import MOVE_TO_CURRENT_VERSION, PINNED
+from workflows.errors import RecoveryOrchestratorError
+from workflows.guard import validated
+from workflows.versioning import next_run_versioning, version_changed
 
 with workflow.unsafe.imports_passed_through():
     from activities.circuit_breakers import CircuitBreakerActivities
@@ -75,39 +75,22 @@ _OUTCOME_TEXT = {
 }
 
 
-def _start_input(args: Any) -> CircuitWatchInput:
-    """The input, or a 0.7-style bare ``WatchInput``: one look, as the schedule's runs were."""
-    try:
-        return one_input(CircuitWatchInput, args, "CircuitWatch input", optional=True)
-    except RecoveryOrchestratorError as err:
-        try:
-            legacy = one_input(WatchInput, args, "CircuitWatch input")
-        except RecoveryOrchestratorError:
-            raise to_application_error(err) from None
-        return CircuitWatchInput(settings=legacy, once=True)
-
-
-@workflow.defn(name=CIRCUIT_WATCH_WORKFLOW, versioning_behavior=PINNED)
+@workflow.defn(name=CIRCUIT_WATCH_WORKFLOW)
 class CircuitWatch:
     """Look at the breakers every interval; hand each open one not yet in hand to the coordinator."""
 
     @workflow.init
-    def __init__(self, *args: Any) -> None:
+    def __init__(self, input: CircuitWatchInput | None = None) -> None:
         # Read here, not in run: an update delivered with the start (update-with-start)
-        # runs before run's first line, and must find the input's settings and pause.
-        self._refused: ApplicationError | None = None
-        try:
-            self._state = _start_input(args)
-        except ApplicationError as err:
-            self._refused, self._state = err, CircuitWatchInput()
+        # runs before run's first line, and must find the input's settings and pause. An
+        # input that does not fit arrives as the guard's marker; the guard fails the run.
+        self._state = input if isinstance(input, CircuitWatchInput) else CircuitWatchInput()
         self._wake = False
         self._closing = False
 
     @workflow.run
-    async def run(self, *args: Any) -> WatchResult:
+    async def run(self, input: CircuitWatchInput | None = None) -> WatchResult:
         """Watch until continue-as-new (or, with ``once``, look once and return the look)."""
-        if self._refused is not None:
-            raise self._refused
         if self._state.once:
             return await self._look()
         self._show_details()
@@ -116,10 +99,12 @@ class CircuitWatch:
             await self._look()
             if self._should_continue_as_new():
                 self._closing = True
+                if version_changed():
+                    await self._nudge_coordinator()
                 await workflow.wait_condition(workflow.all_handlers_finished)
                 workflow.continue_as_new(
                     self._state.model_copy(update={"once": False}),
-                    initial_versioning_behavior=MOVE_TO_CURRENT_VERSION,
+                    initial_versioning_behavior=next_run_versioning(),
                 )
             if not self._wake:
                 try:
@@ -131,12 +116,21 @@ class CircuitWatch:
                 except asyncio.TimeoutError:
                     pass  # the interval is up: look again
 
+    async def _nudge_coordinator(self) -> None:
+        """Tell the coordinator to look again: it moves to the new version too (``nudge``)."""
+        coordinator = self._state.settings.coordinator_workflow_id
+        try:
+            await workflow.get_external_workflow_handle(coordinator).signal(NUDGE_SIGNAL)
+        except ApplicationError as err:  # no coordinator: it starts on the new version
+            workflow.logger.info("%s No coordinator to nudge (%s): %s", LOG_PREFIX, coordinator, err)
+
     # -- doors -------------------------------------------------------------------------
 
+    @validated
     @workflow.update(name="configure_watch")
-    def configure_watch(self, *args: Any) -> WatchStatus:
+    def configure_watch(self, input: ConfigureWatchInput | None = None) -> WatchStatus:
         """Take the worker's settings and interval; look again at once if they changed."""
-        input = decoded(ConfigureWatchInput, args, "configure_watch", optional=True)
+        input = input or ConfigureWatchInput()
         changes: dict[str, Any] = {}
         if input.settings is not None and input.settings != self._state.settings:
             changes["settings"] = input.settings
@@ -147,14 +141,11 @@ class CircuitWatch:
             self._wake = True
         return self.watch_status()
 
-    @configure_watch.validator
-    def _validate_configure(self, *args: Any) -> None:
-        decoded(ConfigureWatchInput, args, "configure_watch", optional=True)
-
+    @validated
     @workflow.update(name="pause")
-    def pause(self, *args: Any) -> WatchStatus:
+    def pause(self, input: PauseWatchInput | None = None) -> WatchStatus:
         """Hand nothing over until resumed (the watch still looks, and says so)."""
-        input = decoded(PauseWatchInput, args, "pause", optional=True)
+        input = input or PauseWatchInput()
         since = self._state.paused_since if self._state.paused else workflow.now()
         self._state = self._state.model_copy(
             update={"paused": True, "note": redact_patterns(input.note), "paused_since": since}
@@ -162,36 +153,25 @@ class CircuitWatch:
         self._wake = True
         return self.watch_status()
 
-    @pause.validator
-    def _validate_pause(self, *args: Any) -> None:
-        decoded(PauseWatchInput, args, "pause", optional=True)
-
+    @validated
     @workflow.update(name="resume")
-    def resume(self, *args: Any) -> WatchStatus:
+    def resume(self, input: PauseWatchInput | None = None) -> WatchStatus:
         """Hand open breakers over again, starting with a look now."""
-        input = decoded(PauseWatchInput, args, "resume", optional=True)
+        input = input or PauseWatchInput()
         self._state = self._state.model_copy(
             update={"paused": False, "note": redact_patterns(input.note), "paused_since": None}
         )
         self._wake = True
         return self.watch_status()
 
-    @resume.validator
-    def _validate_resume(self, *args: Any) -> None:
-        decoded(PauseWatchInput, args, "resume", optional=True)
-
+    @validated
     @workflow.update(name="look_now")
-    async def look_now(self, *args: Any) -> WatchResult:
+    async def look_now(self, input: LookNowInput | None = None) -> WatchResult:
         """Look now, not at the end of the interval; return that look."""
-        decoded(LookNowInput, args, "look_now", optional=True)
         looks = self._state.looks
         self._wake = True
         await workflow.wait_condition(lambda: self._state.looks > looks or self._closing)
         return self._state.last_look or WatchResult()
-
-    @look_now.validator
-    def _validate_look_now(self, *args: Any) -> None:
-        decoded(LookNowInput, args, "look_now", optional=True)
 
     @workflow.query(name="last_look")
     def last_look(self) -> WatchResult | None:
@@ -353,8 +333,11 @@ class CircuitWatch:
         """Past our own bound (events or bytes), or past half of it when the server suggests it.
 
         The server's suggestion comes at 4,096 events by default: heeded at once, a 1 s
-        watch would add five or six rows an hour to the workflow list.
+        watch would add five or six rows an hour to the workflow list. A new current
+        version moves the watch at once (the next run starts on it).
         """
+        if version_changed():
+            return True
         info = workflow.info()
         length = info.get_current_history_length()
         bound = self._state.continue_as_new_after_events

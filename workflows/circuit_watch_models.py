@@ -11,11 +11,14 @@ at the default interval, not one per look.
 from __future__ import annotations
 
 from datetime import datetime
+from typing import ClassVar
+
 from pydantic import BaseModel, Field, StrictBool, StrictFloat, StrictInt, field_validator
 
 from workflows.constants import CIRCUIT_WATCH_SCHEDULE_ID, COORDINATOR_WORKFLOW_ID, TASK_QUEUE
 from workflows.coordinator_models import ScheduleRecoveriesInput, StrictPriority
 from workflows.models import (
+    DoorInput,
     RecoveryPolicy,
     RecoveryStrategy,
     StrictModel,
@@ -67,7 +70,7 @@ class ServiceSettings(StrictModel):
     policy: RecoveryPolicy | None = None
 
 
-class WatchInput(StrictModel):
+class WatchInput(StrictModel, DoorInput):
     """The watch's settings: the services file as the worker loaded it."""
 
     defaults: ServiceSettings = Field(default_factory=ServiceSettings)
@@ -156,8 +159,10 @@ class WatchResult(BaseModel):
         return line
 
 
-class CircuitWatchInput(StrictModel):
+class CircuitWatchInput(StrictModel, DoorInput):
     """Input of ``CircuitWatch``: its settings, and what a continue-as-new carries over."""
+
+    carries_state: ClassVar[bool] = True
 
     settings: WatchInput = Field(default_factory=WatchInput)
     interval_seconds: StrictFloat = Field(
@@ -177,7 +182,7 @@ class CircuitWatchInput(StrictModel):
     )
 
 
-class ConfigureWatchInput(StrictModel):
+class ConfigureWatchInput(StrictModel, DoorInput):
     """Update ``configure_watch``: the worker's settings and interval (a null keeps them)."""
 
     settings: WatchInput | None = None
@@ -199,13 +204,13 @@ class ConfigureWatchInput(StrictModel):
         return settings
 
 
-class PauseWatchInput(StrictModel):
+class PauseWatchInput(StrictModel, DoorInput):
     """Updates ``pause`` and ``resume``: with a note shown in the status and the Web UI."""
 
     note: str = Field(default="", max_length=MAX_NOTE)
 
 
-class LookNowInput(StrictModel):
+class LookNowInput(StrictModel, DoorInput):
     """Update ``look_now``: look at once (not waiting for the interval); returns the look."""
 
 

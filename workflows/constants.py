@@ -14,6 +14,8 @@ COORDINATOR_WORKFLOW_ID = "recovery-coordinator"
 RECOVERY_ID_PREFIX = "recovery-"
 CIRCUIT_WATCH_WORKFLOW = "CircuitWatch"
 CIRCUIT_WATCH_SCHEDULE_ID = "recovery-circuit-watch"
+# The coordinator's signal to look again: the watch sends it when a new version became current.
+NUDGE_SIGNAL = "nudge"
 # Every workflow id of the circuit watch starts so: no service name may take one.
 CIRCUIT_WATCH_ID_PREFIX = "recovery-circuit-watch"
 

@@ -7,15 +7,20 @@ message instead of retrying a workflow task that can never succeed.
 
 Both send our own errors' failures without a Python stack trace (``OutcomeFailureConverter``).
 
-Workers use ``worker_data_converter``: the same, except that a handler's payload
-that does not decode reaches the handler as an ``UndecodedInput``. The SDK drops a
-signal whose payload fails to decode, with nothing but a worker log line; handed
-the marker, our signal handlers record it as rejected where operators look.
+Workers use ``worker_data_converter``: the same, except that what does not fit a
+handler's argument (a payload that does not decode into its ``DoorInput`` model, or a
+number of payloads no handler takes) arrives as an ``UndecodedInput``. The SDK drops a
+signal whose payload fails to decode, with nothing but a worker log line, and fails
+the workflow task of an input it cannot pass to ``__init__``; handed the marker, the
+guard (``workflows.guard``) refuses it where operators look.
 """
 
 from __future__ import annotations
 
+import types
+import typing
 from collections.abc import Sequence
+from contextlib import nullcontext
 from typing import Any
 
 import temporalio.api.common.v1
@@ -40,7 +45,7 @@ from workflows.errors import (
     clipped,
     to_application_error,
 )
-from workflows.models import describe_validation_error
+from workflows.models import DoorInput, decoding_carried_state, describe_validation_error
 from workflows.payloads import UndecodedInput, check_unique_keys
 
 # How much of a decoding error a message quotes: the SDK's text repeats what it could not
@@ -56,7 +61,9 @@ class _ValidatingJSONConverter(PydanticJSONPlainPayloadConverter):
             # JSON parsers keep the last of a key given twice: refuse it instead, so that
             # {"strategy": "manual", "strategy": "immediate"} is an error, not IMMEDIATE.
             check_unique_keys(payload.data, "input")
-            return super().from_payload(payload, type_hint)
+            carried = any(model.carries_state for model in _door_models(type_hint))
+            with decoding_carried_state() if carried else nullcontext():
+                return super().from_payload(payload, type_hint)
         except ValidationError as err:
             raise to_application_error(
                 RecoveryValidationError(describe_validation_error(err))
@@ -122,11 +129,13 @@ class RecoveryPayloadConverter(CompositePayloadConverter):
 
 
 class WorkerPayloadConverter(RecoveryPayloadConverter):
-    """In workers: a handler's payload that does not decode becomes an ``UndecodedInput``.
+    """In workers: what does not fit a handler's argument becomes an ``UndecodedInput``.
 
-    Only where no type is expected: our handlers take ``*args`` and decode through
-    ``workflows.payloads.one_input``, which refuses the marker with its message. Typed
-    decoding (activity inputs, activity and child results) still raises.
+    A payload expected as a ``DoorInput`` model (or of no expected type) that does not
+    decode is marked with the reason; payloads whose number fits no handler (the SDK
+    then passes no types) become one marker for them all, so that ``__init__`` and the
+    handlers are always called with what their signature takes. Results (of
+    activities, of children) are not doors: their decoding still raises.
     """
 
     def from_payloads(
@@ -134,15 +143,51 @@ class WorkerPayloadConverter(RecoveryPayloadConverter):
         payloads: Sequence[temporalio.api.common.v1.Payload],
         type_hints: list[type] | None = None,
     ) -> list[Any]:
-        if type_hints is not None:
-            return super().from_payloads(payloads, type_hints)
-        return [self._decoded_or_marked(payload) for payload in payloads]
+        if type_hints is None and len(payloads) > 1:
+            return [
+                UndecodedInput(
+                    f"got {len(payloads)} inputs, expected one JSON object", count=len(payloads)
+                )
+            ]
+        hints: Sequence[type | None] = type_hints or [None] * len(payloads)
+        return [self._decoded_or_marked(p, hint) for p, hint in zip(payloads, hints)]
 
-    def _decoded_or_marked(self, payload: temporalio.api.common.v1.Payload) -> Any:
+    def _decoded_or_marked(
+        self, payload: temporalio.api.common.v1.Payload, type_hint: type | None
+    ) -> Any:
+        as_typed = None if type_hint is None else [type_hint]
+        if type_hint is not None and not _door_models(type_hint):
+            return super().from_payloads([payload], as_typed)[0]
         try:
-            return super().from_payloads([payload])[0]
+            return super().from_payloads([payload], as_typed)[0]
         except ApplicationError as err:
-            return UndecodedInput(clipped(err.message, 2 * MAX_DECODE_ERROR))
+            detail = err.details[0] if err.details and isinstance(err.details[0], dict) else {}
+            names = {key: value for key, value in detail.items() if key != "code"}
+            return UndecodedInput(
+                clipped(err.message, 2 * MAX_DECODE_ERROR),
+                code=str(detail.get("code", RecoveryValidationError.default_code)),
+                names=names,
+                got=self._not_an_object(payload),
+            )
+
+    def _not_an_object(self, payload: temporalio.api.common.v1.Payload) -> str | None:
+        """Name what the payload holds when it is JSON but not an object (``str``, ``null``)."""
+        try:
+            value = super().from_payloads([payload])[0]
+        except ApplicationError:
+            return None
+        if isinstance(value, dict):
+            return None
+        return "null" if value is None else type(value).__name__
+
+
+def _door_models(type_hint: object) -> list[type[DoorInput]]:
+    """Return the ``DoorInput`` models a type hint names (``X``, ``X | None``)."""
+    if isinstance(type_hint, types.UnionType) or typing.get_origin(type_hint) is typing.Union:
+        members: tuple[object, ...] = typing.get_args(type_hint)
+    else:
+        members = (type_hint,)
+    return [m for m in members if isinstance(m, type) and issubclass(m, DoorInput)]
 
 
 class OutcomeFailureConverter(DefaultFailureConverter):

@@ -13,16 +13,15 @@ signal ``schedule_recovery`` exists for fire-and-forget fan-in; a bad one is log
 and recorded as rejected.
 
 The coordinator is the namespace's only one, so none of its workflow tasks may
-fail: every handler takes ``*args`` (a client may send any number of payloads)
-and decodes them itself, raises nothing but ``ApplicationError``, and no
-activity failure escapes ``run``.
+fail: every handler takes one typed argument behind the guard (``workflows.guard``),
+which refuses whatever does not fit and turns what a handler still raises into a
+refusal; no activity failure escapes ``run``.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
+from collections.abc import Iterable
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -38,7 +37,12 @@ from temporalio.exceptions import (
 )
 from temporalio.workflow import ParentClosePolicy
 
-from workflows.constants import COORDINATOR_WORKFLOW, LOG_PREFIX, recovery_workflow_id
+from workflows.constants import (
+    COORDINATOR_WORKFLOW,
+    LOG_PREFIX,
+    NUDGE_SIGNAL,
+    recovery_workflow_id,
+)
 from workflows.coordinator_models import (
     ActiveRecovery,
     CancelRecoveryInput,
@@ -75,6 +79,7 @@ from workflows.coordinator_state import (
 from workflows.errors import (
     RECOVERY_FAILED,
     RecoveryOrchestratorError,
+    RecoveryValidationError,
     clipped,
     to_application_error,
 )
@@ -88,13 +93,11 @@ from workflows.models import (
     RecoveryStrategy,
     RecoveryTask,
     ServiceRecoveryInput,
-    decoding_carried_state,
     validate_constitutional_hash,
 )
-from workflows.payloads import decoded, dropped_as_before
 from workflows.status import status_page
 from workflows.service_recovery import REPORT_SIGNAL, ServiceRecovery
-from workflows.versioning import MOVE_TO_CURRENT_VERSION, PINNED
+from workflows.versioning import next_run_versioning, version_changed
 
 with workflow.unsafe.imports_passed_through():
     from activities.redaction import redact_patterns
@@ -115,6 +118,7 @@ PATCH_RETRY_START_AFTER_CLOSING = "retry-start-after-closing"
 # until resumed or expired, and stale hand-overs refused. A coordinator running since
 # before keeps its recorded answers on replay, then takes the rule from its next request.
 PATCH_AUTOMATION_RESPECTS_OPERATOR = "automation-respects-operator"
+PATCH_RECORD_UNDECODABLE_SIGNALS = "record-undecodable-signals"
 CLOSING_RETRY = timedelta(seconds=1)
 # The refusal of an automatic batch that would change nothing (its detail has the answers).
 UNCHANGED = "unchanged"
@@ -136,21 +140,17 @@ def _check_hash(value: str, where: str) -> None:
         raise to_application_error(err) from None
 
 
-@workflow.defn(name=COORDINATOR_WORKFLOW, versioning_behavior=PINNED)
+@workflow.defn(name=COORDINATOR_WORKFLOW)
 class RecoveryCoordinator:
     """Queue, slots, policies and recent history for every recovery in a namespace."""
 
     @workflow.init
-    def __init__(self, *args: Any) -> None:
-        # No input (e.g. `temporal workflow start` without --input) is a fresh start.
-        # Bad input is kept and raised from run(): __init__ must not fail a task.
-        self._input_error: ApplicationError | None = None
-        try:
-            # Its state comes from an earlier run (older bounds, perhaps): never refuse it.
-            with decoding_carried_state():
-                input = decoded(CoordinatorInput, args, "RecoveryCoordinator input", optional=True)
-        except ApplicationError as err:
-            self._input_error, input = err, CoordinatorInput()
+    def __init__(self, input: CoordinatorInput | None = None) -> None:
+        # No input (e.g. `temporal workflow start` without --input) is a fresh start. An
+        # input that does not fit arrives here as the guard's marker: start empty, and
+        # the guard fails the run with the refusal before run's first line.
+        if not isinstance(input, CoordinatorInput):
+            input = CoordinatorInput()
         state = input.state or CoordinatorState(config=input.config or CoordinatorConfig())
         if state.started_at is None:
             state.started_at = workflow.now()
@@ -172,10 +172,8 @@ class RecoveryCoordinator:
         self._shown_revision = -1
 
     @workflow.run
-    async def run(self, *args: Any) -> None:
+    async def run(self, input: CoordinatorInput | None = None) -> None:
         """Start recoveries as slots free up; continue-as-new before history grows large."""
-        if self._input_error is not None:
-            raise self._input_error
         self._changed()
         asyncio.create_task(self._keep_details())
         while True:
@@ -206,7 +204,7 @@ class RecoveryCoordinator:
                     )
                 workflow.continue_as_new(
                     CoordinatorInput(state=self._ledger.state),
-                    initial_versioning_behavior=MOVE_TO_CURRENT_VERSION,
+                    initial_versioning_behavior=next_run_versioning(),
                 )
             async with self._lock:
                 await self._start_startable()
@@ -238,22 +236,20 @@ class RecoveryCoordinator:
     # ----- updates -------------------------------------------------------------------
 
     @workflow.update(name="schedule_recovery")
-    def schedule_recovery(self, *args: Any) -> ScheduleRecoveryResult:
+    def schedule_recovery(self, input: ScheduleRecoveryInput) -> ScheduleRecoveryResult:
         """Queue a recovery, update its queue entry, or report it already running."""
-        return self._schedule(decoded(ScheduleRecoveryInput, args, "schedule_recovery"))
+        return self._schedule(input)
 
     @schedule_recovery.validator
-    def _validate_schedule(self, *args: Any) -> None:
-        input = decoded(ScheduleRecoveryInput, args, "schedule_recovery")
+    def _validate_schedule(self, input: ScheduleRecoveryInput) -> None:
         self._check_schedulable(input)
         self._check_dependencies([input])
         self._check_room([input], validating=True)
 
     @workflow.update(name="schedule_recoveries")
-    def schedule_recoveries(self, *args: Any) -> list[ScheduleRecoveryResult]:
+    def schedule_recoveries(self, input: ScheduleRecoveriesInput) -> list[ScheduleRecoveryResult]:
         """Schedule many at once (bulk, and the circuit watch): all or none."""
         self._changed()
-        input = decoded(ScheduleRecoveriesInput, args, "schedule_recoveries")
         if input.automatic:
             results = self._ledger.schedule_automatically(
                 input.recoveries,
@@ -266,8 +262,7 @@ class RecoveryCoordinator:
         return [self._schedule(item, index) for item in input.recoveries]
 
     @schedule_recoveries.validator
-    def _validate_schedule_many(self, *args: Any) -> None:
-        input = decoded(ScheduleRecoveriesInput, args, "schedule_recoveries")
+    def _validate_schedule_many(self, input: ScheduleRecoveriesInput) -> None:
         _check_hash(input.constitutional_hash, "recovery scheduling")
         self._check_running()  # once, for the whole batch
         for index, item in enumerate(input.recoveries):
@@ -299,10 +294,9 @@ class RecoveryCoordinator:
             )
 
     @workflow.update(name="cancel_recovery")
-    async def cancel_recovery(self, *args: Any) -> CancelRecoveryResult:
+    async def cancel_recovery(self, input: CancelRecoveryInput) -> CancelRecoveryResult:
         """Cancel at once: once this returns, the status holds the service as cancelled."""
         self._changed()
-        input = decoded(CancelRecoveryInput, args, "cancel_recovery")
         async with self._lock:
             result, child = self._ledger.cancel(input.service_name, input.reason, workflow.now())
             if result.cancelled:  # the watch must not undo an operator's decision
@@ -313,15 +307,13 @@ class RecoveryCoordinator:
         return result
 
     @cancel_recovery.validator
-    def _validate_cancel(self, *args: Any) -> None:
-        input = decoded(CancelRecoveryInput, args, "cancel_recovery")
+    def _validate_cancel(self, input: CancelRecoveryInput) -> None:
         self._check_known(input.service_name, input.constitutional_hash, "recovery cancellation")
 
     @workflow.update(name="execute_recovery")
-    async def execute_recovery(self, *args: Any) -> ExecuteRecoveryResult:
+    async def execute_recovery(self, input: ExecuteRecoveryInput) -> ExecuteRecoveryResult:
         """Start a queued recovery now, or approve one attempt of one awaiting an operator."""
         self._changed()
-        input = decoded(ExecuteRecoveryInput, args, "execute_recovery")
         name = input.service_name
         outcome: ExecuteOutcome
         def closing() -> bool:
@@ -387,8 +379,7 @@ class RecoveryCoordinator:
         return self._executed(active, outcome, active.task.attempt_count)
 
     @execute_recovery.validator
-    def _validate_execute(self, *args: Any) -> None:
-        input = decoded(ExecuteRecoveryInput, args, "execute_recovery")
+    def _validate_execute(self, input: ExecuteRecoveryInput) -> None:
         self._check_known(input.service_name, input.constitutional_hash, "recovery execution")
         queued = self._ledger.queued(input.service_name)
         if queued is not None:
@@ -398,16 +389,14 @@ class RecoveryCoordinator:
                 raise to_application_error(err) from None
 
     @workflow.update(name="set_recovery_policy")
-    def set_recovery_policy(self, *args: Any) -> RecoveryPolicy:
+    def set_recovery_policy(self, input: SetRecoveryPolicyInput) -> RecoveryPolicy:
         """Set the policy used for this service's next recoveries."""
-        input = decoded(SetRecoveryPolicyInput, args, "set_recovery_policy")
         self._ledger.set_policy(input.service_name, input.policy)
         workflow.logger.info("%s Set recovery policy for '%s'", LOG_PREFIX, input.service_name)
         return input.policy
 
     @set_recovery_policy.validator
-    def _validate_policy(self, *args: Any) -> None:
-        input = decoded(SetRecoveryPolicyInput, args, "set_recovery_policy")
+    def _validate_policy(self, input: SetRecoveryPolicyInput) -> None:
         _check_hash(input.constitutional_hash, "policy setting")
         _check_hash(input.policy.constitutional_hash, "policy setting")
         size = json_bytes(input)
@@ -419,10 +408,9 @@ class RecoveryCoordinator:
         self._accepted_in_this_task(size)
 
     @workflow.update(name="pause_service")
-    def pause_service(self, *args: Any) -> PauseServiceResult:
+    def pause_service(self, input: PauseServiceInput) -> PauseServiceResult:
         """Hold automation off a service until the pause ends; operators still may act."""
         self._changed()
-        input = decoded(PauseServiceInput, args, "pause_service")
         try:
             result = self._ledger.pause(input, workflow.now())
         except RecoveryOrchestratorError as err:  # pauses filled since the validator ran
@@ -437,8 +425,7 @@ class RecoveryCoordinator:
         return result
 
     @pause_service.validator
-    def _validate_pause(self, *args: Any) -> None:
-        input = decoded(PauseServiceInput, args, "pause_service")
+    def _validate_pause(self, input: PauseServiceInput) -> None:
         _check_hash(input.constitutional_hash, "service pause")
         try:
             self._ledger.check_pause(input.service_name, workflow.now())
@@ -446,10 +433,9 @@ class RecoveryCoordinator:
             raise to_application_error(err) from None
 
     @workflow.update(name="resume_service")
-    def resume_service(self, *args: Any) -> ResumeServiceResult:
+    def resume_service(self, input: ResumeServiceInput) -> ResumeServiceResult:
         """Lift a pause, a failure's cool-down or a cancel's hold on a service."""
         self._changed()
-        input = decoded(ResumeServiceInput, args, "resume_service")
         result = self._ledger.resume(input.service_name, workflow.now())
         workflow.logger.info(
             "%s Resumed automatic recovery of '%s' (lifted: %s)",
@@ -460,28 +446,27 @@ class RecoveryCoordinator:
         return result
 
     @resume_service.validator
-    def _validate_resume(self, *args: Any) -> None:
-        input = decoded(ResumeServiceInput, args, "resume_service")
+    def _validate_resume(self, input: ResumeServiceInput) -> None:
         _check_hash(input.constitutional_hash, "service resume")
 
     @workflow.update(name="configure")
-    def configure(self, *args: Any) -> CoordinatorConfig:
+    def configure(self, input: ConfigureInput | None = None) -> CoordinatorConfig:
         """Change slots, limits, history size, default policy, or (re)start the orchestrator."""
         self._changed()
-        return self._ledger.configure(decoded(ConfigureInput, args, "configure", optional=True))
+        return self._ledger.configure(input or ConfigureInput())
 
     @configure.validator
-    def _validate_configure(self, *args: Any) -> None:
-        input = decoded(ConfigureInput, args, "configure", optional=True)
+    def _validate_configure(self, input: ConfigureInput | None = None) -> None:
+        input = input or ConfigureInput()
         _check_hash(input.constitutional_hash, "orchestrator start")
         if input.default_policy is not None:
             _check_hash(input.default_policy.constitutional_hash, "policy setting")
 
     @workflow.update(name="shutdown")
-    async def shutdown(self, *args: Any) -> ShutdownResult:
+    async def shutdown(self, input: ShutdownInput | None = None) -> ShutdownResult:
         """Stop: cancel every unfinished recovery; report not running until started again."""
         self._changed()
-        input = decoded(ShutdownInput, args, "shutdown", optional=True)
+        input = input or ShutdownInput()
         async with self._lock:
             cancelled, children = self._ledger.shutdown(input.reason, workflow.now())
             # The ledger has already recorded every one: signalling is all that is left,
@@ -491,56 +476,48 @@ class RecoveryCoordinator:
         return ShutdownResult(cancelled=cancelled)
 
     @shutdown.validator
-    def _validate_shutdown(self, *args: Any) -> None:
-        input = decoded(ShutdownInput, args, "shutdown", optional=True)
-        _check_hash(input.constitutional_hash, "orchestrator stop")
+    def _validate_shutdown(self, input: ShutdownInput | None = None) -> None:
+        _check_hash((input or ShutdownInput()).constitutional_hash, "orchestrator stop")
 
     # ----- signals and queries -------------------------------------------------------
 
     @workflow.signal(name="schedule_recovery")
-    def schedule_recovery_signal(self, *args: Any) -> None:
-        """Fire-and-forget scheduling; a bad request is logged and kept as rejected."""
-        if dropped_as_before(args):
-            return
-        try:
-            input = decoded(ScheduleRecoveryInput, args, "schedule_recovery signal")
-            self._check_schedulable(input)
-            self._check_dependencies([input])
-            self._check_room([input])
-        except ApplicationError as err:
-            self._reject(f"schedule_recovery signal rejected: {err.message}")
-            return
-        with self._refusing("schedule_recovery signal"):
-            self._schedule(input)
+    def schedule_recovery_signal(self, input: ScheduleRecoveryInput) -> None:
+        """Fire-and-forget scheduling; the guard keeps a refused one as rejected."""
+        self._check_schedulable(input)
+        self._check_dependencies([input])
+        self._check_room([input])
+        self._schedule(input)
 
     @workflow.signal(name=REPORT_SIGNAL)
-    def recovery_report(self, *args: Any) -> None:
+    def recovery_report(self, report: RecoveryReport) -> None:
         """Apply a child's report, in order; a late, repeated or malformed one changes nothing."""
         self._changed()
-        if dropped_as_before(args):
-            return
-        try:
-            report = decoded(RecoveryReport, args, REPORT_SIGNAL)
-        except ApplicationError as err:
-            self._reject(f"{REPORT_SIGNAL} rejected: {err.message}")
-            return
         future = _from_the_future(report, workflow.now())
         if future is not None:
-            self._reject(f"{REPORT_SIGNAL} rejected: {future}")
-            return
+            raise to_application_error(RecoveryValidationError(future))
         held = report.service_name in self._ledger.state.active
-        with self._refusing(REPORT_SIGNAL):
-            self._ledger.apply_report(
-                report,
-                watched=report.run_id in self._watched,
-                trust_unknown_run=not workflow.patched(PATCH_AUTOMATION_RESPECTS_OPERATOR),
-            )
+        self._ledger.apply_report(
+            report,
+            watched=report.run_id in self._watched,
+            trust_unknown_run=not workflow.patched(PATCH_AUTOMATION_RESPECTS_OPERATOR),
+        )
         if held and report.service_name not in self._ledger.state.active:
             # A child from before a continue-as-new reported its end: it is closing now.
             self._maybe_closing.add(report.service_name)
 
+    @workflow.signal(name=NUDGE_SIGNAL)
+    def nudge(self) -> None:
+        """Look again now (the circuit watch sends it when a new version became current).
+
+        An idle coordinator waits on no timer, and an update's task does not tell it of a
+        new current version: a signal's task does, and it continues as new onto that
+        version before it starts another recovery (children start on their parent's).
+        """
+        self._changed()
+
     @workflow.query(name="get_recovery_status")
-    def get_recovery_status(self, *args: Any) -> dict[str, Any]:
+    def get_recovery_status(self, page: StatusPageInput | None = None) -> dict[str, Any]:
         """Return the reference document's status shape (SPEC §6), or a page of it.
 
         With no argument: every service. With ``{"services", "limit", "offset"}``: the
@@ -548,15 +525,13 @@ class RecoveryCoordinator:
         and ``next_offset`` (how a client reads 10,000 services inside the message limit).
         """
         document = self._ledger.status(workflow.now())
-        if not args:
+        if page is None:
             return document
-        page = decoded(StatusPageInput, args, "get_recovery_status")
         return status_page(document, names=page.services, limit=page.limit, offset=page.offset)
 
     @workflow.query(name="get_recovery_policy")
-    def get_recovery_policy(self, *args: Any) -> RecoveryPolicy:
+    def get_recovery_policy(self, input: PolicyQueryInput) -> RecoveryPolicy:
         """Return the service's policy, else the default policy."""
-        input = decoded(PolicyQueryInput, args, "get_recovery_policy")
         return self._ledger.policy(input.service_name)
 
     @workflow.query(name="get_configuration")
@@ -661,18 +636,12 @@ class RecoveryCoordinator:
                     "%s Not scheduled: '%s': %s", LOG_PREFIX, request.service_name, result.reason
                 )
 
-    @contextmanager
-    def _refusing(self, what: str) -> Iterator[None]:
-        """Record what a signal's handling raised as a refusal, never a failed workflow task.
-
-        A signal stays in history: a task it failed would fail again at every retry and
-        freeze the namespace's only coordinator. The doors refuse what they can foresee;
-        this is the net under them.
-        """
-        try:
-            yield
-        except Exception as err:  # noqa: BLE001 (any fault: recorded, not raised)
-            self._reject(f"{what} refused: {type(err).__name__}: {err}")
+    def refuse_signal(self, signal: str, reason: str) -> None:
+        """Keep a signal the guard refused in ``rejected_signals`` (``workflows.guard``)."""
+        # 0.7 and 0.8 marked their first refusal of an undecodable signal so: this build
+        # refuses every one. Drop once no coordinator run began before 0.9 (at 0.10).
+        workflow.deprecate_patch(PATCH_RECORD_UNDECODABLE_SIGNALS)
+        self._reject(f"{signal} signal rejected: {reason}")
 
     def _reject(self, message: str) -> None:
         message = redact_patterns(message)  # a refusal is carried state: no credential in it
@@ -878,8 +847,9 @@ class RecoveryCoordinator:
             )
 
     def _should_continue_as_new(self) -> bool:
+        """History grew large, or a new version became current (the next run starts on it)."""
         info = workflow.info()
-        if info.is_continue_as_new_suggested():
+        if info.is_continue_as_new_suggested() or version_changed():
             return True
         limit = self._ledger.config.continue_as_new_after_events
         return limit is not None and info.get_current_history_length() >= limit

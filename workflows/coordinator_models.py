@@ -8,7 +8,7 @@ scripts in other languages can drive the coordinator without Python.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import (
     AwareDatetime,
@@ -26,6 +26,7 @@ from pydantic import (
 from workflows.compact_state import POLICY_TABLE, compact, expand
 from workflows.constants import CONSTITUTIONAL_HASH
 from workflows.models import (
+    DoorInput,
     INT64_MAX,
     INT64_MIN,
     MAX_TEXT,
@@ -44,7 +45,7 @@ MAX_RECENT_HISTORY = 200
 StrictPriority = Annotated[StrictInt, Field(ge=INT64_MIN, le=INT64_MAX)]
 
 
-class _ServiceInput(StrictModel):
+class _ServiceInput(StrictModel, DoorInput):
     service_name: str
     constitutional_hash: str = CONSTITUTIONAL_HASH
 
@@ -70,7 +71,7 @@ class ScheduleRecoveryInput(_ServiceInput):
         return None if value is None else check_door_time(value, "breaker_opened_at")
 
 
-class ScheduleRecoveriesInput(StrictModel):
+class ScheduleRecoveriesInput(StrictModel, DoorInput):
     """Update ``schedule_recoveries``: many at once, all accepted or none.
 
     ``automatic`` marks a request from automation (the circuit watch, a webhook)
@@ -195,7 +196,7 @@ class PolicyQueryInput(_ServiceInput):
 MAX_STATUS_PAGE = 2000
 
 
-class StatusPageInput(StrictModel):
+class StatusPageInput(StrictModel, DoorInput):
     """Query ``get_recovery_status`` with an argument: a page of ``services``, by name.
 
     With no argument the query answers the reference shape with every service.
@@ -226,7 +227,7 @@ def check_default_policy(policy: RecoveryPolicy | None) -> None:
         )
 
 
-class ConfigureInput(StrictModel):
+class ConfigureInput(StrictModel, DoorInput):
     """Update ``configure``: every field optional; only those given change."""
 
     max_concurrent_recoveries: StrictInt | None = Field(default=None, ge=1, le=1000)
@@ -245,7 +246,7 @@ class ConfigureInput(StrictModel):
         return policy
 
 
-class ShutdownInput(StrictModel):
+class ShutdownInput(StrictModel, DoorInput):
     """Update ``shutdown``: what the facade's ``stop()`` sends."""
 
     reason: str = Field(default="orchestrator stopped", max_length=MAX_TEXT)
@@ -384,8 +385,10 @@ class CoordinatorState(BaseModel):
         return data
 
 
-class CoordinatorInput(StrictModel):
+class CoordinatorInput(StrictModel, DoorInput):
     """Input of ``RecoveryCoordinator``: empty for a fresh start, the state after continue-as-new."""
+
+    carries_state: ClassVar[bool] = True
 
     state: CoordinatorState | None = None
     config: CoordinatorConfig | None = None

@@ -15,7 +15,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 from datetime import datetime, timezone
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import (
     BaseModel,
@@ -227,6 +227,21 @@ class StrictModel(BaseModel):
             super().__init__(**data)
         except ValidationError as err:
             raise validation_refusal(err) from None
+
+
+class DoorInput:
+    """Marks a model that a client sends through a door: a workflow's input, a signal,
+    an update or a query.
+
+    The worker's converter hands a payload that does not decode into such a model to the
+    handler's guard as an ``UndecodedInput`` instead of raising (``workflows.guard``),
+    so that it is refused where operators look, never dropped unseen or a failed task.
+    Results (of activities, of children) are not doors: their decoding still raises.
+    """
+
+    # The model a workflow carries across continue-as-new: decoded by the rules of the
+    # run that wrote it (``decoding_carried_state``), not refused by newer bounds.
+    carries_state: ClassVar[bool] = False
 
 
 def validate_service_name(name: object) -> str:
@@ -444,7 +459,7 @@ class RecoveryTask(BaseModel):
         return (self.priority, self.sequence)
 
 
-class ServiceRecoveryInput(StrictModel):
+class ServiceRecoveryInput(StrictModel, DoorInput):
     """Input of ``ServiceRecovery`` (SPEC §9); a null policy means the default policy."""
 
     service_name: str
@@ -469,7 +484,7 @@ class ServiceRecoveryInput(StrictModel):
         return self.policy or RecoveryPolicy()
 
 
-class ApproveInput(StrictModel):
+class ApproveInput(StrictModel, DoorInput):
     """Signal ``approve`` (and update ``approve_attempt``): an operator allows one attempt.
 
     ``attempt`` names the attempt the operator saw awaiting approval: an approval sent
@@ -490,7 +505,7 @@ class ApproveResult(BaseModel):
     operator: str
 
 
-class CancelInput(StrictModel):
+class CancelInput(StrictModel, DoorInput):
     """Signal ``cancel``: stop the recovery at once."""
 
     reason: str = Field(default="", max_length=MAX_TEXT)
@@ -538,6 +553,20 @@ class RecoveryStatus(BaseModel):
     ignored_signals: list[str] = Field(default_factory=list)
 
 
+class AttemptResultInput(StrictModel, DoorInput):
+    """Update ``attempt_result``: the attempt whose end the caller waits for."""
+
+    attempt: StrictInt = Field(ge=1, le=MAX_REPORT_NUMBER)
+
+
+class AttemptAnswer(BaseModel):
+    """Update ``attempt_result``'s answer: the recovery's status when the attempt ended,
+    and that attempt's record (None: the recovery ended before it ran)."""
+
+    status: RecoveryStatus
+    attempt: AttemptRecord | None = None
+
+
 def check_door_time(value: datetime, what: str) -> datetime:
     """Return ``value`` if it carries a timezone and lies between 2000 and 2200.
 
@@ -554,7 +583,7 @@ def check_door_time(value: datetime, what: str) -> datetime:
     return value
 
 
-class RecoveryReport(BaseModel):
+class RecoveryReport(BaseModel, DoorInput):
     """What a ``ServiceRecovery`` tells its coordinator: its status, and its result at the end.
 
     ``sequence`` rises with every report of one run, so a coordinator can drop a

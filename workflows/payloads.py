@@ -1,96 +1,37 @@
-"""One JSON object per message: decoding what any client may send to a handler.
+"""What a worker's converter hands the guard when a payload does not fit a handler.
 
 Temporal lets a client send any number of payloads, of any shape, to a signal, an
-update or a workflow. A handler whose Python signature does not fit (no payload,
-two payloads) raises ``TypeError`` inside the workflow task, which then fails on
-every replay: the workflow is frozen. So every entry point of our workflows takes
-``*args`` and decodes here, where a bad input becomes a ``RecoveryValidationError``
-that names the message, the field and what was wrong.
+update, a query or a workflow. Our handlers take one typed argument each; where what
+arrived cannot be that argument, the worker's converter (``workflows.converter``)
+passes an ``UndecodedInput`` instead of raising, and the guard (``workflows.guard``)
+refuses it with the handler's name: never a failed workflow task, never a signal
+dropped unseen.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
-from dataclasses import dataclass
-from typing import Any, TypeVar
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
 
-from pydantic import BaseModel, ValidationError
-from temporalio import workflow
-
-from workflows.errors import RecoveryValidationError, to_application_error
-from workflows.models import validation_refusal
-
-M = TypeVar("M", bound=BaseModel)
-
-# Runs before this patch never saw an undecodable signal: the SDK dropped it.
-RECORD_UNDECODABLE_SIGNALS = "record-undecodable-signals"
+from workflows.errors import RecoveryValidationError
 
 
 @dataclass(frozen=True)
 class UndecodedInput:
-    """A payload the worker's converter could not decode, and why (``reason``)."""
+    """What arrived instead of a handler's argument, and why it is refused.
+
+    ``count`` is set when the client sent a number of payloads no handler of ours takes
+    (two, say): then this one marker stands for all of them. ``got`` names what a
+    payload held instead of a JSON object (``str``, ``list``, ``null``), if that was it.
+    """
 
     reason: str
-
-
-def dropped_as_before(args: Sequence[Any]) -> bool:
-    """Whether a signal handler must drop ``args`` unseen, as runs before 0.7 did.
-
-    The SDK dropped a signal whose payload did not decode, so a recorded history
-    never shows it handled; a replay of such a run must drop it again. Newer runs
-    record it as rejected. Call only from a signal handler: it may record a patch.
-    """
-    undecodable = any(isinstance(arg, UndecodedInput) for arg in args)
-    return undecodable and not workflow.patched(RECORD_UNDECODABLE_SIGNALS)
-
-
-def one_input(model: type[M], args: Sequence[Any], what: str, *, optional: bool = False) -> M:
-    """Return the one JSON object in ``args`` as ``model``.
-
-    Args:
-        model: The input type.
-        args: The decoded payloads exactly as the client sent them.
-        what: The handler's name, for the error message.
-        optional: Whether no payload at all (or a null) means ``model()``.
-
-    Raises:
-        RecoveryValidationError: not exactly one payload, not an object, or a bad field.
-    """
-    if optional and (not args or (len(args) == 1 and args[0] is None)):
-        return model()
-    undecodable = next((arg for arg in args if isinstance(arg, UndecodedInput)), None)
-    if undecodable is not None:
-        raise RecoveryValidationError(f"{what}: {undecodable.reason}")
-    if len(args) != 1:
-        raise RecoveryValidationError(
-            f"{what} takes one JSON object ({model.__name__}), got {len(args)} inputs"
-        )
-    value = args[0]
-    if isinstance(value, model):
-        return value
-    if not isinstance(value, dict):
-        shown = "null" if value is None else type(value).__name__
-        raise RecoveryValidationError(
-            f"{what} takes one JSON object ({model.__name__}), got {shown}"
-        )
-    try:
-        return model.model_validate(value)
-    except ValidationError as err:
-        raise validation_refusal(err, what) from None
-    except RecoveryValidationError as err:
-        raise RecoveryValidationError(f"{what}: {err}", code=err.code, **err.names) from None
-
-
-def decoded(model: type[M], args: Sequence[Any], what: str, *, optional: bool = False) -> M:
-    """Decode a handler's payloads (``one_input``), or raise the ``ApplicationError`` refusing them.
-
-    What every update handler and validator calls: a refusal, never a failed task.
-    """
-    try:
-        return one_input(model, args, what, optional=optional)
-    except RecoveryValidationError as err:
-        raise to_application_error(err) from None
+    code: str = RecoveryValidationError.default_code
+    names: Mapping[str, object] = field(default_factory=dict)
+    count: int | None = None
+    got: str | None = None
 
 
 def check_unique_keys(text: str | bytes, what: str) -> None:
@@ -123,3 +64,4 @@ def check_unique_keys(text: str | bytes, what: str) -> None:
         json.loads(text, object_pairs_hook=unique)
     except (json.JSONDecodeError, RecursionError):
         return
+

@@ -15,19 +15,17 @@ cancellation requested through Temporal may end a workflow Canceled. The current
 details (the Web UI's "Current Details") say at every step what the recovery is doing
 and, when it waits for an operator, how to approve it.
 
-Whatever a client sends never fails a workflow task: the input and every signal
-take ``*args`` and are decoded by ``one_input``. A bad input fails the workflow
-with a ``RecoveryValidationError``; a bad, stale or duplicate signal is recorded
-in the status's ``ignored_signals`` and otherwise changes nothing.
+Whatever a client sends never fails a workflow task: the input and every message
+take one typed argument behind the guard (``workflows.guard``). A bad input fails the
+workflow with a ``RecoveryValidationError``; a bad, stale or duplicate signal is
+recorded in the status's ``ignored_signals`` and otherwise changes nothing.
 """
 
 from __future__ import annotations
 
 import asyncio
 import re
-from contextlib import nullcontext
 from datetime import datetime, timedelta
-from typing import Any
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy
@@ -61,6 +59,8 @@ from workflows.models import (
     MAX_TEXT,
     ApproveInput,
     ApproveResult,
+    AttemptAnswer,
+    AttemptResultInput,
     AttemptRecord,
     CancelInput,
     RecoveryPhase,
@@ -70,11 +70,9 @@ from workflows.models import (
     RecoveryStatus,
     RecoveryStrategy,
     ServiceRecoveryInput,
-    decoding_carried_state,
     validate_constitutional_hash,
 )
-from workflows.payloads import decoded, dropped_as_before, one_input
-from workflows.versioning import PINNED
+from workflows.guard import REQUIRED, misfit
 
 with workflow.unsafe.imports_passed_through():
     from activities.breaker_store import BreakerState
@@ -117,48 +115,16 @@ HEALTH_CHECK_HEARTBEAT = timedelta(seconds=5)
 # Signals refused or ignored, newest last: the status shows this many.
 MAX_IGNORED_SIGNALS = 20
 MAX_IGNORED_ENTRY = 500
-# Recoveries that ran under a foreign workflow id before the check existed replay unchanged.
-REFUSE_FOREIGN_ID_PATCH = "refuse-foreign-workflow-id"
-PATCH_CANCEL_BEFORE_RESET = "cancel-before-breaker-reset"
-PATCH_REOPEN_ON_CANCEL = "reopen-breaker-on-cancel"
-PATCH_BOUNDED_INPUT = "bounded-input"
-# Recoveries that failed before this patch completed with a failed result; they replay so.
-PATCH_FAILED_ENDS_FAILED = "failed-recovery-ends-failed"
-PATCH_REOPEN_ON_TEMPORAL_CANCEL = "reopen-breaker-on-temporal-cancel"
-# Before this patch every phase was signalled to the coordinator (about half of a
-# recovery's history, and most of the coordinator's); now only what it cannot infer.
-PATCH_REPORT_STATE_CHANGES_ONLY = "report-state-changes-only"
-# A backoff this long is reported too (one signal), so that the coordinator's status
-# shows when a recovery that will sit still for a while tries next; a shorter one is
-# over before a status reader would miss it, and is read from the recovery's own status.
+# The coordinator hears of a state change, not of every phase (the phase stays in the
+# recovery's own status). A backoff this long is reported too (one signal), so that the
+# coordinator's status shows when a recovery that will sit still for a while tries next;
+# a shorter one is over before a status reader would miss it.
 REPORTED_BACKOFF = timedelta(seconds=10)
-# Before this patch breaker writes were activities (six events and a workflow task
-# each); now local activities: one marker each, inside the workflow task that asked.
-PATCH_LOCAL_BREAKER_WRITES = "local-breaker-writes"
-# The input rules of 0.6.0 (no credentials in a check's URL, names matched whole, no
-# booleans for numbers): a run started before them decodes its recorded input as then.
-PATCH_INPUT_RULES_0_6 = "input-rules-0.6"
-# Each patch a run meets costs it a marker and a TemporalChangeVersion upsert (two
-# events; four patches were 8 of a healthy recovery's 28). A run started on 0.7 or
-# later records this one patch instead, in its first task, and every patch above is in
-# force for it; a run from before replays the patches it recorded, one by one.
-PATCH_ALL_OF_0_7 = "recovery-0.7"
-# The patches 0.7 shipped, and so the only ones recovery-0.7 puts in force: a patch added
-# later must still record its own marker in a 0.7 run, or that run's replay would take
-# the new branch its recorded history never took.
-PATCHES_IN_0_7 = frozenset(
-    {
-        REFUSE_FOREIGN_ID_PATCH,
-        PATCH_CANCEL_BEFORE_RESET,
-        PATCH_REOPEN_ON_CANCEL,
-        PATCH_BOUNDED_INPUT,
-        PATCH_FAILED_ENDS_FAILED,
-        PATCH_REOPEN_ON_TEMPORAL_CANCEL,
-        PATCH_REPORT_STATE_CHANGES_ONLY,
-        PATCH_LOCAL_BREAKER_WRITES,
-        PATCH_INPUT_RULES_0_6,
-    }
-)
+# The patch marker of 0.7's and 0.8's runs (see ``__init__``).
+RECOVERY_0_7_BUNDLE = "recovery-0.7"
+# How long ``attempt_result`` waits for the approval of the attempt asked about: an
+# approval signal sent just before is delivered within a task or two.
+APPROVAL_PICKUP = timedelta(seconds=30)
 # What a summary or the current details may show of a URL, a reason, an error.
 MAX_SHOWN = 200
 # The evidence rule (SPEC §4): an automatic recovery of a service with no health check
@@ -185,24 +151,21 @@ class _Cancelled(Exception):
     """Raised inside the workflow when the ``cancel`` signal arrives."""
 
 
-@workflow.defn(name=SERVICE_RECOVERY_WORKFLOW, versioning_behavior=PINNED)
+@workflow.defn(name=SERVICE_RECOVERY_WORKFLOW)
 class ServiceRecovery:
     """Recover one service: backoff, reset, check, close or re-open, retry."""
 
     @workflow.init
-    def __init__(self, *args: Any) -> None:
-        # Never raise here: a bad input is kept and raised by ``run`` as a workflow failure.
-        self._refusal: RecoveryOrchestratorError | None = None
-        self._since_0_7 = workflow.patched(PATCH_ALL_OF_0_7)
-        # A run started before the input bounds (or the 0.6.0 input rules) replays as then.
-        bounded = self._patched(PATCH_BOUNDED_INPUT)
-        current_rules = self._patched(PATCH_INPUT_RULES_0_6)
-        try:
-            with nullcontext() if bounded and current_rules else decoding_carried_state():
-                self._input = one_input(ServiceRecoveryInput, args, "ServiceRecovery input")
-        except RecoveryValidationError as err:
-            self._refusal = err
-            self._input = _stand_in_input()
+    def __init__(self, input: ServiceRecoveryInput = REQUIRED) -> None:
+        # Never raise here: an input that does not fit (the guard's marker, or none) is
+        # kept and raised by ``run`` as a workflow failure; this first task's queries
+        # already see the recovery failed.
+        self._refusal: RecoveryOrchestratorError | None = _input_refusal(input)
+        # Runs started on 0.7 and 0.8 recorded this one marker and took every branch it
+        # named; they move onto this build when it becomes current (docs/versioning.md),
+        # whose code is those branches alone. Pinned since 0.9: drop this line in 0.10.
+        workflow.deprecate_patch(RECOVERY_0_7_BUNDLE)
+        self._input = input if isinstance(input, ServiceRecoveryInput) else _stand_in_input()
         self._policy = self._input.effective_policy
         self._started_at = workflow.now()
         self._state = RecoveryState.IN_PROGRESS
@@ -218,6 +181,8 @@ class ServiceRecovery:
         self._cancel_request: CancelInput | None = None
         self._ignored_signals: list[str] = []
         self._report_sequence = 0
+        # Reports sent and not yet in the coordinator's history (``attempt_result`` waits).
+        self._reports_in_flight = 0
         # The state the coordinator holds for this run: it counts a recovery it starts
         # as awaiting an operator (MANUAL) or in progress (any other), unreported.
         self._state_known_to_coordinator = (
@@ -239,22 +204,13 @@ class ServiceRecovery:
             self._phase = RecoveryPhase.FINISHED
             self._last_error = str(self._refusal)
 
-    def _patched(self, patch_id: str) -> bool:
-        """Whether ``patch_id``'s change is in force.
-
-        A patch 0.7 shipped is in force for every run started on 0.7 or later, with no
-        marker of its own; any other patch is asked on its own, as ``workflow.patched``.
-        """
-        if self._since_0_7 and patch_id in PATCHES_IN_0_7:
-            return True
-        return workflow.patched(patch_id)
-
     @workflow.run
-    async def run(self, *args: Any) -> RecoveryResult:
+    async def run(self, input: ServiceRecoveryInput = REQUIRED) -> RecoveryResult:
         """Run attempts until one succeeds, they are used up, or the recovery is cancelled.
 
         Args:
-            args: One ``ServiceRecoveryInput`` as JSON (decoded by ``__init__``).
+            input: The recovery (read by ``__init__``); ``REQUIRED`` only lets a start
+                with no payload reach the guard's clear refusal.
 
         Returns:
             The whole recovery's ``RecoveryResult``.
@@ -269,7 +225,7 @@ class ServiceRecovery:
         input = self._input
         expected_id = recovery_workflow_id(input.service_name)
         actual_id = workflow.info().workflow_id
-        if actual_id != expected_id and self._patched(REFUSE_FOREIGN_ID_PATCH):
+        if actual_id != expected_id:
             raise self._refuse(
                 RecoveryValidationError(
                     f"ServiceRecovery of '{input.service_name}' must run as workflow id "
@@ -300,7 +256,7 @@ class ServiceRecovery:
             # then end as Canceled in Temporal too. A cancel signal's reason came first.
             if self._cancel_request is None:
                 self._cancel_request = CancelInput(reason=_cancellation_reason())
-            if self._breaker_maybe_half_open and self._patched(PATCH_REOPEN_ON_TEMPORAL_CANCEL):
+            if self._breaker_maybe_half_open:
                 await self._set_breaker(BreakerState.OPEN, cleaning_up=True)
             await self._finish(RecoveryState.CANCELLED)
             raise
@@ -309,7 +265,7 @@ class ServiceRecovery:
             # A cancel signal and a Temporal cancellation both came: end Canceled in
             # Temporal too, whichever the workflow noticed first.
             raise asyncio.CancelledError()
-        if final_state is RecoveryState.FAILED and self._patched(PATCH_FAILED_ENDS_FAILED):
+        if final_state is RecoveryState.FAILED:
             # Failed in Temporal too (the Web UI colours it, ExecutionStatus='Failed' finds it);
             # the coordinator has its result already, every client reads it from the details.
             raise ApplicationError(
@@ -322,19 +278,13 @@ class ServiceRecovery:
         return result
 
     @workflow.signal(name="approve")
-    def approve(self, *args: Any) -> None:
+    def approve(self, approval: ApproveInput | None = None) -> None:
         """Allow one attempt of a recovery that awaits an operator (``ApproveInput``).
 
         Counts only while the recovery awaits an approval, once per wait; any other
         approval is recorded in ``ignored_signals``, never kept for later.
         """
-        if not self._since_0_7 and dropped_as_before(args):
-            return
-        try:
-            approval = one_input(ApproveInput, args, "signal approve", optional=True)
-        except RecoveryValidationError as err:
-            self._ignore("approve", f"rejected: {err}")
-            return
+        approval = approval or ApproveInput()
         refusal = self._approval_refusal(approval)
         if refusal is not None:
             self._ignore("approve", f"approve from {approval.operator} ignored: {refusal}")
@@ -342,14 +292,14 @@ class ServiceRecovery:
             self._approval = approval
 
     @workflow.update(name="approve_attempt")
-    def approve_attempt(self, *args: Any) -> ApproveResult:
+    def approve_attempt(self, approval: ApproveInput | None = None) -> ApproveResult:
         """Approve one attempt as the ``approve`` signal does, and answer which one it starts.
 
         What the facade and ``recoveryctl`` use: the caller learns at once whether its
         approval counted (``code`` ``not_awaiting_approval`` when not), instead of
         signalling and then searching ``ignored_signals``.
         """
-        approval = decoded(ApproveInput, args, "update approve_attempt", optional=True)
+        approval = approval or ApproveInput()
         refusal = self._approval_refusal(approval)
         if refusal is not None:  # another approval of the same task came first
             raise self._not_awaiting(refusal)
@@ -368,11 +318,70 @@ class ServiceRecovery:
         )
 
     @approve_attempt.validator
-    def _validate_approve_attempt(self, *args: Any) -> None:
-        approval = decoded(ApproveInput, args, "update approve_attempt", optional=True)
-        refusal = self._approval_refusal(approval)
+    def _validate_approve_attempt(self, approval: ApproveInput | None = None) -> None:
+        refusal = self._approval_refusal(approval or ApproveInput())
         if refusal is not None:
             raise self._not_awaiting(refusal)
+
+    @workflow.update(name="attempt_result")
+    async def attempt_result(self, input: AttemptResultInput) -> AttemptAnswer:
+        """Answer when attempt ``input.attempt`` has a result, or the recovery has ended.
+
+        What a caller who approved an attempt waits on (``execute_recovery`` on a MANUAL
+        recovery, ``recoveryctl execute --wait``) instead of polling the status. An
+        attempt that still awaits an approval after ``APPROVAL_PICKUP`` is refused
+        (``code`` ``approval_not_taken``): the approval it waited for was stale or lost.
+        """
+        number = input.attempt
+
+        def ran() -> bool:
+            return len(self._attempts) >= number and self._attempts[number - 1].result is not None
+
+        def settled() -> bool:
+            # It ran and the recovery moved on (awaits the next approval, or ended), and
+            # the coordinator has been told: the caller's next request finds it current.
+            moved_on = self._state is not RecoveryState.IN_PROGRESS or len(self._attempts) > number
+            done = (ran() and moved_on) or self._state.finished
+            return done and self._reports_in_flight == 0
+
+        def unapproved() -> bool:
+            waiting = self._awaiting_approval and self._approval is None
+            return waiting and len(self._attempts) + 1 == number
+
+        while not settled():
+            if not unapproved():
+                await workflow.wait_condition(lambda: settled() or unapproved())
+                continue
+            try:
+                await workflow.wait_condition(
+                    lambda: not unapproved(),
+                    timeout=APPROVAL_PICKUP,
+                    timeout_summary=f"attempt {number} awaits the approval it was promised",
+                )
+            except asyncio.TimeoutError:
+                raise to_application_error(
+                    RecoveryOrchestratorError(
+                        f"attempt {number} of '{self._input.service_name}' still awaits an "
+                        f"approval after {APPROVAL_PICKUP.total_seconds():g} s: the approval "
+                        "was not taken (stale, or never sent)",
+                        code="approval_not_taken",
+                        service=self._input.service_name,
+                        state=self._state.value,
+                    )
+                ) from None
+        return AttemptAnswer(status=self.status(), attempt=self._attempts[number - 1] if ran() else None)
+
+    @attempt_result.validator
+    def _validate_attempt_result(self, input: AttemptResultInput) -> None:
+        if input.attempt > self._policy.max_retry_attempts:
+            raise to_application_error(
+                RecoveryValidationError(
+                    f"attempt: {input.attempt} is past this recovery's last attempt "
+                    f"({self._policy.max_retry_attempts})",
+                    field="attempt",
+                    service=self._input.service_name,
+                )
+            )
 
     def _approval_refusal(self, approval: ApproveInput) -> str | None:
         """Return why ``approval`` counts for nothing now, or None if it starts an attempt."""
@@ -405,15 +414,9 @@ class ServiceRecovery:
         )
 
     @workflow.signal(name="cancel")
-    def cancel(self, *args: Any) -> None:
+    def cancel(self, request: CancelInput | None = None) -> None:
         """Stop the recovery at once, in the middle of any wait (``CancelInput``)."""
-        if not self._since_0_7 and dropped_as_before(args):
-            return
-        try:
-            request = one_input(CancelInput, args, "signal cancel", optional=True)
-        except RecoveryValidationError as err:
-            self._ignore("cancel", f"rejected: {err}")
-            return
+        request = request or CancelInput()
         if self._state.finished:
             self._ignore("cancel", f"cancel ignored: recovery already {self._state.value}")
         elif self._cancel_request is not None:
@@ -448,6 +451,10 @@ class ServiceRecovery:
     def history(self) -> list[AttemptRecord]:
         """Return every attempt made so far."""
         return list(self._attempts)
+
+    def refuse_signal(self, signal: str, reason: str) -> None:
+        """Keep a signal the guard refused in ``ignored_signals`` (``workflows.guard``)."""
+        self._ignore(signal, f"rejected: {reason}")
 
     def _ignore(self, signal: str, why: str) -> None:
         """Record a signal that was refused or changed nothing (the last few are kept)."""
@@ -680,13 +687,9 @@ class ServiceRecovery:
         if state is BreakerState.HALF_OPEN:
             self._breaker_maybe_half_open = True  # from the request on: it may take effect
         request = SetBreakerStateInput(service_name=self._input.service_name, state=state)
-        run = (
-            workflow.execute_local_activity_method
-            if self._patched(PATCH_LOCAL_BREAKER_WRITES)
-            else workflow.execute_activity_method
-        )
         try:
-            written = await run(
+            # A local activity: one marker inside the workflow task that asked.
+            written = await workflow.execute_local_activity_method(
                 CircuitBreakerActivities.set_breaker_state,
                 request,
                 start_to_close_timeout=BREAKER_TIMEOUT,
@@ -773,11 +776,7 @@ class ServiceRecovery:
         if state is not self._state:
             self._state = state
             workflow.upsert_search_attributes([SA_STATE.value_set(state.value)])
-        if (
-            state is self._state_known_to_coordinator
-            and self._patched(PATCH_REPORT_STATE_CHANGES_ONLY)
-            and not worth_reporting
-        ):
+        if state is self._state_known_to_coordinator and not worth_reporting:
             return
         self._state_known_to_coordinator = state
         await self._report()
@@ -862,28 +861,25 @@ class ServiceRecovery:
     def _stop_before_touching_the_breaker(self) -> None:
         """Honour a cancel that arrived before the attempt reset the breaker.
 
-        Before this patch such a cancel was seen only after the reset, which left a
-        cancelled recovery's breaker half-open.
+        Seen only after the reset, it would leave a cancelled recovery's breaker half-open.
         """
-        if self._cancel_request is not None and self._patched(PATCH_CANCEL_BEFORE_RESET):
+        if self._cancel_request is not None:
             raise _Cancelled()
 
     async def _reopen_if_cancelled(self) -> None:
         """Honour a cancel that arrived after the reset: re-open the breaker, then stop.
 
         A cancelled recovery leaves the breaker as it found it (open), never half-open
-        with the service unproven. Before this patch it stopped without re-opening.
+        with the service unproven.
         """
         if self._cancel_request is None:
             return
-        if self._breaker_exists and self._patched(PATCH_REOPEN_ON_CANCEL):
+        if self._breaker_exists:
             await self._set_breaker(BreakerState.OPEN)
         raise _Cancelled()
 
     def _temporal_cancel_pending(self) -> bool:
-        return workflow.cancellation_reason() is not None and self._patched(
-            PATCH_REOPEN_ON_TEMPORAL_CANCEL
-        )
+        return workflow.cancellation_reason() is not None
 
     def _raise_if_workflow_cancelled(self) -> None:
         """Let a Temporal cancellation that cut an activity short end the recovery.
@@ -933,6 +929,8 @@ class ServiceRecovery:
             len(self._attempts),
         )
         await self._report(result)
+        # Callers waiting on an attempt (``attempt_result``) get their answer first.
+        await workflow.wait_condition(workflow.all_handlers_finished)
         return result
 
     async def _report(self, result: RecoveryResult | None = None) -> None:
@@ -949,6 +947,7 @@ class ServiceRecovery:
             status=self.status().model_copy(update={"ignored_signals": []}),
             result=result,
         )
+        self._reports_in_flight += 1
         try:
             await workflow.get_external_workflow_handle(coordinator_id).signal(
                 REPORT_SIGNAL, report
@@ -958,6 +957,8 @@ class ServiceRecovery:
             workflow.logger.warning(
                 "%s Could not report to %s: %s", LOG_PREFIX, coordinator_id, err
             )
+        finally:
+            self._reports_in_flight -= 1
 
 
 def _cause_message(err: ActivityError) -> str:
@@ -976,6 +977,11 @@ def _not_picked_up(err: ActivityError) -> bool:
     return (
         isinstance(cause, TemporalTimeoutError) and cause.type is TimeoutType.SCHEDULE_TO_START
     )
+
+
+def _input_refusal(input: object) -> RecoveryValidationError | None:
+    """Why ``input`` cannot start a recovery (None when it can); the guard says the same."""
+    return misfit([input], ServiceRecovery.run, "ServiceRecovery input")
 
 
 def _stand_in_input() -> ServiceRecoveryInput:
