@@ -20,10 +20,17 @@ from temporalio.testing import WorkflowEnvironment
 
 from activities.sqlite_store import SQLiteBreakerStore
 from starter.connection import connect, ensure_search_attributes
+from starter.coordinator_client import CoordinatorClient
 from starter.health_check_host import ALLOWED_MODULES_ENV
 from tests.conftest import EXAMPLES_NAMESPACE
 from tests.recoveries import eventually
 from worker import build_worker
+from workflows import (
+    CancelRecoveryInput,
+    ConfigureInput,
+    RecoveryStrategy,
+    ScheduleRecoveryInput,
+)
 
 ROOT = Path(__file__).resolve().parent.parent
 pytestmark = pytest.mark.timeout(90)
@@ -96,6 +103,59 @@ async def test_example_2_loop_ends_when_every_service_recovered(
     recovered = [r["service_name"] for r in status["recent_history"] if r["state"] == "succeeded"]
     assert set(recovered[-5:]) == {"auth_service", "api_gateway", "database", "cache", "metrics"}
     assert status["orchestrator_running"] is False
+
+
+async def test_example_2_says_which_unfinished_recovery_it_waits_for_and_how_to_clear_it(
+    examples_client: Client, examples_worker: None
+) -> None:
+    """A MANUAL recovery left awaiting an operator (by the demo, say) keeps the reference's loop
+    waiting: the example names it, its state and the command that clears it."""
+    coordinator = CoordinatorClient(examples_client)
+    await coordinator.ensure_running()
+    await coordinator.configure(ConfigureInput(orchestrator_running=True))  # an earlier stop()
+    await no_recovery_running(examples_client, "left_by_demo")
+    await coordinator.schedule_recovery(
+        ScheduleRecoveryInput(service_name="left_by_demo", strategy=RecoveryStrategy.MANUAL)
+    )
+    env = dict(os.environ)
+    env.pop(ALLOWED_MODULES_ENV, None)
+    env["TEMPORAL_ADDRESS"] = examples_client.service_client.config.target_host
+    env["TEMPORAL_NAMESPACE"] = EXAMPLES_NAMESPACE
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "examples.example_2_priorities",
+        cwd=ROOT, env=env,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )
+    assert process.stdout is not None
+    said: list[str] = []
+    try:
+        # The example's own five recover within seconds; then only the MANUAL one is left.
+        while not any(line.startswith("Waiting for 1 ") for line in said):
+            line = await asyncio.wait_for(process.stdout.readline(), timeout=45)
+            assert line, f"the example ended or went silent; it said: {said}"
+            said.append(line.decode().rstrip())
+        waiting = [line for line in said if line.startswith("Waiting for 1 ")][-1]
+        assert waiting == (
+            f"Waiting for 1 unfinished recovery in namespace '{EXAMPLES_NAMESPACE}': "
+            "left_by_demo (awaiting_manual)"
+        ), said
+        assert any(
+            "left_by_demo was not scheduled by this example" in line
+            and "recoveryctl approve left_by_demo --operator you, or "
+            "recoveryctl cancel left_by_demo" in line
+            for line in said
+        ), said
+        await coordinator.cancel_recovery(CancelRecoveryInput(service_name="left_by_demo"))
+        rest, stderr = await asyncio.wait_for(process.communicate(), timeout=30)
+    finally:
+        if process.returncode is None:
+            process.kill()
+            await process.wait()
+    assert process.returncode == 0, stderr.decode()[-2000:]
+    status = await coordinator.get_recovery_status()
+    assert status is not None
+    recovered = {r["service_name"] for r in status["recent_history"] if r["state"] == "succeeded"}
+    assert {"auth_service", "api_gateway", "database", "cache", "metrics"} <= recovered
 
 
 @pytest.mark.parametrize(
