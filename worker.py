@@ -20,7 +20,11 @@ import signal
 from collections.abc import Iterable
 from datetime import timedelta
 
-from temporalio.client import Client, WorkflowUpdateFailedError
+from temporalio.client import (
+    Client,
+    WorkflowUpdateFailedError,
+    WorkflowUpdateRPCTimeoutOrCancelledError,
+)
 from temporalio.common import WorkerDeploymentVersion
 from temporalio.service import RPCError
 from temporalio.worker import Worker
@@ -43,7 +47,7 @@ from starter.deployment import (
     Outcome,
     deployment_config,
     make_current,
-    runs_pinned_elsewhere,
+    move_here,
     version_text,
     worker_version,
 )
@@ -236,9 +240,15 @@ async def announce_current(
     else:
         logger.info("worker deployment: %s", current.message)
     if force and current.outcome is Outcome.MADE_CURRENT:
-        elsewhere = await runs_pinned_elsewhere(client, version)
-        if elsewhere is not None:
-            logger.warning("worker deployment: %s", elsewhere)
+        moved = await move_here(client, version)
+        if moved:
+            logger.warning(
+                "worker deployment: moved %d running workflows pinned to other builds of %s "
+                "onto %s (dev mode: one build serves them all)",
+                moved,
+                version.deployment_name,
+                version.build_id,
+            )
 
 
 async def keep_watch(
@@ -254,7 +264,12 @@ async def keep_watch(
             ensure_watch(client, services, interval=interval, task_queue=task_queue),
             WATCH_CONFIGURE_TIMEOUT.total_seconds(),
         )
-    except (TimeoutError, RPCError, WorkflowUpdateFailedError) as err:
+    except (
+        TimeoutError,
+        RPCError,
+        WorkflowUpdateFailedError,
+        WorkflowUpdateRPCTimeoutOrCancelledError,
+    ) as err:
         logger.error(
             "circuit watch not configured (%s); recoveries are served, but open breakers are "
             "not picked up until a worker configures the watch",

@@ -70,6 +70,7 @@ from workflows.errors import RecoveryOrchestratorError
 from workflows.models import (
     CancelInput,
     RecoveryPolicy,
+    RecoveryResult,
     RecoveryStatus,
     RecoveryStrategy,
     describe_validation_error,
@@ -771,6 +772,8 @@ def run(argv: list[str] | None = None) -> int:
         result = asyncio.run(_run_with_timeout(parsed))
         if result is not None:
             render.show(result, options.json, render.console())
+        if isinstance(result, RecoveryResult) and not result.success:
+            return 1  # the recovery waited for (`execute`) did not succeed: said above
     except BrokenPipeError:  # `recoveryctl status | head`: the reader has what it wanted
         sys.stdout = open(os.devnull, "w")
     except ValidationError as err:

@@ -22,9 +22,14 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from importlib.metadata import PackageNotFoundError, version as package_version
 
+from google.protobuf.field_mask_pb2 import FieldMask
+from temporalio.api.common.v1 import WorkflowExecution
 from temporalio.api.deployment.v1 import WorkerDeploymentInfo
+from temporalio.api.deployment.v1 import WorkerDeploymentVersion as RawDeploymentVersion
 from temporalio.api.enums.v1 import RoutingConfigUpdateState
+from temporalio.api.workflow.v1 import VersioningOverride, WorkflowExecutionOptions
 from temporalio.api.workflowservice.v1 import (
+    UpdateWorkflowExecutionOptionsRequest,
     DescribeWorkerDeploymentRequest,
     SetWorkerDeploymentCurrentVersionRequest,
 )
@@ -136,11 +141,13 @@ def version_text(version: WorkerDeploymentVersion) -> str:
     return f"{version.deployment_name}:{version.build_id}"
 
 
-def set_current_command(version: WorkerDeploymentVersion) -> str:
-    """Return the ``temporal`` command that makes ``version`` current."""
+def set_current_command(version: WorkerDeploymentVersion, client: Client) -> str:
+    """Return the ``temporal`` command that makes ``version`` current, ready to paste."""
     return shlex.join([
         "temporal", "worker", "deployment", "set-current-version",
         "--deployment-name", version.deployment_name, "--build-id", version.build_id,
+        "--address", client.service_client.config.target_host,
+        "--namespace", client.namespace, "--yes",
     ])
 
 
@@ -166,35 +173,36 @@ def pinned_elsewhere_query(version: WorkerDeploymentVersion) -> str:
     )
 
 
-def move_here_command(version: WorkerDeploymentVersion) -> str:
-    """Return the ``temporal`` batch command that pins every such run to ``version`` instead."""
-    return shlex.join([
-        "temporal", "workflow", "update-options", "--query", pinned_elsewhere_query(version),
-        "--versioning-override-behavior", "pinned",
-        "--versioning-override-deployment-name", version.deployment_name,
-        "--versioning-override-build-id", version.build_id,
-    ])
+async def move_here(client: Client, version: WorkerDeploymentVersion) -> int:
+    """Pin every running run of the deployment's other builds to ``version``; return how many.
 
-
-async def runs_pinned_elsewhere(client: Client, version: WorkerDeploymentVersion) -> str | None:
-    """Return a line about running runs pinned to other builds (``make dev``), or None.
-
-    Dev mode runs one build: after a version bump, runs pinned to the old build id wait for
-    a worker of it. The line says how to finish them there or move them here.
+    Dev mode only (``make dev``): it runs one build, so after a version bump the old
+    build's runs (the coordinator and the watch too) would wait for a worker that never
+    comes. Moved, they replay on this build's code: fine for a developer's own state; in
+    production, finish them on their build instead (docs/versioning.md). A pinned
+    override is inherited by children and continue-as-new: the next ``make dev`` of
+    another build moves them again.
     """
-    try:
-        running = (await client.count_workflows(pinned_elsewhere_query(version))).count
-    except RPCError as err:
-        logger.warning("could not count runs pinned to other builds (%s)", err.message)
-        return None
-    if not running:
-        return None
-    return (
-        f"{running} running workflows are pinned to other builds of {version.deployment_name} "
-        f"and wait for a worker of theirs: run that build (RECOVERY_BUILD_ID=<its id>) until "
-        f"they finish, or pin them to {version.build_id} (its code must replay them): "
-        f"{move_here_command(version)}"
+    override = VersioningOverride(
+        pinned=VersioningOverride.PinnedOverride(
+            behavior=VersioningOverride.PinnedOverrideBehavior.PINNED_OVERRIDE_BEHAVIOR_PINNED,
+            version=RawDeploymentVersion(
+                deployment_name=version.deployment_name, build_id=version.build_id
+            ),
+        )
     )
+    moved = 0
+    async for run in client.list_workflows(pinned_elsewhere_query(version)):
+        await client.workflow_service.update_workflow_execution_options(
+            UpdateWorkflowExecutionOptionsRequest(
+                namespace=client.namespace,
+                workflow_execution=WorkflowExecution(workflow_id=run.id, run_id=run.run_id),
+                workflow_execution_options=WorkflowExecutionOptions(versioning_override=override),
+                update_mask=FieldMask(paths=["versioning_override"]),
+            )
+        )
+        moved += 1
+    return moved
 
 
 class Outcome(enum.Enum):
@@ -285,7 +293,7 @@ async def make_current(
                     current,
                     f"version {version.deployment_name}:{current} is current: new recoveries "
                     f"start there, not on this worker's {build_id}; to move them here "
-                    f"(docs/versioning.md): {set_current_command(version)}",
+                    f"(docs/versioning.md): {set_current_command(version, client)}",
                 )
             if current is None and only_if_none and task_queue is not None:
                 refusal = await _unversioned_refusal(client, version, task_queue)
@@ -320,7 +328,7 @@ async def make_current(
                 Outcome.TIMED_OUT,
                 None,
                 f"could not make version {version_text(version)} current in {timeout:g}s "
-                f"({last_error}); once its worker polls: {set_current_command(version)}",
+                f"({last_error}); once its worker polls: {set_current_command(version, client)}",
             )
         await asyncio.sleep(min(delay, max(0.0, deadline - loop.time())))
         delay = min(delay * 1.5, _MAX_RETRY_DELAY)
@@ -368,7 +376,7 @@ async def _unversioned_refusal(
         f"not making version {version_text(version)} current by itself: {running} recoveries "
         f"started on unversioned (pre-0.9) workers are still running, and once any version is "
         f"current they move to it at their next workflow task. If this build replays them "
-        f"(docs/versioning.md, \"From 0.8\"), make it current: {set_current_command(version)}; "
+        f"(docs/versioning.md, \"From 0.8\"), make it current: {set_current_command(version, client)}; "
         f"otherwise let them finish on the old workers first (`temporal workflow count --query "
         f"\"{query}\"` is 0)"
     )

@@ -27,9 +27,13 @@ from activities.health_check_specs import hide_url_credentials
 from activities.redaction import redact
 from workflows.dependencies import dependency_cycles
 from workflows.circuit_watch_models import MAX_CATALOG_BYTES, ServiceSettings, WatchInput
-from workflows.coordinator_models import StrictPriority
 from workflows.errors import RecoveryValidationError
-from workflows.models import RecoveryPolicy, RecoveryStrategy, validate_service_name
+from workflows.models import (
+    RecoveryPolicy,
+    RecoveryStrategy,
+    StrictPriority,
+    validate_service_name,
+)
 
 ENV_VAR = "RECOVERY_SERVICES_FILE"
 DEFAULT_FILE = Path("recovery.toml")

@@ -250,6 +250,17 @@ async def test_recoveryctl_execute_on_a_finished_recovery_gives_its_final_result
     assert result["success"] is True and result["attempt_number"] == 1
 
 
+async def test_recoveryctl_execute_of_a_recovery_that_fails_exits_1(cli: Cli, service: str) -> None:
+    """The operation waited for did not succeed: the result is shown, and the exit says so."""
+    failing = {"max_retry_attempts": 1, "health_check": {"kind": "tcp", "host": "127.0.0.1", "port": free_port()}}
+    await cli.ctl_json("schedule", service, "--strategy", "manual", "--policy", json.dumps(failing))
+    code, out, err = await cli.ctl("--json", "execute", service)
+    assert code == 1, err
+    result = json.loads(out)
+    assert result["service_name"] == service and result["success"] is False
+    assert result["state"] == "failed"
+
+
 async def test_recoveryctl_exits_3_when_the_server_cannot_be_reached(task_queue: str) -> None:
     unreachable = Cli(f"127.0.0.1:{free_port()}", f"coordinator-{task_queue}", task_queue)
     code, out, err = await unreachable.ctl("status")

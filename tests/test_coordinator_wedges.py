@@ -68,6 +68,11 @@ def test_a_forged_report_out_of_bounds_is_refused(status: dict[str, object]) -> 
         RecoveryReport.model_validate(forged_report("api", **status))
 
 
+def test_a_reports_sequence_is_a_number_not_a_boolean() -> None:
+    with pytest.raises(ValidationError, match="sequence"):
+        RecoveryReport.model_validate({**forged_report("api"), "sequence": True})
+
+
 def test_a_coordinators_own_settings_are_bounded_like_configure() -> None:
     for bad in ({"max_concurrent_recoveries": 0}, {"continue_as_new_after_events": 1}):
         with pytest.raises(ValueError):

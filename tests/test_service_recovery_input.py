@@ -67,6 +67,11 @@ def bad_inputs(service: str) -> dict[str, tuple[list[Any], str]]:
         "a list": ([[service]], "got list"),
         "an unknown field": ([{"service_name": service, "colour": "red"}], "colour"),
         "a bad strategy": ([{"service_name": service, "strategy": "sometimes"}], "strategy"),
+        # Booleans are never numbers, nor strings booleans: `automatic` decides the evidence rule.
+        "priority true": ([{"service_name": service, "priority": True}], "priority"),
+        "priority 2.0": ([{"service_name": service, "priority": 2.0}], "priority"),
+        "automatic yes": ([{"service_name": service, "automatic": "yes"}], "automatic"),
+        "automatic 1": ([{"service_name": service, "automatic": 1}], "automatic"),
         "priority 2**63": (
             [raw_json(f'{{"service_name": "{service}", "priority": 9223372036854775808}}')],
             "priority",

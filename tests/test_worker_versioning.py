@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import shlex
 import subprocess
 import sys
 import uuid
@@ -33,12 +32,10 @@ from starter.deployment import (
     build_id_from_env,
     default_build_id,
     make_current,
-    move_here_command,
+    move_here,
     parse_build_id,
-    runs_pinned_elsewhere,
     set_current_command,
 )
-from starter.dev import find_binary
 from tests.recoveries import eventually
 from tests.servers import health_server
 from worker import build_worker
@@ -273,7 +270,7 @@ async def test_a_worker_does_not_make_itself_current_over_unversioned_recoveries
         refused = await make_current(client, version, task_queue=task_queue, timeout=15)
         assert refused.outcome is Outcome.REFUSED
         assert "1 recoveries started on unversioned" in refused.message
-        assert set_current_command(version) in refused.message
+        assert set_current_command(version, client) in refused.message
         await handle.terminate("drained")
         await eventually(
             lambda: client.count_workflows(f"WorkflowId = '{handle.id}' AND ExecutionStatus = 'Running'"),
@@ -284,10 +281,10 @@ async def test_a_worker_does_not_make_itself_current_over_unversioned_recoveries
         assert made.outcome is Outcome.MADE_CURRENT
 
 
-async def test_dev_mode_names_runs_left_on_another_build_and_the_command_that_moves_them(
+async def test_dev_mode_moves_runs_left_on_another_build_onto_its_own(
     dev_env: WorkflowEnvironment, store: SQLiteBreakerStore, task_queue: str, service: str, deployment: str
 ) -> None:
-    """After a version bump ``make dev`` runs the new build only: the old one's runs wait."""
+    """After a version bump ``make dev`` runs the new build only: it moves the old one's runs."""
     client = dev_env.client
     store.set_state(service, BreakerState.OPEN)
     async with health_server([503, 200]) as server:
@@ -299,16 +296,7 @@ async def test_dev_mode_names_runs_left_on_another_build_and_the_command_that_mo
         new = WorkerDeploymentVersion(deployment, "dev-new")
         async with version_worker(client, store, task_queue, deployment, "dev-new"):
             assert await current(client, deployment, "dev-new") is Outcome.MADE_CURRENT
-            line = await runs_pinned_elsewhere(client, new)
-            assert line is not None and line.startswith("1 running workflows are pinned to other builds")
-            command = shlex.split(line.rsplit(": ", 1)[1])
-            assert command == shlex.split(move_here_command(new))
-            done = subprocess.run(
-                [find_binary("temporal"), *command[1:], "--yes",
-                 "--address", client.service_client.config.target_host],
-                capture_output=True, text=True, timeout=30,
-            )
-            assert done.returncode == 0, done.stderr
+            assert await move_here(client, new) == 1
             result = await asyncio.wait_for(handle.result(), 20)
     assert result.state is RecoveryState.SUCCEEDED
     assert await builds_that_ran(handle) == {"dev-old", "dev-new"}

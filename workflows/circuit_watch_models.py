@@ -16,12 +16,13 @@ from typing import ClassVar
 from pydantic import BaseModel, Field, StrictBool, StrictFloat, StrictInt, field_validator
 
 from workflows.constants import CIRCUIT_WATCH_SCHEDULE_ID, COORDINATOR_WORKFLOW_ID, TASK_QUEUE
-from workflows.coordinator_models import ScheduleRecoveriesInput, StrictPriority
+from workflows.coordinator_models import ScheduleRecoveriesInput
 from workflows.models import (
     DoorInput,
     RecoveryPolicy,
     RecoveryStrategy,
     StrictModel,
+    StrictPriority,
     validate_service_name,
 )
 

@@ -45,7 +45,7 @@ from workflows.errors import (
     clipped,
     to_application_error,
 )
-from workflows.models import DoorInput, decoding_carried_state, describe_validation_error
+from workflows.models import DoorInput, decoding_carried_state, validation_refusal
 from workflows.payloads import UndecodedInput, check_unique_keys
 
 # How much of a decoding error a message quotes: the SDK's text repeats what it could not
@@ -65,9 +65,8 @@ class _ValidatingJSONConverter(PydanticJSONPlainPayloadConverter):
             with decoding_carried_state() if carried else nullcontext():
                 return super().from_payload(payload, type_hint)
         except ValidationError as err:
-            raise to_application_error(
-                RecoveryValidationError(describe_validation_error(err))
-            ) from None
+            # Our own validators' codes (a reserved name, say) win over ``bad_field``.
+            raise to_application_error(validation_refusal(err)) from None
         except RecoveryValidationError as err:
             raise to_application_error(err) from None
 

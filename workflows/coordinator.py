@@ -67,7 +67,7 @@ from workflows.coordinator_models import (
     ShutdownResult,
     StatusPageInput,
 )
-from workflows.coordinator_details import queue_details
+from workflows.coordinator_details import policy_details
 from workflows.coordinator_state import (
     CANCEL_HOLD,
     MAX_MESSAGE,
@@ -90,7 +90,6 @@ from workflows.models import (
     RecoveryReport,
     RecoveryResult,
     RecoveryState,
-    RecoveryStrategy,
     RecoveryTask,
     ServiceRecoveryInput,
     validate_constitutional_hash,
@@ -214,20 +213,7 @@ class RecoveryCoordinator:
         while True:
             await workflow.wait_condition(lambda: self._revision != self._shown_revision)
             self._shown_revision = self._revision
-            ledger, now = self._ledger, workflow.now()
-            state = ledger.state
-            workflow.set_current_details(
-                queue_details(
-                    now=now,
-                    running=state.orchestrator_running,
-                    slots=(ledger.slots_in_use(), state.config.max_concurrent_recoveries),
-                    queue=state.queue,
-                    queued=len(state.queue),
-                    active=state.active.values(),
-                    holds=ledger.holds(now),
-                    paused=ledger.status_paused(now),
-                )
-            )
+            workflow.set_current_details(self._ledger.details(workflow.now()))
 
     def _changed(self) -> None:
         """Note that the queue page must be written again."""
@@ -317,7 +303,7 @@ class RecoveryCoordinator:
         name = input.service_name
         outcome: ExecuteOutcome
         def closing() -> bool:
-            return name in self._ledger.state.active or name in self._ledger.closing_elsewhere
+            return self._ledger.is_closing(name)
 
         if self._ledger.queued(name) is not None and closing():
             # Its previous run (cancelled, say) is still closing: one run per workflow id.
@@ -496,13 +482,13 @@ class RecoveryCoordinator:
         future = _from_the_future(report, workflow.now())
         if future is not None:
             raise to_application_error(RecoveryValidationError(future))
-        held = report.service_name in self._ledger.state.active
+        held = self._ledger.holds_run_of(report.service_name)
         self._ledger.apply_report(
             report,
             watched=report.run_id in self._watched,
             trust_unknown_run=not workflow.patched(PATCH_AUTOMATION_RESPECTS_OPERATOR),
         )
-        if held and report.service_name not in self._ledger.state.active:
+        if held and not self._ledger.holds_run_of(report.service_name):
             # A child from before a continue-as-new reported its end: it is closing now.
             self._maybe_closing.add(report.service_name)
 
@@ -537,14 +523,7 @@ class RecoveryCoordinator:
     @workflow.query(name="get_configuration")
     def get_configuration(self) -> dict[str, Any]:
         """Return the settings, the slot use and the recently rejected requests."""
-        state = self._ledger.state
-        return {
-            "config": state.config.model_dump(mode="json"),
-            "orchestrator_running": state.orchestrator_running,
-            "slots_in_use": self._ledger.slots_in_use(),
-            "unfinished": self._ledger.unfinished_count(),
-            "rejected_signals": list(state.rejected_signals),
-        }
+        return self._ledger.configuration()
 
     # ----- validation ----------------------------------------------------------------
 
@@ -701,7 +680,7 @@ class RecoveryCoordinator:
                 static_summary=(
                     f"recover {task.service_name}: {task.strategy.value}, priority {task.priority}"
                 ),
-                static_details=_policy_details(task),
+                static_details=policy_details(task),
             )
         except WorkflowAlreadyStartedError:
             if task.service_name in self._maybe_closing and workflow.patched(
@@ -878,29 +857,3 @@ def _result_in_failure(err: ChildWorkflowError) -> RecoveryResult | None:
         return RecoveryResult.model_validate(cause.details[0])
     except (IndexError, ValueError):
         return None
-
-
-def _policy_details(task: RecoveryTask) -> str:
-    """Describe the policy a recovery runs under, for the Web UI's "Details"."""
-    policy = task.policy
-    check = policy.health_check
-    if task.strategy is RecoveryStrategy.MANUAL:
-        pacing = "each approved by an operator"
-    elif task.strategy is RecoveryStrategy.IMMEDIATE:
-        pacing = "one after another, no backoff"
-    else:
-        pacing = (
-            f"{task.strategy.value}: backoff from {policy.initial_delay_ms} ms up to "
-            f"{policy.max_delay_ms} ms (x{policy.backoff_multiplier:g}, jitter {policy.jitter.value})"
-        )
-    lines = [
-        f"**{policy.max_retry_attempts} attempts**, {pacing}.",
-        f"Health check: {check.target if check is not None else 'none'}.",
-    ]
-    if policy.depends_on:
-        lines.append(f"Depends on: {', '.join(policy.depends_on)}.")
-    if policy.max_attempts_per_hour is not None:
-        lines.append(f"Storm guard: at most {policy.max_attempts_per_hour} attempts an hour.")
-    if policy.escalate_to_manual:
-        lines.append("Escalates to an operator once its attempts are used up.")
-    return "\n\n".join(lines)

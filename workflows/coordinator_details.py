@@ -1,9 +1,10 @@
-"""What the coordinator's Web UI page says: the queue, as an operator wants to see it.
+"""What the coordinator's Web UI pages say: its queue, and each recovery's policy.
 
 The Web UI shows a workflow's "Current Details" as markdown. The coordinator's tell
 what runs, what waits in priority order (the first few dozen), and what automation
-holds back or an operator paused, and why. Pure: the caller passes the ledger's view
-and the time, so the text is unit-tested without a server.
+holds back or an operator paused, and why. A recovery it starts gets "Details"
+saying the policy it runs under. Pure: the caller passes the ledger's view and the
+time, so the text is unit-tested without a server.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from typing import Any
 
 from workflows.coordinator_models import ActiveRecovery
 from workflows.errors import clipped
-from workflows.models import RecoveryTask
+from workflows.models import RecoveryStrategy, RecoveryTask
 
 # Rows per section: the page stays readable, and the details small.
 SHOWN = 30
@@ -48,7 +49,7 @@ def queue_details(
         holds: Service → ``{"reason", "until"}`` holding automation back.
         paused: Service → ``{"reason", "until"}`` paused by an operator.
     """
-    live = [a for a in active if not a.finished]
+    live = [a for a in active if a.live]
     waiting = heapq.nsmallest(SHOWN, queue, key=lambda task: task.queue_key)
     used, most = slots
     state = "running" if running else "**stopped** (nothing starts until `recoveryctl configure --start`)"
@@ -104,3 +105,29 @@ def _until(value: object) -> str:
 
 def _more(total: int) -> list[str]:
     return [f"- … and {total - SHOWN} more"] if total > SHOWN else []
+
+
+def policy_details(task: RecoveryTask) -> str:
+    """Describe the policy a recovery runs under, for the Web UI's "Details" of its child."""
+    policy = task.policy
+    check = policy.health_check
+    if task.strategy is RecoveryStrategy.MANUAL:
+        pacing = "each approved by an operator"
+    elif task.strategy is RecoveryStrategy.IMMEDIATE:
+        pacing = "one after another, no backoff"
+    else:
+        pacing = (
+            f"{task.strategy.value}: backoff from {policy.initial_delay_ms} ms up to "
+            f"{policy.max_delay_ms} ms (x{policy.backoff_multiplier:g}, jitter {policy.jitter.value})"
+        )
+    lines = [
+        f"**{policy.max_retry_attempts} attempts**, {pacing}.",
+        f"Health check: {check.target if check is not None else 'none'}.",
+    ]
+    if policy.depends_on:
+        lines.append(f"Depends on: {', '.join(policy.depends_on)}.")
+    if policy.max_attempts_per_hour is not None:
+        lines.append(f"Storm guard: at most {policy.max_attempts_per_hour} attempts an hour.")
+    if policy.escalate_to_manual:
+        lines.append("Escalates to an operator once its attempts are used up.")
+    return "\n\n".join(lines)

@@ -25,7 +25,11 @@ from pydantic import (
 
 from workflows.compact_state import POLICY_TABLE, compact, expand
 from workflows.constants import CONSTITUTIONAL_HASH
+# Carried in the state; defined with the lifecycle's transitions.
+from workflows.ledger.lifecycle import ActiveRecovery as ActiveRecovery
+from workflows.ledger.lifecycle import Lifecycle as Lifecycle
 from workflows.models import (
+    StrictPriority,
     DoorInput,
     INT64_MAX,
     INT64_MIN,
@@ -42,7 +46,6 @@ from workflows.models import (
 DEFAULT_QUEUE_LIMIT = 10_000
 # The recent history is carried across continue-as-new too: keep it well inside the budget.
 MAX_RECENT_HISTORY = 200
-StrictPriority = Annotated[StrictInt, Field(ge=INT64_MIN, le=INT64_MAX)]
 
 
 class _ServiceInput(StrictModel, DoorInput):
@@ -276,26 +279,6 @@ class CoordinatorConfig(BaseModel):
     # Most unfinished recoveries (queued or running) held at once: the whole state is
     # carried across continue-as-new, so it must stay bounded.
     queue_limit: int = DEFAULT_QUEUE_LIMIT
-
-
-class ActiveRecovery(BaseModel):
-    """A recovery the coordinator started and has not yet seen finish."""
-
-    task: RecoveryTask
-    run_id: str | None = None
-    last_report: int = 0
-    # Started by execute_recovery, or waiting on operators: never holds a queue slot.
-    outside_slots: bool = False
-    # Its result is recorded; the child is closing and still holds its slot until it has.
-    finished: bool = False
-    # Strategy MANUAL, or escalated: operators pace its attempts, one approval each.
-    awaits_operators: bool = False
-    # Cancelled by an operator (the reason): recorded at once, the child told to stop.
-    cancel_reason: str | None = None
-    # The child has sent its final report: it is only closing now.
-    finish_reported: bool = False
-    # The attempt count when an operator's approval was sent: one approval per wait.
-    approval_for_attempt: int | None = None
 
 
 class AttemptLog(BaseModel):

@@ -21,6 +21,7 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    StrictBool,
     StrictInt,
     ValidationError,
     ValidationInfo,
@@ -63,6 +64,8 @@ MAX_ATTEMPTS_PER_HOUR = 10_000
 
 Priority = Annotated[int, Field(ge=INT64_MIN, le=INT64_MAX)]
 """A recovery priority: lower first; any 64-bit integer (what ``RecoveryPriority`` holds)."""
+StrictPriority = Annotated[StrictInt, Field(ge=INT64_MIN, le=INT64_MAX)]
+"""A priority at a door: an integer, never a boolean, a float or a numeric string."""
 
 
 _decoding_carried = ContextVar("decoding_carried", default=False)
@@ -464,14 +467,14 @@ class ServiceRecoveryInput(StrictModel, DoorInput):
 
     service_name: str
     strategy: RecoveryStrategy = RecoveryStrategy.EXPONENTIAL_BACKOFF
-    priority: Priority = 1
+    priority: StrictPriority = 1
     policy: RecoveryPolicy | None = None
     constitutional_hash: str = CONSTITUTIONAL_HASH
     # Set by the coordinator: where this recovery reports its progress.
     coordinator_workflow_id: str | None = Field(default=None, min_length=1, max_length=1000)
     # Asked for by automation (the circuit watch, an alert), not an operator: the
     # evidence rule applies (SPEC §4): the breaker closes only on proof the service answers.
-    automatic: bool = False
+    automatic: StrictBool = False
 
     @field_validator("service_name", mode="before")
     @classmethod
@@ -592,7 +595,7 @@ class RecoveryReport(BaseModel, DoorInput):
 
     service_name: str
     run_id: str = Field(max_length=200)
-    sequence: int = Field(ge=0, le=MAX_REPORT_NUMBER)
+    sequence: StrictInt = Field(ge=0, le=MAX_REPORT_NUMBER)
     status: RecoveryStatus
     result: RecoveryResult | None = None
 

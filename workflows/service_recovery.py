@@ -122,9 +122,6 @@ MAX_IGNORED_ENTRY = 500
 REPORTED_BACKOFF = timedelta(seconds=10)
 # The patch marker of 0.7's and 0.8's runs (see ``__init__``).
 RECOVERY_0_7_BUNDLE = "recovery-0.7"
-# How long ``attempt_result`` waits for the approval of the attempt asked about: an
-# approval signal sent just before is delivered within a task or two.
-APPROVAL_PICKUP = timedelta(seconds=30)
 # What a summary or the current details may show of a URL, a reason, an error.
 MAX_SHOWN = 200
 # The evidence rule (SPEC §4): an automatic recovery of a service with no health check
@@ -328,9 +325,10 @@ class ServiceRecovery:
         """Answer when attempt ``input.attempt`` has a result, or the recovery has ended.
 
         What a caller who approved an attempt waits on (``execute_recovery`` on a MANUAL
-        recovery, ``recoveryctl execute --wait``) instead of polling the status. An
-        attempt that still awaits an approval after ``APPROVAL_PICKUP`` is refused
-        (``code`` ``approval_not_taken``): the approval it waited for was stale or lost.
+        recovery, ``recoveryctl execute``) instead of polling the status. The
+        validator admits only a wait that ends by itself: an attempt that ran, runs, or
+        comes next without anyone's word (the server holds ten updates in flight per
+        workflow: a wait for nothing would hold back the approvals themselves).
         """
         number = input.attempt
 
@@ -344,42 +342,29 @@ class ServiceRecovery:
             done = (ran() and moved_on) or self._state.finished
             return done and self._reports_in_flight == 0
 
-        def unapproved() -> bool:
-            waiting = self._awaiting_approval and self._approval is None
-            return waiting and len(self._attempts) + 1 == number
-
-        while not settled():
-            if not unapproved():
-                await workflow.wait_condition(lambda: settled() or unapproved())
-                continue
-            try:
-                await workflow.wait_condition(
-                    lambda: not unapproved(),
-                    timeout=APPROVAL_PICKUP,
-                    timeout_summary=f"attempt {number} awaits the approval it was promised",
-                )
-            except asyncio.TimeoutError:
-                raise to_application_error(
-                    RecoveryOrchestratorError(
-                        f"attempt {number} of '{self._input.service_name}' still awaits an "
-                        f"approval after {APPROVAL_PICKUP.total_seconds():g} s: the approval "
-                        "was not taken (stale, or never sent)",
-                        code="approval_not_taken",
-                        service=self._input.service_name,
-                        state=self._state.value,
-                    )
-                ) from None
+        await workflow.wait_condition(settled)
         return AttemptAnswer(status=self.status(), attempt=self._attempts[number - 1] if ran() else None)
 
     @attempt_result.validator
     def _validate_attempt_result(self, input: AttemptResultInput) -> None:
-        if input.attempt > self._policy.max_retry_attempts:
+        number, upcoming = input.attempt, len(self._attempts) + 1
+        if number > upcoming or number > self._policy.max_retry_attempts:
             raise to_application_error(
                 RecoveryValidationError(
-                    f"attempt: {input.attempt} is past this recovery's last attempt "
-                    f"({self._policy.max_retry_attempts})",
+                    f"attempt: {number} has not begun; attempt {upcoming} of "
+                    f"{self._policy.max_retry_attempts} is the next",
                     field="attempt",
                     service=self._input.service_name,
+                )
+            )
+        if number == upcoming and self._awaiting_approval and self._approval is None:
+            raise to_application_error(
+                RecoveryOrchestratorError(
+                    f"attempt {number} of '{self._input.service_name}' awaits an approval "
+                    "nobody gave: the approval was not taken (stale, or never sent)",
+                    code="approval_not_taken",
+                    service=self._input.service_name,
+                    state=self._state.value,
                 )
             )
 
