@@ -45,13 +45,13 @@ from workflows.models import (
     RecoveryStrategy,
     ServiceRecoveryInput,
 )
-from workflows.service_recovery import (
+from workflows.recovery_checks import (
     BREAKER_TRIAL_S,
     BREAKER_TRIAL_WAITS_S,
     TRIAL_NO_EVIDENCE,
     TRIAL_REOPENED,
-    ServiceRecovery,
 )
+from workflows.service_recovery import ServiceRecovery
 
 pytestmark = pytest.mark.timeout(120)
 

@@ -28,16 +28,9 @@ import re
 from datetime import datetime, timedelta
 
 from temporalio import workflow
-from temporalio.common import RetryPolicy
-from temporalio.exceptions import (
-    ActivityError,
-    ApplicationError,
-    FailureError,
-    TimeoutType,
-)
-from temporalio.exceptions import TimeoutError as TemporalTimeoutError
+from temporalio.exceptions import ApplicationError
 
-from workflows import backoff, metrics
+from workflows import backoff, metrics, recovery_checks
 from workflows.constants import (
     LOG_PREFIX,
     RECOVERY_ID_PREFIX,
@@ -73,45 +66,19 @@ from workflows.models import (
     validate_constitutional_hash,
 )
 from workflows.guard import REQUIRED, misfit
+from workflows.recovery_details import (
+    approval_refusal,
+    current_details,
+    not_awaiting_error,
+    shown,
+)
 
 with workflow.unsafe.imports_passed_through():
     from activities.breaker_store import BreakerState
-    from activities.breaker_store import BreakerRecord
-    from activities.circuit_breakers import (
-        CircuitBreakerActivities,
-        GetBreakerStateInput,
-        SetBreakerStateInput,
-    )
-    from activities.health_check_specs import (
-        HOSTED_CHECK_ACTIVITY,
-        HealthCheck,
-        HealthCheckInput,
-        HealthCheckOutcome,
-        HostedHealthCheck,
-    )
-    from activities.health_checks import HealthCheckActivities
+    from activities.health_check_specs import HealthCheckOutcome
 
 REPORT_SIGNAL = "recovery_report"
 
-# Breaker writes are idempotent and quick. A store outage (Redis restarting) is not the
-# service's fault: keep retrying for a while rather than spend an attempt on it.
-BREAKER_TIMEOUT = timedelta(seconds=10)
-BREAKER_OUTAGE_LIMIT = timedelta(minutes=2)
-BREAKER_RETRY = RetryPolicy(
-    initial_interval=timedelta(milliseconds=500),
-    maximum_interval=timedelta(seconds=5),
-)
-# A failing check is an outcome, not an error: only infrastructure faults are retried.
-HEALTH_CHECK_RETRY = RetryPolicy(
-    initial_interval=timedelta(milliseconds=500),
-    maximum_interval=timedelta(seconds=5),
-    maximum_attempts=3,
-)
-# Beyond the check's own timeout, a margin for the activity's own start and finish.
-HEALTH_CHECK_MARGIN = timedelta(seconds=5)
-# The check heartbeats every second: a worker that dies mid-check is noticed in seconds,
-# not at the check's whole timeout.
-HEALTH_CHECK_HEARTBEAT = timedelta(seconds=5)
 # Signals refused or ignored, newest last: the status shows this many.
 MAX_IGNORED_SIGNALS = 20
 MAX_IGNORED_ENTRY = 500
@@ -122,26 +89,6 @@ MAX_IGNORED_ENTRY = 500
 REPORTED_BACKOFF = timedelta(seconds=10)
 # The patch marker of 0.7's and 0.8's runs (see ``__init__``).
 RECOVERY_0_7_BUNDLE = "recovery-0.7"
-# What a summary or the current details may show of a URL, a reason, an error.
-MAX_SHOWN = 200
-# The evidence rule (SPEC §4): an automatic recovery of a service with no health check
-# closes nothing itself. After the reset to half-open it watches pybreaker's own trial,
-# reading the breaker after each of these waits (durable timers, 30 s in all): the
-# service's own successful calls close it, a failed call re-opens it. Still half-open
-# at the end, it is re-opened: no evidence the service answers.
-BREAKER_TRIAL_WAITS_S = (1, 2, 4, 8, 15)
-BREAKER_TRIAL_S = sum(BREAKER_TRIAL_WAITS_S)
-TRIAL_REOPENED = "the service's own call failed while half-open: its breaker re-opened"
-TRIAL_NO_EVIDENCE = (
-    "no evidence the service answers: no health check is configured and no call closed "
-    f"its breaker within {BREAKER_TRIAL_S} s of half-open"
-)
-
-_BREAKER_STEP = {
-    BreakerState.HALF_OPEN: (RecoveryPhase.RESETTING_BREAKER, "reset breaker to half-open"),
-    BreakerState.CLOSED: (RecoveryPhase.CLOSING_BREAKER, "close breaker"),
-    BreakerState.OPEN: (RecoveryPhase.REOPENING_BREAKER, "re-open breaker"),
-}
 
 
 class _Cancelled(Exception):
@@ -187,11 +134,8 @@ class ServiceRecovery:
             if self._input.strategy is RecoveryStrategy.MANUAL
             else RecoveryState.IN_PROGRESS
         )
-        # Set from the reset request until a close or re-open: what a cancel must undo.
-        self._breaker_maybe_half_open = False
-        # False once a write found no breaker in the store: then nothing is written to it
-        # (a recovery never creates a breaker, SPEC §4).
-        self._breaker_exists = True
+        # What a cancel must undo, and whether the store holds a breaker to write at all.
+        self._breaker = recovery_checks.Breaker(self._input.service_name, self._set_phase)
         # An automatic recovery with no check and no breaker: no attempt could ever be
         # evidence that the service answers, so it fails at once.
         self._no_evidence_possible = False
@@ -253,12 +197,12 @@ class ServiceRecovery:
             # then end as Canceled in Temporal too. A cancel signal's reason came first.
             if self._cancel_request is None:
                 self._cancel_request = CancelInput(reason=_cancellation_reason())
-            if self._breaker_maybe_half_open:
-                await self._set_breaker(BreakerState.OPEN, cleaning_up=True)
+            if self._breaker.maybe_half_open:
+                await self._breaker.set(BreakerState.OPEN, cleaning_up=True)
             await self._finish(RecoveryState.CANCELLED)
             raise
         result = await self._finish(final_state)
-        if final_state is RecoveryState.CANCELLED and self._temporal_cancel_pending():
+        if final_state is RecoveryState.CANCELLED and recovery_checks.temporal_cancel_pending():
             # A cancel signal and a Temporal cancellation both came: end Canceled in
             # Temporal too, whichever the workflow noticed first.
             raise asyncio.CancelledError()
@@ -267,7 +211,7 @@ class ServiceRecovery:
             # the coordinator has its result already, every client reads it from the details.
             raise ApplicationError(
                 f"recovery of '{input.service_name}' failed after {result.attempt_number} "
-                f"attempt(s): {_shown(result.error_message or 'no error recorded')}",
+                f"attempt(s): {shown(result.error_message or 'no error recorded')}",
                 result,
                 type=RECOVERY_FAILED,
                 non_retryable=True,
@@ -370,32 +314,22 @@ class ServiceRecovery:
 
     def _approval_refusal(self, approval: ApproveInput) -> str | None:
         """Return why ``approval`` counts for nothing now, or None if it starts an attempt."""
-        awaited = len(self._attempts) + 1
-        if self._approval is not None:
-            return f"attempt {awaited} already approved by {self._approval.operator}"
-        if not self._awaiting_approval:
-            return (
-                f"recovery was {self._state.value} ({self._phase.value}), not awaiting_manual"
-            )
-        if approval.attempt is not None and approval.attempt != awaited:
-            return (
-                f"it approves attempt {approval.attempt}, but attempt {awaited} awaits "
-                "approval now (the approval is stale)"
-            )
-        return None
+        return approval_refusal(
+            approval,
+            awaited=len(self._attempts) + 1,
+            taken=self._approval,
+            awaiting=self._awaiting_approval,
+            state=self._state,
+            phase=self._phase,
+        )
 
     def _not_awaiting(self, refusal: str) -> ApplicationError:
-        return ApplicationError(
-            f"approval of '{self._input.service_name}' refused: {refusal}",
-            {
-                "code": "not_awaiting_approval",
-                "service": self._input.service_name,
-                "state": self._state.value,
-                "phase": self._phase.value,
-                "awaiting_attempt": len(self._attempts) + 1 if self._awaiting_approval else None,
-            },
-            type=RecoveryOrchestratorError.__name__,
-            non_retryable=True,
+        return not_awaiting_error(
+            refusal,
+            service_name=self._input.service_name,
+            state=self._state,
+            phase=self._phase,
+            awaiting_attempt=len(self._attempts) + 1 if self._awaiting_approval else None,
         )
 
     @workflow.signal(name="cancel")
@@ -552,8 +486,8 @@ class ServiceRecovery:
         self._attempts.append(record)
         await self._enter(RecoveryState.IN_PROGRESS, RecoveryPhase.RESETTING_BREAKER)
         self._stop_before_touching_the_breaker()
-        error = await self._set_breaker(BreakerState.HALF_OPEN)
-        found = self._breaker_exists
+        error = await self._breaker.set(BreakerState.HALF_OPEN)
+        found = self._breaker.exists
         record.breaker_found = found if error is None else None
         record.breaker_reset = error is None and found
         passed = False
@@ -563,7 +497,12 @@ class ServiceRecovery:
                 # The evidence rule: with no check, only the service's own calls can prove
                 # it answers, and only through a breaker; with no breaker, nothing can.
                 if found:
-                    passed, error = await self._observe_trial()
+                    self._set_phase(RecoveryPhase.BREAKER_TRIAL)
+                    passed, error = await recovery_checks.observe_trial(
+                        self._breaker,
+                        lambda: self._cancel_request is not None,
+                        self._reopen_if_cancelled,
+                    )
                     record.evidence = "breaker_trial" if passed else None
                 else:
                     self._no_evidence_possible = True
@@ -580,11 +519,11 @@ class ServiceRecovery:
                 if error is None and outcome is not None and not outcome.passed:
                     error = f"health check failed: {outcome.detail}"
                 await self._reopen_if_cancelled()
-                if passed and self._breaker_exists:
-                    close_error = await self._set_breaker(BreakerState.CLOSED)
+                if passed and self._breaker.exists:
+                    close_error = await self._breaker.set(BreakerState.CLOSED)
                     passed, error = close_error is None, close_error
-                if not passed and self._breaker_exists:
-                    await self._set_breaker(BreakerState.OPEN)
+                if not passed and self._breaker.exists:
+                    await self._breaker.set(BreakerState.OPEN)
                 if passed:
                     record.evidence = "health_check" if outcome is not None else "none"
         record.finished_at = workflow.now()
@@ -604,149 +543,13 @@ class ServiceRecovery:
         )
         return passed
 
-    async def _observe_trial(self) -> tuple[bool, str | None]:
-        """Watch the half-open breaker for pybreaker's own trial; return (passed, error).
-
-        Closed by the service's own calls: evidence it answers. Re-opened: a call failed.
-        Still half-open after ``BREAKER_TRIAL_S``: re-opened here, no evidence. A cancel
-        (signal or Temporal) during a wait re-opens it and ends the recovery cancelled.
-        """
-        self._set_phase(RecoveryPhase.BREAKER_TRIAL)
-        for wait_s in BREAKER_TRIAL_WAITS_S:
-            try:
-                await workflow.wait_condition(
-                    lambda: self._cancel_request is not None,
-                    timeout=timedelta(seconds=wait_s),
-                    timeout_summary=f"breaker trial: look again in {wait_s} s",
-                )
-            except asyncio.TimeoutError:
-                pass
-            await self._reopen_if_cancelled()
-            breaker, error = await self._read_breaker()
-            await self._reopen_if_cancelled()  # a cancel wins, as after a check
-            if error is not None:
-                await self._set_breaker(BreakerState.OPEN)
-                return False, error
-            if breaker is None:
-                self._breaker_exists = False
-                self._breaker_maybe_half_open = False
-                return False, "the breaker was deleted from the store during its trial"
-            if breaker.state is BreakerState.CLOSED:
-                self._breaker_maybe_half_open = False
-                return True, None
-            if breaker.state is BreakerState.OPEN:
-                self._breaker_maybe_half_open = False
-                return False, TRIAL_REOPENED
-        await self._set_breaker(BreakerState.OPEN)
-        return False, TRIAL_NO_EVIDENCE
-
-    async def _read_breaker(self) -> tuple[BreakerRecord | None, str | None]:
-        """Read the breaker as the store holds it; return it (None: absent), or an error."""
-        try:
-            breaker = await workflow.execute_local_activity_method(
-                CircuitBreakerActivities.get_breaker_state,
-                GetBreakerStateInput(service_name=self._input.service_name),
-                start_to_close_timeout=BREAKER_TIMEOUT,
-                schedule_to_close_timeout=BREAKER_OUTAGE_LIMIT,
-                retry_policy=BREAKER_RETRY,
-                summary="read breaker state",
-            )
-        except ActivityError as err:
-            self._raise_if_workflow_cancelled()
-            return None, f"read breaker state failed: {_cause_message(err)}"
-        return breaker, None
-
-    async def _set_breaker(self, state: BreakerState, *, cleaning_up: bool = False) -> str | None:
-        """Set the breaker if the store holds one; return None, or the error that stopped it.
-
-        A breaker the store does not hold is not written (``set_breaker_state`` writes
-        only existing breakers): ``_breaker_exists`` turns False, and later writes of
-        this recovery are skipped by their callers.
-
-        Args:
-            state: The state to set.
-            cleaning_up: True when this is the re-open after a Temporal cancellation.
-        """
-        phase, summary = _BREAKER_STEP[state]
-        self._set_phase(phase)
-        if state is BreakerState.HALF_OPEN:
-            self._breaker_maybe_half_open = True  # from the request on: it may take effect
-        request = SetBreakerStateInput(service_name=self._input.service_name, state=state)
-        try:
-            # A local activity: one marker inside the workflow task that asked.
-            written = await workflow.execute_local_activity_method(
-                CircuitBreakerActivities.set_breaker_state,
-                request,
-                start_to_close_timeout=BREAKER_TIMEOUT,
-                schedule_to_close_timeout=BREAKER_OUTAGE_LIMIT,
-                retry_policy=BREAKER_RETRY,
-                summary=summary,
-            )
-        except ActivityError as err:
-            if not cleaning_up:
-                self._raise_if_workflow_cancelled()
-            return f"{summary} failed: {_cause_message(err)}"
-        self._breaker_exists = written is not None
-        if written is None:
-            self._breaker_maybe_half_open = False
-            return None
-        if state is not BreakerState.HALF_OPEN:
-            self._breaker_maybe_half_open = False
-        return None
-
     async def _health_check(self) -> tuple[HealthCheckOutcome | None, str | None]:
         """Run the policy's check; return its outcome, or the error that prevented it."""
         check = self._policy.health_check
         if check is None:
             return None, None
         self._set_phase(RecoveryPhase.HEALTH_CHECK)
-        if isinstance(check, HostedHealthCheck):
-            return await self._hosted_health_check(check)
-        try:
-            outcome = await workflow.execute_activity_method(
-                HealthCheckActivities.run_health_check,
-                HealthCheckInput(service_name=self._input.service_name, check=check),
-                start_to_close_timeout=timedelta(milliseconds=check.timeout_ms)
-                + HEALTH_CHECK_MARGIN,
-                heartbeat_timeout=HEALTH_CHECK_HEARTBEAT,
-                retry_policy=HEALTH_CHECK_RETRY,
-                summary=_check_summary(check),
-            )
-        except ActivityError as err:
-            self._raise_if_workflow_cancelled()
-            return None, f"health check could not run: {_cause_message(err)}"
-        return outcome, None
-
-    async def _hosted_health_check(
-        self, check: HostedHealthCheck
-    ) -> tuple[HealthCheckOutcome | None, str | None]:
-        """Run a check on the task queue of the process that hosts it.
-
-        Not durable: when nobody picks the check up within ``host_wait_ms`` (the
-        schedule-to-start timeout, which Temporal does not retry), the host is gone.
-        """
-        try:
-            outcome = await workflow.execute_activity(
-                HOSTED_CHECK_ACTIVITY,
-                HealthCheckInput(service_name=self._input.service_name, check=check),
-                result_type=HealthCheckOutcome,
-                task_queue=check.task_queue,
-                schedule_to_start_timeout=timedelta(milliseconds=check.host_wait_ms),
-                start_to_close_timeout=timedelta(milliseconds=check.timeout_ms)
-                + HEALTH_CHECK_MARGIN,
-                retry_policy=HEALTH_CHECK_RETRY,
-                summary=f"hosted health check on {check.host}",
-            )
-        except ActivityError as err:
-            self._raise_if_workflow_cancelled()
-            if _not_picked_up(err):
-                return None, (
-                    f"health check host {check.host!r} (task queue {check.task_queue!r}) did "
-                    f"not pick the check up within {check.host_wait_ms} ms: the process that "
-                    f"scheduled this recovery is gone"
-                )
-            return None, f"health check could not run: {_cause_message(err)}"
-        return outcome, None
+        return await recovery_checks.health_check(self._input.service_name, check)
 
     async def _enter(
         self, state: RecoveryState, phase: RecoveryPhase, *, worth_reporting: bool = False
@@ -767,7 +570,7 @@ class ServiceRecovery:
         await self._report()
         # A Temporal cancellation that arrives while the report is being signalled is not
         # raised by that await (the signal is already on its way): honour it here.
-        self._raise_if_workflow_cancelled()
+        recovery_checks.raise_if_workflow_cancelled()
 
     def _set_phase(self, phase: RecoveryPhase) -> None:
         self._phase = phase
@@ -781,67 +584,20 @@ class ServiceRecovery:
         workflow.set_current_details(self._details())
 
     def _details(self) -> str:
-        name = self._input.service_name
-        attempt = len(self._attempts)
-        of = f"{self._policy.max_retry_attempts}"
-        last = f"\n\nLast error: {_shown(self._last_error)}" if self._last_error else ""
-        phase = self._phase
-        if phase is RecoveryPhase.AWAITING_APPROVAL:
-            return (
-                f"**Waiting for an operator** to approve attempt {attempt + 1}/{of} of `{name}`."
-                f"\n\nApprove: `recoveryctl approve {name} --operator <you>`, or signal "
-                f"`approve` with `{{\"operator\": \"<you>\", \"note\": \"...\"}}`.{last}"
-            )
-        if phase is RecoveryPhase.BACKOFF and self._next_attempt_at is not None:
-            until = self._next_attempt_at.strftime("%H:%M:%S UTC")
-            return f"Backoff before attempt {attempt + 1}/{of} until {until}.{last}"
-        if phase in (
-            RecoveryPhase.RESETTING_BREAKER,
-            RecoveryPhase.HEALTH_CHECK,
-            RecoveryPhase.BREAKER_TRIAL,
-            RecoveryPhase.CLOSING_BREAKER,
-            RecoveryPhase.REOPENING_BREAKER,
-        ):
-            unchecked = self._policy.health_check is None
-            step = {
-                RecoveryPhase.RESETTING_BREAKER: "resetting the breaker to half-open",
-                RecoveryPhase.HEALTH_CHECK: _check_summary(self._policy.health_check),
-                RecoveryPhase.BREAKER_TRIAL: (
-                    "no health check configured: waiting up to "
-                    f"{BREAKER_TRIAL_S} s for the service's own calls to close its half-open "
-                    "breaker"
-                ),
-                RecoveryPhase.CLOSING_BREAKER: (
-                    "no health check configured: closing the breaker without one"
-                    if unchecked
-                    else "health check passed: closing the breaker"
-                ),
-                RecoveryPhase.REOPENING_BREAKER: "re-opening the breaker",
-            }[phase]
-            return f"Attempt {attempt}/{of}: {step}.{last}"
-        if phase is RecoveryPhase.FINISHED:
-            ended = f"Recovery {self._state.value} after {attempt} attempt(s)"
-            if self._state is RecoveryState.CANCELLED and self._cancel_request is not None:
-                reason = self._cancel_request.reason or "no reason given"
-                return f"{ended}: cancelled: {_shown(reason)}."
-            if self._state is RecoveryState.SUCCEEDED and self._attempts:
-                return f"{ended}: {self._success_basis(self._attempts[-1])}."
-            return f"{ended}.{last}"
-        strategy, priority = self._input.strategy.value, self._input.priority
-        return f"Starting the recovery of `{name}` ({strategy}, priority {priority})."
-
-    def _success_basis(self, attempt: AttemptRecord) -> str:
-        """Say what a successful attempt rests on (the evidence rule, SPEC §4)."""
-        found = attempt.breaker_found is not False
-        if attempt.evidence == "breaker_trial":
-            return "closed by the service's own calls (no health check configured)"
-        if attempt.evidence == "none":
-            if found:
-                return "breaker closed without a health check"
-            return "no health check configured, and the store holds no breaker to close"
-        if found:
-            return "health check passed, breaker closed"
-        return "health check passed (the store holds no breaker to close)"
+        return current_details(
+            service_name=self._input.service_name,
+            strategy=self._input.strategy,
+            priority=self._input.priority,
+            max_attempts=self._policy.max_retry_attempts,
+            health_check=self._policy.health_check,
+            trial_s=recovery_checks.BREAKER_TRIAL_S,
+            state=self._state,
+            phase=self._phase,
+            attempts=self._attempts,
+            next_attempt_at=self._next_attempt_at,
+            last_error=self._last_error,
+            cancel_request=self._cancel_request,
+        )
 
     def _stop_before_touching_the_breaker(self) -> None:
         """Honour a cancel that arrived before the attempt reset the breaker.
@@ -859,21 +615,9 @@ class ServiceRecovery:
         """
         if self._cancel_request is None:
             return
-        if self._breaker_exists:
-            await self._set_breaker(BreakerState.OPEN)
+        if self._breaker.exists:
+            await self._breaker.set(BreakerState.OPEN)
         raise _Cancelled()
-
-    def _temporal_cancel_pending(self) -> bool:
-        return workflow.cancellation_reason() is not None
-
-    def _raise_if_workflow_cancelled(self) -> None:
-        """Let a Temporal cancellation that cut an activity short end the recovery.
-
-        The SDK reports the cut-short activity as an ``ActivityError``; taken for the
-        attempt's failure, the recovery would go on to its next backoff instead.
-        """
-        if self._temporal_cancel_pending():
-            raise asyncio.CancelledError()
 
     def _raise_if_cancelled(self) -> None:
         if self._cancel_request is not None:
@@ -946,23 +690,6 @@ class ServiceRecovery:
             self._reports_in_flight -= 1
 
 
-def _cause_message(err: ActivityError) -> str:
-    """Return the innermost useful message of an activity failure."""
-    cause: BaseException | None = err.cause
-    while isinstance(cause, FailureError) and cause.cause is not None:
-        if isinstance(cause, ApplicationError):
-            break
-        cause = cause.cause
-    return str(cause) if cause is not None else str(err)
-
-
-def _not_picked_up(err: ActivityError) -> bool:
-    """Return True when no worker took the activity before its schedule-to-start timeout."""
-    cause = err.cause
-    return (
-        isinstance(cause, TemporalTimeoutError) and cause.type is TimeoutType.SCHEDULE_TO_START
-    )
-
 
 def _input_refusal(input: object) -> RecoveryValidationError | None:
     """Why ``input`` cannot start a recovery (None when it can); the guard says the same."""
@@ -977,16 +704,6 @@ def _stand_in_input() -> ServiceRecoveryInput:
     """
     name = workflow.info().workflow_id.removeprefix(RECOVERY_ID_PREFIX)
     return ServiceRecoveryInput.model_construct(service_name=name)
-
-
-def _shown(text: str | None) -> str:
-    """Return text cut to what a summary or the current details should show."""
-    return clipped(text or "", MAX_SHOWN)
-
-
-def _check_summary(check: HealthCheck | None) -> str:
-    """Name a health check by its target: ``http GET http://…/health``, ``tcp connect db:5432``."""
-    return _shown(check.target) if check is not None else "no health check"
 
 
 # How the server words a cancellation one workflow asked of another (the coordinator's).

@@ -25,7 +25,8 @@ from tests.reliability.kills_cluster import Outage
 from tests.reliability.kills_history import Attempt, Timeline, describe, read_timeline, seconds
 from workflows.constants import recovery_workflow_id
 from workflows.models import AttemptRecord, RecoveryResult
-from workflows.service_recovery import HEALTH_CHECK_HEARTBEAT, HEALTH_CHECK_RETRY, ServiceRecovery
+from workflows.recovery_checks import HEALTH_CHECK_HEARTBEAT, HEALTH_CHECK_RETRY
+from workflows.service_recovery import ServiceRecovery
 
 # How late a step may be recorded after it was due (a busy 2-core machine included).
 ON_TIME_S = 2.0

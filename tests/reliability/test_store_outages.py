@@ -50,7 +50,7 @@ from tests.reliability.kills_verdict import examine
 from tests.servers import gated_health_server
 from workflows.constants import TASK_QUEUE
 from workflows.models import RecoveryPolicy, RecoveryStrategy, ServiceRecoveryInput
-from workflows.service_recovery import BREAKER_RETRY
+from workflows.recovery_checks import BREAKER_RETRY
 
 REDIS_DOWN_S = 10.0
 SQLITE_DOWN_S = 6.0
