@@ -209,9 +209,12 @@ async def run_worker(
         tuning.describe(),
     )
     async with worker:
-        # Before the coordinator and the watch start: on a fresh deployment they then
-        # start on this version instead of waiting for one to become current.
-        await announce_current(client, version, task_queue, force=force_current)
+        # Beside the coordinator's and the watch's start, not before it: on a fresh (or
+        # loaded) server the version may take a while to be known, and a workflow started
+        # meanwhile waits, then runs on the version made current.
+        announcing = asyncio.create_task(
+            announce_current(client, version, task_queue, force=force_current)
+        )
         # The coordinator is one per namespace: make sure it runs as soon as a worker does.
         await CoordinatorClient(client, task_queue=task_queue).ensure_running()
         # The one long-lived watch: started, or given this worker's settings and interval.
@@ -222,6 +225,7 @@ async def run_worker(
             else None
         )
         await stop.wait()
+        announcing.cancel()
         logger.info("shutting down")
         if gauges is not None:
             await gauges
@@ -231,11 +235,19 @@ async def run_worker(
 async def announce_current(
     client: Client, version: WorkerDeploymentVersion, task_queue: str, *, force: bool = False
 ) -> None:
-    """Make this worker's version current where SPEC §9 says so; log which one is current."""
-    current = await make_current(
-        client, version, only_if_none=not force, task_queue=None if force else task_queue
-    )
-    if current.outcome in (Outcome.REFUSED, Outcome.TIMED_OUT):
+    """Make this worker's version current where SPEC §9 says so; log which one is current.
+
+    A server slow to learn of the version (``TIMED_OUT``) is asked again until it has:
+    on a fresh deployment nothing runs until some version is current.
+    """
+    while True:
+        current = await make_current(
+            client, version, only_if_none=not force, task_queue=None if force else task_queue
+        )
+        if current.outcome is not Outcome.TIMED_OUT:
+            break
+        logger.warning("worker deployment: %s; trying again", current.message)
+    if current.outcome is Outcome.REFUSED:
         logger.warning("worker deployment: %s", current.message)
     else:
         logger.info("worker deployment: %s", current.message)
