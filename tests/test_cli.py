@@ -16,53 +16,16 @@ import pytest_asyncio
 from temporalio.testing import WorkflowEnvironment
 
 from activities.sqlite_store import SQLiteBreakerStore
-from starter.dev import find_binary
 from starter.watch_schedule import ensure_watch_schedule
 from tests.conftest import running_worker
 from tests.policies import blocking_policy_json
+from tests.helpers.recoveryctl import Cli
 from tests.recoveries import eventually
 from tests.servers import free_port
 from workflows.circuit_watch_models import WatchInput
 from workflows.constants import CIRCUIT_WATCH_SCHEDULE_ID
 
 pytestmark = pytest.mark.timeout(120)
-
-
-class Cli:
-    """Runs a command-line tool against the test's server, coordinator and task queue."""
-
-    def __init__(self, address: str, coordinator_id: str, task_queue: str) -> None:
-        self.address = address
-        self.coordinator_id = coordinator_id
-        self.task_queue = task_queue
-
-    async def run(self, *argv: str, env: dict[str, str] | None = None) -> tuple[int, str, str]:
-        """Run ``argv`` aimed at the test's server (``env`` overrides; ``""`` unsets)."""
-        merged = {**os.environ, "TEMPORAL_ADDRESS": self.address, **(env or {})}
-        env = {name: value for name, value in merged.items() if value != ""}
-        process = await asyncio.create_subprocess_exec(
-            *argv, env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE
-        )
-        out, err = await asyncio.wait_for(process.communicate(), timeout=60)
-        assert process.returncode is not None
-        return process.returncode, out.decode(), err.decode()
-
-    async def ctl(self, *argv: str, env: dict[str, str] | None = None) -> tuple[int, str, str]:
-        """Run ``recoveryctl`` aimed at this test's coordinator."""
-        return await self.run(
-            str(Path(sys.executable).parent / "recoveryctl"),
-            "--coordinator-id", self.coordinator_id, "--task-queue", self.task_queue, *argv,
-            env=env,
-        )
-
-    async def ctl_json(self, *argv: str) -> Any:
-        code, out, err = await self.ctl("--json", *argv)
-        assert code == 0, err
-        return json.loads(out)
-
-    async def temporal(self, *argv: str) -> tuple[int, str, str]:
-        """Run the official ``temporal`` CLI."""
-        return await self.run(find_binary("temporal"), *argv, "--address", self.address)
 
 
 @pytest_asyncio.fixture

@@ -27,7 +27,7 @@ from starter.recoveries import recovery_status
 from tests.policies import blocking_policy
 from tests.recoveries import eventually
 from tests.servers import GatedHealthServer
-from tests.test_cli import Cli
+from tests.helpers.recoveryctl import Cli
 from tests.test_coordinator_hardening import BENIGN_CAUSES, Coordinator
 from workflows.constants import SA_PRIORITY
 from workflows.models import RecoveryPolicy, RecoveryState

@@ -1,0 +1,1 @@
+"""What tests share: servers, workers, clients and tools driven from a test."""
