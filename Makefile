@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed
 # Options for `recoveryctl dev`, e.g. make dev DEV_ARGS="--port 7244 --ui-port 8244"
 DEV_ARGS ?=
 
-.PHONY: venv dev test bench typecheck screenshots hostile-doc clean
+.PHONY: venv dev test bench typecheck screenshots hostile-doc config-doc clean
 
 $(STAMP): pyproject.toml
 	test -d $(VENV) || $(PYTHON) -m venv $(VENV)
@@ -39,6 +39,10 @@ screenshots: $(STAMP)
 # docs/hostile-input.md from a full run of the hostile-input table (make test only prints it).
 hostile-doc: $(STAMP)
 	RECOVERY_HOSTILE_DOC=write $(BIN)/python -m pytest tests/reliability/test_hostile_input.py
+
+# docs/configuration.md's table of RECOVERY_* variables, from activities/settings.py's model.
+config-doc: $(STAMP)
+	$(BIN)/python -m activities.settings
 
 clean:
 	rm -rf $(VENV) .recovery build *.egg-info

@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
-import os
 import signal
 from collections.abc import Iterable
 from datetime import timedelta
@@ -39,6 +38,8 @@ from activities.health_checks import (
     allowed_modules_from_env,
 )
 from activities.redaction import install_log_redaction, redact
+from activities.settings import METRICS_BIND_ENV as METRICS_BIND_ENV
+from activities.settings import RecoverySettings
 from activities.workflow_lookup import WorkflowLookupActivities
 from starter.connection import connect, ensure_search_attributes, metrics_runtime
 from starter.coordinator_client import CoordinatorClient
@@ -67,7 +68,6 @@ from workflows.service_recovery import ServiceRecovery
 
 logger = logging.getLogger("recovery-worker")
 
-METRICS_BIND_ENV = "RECOVERY_METRICS_BIND"
 
 WORKFLOWS = [ServiceRecovery, RecoveryCoordinator, CircuitWatch]
 # Every worker and replayer runs the workflows behind the guard: no message a client
@@ -149,6 +149,12 @@ def _with_worker_converter(client: Client) -> Client:
     return Client(**config)
 
 
+def metrics_bind_from_env() -> str | None:
+    """Return ``RECOVERY_METRICS_BIND`` (``host:port``), else None: no metrics."""
+    bind: str | None = RecoverySettings.read("metrics_bind")
+    return bind
+
+
 async def run_worker(
     stop: asyncio.Event,
     task_queue: str = TASK_QUEUE,
@@ -182,7 +188,7 @@ async def run_worker(
     modules, targets = allowed_modules_from_env(), TargetAllowList.from_env()
     tuning = WorkerTuning.from_env()
     interval = watch_interval or interval_from_env()
-    metrics_bind = metrics_bind or os.environ.get(METRICS_BIND_ENV) or None
+    metrics_bind = metrics_bind or metrics_bind_from_env()
     runtime = metrics_runtime(metrics_bind) if metrics_bind else None
     interceptors = tracing_interceptors() if tracing or tracing_from_env() else []
     client = await connect(runtime=runtime, interceptors=interceptors)

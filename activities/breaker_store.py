@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import enum
 import logging
-import os
 import re
 from collections.abc import Callable
 from datetime import datetime
@@ -26,13 +25,13 @@ from typing import Literal, Protocol, TypeVar, overload
 from pydantic import BaseModel
 
 from activities.redaction import redact
+from activities.settings import STORE_URL_ENV as STORE_URL_ENV
+from activities.settings import RecoverySettings
 
 logger = logging.getLogger(__name__)
 R = TypeVar("R")
 T = TypeVar("T")
 
-DEFAULT_STORE_URL = "sqlite:///.recovery/breakers.db"
-STORE_URL_ENV = "RECOVERY_CIRCUIT_STORE"
 REDIS_SCHEMES = ("redis://", "rediss://")
 
 # What Redis's INCR accepts as an integer; Python's int() is laxer ("1_0", " 7").
@@ -171,7 +170,8 @@ def tolerant(parse: Callable[[str, R], T], where: str, raw: R, default: T) -> T:
 
 def store_url_from_env() -> str:
     """Return ``RECOVERY_CIRCUIT_STORE``, or the embedded SQLite default."""
-    return os.environ.get(STORE_URL_ENV) or DEFAULT_STORE_URL
+    store_url: str = RecoverySettings.read("circuit_store")
+    return store_url
 
 
 def unsupported_store_url(url: str) -> ValueError:

@@ -33,7 +33,6 @@ import asyncio
 import importlib
 import inspect
 import ipaddress
-import os
 import re
 import socket
 import threading
@@ -98,8 +97,10 @@ T = TypeVar("T")
 
 def allowed_modules_from_env() -> frozenset[str]:
     """Return the comma-separated ``RECOVERY_HEALTH_CHECK_MODULES`` as a set."""
-    raw = os.environ.get(ALLOWED_MODULES_ENV, "")
-    return frozenset(part.strip() for part in raw.split(",") if part.strip())
+    from activities.settings import RecoverySettings  # it imports this module
+
+    modules: frozenset[str] = RecoverySettings.read("health_check_modules")
+    return modules
 
 
 @dataclass(frozen=True)
@@ -146,7 +147,10 @@ class TargetAllowList:
     @classmethod
     def from_env(cls) -> TargetAllowList:
         """Return the allow-list in this process's ``RECOVERY_HEALTH_CHECK_ALLOW``."""
-        return cls.parse(os.environ.get(ALLOWED_TARGETS_ENV, ""))
+        from activities.settings import RecoverySettings  # it imports this module
+
+        targets: TargetAllowList = RecoverySettings.read("health_check_allow")
+        return targets
 
     def allows_host(self, host: str) -> bool:
         """Return True when ``host`` is listed by name."""

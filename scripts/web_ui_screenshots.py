@@ -39,7 +39,7 @@ from starter.dev import server_command, wait_for_server  # noqa: E402
 from starter.connection import ensure_search_attributes  # noqa: E402
 from starter.orchestrator import RecoveryOrchestrator  # noqa: E402
 from starter.watch_control import ensure_watch  # noqa: E402
-from tests.servers import free_port  # noqa: E402
+from tests.helpers.servers import free_port  # noqa: E402
 from worker import build_worker  # noqa: E402
 from workflows.circuit_watch_models import WatchInput  # noqa: E402
 from workflows.models import RecoveryPolicy, RecoveryStrategy  # noqa: E402

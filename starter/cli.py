@@ -752,10 +752,27 @@ def main(argv: list[str] | None = None) -> None:
     _exit(run(argv))
 
 
+# Python warnings that libraries print while a command runs, which are not for operators
+# (one line on stderr per failure): (message start, category, issuing module).
+QUIET_WARNINGS: tuple[tuple[str, type[Warning], str], ...] = (
+    # `--address http://host:7233`: the SDK still connects, and says it will stop doing so.
+    ("Target host as URL with scheme", UserWarning, r"temporalio\.service"),
+)
+
+
 def run(argv: list[str] | None = None) -> int:
-    """Parse ``argv``, run the command, and return its exit code."""
-    # One line on stderr per failure: a library's Python warning is not for operators.
-    warnings.simplefilter("ignore")
+    """Parse ``argv``, run the command, and return its exit code.
+
+    The warnings in ``QUIET_WARNINGS`` are silenced for the command only: the caller's
+    warning filters are as they were once it returns.
+    """
+    with warnings.catch_warnings():
+        for message, category, module in QUIET_WARNINGS:
+            warnings.filterwarnings("ignore", message=message, category=category, module=module)
+        return _run(argv)
+
+
+def _run(argv: list[str] | None) -> int:
     try:
         parsed = cli.main(args=argv, prog_name=PROG, standalone_mode=False)
     except click.UsageError as err:

@@ -61,7 +61,7 @@ class WatchedBreakers(render.Breakers):
     def text(self) -> str:
         """The table people read, with the WATCH column."""
         looked = self.look.looked_at if self.look else None
-        table = render._table(  # noqa: SLF001 (the same borderless table as the rest)
+        table = render.table(  # the same borderless table as the rest
             ["SERVICE", "STATE", "FAILURES", "SUCCESSES", "OPEN FOR", "LAST OPENED", "WATCH"],
             [
                 [

@@ -30,6 +30,7 @@ import weakref
 from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any, TypeVar, overload
 
+from tenacity import AsyncRetrying, retry_if_exception, stop_after_attempt, wait_exponential
 from temporalio.client import (
     Client,
     WithStartWorkflowOperation,
@@ -73,7 +74,11 @@ R = TypeVar("R")
 
 # Temporal allows 10 updates in flight per workflow; leave room for other clients.
 MAX_IN_FLIGHT = 8
-RETRY_DELAYS = (0.05, 0.1, 0.2, 0.4, 0.8, 1.6, 3.2, 5.0, 5.0, 5.0)
+# A passing refusal is sent again after 0.05, 0.1, 0.2 … 3.2, then 5 s (three times):
+# ten resends over about 21 s, then its error is raised.
+RETRY_SENDS = 10
+RETRY_FIRST_DELAY = 0.05
+RETRY_MAX_DELAY = 5.0
 # The worker's answer to a refused update echoes the request, and the SDK will not send
 # an answer over Temporal's 2 MB: the coordinator's workflow tasks then fail until the
 # server drops the update, about 20 s later, and every other request waits (the server
@@ -243,15 +248,21 @@ class CoordinatorClient:
             )
 
     async def _retrying(self, call: Callable[[], Awaitable[R]]) -> R:
-        for delay in (*RETRY_DELAYS, None):
-            try:
+        """Send ``call`` until it passes, resending only Temporal's passing refusals.
+
+        (Each send holds an in-flight slot; the wait between sends holds none.)
+        """
+        retrying = AsyncRetrying(
+            retry=retry_if_exception(_worth_retrying),
+            wait=wait_exponential(multiplier=RETRY_FIRST_DELAY, max=RETRY_MAX_DELAY),
+            stop=stop_after_attempt(1 + RETRY_SENDS),
+            reraise=True,
+        )
+        async for attempt in retrying:
+            with attempt:
                 async with _in_flight():
                     return await call()
-            except (RPCError, WorkflowUpdateRPCTimeoutOrCancelledError) as err:
-                if delay is None or not _worth_retrying(err):
-                    raise
-            await asyncio.sleep(delay)
-        raise AssertionError("unreachable")
+        raise AssertionError("unreachable: the last failure is raised")
 
     async def _update_with_start(
         self, update: CoordinatorUpdate[I, Any], request: I, update_id: str

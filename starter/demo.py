@@ -24,6 +24,8 @@ from typing import Any
 
 import click
 import redis
+from rich.console import Group, RenderableType
+from rich.text import Text
 from temporalio.api.enums.v1 import TaskQueueType
 from temporalio.api.taskqueue.v1 import TaskQueue
 from temporalio.api.workflowservice.v1 import DescribeTaskQueueRequest
@@ -60,6 +62,7 @@ from starter.dev import (
     recoveryctl_program,
 )
 from starter.recoveries import recovery_status
+from starter import render
 from starter.render import approve_command as shell_approve_command
 from starter.watch_control import (
     WatchNotRunning,
@@ -238,16 +241,24 @@ def _live_detail(live: RecoveryStatus) -> str:
     return f"attempt {live.attempt_count}/{live.max_attempts}: {words}"
 
 
-def table(rows: list[Row]) -> str:
-    """Return the rows as aligned columns under ``HEADERS``."""
-    cells = [list(HEADERS)] + [
-        [r.service, str(r.priority), r.health, r.breaker, r.recovery, r.last_call, r.detail]
-        for r in rows
-    ]
-    widths = [max(len(row[i]) for row in cells) for i in range(len(HEADERS))]
-    return "\n".join(
-        "  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip() for row in cells
+def table(rows: list[Row]) -> RenderableType:
+    """Return the rows under ``HEADERS``: the borderless table of ``recoveryctl``'s others."""
+    shown = render.table(
+        list(HEADERS),
+        [
+            [
+                r.service,
+                r.priority,
+                r.health,
+                render.state_text(r.breaker),
+                render.state_text(r.recovery),
+                r.last_call,
+                r.detail,
+            ]
+            for r in rows
+        ],
     )
+    return shown or Text("no demo services")
 
 
 class Output:
@@ -257,6 +268,7 @@ class Output:
         self._json = as_json
         self._started = time.monotonic()
         self._shown: list[Row] = []
+        self._console = render.console()
 
     def elapsed(self) -> float:
         """Return seconds since the demo began."""
@@ -275,7 +287,8 @@ class Output:
             line = {"elapsed_seconds": round(self.elapsed(), 1), "services": [asdict(r) for r in rows]}
             print(json.dumps(line), flush=True)
         else:
-            print(f"\n[{self.elapsed():5.1f} s]\n{table(rows)}", flush=True)
+            when = Text(f"\n[{self.elapsed():5.1f} s]")
+            render.show_renderable(Group(when, table(rows)), self._console)
 
     def outcome(self, summary: dict[str, Any], text: str) -> None:
         """Print how the demo ended."""

@@ -15,12 +15,9 @@ from __future__ import annotations
 import asyncio
 import enum
 import logging
-import os
-import re
 import shlex
 from collections.abc import Mapping
 from dataclasses import dataclass
-from importlib.metadata import PackageNotFoundError, version as package_version
 
 from google.protobuf.field_mask_pb2 import FieldMask
 from temporalio.api.common.v1 import WorkflowExecution
@@ -38,20 +35,16 @@ from temporalio.common import WorkerDeploymentVersion
 from temporalio.service import RPCError, RPCStatusCode
 from temporalio.worker import WorkerDeploymentConfig
 
+from activities.settings import DISTRIBUTION
+from activities.settings import RecoverySettings
+from activities.settings import default_build_id
+from activities.settings import parse_build_id
 from workflows.constants import SERVICE_RECOVERY_WORKFLOW
 from workflows.versioning import PINNED
 
 logger = logging.getLogger(__name__)
 
 DEPLOYMENT_NAME = "recovery-orchestrator"
-BUILD_ID_ENV = "RECOVERY_BUILD_ID"
-DISTRIBUTION = "recovery-orchestrator"
-MAX_BUILD_ID_LENGTH = 64
-# A package version (0.9.0, 0.9.0rc1, 0.9.0+g1a2b3c), a git sha, an image tag: letters,
-# digits and . _ + - , starting with a letter or digit. No ':' (the server joins deployment
-# and build as "name:build"), no '/', no spaces or quotes (it goes into visibility queries
-# and shell commands), and not the server's reserved "__unversioned__".
-BUILD_ID_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+-]*")
 # How long a worker tries to make its version current: the server knows a version once
 # one of its workers has polled, usually within a second of the worker starting.
 MAKE_CURRENT_TIMEOUT = 30.0
@@ -70,34 +63,6 @@ _RETRYABLE = {
 }
 
 
-def parse_build_id(text: str, source: str = BUILD_ID_ENV) -> str:
-    """Return ``text`` as a build id, or raise ValueError saying what is wrong with it."""
-    build_id = text.strip()
-    if not build_id:
-        raise ValueError(f"{source} is empty: give the build's id, e.g. {source}=0.9.0")
-    if len(build_id) > MAX_BUILD_ID_LENGTH:
-        raise ValueError(
-            f"{source} is {len(build_id)} characters long; at most {MAX_BUILD_ID_LENGTH}"
-        )
-    if not BUILD_ID_PATTERN.fullmatch(build_id):
-        raise ValueError(
-            f"{source}={build_id!r}: use letters, digits and . _ + - only, starting with a "
-            "letter or digit (e.g. 0.9.0 or a git sha)"
-        )
-    return build_id
-
-
-def default_build_id() -> str:
-    """Return the installed package's version (the build id when none is given)."""
-    try:
-        return package_version(DISTRIBUTION)
-    except PackageNotFoundError:
-        raise ValueError(
-            f"the {DISTRIBUTION} package is not installed, so it has no version to use as "
-            f"build id: install it, or set {BUILD_ID_ENV}"
-        ) from None
-
-
 def build_id_from_env(environ: Mapping[str, str] | None = None) -> str:
     """Return ``RECOVERY_BUILD_ID`` (validated), else the package version.
 
@@ -107,10 +72,10 @@ def build_id_from_env(environ: Mapping[str, str] | None = None) -> str:
     Raises:
         ValueError: the setting is not a usable build id.
     """
-    given = (os.environ if environ is None else environ).get(BUILD_ID_ENV, "")
-    if not given.strip():
+    given: str | None = RecoverySettings.read("build_id", environ)
+    if given is None:
         return parse_build_id(default_build_id(), f"the package version of {DISTRIBUTION}")
-    return parse_build_id(given)
+    return given
 
 
 def worker_version(

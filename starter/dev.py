@@ -30,6 +30,7 @@ from typing import IO
 
 from temporalio.client import Client
 
+from activities.settings import RecoverySettings
 from starter.connection import connect, ensure_search_attributes
 from workflows.constants import SEARCH_ATTRIBUTES
 
@@ -299,7 +300,7 @@ async def run_dev(
     if metrics_port is not None:
         metrics = f"127.0.0.1:{metrics_port}"
     else:
-        metrics = os.environ.get("RECOVERY_METRICS_BIND") or f"127.0.0.1:{METRICS_PORT}"
+        metrics = RecoverySettings.read("metrics_bind") or f"127.0.0.1:{METRICS_PORT}"
     metrics_port_given = metrics.rsplit(":", 1)[-1]
     other_ports = {"--metrics-port": int(metrics_port_given)} if metrics_port_given.isdigit() else {}
     ran = False

@@ -41,11 +41,11 @@ from activities.health_check_specs import (
     clip_detail,
 )
 from activities.redaction import redact
+from activities.settings import ALLOWED_MODULES_ENV, RecoverySettings
 
 logger = logging.getLogger("recovery_orchestrator")
 
 # The allow-list the worker reads (SPEC §9): a function whose module is on it runs there.
-ALLOWED_MODULES_ENV = "RECOVERY_HEALTH_CHECK_MODULES"
 # How long a hosted check waits for its host to pick it up (its schedule-to-start timeout).
 DEFAULT_HOST_WAIT = timedelta(seconds=10)
 # What ``HostedHealthCheck.host_wait_ms`` can hold.
@@ -56,8 +56,8 @@ HealthCheckFn = Callable[[], Any]
 
 def allowed_modules() -> frozenset[str]:
     """Return this process's comma-separated ``RECOVERY_HEALTH_CHECK_MODULES`` as a set."""
-    raw = os.environ.get(ALLOWED_MODULES_ENV, "")
-    return frozenset(part.strip() for part in raw.split(",") if part.strip())
+    modules: frozenset[str] = RecoverySettings.read("health_check_modules")
+    return modules
 
 
 def function_ref(fn: HealthCheckFn) -> str | None:

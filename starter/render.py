@@ -131,12 +131,25 @@ def render(value: Any, as_json: bool) -> str:
     """Return ``value`` as JSON, or as plain text for people (no colour, no wrapping)."""
     if as_json:
         return json.dumps(to_json(value), indent=2, default=str)
+    return plain_text(renderable(value))
+
+
+def plain_text(item: RenderableType) -> str:
+    """Return what ``item`` shows as plain text: no colour, no wrapping, no trailing blanks."""
     plain = Console(
         file=io.StringIO(), width=PIPE_WIDTH, color_system=None, highlight=False, soft_wrap=True
     )
     with plain.capture() as captured:
-        plain.print(renderable(value))
+        plain.print(item)
     return "\n".join(line.rstrip() for line in captured.get().rstrip("\n").splitlines())
+
+
+def show_renderable(item: RenderableType, out: Console) -> None:
+    """Print a rich renderable: styled on a terminal, plain text (as ``render``) elsewhere."""
+    if out.is_terminal:
+        out.print(item)
+    else:
+        print(plain_text(item), flush=True)
 
 
 def renderable(value: Any) -> RenderableType:
@@ -278,12 +291,12 @@ def _status(view: Status) -> RenderableType:
         ("yes", "green") if status["orchestrator_running"] else ("no", "bold red"),
         f"   active: {status['active_recoveries']}   queued: {status['queued_recoveries']}",
     )
-    services = _table(
+    services = table(
         ["SERVICE", "STATE", "STRATEGY", "PRIORITY", "ATTEMPTS", "NEXT ATTEMPT", "WHY"],
         [
             [
                 name,
-                _state(entry["state"]),
+                state_text(entry["state"]),
                 entry["strategy"],
                 "-" if entry["priority"] is None else entry["priority"],
                 f"{entry['attempt_count']}/{entry['max_attempts']}",
@@ -296,14 +309,14 @@ def _status(view: Status) -> RenderableType:
             )
         ],
     )
-    paused = _table(
+    paused = table(
         ["SERVICE", "PAUSED UNTIL", "REASON"],
         [
             [name, _time(entry.get("until")), _one_line(entry.get("reason"))]
             for name, entry in sorted((status.get("paused") or {}).items())
         ],
     )
-    held = _table(
+    held = table(
         ["SERVICE", "HELD BACK UNTIL", "WHY"],
         [
             [name, _time(entry.get("until")), _one_line(entry.get("reason"))]
@@ -349,12 +362,12 @@ def _uncoordinated(view: Status) -> list[RenderableType]:
     title = "not coordinated (started outside the coordinator, e.g. with the temporal CLI):"
     if view.uncoordinated is None:
         return [Text(""), Text(f"{title} could not be listed ({view.listing_note})")]
-    table = _table(
+    shown = table(
         ["SERVICE", "STATE", "STRATEGY", "PRIORITY", "STARTED", "WORKFLOW ID", "COORDINATED"],
         [
             [
                 name,
-                _state(entry["state"] or "-"),
+                state_text(entry["state"] or "-"),
                 entry["strategy"] or "-",
                 "-" if entry["priority"] is None else entry["priority"],
                 _time(entry["started_at"]),
@@ -364,14 +377,14 @@ def _uncoordinated(view: Status) -> list[RenderableType]:
             for name, entry in sorted(view.uncoordinated.items())
         ],
     )
-    parts: list[RenderableType] = [] if table is None else [Text(""), Text(title), table]
+    parts: list[RenderableType] = [] if shown is None else [Text(""), Text(title), shown]
     if view.cut_at is not None:
         parts.append(Text(f"(listing cut: only the first {view.cut_at} running recoveries were read)"))
     return parts
 
 
 def _attempts(attempts: list[AttemptRecord]) -> RenderableType:
-    table = _table(
+    shown = table(
         ["ATTEMPT", "STARTED", "WAITED", "RESULT", "HEALTH CHECK", "ERROR"],
         [
             [
@@ -385,14 +398,14 @@ def _attempts(attempts: list[AttemptRecord]) -> RenderableType:
             for a in attempts
         ],
     )
-    return table or Text("no attempts yet")
+    return shown or Text("no attempts yet")
 
 
 def _attempt_result(attempt: AttemptRecord) -> Text:
     """Say what a success rests on (the evidence rule): only a passed check is green."""
     checked = attempt.health_check is not None and attempt.health_check.passed
     if attempt.result != "success" or checked:
-        return _state(attempt.result or "running")
+        return state_text(attempt.result or "running")
     if attempt.evidence == "breaker_trial":
         return Text("success (the service's own calls closed its breaker)", style="green")
     if attempt.breaker_found is False:
@@ -411,12 +424,12 @@ def _check_cell(attempt: AttemptRecord) -> str:
 
 
 def _breakers(view: Breakers) -> RenderableType:
-    table = _table(
+    shown = table(
         ["SERVICE", "STATE", "FAILURES", "SUCCESSES", "OPEN FOR", "LAST OPENED"],
         [
             [
                 record.service_name,
-                _state(record.state.value),
+                state_text(record.state.value),
                 record.fail_counter,
                 record.success_counter,
                 _duration(view.open_for(record)),
@@ -425,7 +438,7 @@ def _breakers(view: Breakers) -> RenderableType:
             for record in view.records
         ],
     )
-    return Group(Text(f"store: {view.store}"), Text(""), table or Text("no breakers yet"))
+    return Group(Text(f"store: {view.store}"), Text(""), shown or Text("no breakers yet"))
 
 
 def _watch_text(state: WatchState) -> str:
@@ -443,7 +456,7 @@ def _watch_text(state: WatchState) -> str:
 
 
 def _history(results: list[dict[str, Any]]) -> Table | None:
-    return _table(
+    return table(
         ["SERVICE", "STATE", "ATTEMPTS", "ELAPSED", "FINISHED", "ERROR"],
         [
             [
@@ -459,25 +472,25 @@ def _history(results: list[dict[str, Any]]) -> Table | None:
     )
 
 
-def _table(headers: list[str], rows: list[list[Any]]) -> Table | None:
+def table(headers: list[str], rows: list[list[Any]]) -> Table | None:
     """Return a borderless table (columns two spaces apart), or None without rows."""
     if not rows:
         return None
-    table = Table(box=None, pad_edge=False, show_edge=False, header_style="bold")
+    built = Table(box=None, pad_edge=False, show_edge=False, header_style="bold")
     for header in headers:
-        table.add_column(header, overflow="fold")
+        built.add_column(header, overflow="fold")
     for row in rows:
-        table.add_row(*(cell if isinstance(cell, Text) else Text(str(cell)) for cell in row))
-    return table
+        built.add_row(*(cell if isinstance(cell, Text) else Text(str(cell)) for cell in row))
+    return built
 
 
-def _state(value: str) -> Text:
+def state_text(value: str) -> Text:
     return Text(value, style=STATE_STYLES.get(value, ""))
 
 
 def _outcome(result: dict[str, Any]) -> Text:
     shown = outcome(result)
-    return Text(shown, style="yellow") if shown == UNCHECKED_SUCCESS else _state(shown)
+    return Text(shown, style="yellow") if shown == UNCHECKED_SUCCESS else state_text(shown)
 
 
 def _duration(seconds: float | None) -> str:

@@ -25,6 +25,7 @@ from pydantic_core import ErrorDetails
 
 from activities.health_check_specs import hide_url_credentials
 from activities.redaction import redact
+from activities.settings import DEFAULT_SERVICES_FILE, SERVICES_FILE_ENV, RecoverySettings
 from workflows.dependencies import dependency_cycles
 from workflows.circuit_watch_models import MAX_CATALOG_BYTES, ServiceSettings, WatchInput
 from workflows.errors import RecoveryValidationError
@@ -35,8 +36,8 @@ from workflows.models import (
     validate_service_name,
 )
 
-ENV_VAR = "RECOVERY_SERVICES_FILE"
-DEFAULT_FILE = Path("recovery.toml")
+ENV_VAR = SERVICES_FILE_ENV
+DEFAULT_FILE = DEFAULT_SERVICES_FILE
 
 # ``hosted`` checks are written by the facade for a Python callable; a file cannot name one.
 FILE_CHECK_KINDS = ("http", "tcp", "callable")
@@ -155,11 +156,11 @@ def services_file_from_env() -> Path | None:
         ServicesFileError: the variable names a file that does not exist; a typo
             there must not silently fall back to recovering everything.
     """
-    named = os.environ.get(ENV_VAR)
-    if named:
-        path = Path(named)
-        if not path.is_file():
-            raise ServicesFileError(f"{named}: no such file (named by {ENV_VAR})")
+    try:
+        path: Path | None = RecoverySettings.read("services_file")
+    except ValueError as err:
+        raise ServicesFileError(str(err)) from None
+    if path is not None:
         return path
     return DEFAULT_FILE if DEFAULT_FILE.is_file() else None
 

@@ -15,18 +15,20 @@ import logging
 import os
 from typing import TYPE_CHECKING
 
+from activities.settings import RecoverySettings
+
 if TYPE_CHECKING:  # imported when tracing is on, not by every worker
     from opentelemetry.trace import Tracer
     from temporalio.client import Interceptor
 
 logger = logging.getLogger(__name__)
 
-TRACING_ENV = "RECOVERY_TRACING"
 
 
 def tracing_from_env() -> bool:
     """Return True when ``RECOVERY_TRACING`` is set to 1, true or yes."""
-    return os.environ.get(TRACING_ENV, "").strip().lower() in ("1", "true", "yes")
+    tracing: bool = RecoverySettings.read("tracing")
+    return tracing
 
 
 def tracing_interceptors(tracer: Tracer | None = None) -> list[Interceptor]:

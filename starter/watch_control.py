@@ -13,7 +13,6 @@ carrying its pause over, and ends a 0.7 run still in flight under the same id.
 from __future__ import annotations
 
 import asyncio
-import os
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -30,6 +29,8 @@ from temporalio.client import (
 from temporalio.common import WorkflowIDConflictPolicy
 from temporalio.service import RPCError, RPCStatusCode
 
+from activities.settings import WATCH_INTERVAL_ENV as WATCH_INTERVAL_ENV
+from activities.settings import RecoverySettings, parse_watch_interval
 from workflows.circuit_watch import CircuitWatch
 from workflows.circuit_watch_models import (
     CIRCUIT_WATCH_WORKFLOW_ID,
@@ -48,7 +49,6 @@ from workflows.circuit_watch_models import (
 from workflows.constants import CIRCUIT_WATCH_SCHEDULE_ID, TASK_QUEUE
 from workflows.errors import from_temporal
 
-WATCH_INTERVAL_ENV = "RECOVERY_WATCH_INTERVAL"
 DEFAULT_WATCH_INTERVAL = timedelta(seconds=DEFAULT_INTERVAL_SECONDS)
 MIN_WATCH_INTERVAL = timedelta(seconds=MIN_INTERVAL_SECONDS)
 MAX_WATCH_INTERVAL = timedelta(seconds=MAX_INTERVAL_SECONDS)
@@ -79,23 +79,13 @@ def parse_interval(text: str, source: str = WATCH_INTERVAL_ENV) -> timedelta:
     Raises:
         ValueError: naming ``source`` and the allowed range.
     """
-    try:
-        seconds = float(text)
-    except ValueError:
-        raise ValueError(f"{source}={text!r}: expected a number of seconds") from None
-    low, high = MIN_WATCH_INTERVAL.total_seconds(), MAX_WATCH_INTERVAL.total_seconds()
-    # Compared as seconds: False for NaN and the infinities too, which timedelta cannot hold.
-    if not low <= seconds <= high:
-        raise ValueError(
-            f"{source}={text!r}: the watch interval must be between {low:g} and {high:g} seconds"
-        )
-    return timedelta(seconds=seconds)
+    return parse_watch_interval(text, source)
 
 
 def interval_from_env() -> timedelta:
     """Return ``RECOVERY_WATCH_INTERVAL`` (seconds), else 10 s."""
-    text = os.environ.get(WATCH_INTERVAL_ENV)
-    return parse_interval(text) if text else DEFAULT_WATCH_INTERVAL
+    interval: timedelta = RecoverySettings.read("watch_interval")
+    return interval
 
 
 @dataclass

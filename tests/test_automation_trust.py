@@ -19,11 +19,11 @@ from activities.breaker_store import BreakerState
 from activities.health_check_specs import HttpHealthCheck
 from activities.redis_store import RedisBreakerStore
 from starter.orchestrator import RecoveryOrchestrator
-from tests.conftest import orchestrator_on
-from tests.pybreaker_service import ServiceProcess, running_service
-from tests.recoveries import eventually
-from tests.servers import free_port, health_server
-from tests.watching import long_lived_watch, watch_id, watch_until
+from tests.helpers.pybreaker_service import ServiceProcess, running_service
+from tests.helpers.servers import free_port, health_server
+from tests.helpers.waiting import eventually
+from tests.helpers.watching import long_lived_watch, watch_id, watch_until
+from tests.helpers.workers import orchestrator_on
 from workflows.circuit_watch_models import ServiceSettings
 from workflows.constants import recovery_workflow_id
 from workflows.models import RecoveryPolicy, RecoveryStrategy

@@ -23,13 +23,13 @@ from activities.breaker_store import CircuitBreakerStore
 from activities.health_check_specs import HttpHealthCheck
 from activities.stores import open_store
 from starter.orchestrator import RecoveryOrchestrator
-from tests.conftest import orchestrator_on
-from tests.coordination import wait_all_finished
-from tests.pybreaker_service import ServiceProcess, backdate_opened_at, running_service
-from tests.recoveries import eventually
-from tests.redis_server import RedisServer
-from tests.servers import GatedHealthServer, gated_health_server
-from tests.watching import watch_once
+from tests.helpers.coordination import wait_all_finished
+from tests.helpers.pybreaker_service import ServiceProcess, backdate_opened_at, running_service
+from tests.helpers.redis_server import RedisServer
+from tests.helpers.servers import GatedHealthServer, gated_health_server
+from tests.helpers.waiting import eventually
+from tests.helpers.watching import watch_once
+from tests.helpers.workers import orchestrator_on
 from workflows.circuit_watch_models import ServiceSettings
 from workflows.constants import recovery_workflow_id
 from workflows.models import RecoveryPolicy

@@ -26,8 +26,8 @@ from activities.breaker_store import (
 from activities.stores import open_store
 from activities.redis_store import RedisBreakerStore
 from activities.sqlite_store import SQLiteBreakerStore
-from tests.redis_server import RedisServer
-from tests.servers import free_port
+from tests.helpers.redis_server import RedisServer
+from tests.helpers.servers import free_port
 
 OPEN, HALF_OPEN, CLOSED = BreakerState.OPEN, BreakerState.HALF_OPEN, BreakerState.CLOSED
 

@@ -22,12 +22,12 @@ from activities.health_check_specs import HttpHealthCheck
 from activities.sqlite_store import SQLiteBreakerStore
 from starter.coordinator_client import CoordinatorClient
 from starter.orchestrator import RecoveryOrchestrator
-from tests.conftest import record_history
-from tests.coordination import coordinator_history, wait_all_finished
-from tests.policies import blocking_policy
-from tests.recoveries import eventually
-from tests.servers import health_server
-from tests.watching import watch_once
+from tests.helpers.coordination import coordinator_history, wait_all_finished
+from tests.helpers.histories import record_history
+from tests.helpers.policies import blocking_policy
+from tests.helpers.servers import health_server
+from tests.helpers.waiting import eventually
+from tests.helpers.watching import watch_once
 from workflows.circuit_watch_models import CircuitWatchInput, ServiceSettings, WatchInput, WatchResult
 from workflows.coordinator_models import ConfigureInput
 from workflows.models import RecoveryPolicy

@@ -33,10 +33,11 @@ from starter.watch_control import (
     look_now,
     set_watch_paused,
 )
-from tests.conftest import record_history, running_worker
-from tests.policies import blocking_policy
-from tests.recoveries import eventually
-from tests.watching import long_lived_watch, watch_id, watch_runs, watch_until
+from tests.helpers.histories import record_history
+from tests.helpers.policies import blocking_policy
+from tests.helpers.waiting import eventually
+from tests.helpers.watching import long_lived_watch, watch_id, watch_runs, watch_until
+from tests.helpers.workers import running_worker
 from workflows.circuit_watch_models import (
     CircuitWatchInput,
     ServiceSettings,

@@ -21,10 +21,10 @@ from activities.sqlite_store import SQLiteBreakerStore
 from starter import render
 from starter.orchestrator import RecoveryOrchestrator
 from starter.watch_control import describe_watch, ensure_watch
-from tests.conftest import running_worker
-from tests.policies import blocking_policy
-from tests.recoveries import eventually
-from tests.servers import free_port
+from tests.helpers.policies import blocking_policy
+from tests.helpers.servers import free_port
+from tests.helpers.waiting import eventually
+from tests.helpers.workers import running_worker
 from workflows.circuit_watch_models import CIRCUIT_WATCH_WORKFLOW_ID, ServiceSettings, WatchInput
 
 pytestmark = pytest.mark.timeout(60)

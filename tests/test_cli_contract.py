@@ -16,7 +16,7 @@ import pytest
 from starter import render
 from starter.cli import Invocation, cli, run
 from tests.helpers.recoveryctl import recoveryctl
-from tests.servers import free_port
+from tests.helpers.servers import free_port
 
 pytestmark = pytest.mark.timeout(120)
 RECOVERYCTL = str(Path(sys.executable).parent / "recoveryctl")

@@ -21,8 +21,8 @@ from temporalio.testing import WorkflowEnvironment
 from activities.sqlite_store import SQLiteBreakerStore
 from starter import render
 from starter.cli import run
-from tests.conftest import running_worker
-from tests.recoveries import eventually
+from tests.helpers.waiting import eventually
+from tests.helpers.workers import running_worker
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -208,7 +208,7 @@ async def test_an_unchecked_success_reads_so_in_execute_history_and_status(
 
 
 async def test_a_checked_success_reads_as_a_plain_success(ctl: InProcessCli, service: str) -> None:
-    policy = {"health_check": {"kind": "callable", "ref": "tests.checks:always_healthy"}}
+    policy = {"health_check": {"kind": "callable", "ref": "tests.helpers.checks:always_healthy"}}
     await ctl.json("schedule", service, "--strategy", "immediate", "--policy", json.dumps(policy))
     await eventually(
         lambda: ctl.json("history"), lambda h: any(r["service_name"] == service for r in h)

@@ -201,3 +201,36 @@ def test_an_operators_schedule_answer_does_not_print_automations_flag() -> None:
     assert "no_health_check" not in _text(answer)
     flagged = answer.model_copy(update={"no_health_check": True})
     assert "no_health_check: yes" in _text(flagged)
+
+
+def test_the_demo_table_is_the_same_borderless_table_in_a_pipe() -> None:
+    from starter.demo import Row, table
+
+    rows = [
+        Row("demo-api", 1, "down", "open", "in_progress", "-", "attempt 1/8: [waiting]"),
+        Row("demo-payments", 3, "down", "open", "awaiting_manual", "503", ""),
+    ]
+    assert render.plain_text(table(rows)).splitlines() == [
+        "SERVICE        PRI  HEALTH  BREAKER  RECOVERY         LAST CALL  DETAIL",
+        "demo-api       1    down    open     in_progress      -          attempt 1/8: [waiting]",
+        "demo-payments  3    down    open     awaiting_manual  503",
+    ]
+
+
+def test_recoveryctl_hides_the_sdks_scheme_warning_and_leaves_the_callers_filters(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import warnings
+
+    from starter.cli import run
+
+    monkeypatch.setenv("TEMPORAL_ADDRESS", "127.0.0.1:1")  # restored after: run() sets it
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        before = list(warnings.filters)
+        code = run(["--address", "http://127.0.0.1:1", "--timeout", "5", "status"])
+        assert warnings.filters == before
+        warnings.warn("Target host as URL with scheme: the caller's own", UserWarning)
+    assert code == 3
+    assert [str(w.message) for w in caught] == ["Target host as URL with scheme: the caller's own"]
+    assert capsys.readouterr().err.count("\n") == 1

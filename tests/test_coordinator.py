@@ -10,11 +10,12 @@ from temporalio.testing import WorkflowEnvironment
 
 from activities.health_check_specs import HttpHealthCheck, TcpHealthCheck
 from activities.sqlite_store import SQLiteBreakerStore
-from tests.conftest import orchestrator_on, record_history
-from tests.policies import blocking_policy
-from tests.coordination import child_runs, coordinator_history, wait_all_finished
-from tests.recoveries import eventually
-from tests.servers import free_port, health_server
+from tests.helpers.coordination import child_runs, coordinator_history, wait_all_finished
+from tests.helpers.histories import record_history
+from tests.helpers.policies import blocking_policy
+from tests.helpers.servers import free_port, health_server
+from tests.helpers.waiting import eventually
+from tests.helpers.workers import orchestrator_on
 from workflows.constants import recovery_workflow_id
 from workflows.errors import RecoveryOrchestratorError, RecoveryValidationError
 from workflows.models import RecoveryPolicy, RecoveryStrategy

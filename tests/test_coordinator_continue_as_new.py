@@ -9,8 +9,9 @@ import pytest
 from temporalio.testing import WorkflowEnvironment
 
 from activities.sqlite_store import SQLiteBreakerStore
-from tests.conftest import orchestrator_on, record_history
-from tests.coordination import coordinator_history, wait_all_finished
+from tests.helpers.coordination import coordinator_history, wait_all_finished
+from tests.helpers.histories import record_history
+from tests.helpers.workers import orchestrator_on
 from workflows.models import RecoveryPolicy, RecoveryStrategy
 
 pytestmark = pytest.mark.timeout(180)
@@ -59,8 +60,8 @@ async def test_a_recovery_terminated_after_a_hand_over_frees_its_slot(
     dev_env: WorkflowEnvironment, store: SQLiteBreakerStore, task_queue: str, service: str
 ) -> None:
     """A run the new coordinator did not start, ended without a report, is still settled."""
-    from tests.recoveries import eventually
-    from tests.policies import blocking_policy
+    from tests.helpers.waiting import eventually
+    from tests.helpers.policies import blocking_policy
 
     client = dev_env.client
     blocker, waiting = f"{service}-blocker", f"{service}-waiting"

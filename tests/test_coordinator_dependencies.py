@@ -6,7 +6,7 @@ from datetime import timedelta
 
 import pytest
 
-from tests.test_coordinator_rules import NOW, ledger, report, schedule, started
+from tests.helpers.ledgers import NOW, ledger, report, schedule, started
 from workflows.coordinator_models import ScheduleRecoveryInput
 from workflows.coordinator_state import RecoveryLedger
 from workflows.errors import RecoveryValidationError

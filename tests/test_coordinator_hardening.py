@@ -10,9 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass
+from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
@@ -37,11 +35,12 @@ from activities.health_checks import HealthCheckActivities
 from activities.sqlite_store import SQLiteBreakerStore
 from activities.workflow_lookup import ClosedRun, FindClosedRunsInput
 from starter.coordinator_client import CoordinatorClient
-from starter.dev import find_binary
 from starter.recoveries import final_result, recovery_handle
-from tests.conftest import record_history, running_worker
-from tests.recoveries import eventually
-from tests.policies import blocking_policy_json
+from tests.helpers.histories import record_history
+from tests.helpers.policies import blocking_policy_json
+from tests.helpers.raw_coordinator import BENIGN_CAUSES, Coordinator, passing_refusals_resent
+from tests.helpers.waiting import eventually
+from tests.helpers.workers import running_worker
 from worker import WORKFLOWS
 from workflows.constants import COORDINATOR_WORKFLOW
 from workflows.coordinator_models import ScheduleRecoveriesInput, ScheduleRecoveryInput
@@ -51,105 +50,6 @@ from workflows.models import RecoveryPolicy
 pytestmark = pytest.mark.timeout(180)
 
 HASH = "cdd01ef066bc6cf2"
-# The server fails a task with this cause when a signal arrives while the worker
-# completes (at continue-as-new, say): benign, retried at once, not our code failing.
-BENIGN_CAUSES = frozenset({WorkflowTaskFailedCause.WORKFLOW_TASK_FAILED_CAUSE_UNHANDLED_COMMAND})
-
-
-@dataclass
-class Coordinator:
-    """A coordinator of the test's own, driven by raw updates and signals."""
-
-    client: Client
-    handle: WorkflowHandle[Any, Any]
-    task_queue: str
-    address: str
-
-    async def update(self, name: str, *args: Any) -> Any:
-        """Run an update as a script would, resending Temporal's passing refusals."""
-        update_id = str(uuid.uuid4())
-        return await passing_refusals_resent(
-            lambda: self.handle.execute_update(name, args=list(args), id=update_id)
-        )
-
-    async def status(self) -> dict[str, Any]:
-        status: dict[str, Any] = await passing_refusals_resent(
-            lambda: self.handle.query("get_recovery_status")
-        )
-        return status
-
-    async def configuration(self) -> dict[str, Any]:
-        configuration: dict[str, Any] = await passing_refusals_resent(
-            lambda: self.handle.query("get_configuration")
-        )
-        return configuration
-
-    async def events(self, handle: WorkflowHandle[Any, Any] | None = None) -> list[str]:
-        from temporalio.api.enums.v1 import EventType
-
-        target = handle or self.handle
-        return [EventType.Name(e.event_type) async for e in target.fetch_history_events()]
-
-    async def assert_never_failed_a_task(self, benign: frozenset[int] = BENIGN_CAUSES) -> None:
-        """No run of the coordinator (it may have continued-as-new) ever failed a task."""
-        async for run in self.client.list_workflows(f"WorkflowId = '{self.handle.id}'"):
-            handle = self.client.get_workflow_handle(self.handle.id, run_id=run.run_id)
-            failures = [
-                e.workflow_task_failed_event_attributes.failure.message
-                async for e in handle.fetch_history_events()
-                if e.HasField("workflow_task_failed_event_attributes")
-                and e.workflow_task_failed_event_attributes.cause not in benign
-            ]
-            assert failures == [], run.run_id
-
-    async def assert_still_recovers(
-        self, service: str, benign: frozenset[int] = BENIGN_CAUSES
-    ) -> None:
-        """A good IMMEDIATE recovery is scheduled, runs and succeeds."""
-        name = f"{service}-afterwards"
-        await self.update(
-            "schedule_recovery", {"service_name": name, "strategy": "immediate", "priority": 1}
-        )
-        status = await eventually(
-            self.status,
-            lambda s: any(r["service_name"] == name for r in s["recent_history"]),
-            timeout=30,
-        )
-        assert [r["state"] for r in status["recent_history"] if r["service_name"] == name] == [
-            "succeeded"
-        ]
-        await self.assert_never_failed_a_task(benign)
-
-    async def temporal(self, *argv: str) -> tuple[int, str]:
-        """Run the official ``temporal`` CLI against this test's server."""
-        process = await asyncio.create_subprocess_exec(
-            find_binary("temporal"),
-            *argv,
-            "--address",
-            self.address,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.STDOUT,
-        )
-        out, _ = await asyncio.wait_for(process.communicate(), timeout=30)
-        assert process.returncode is not None
-        return process.returncode, out.decode()
-
-
-async def passing_refusals_resent(call: Callable[[], Awaitable[Any]]) -> Any:
-    """Send again what the server refused because a continue-as-new raced it.
-
-    When a hand-over races an incoming message, the server fails that one workflow
-    task (cause UnhandledCommand, which ``assert_never_failed_a_task`` tells apart)
-    and refuses the updates and queries in flight; a client sends them again, as the
-    product's own client does.
-    """
-    for delay in (0.1, 0.2, 0.4, 0.8, 1.6, None):
-        try:
-            return await call()
-        except RPCError as err:
-            if delay is None or err.status is not RPCStatusCode.FAILED_PRECONDITION:
-                raise
-        await asyncio.sleep(delay)
 
 
 async def start_coordinator(client: Client, task_queue: str, **config: Any) -> WorkflowHandle[Any, Any]:
@@ -407,7 +307,7 @@ async def test_a_lookup_failing_past_its_retries_leaves_queue_and_policies_intac
         before = await c.status()
     # The new run does not watch the running child: it must look it up, and cannot.
     breakers = CircuitBreakerActivities(store)
-    checks = HealthCheckActivities(["tests.checks"])
+    checks = HealthCheckActivities(["tests.helpers.checks"])
     broken = Worker(
         client,
         task_queue=task_queue,
@@ -688,7 +588,7 @@ async def test_execute_on_a_manual_recovery_whose_approved_attempt_runs_waits_fo
     dev_env: WorkflowEnvironment, store: SQLiteBreakerStore, task_queue: str, service: str
 ) -> None:
     from starter.orchestrator import RecoveryOrchestrator
-    from tests.servers import health_server
+    from tests.helpers.servers import health_server
 
     async with health_server(hang=True) as server, running_worker(dev_env.client, store, task_queue):
         orchestrator = RecoveryOrchestrator(

@@ -15,10 +15,10 @@ from temporalio.testing import WorkflowEnvironment
 
 from activities.sqlite_store import SQLiteBreakerStore
 from starter.orchestrator import RecoveryOrchestrator
-from tests.conftest import orchestrator_on
-from tests.coordination import coordinator_history
-from tests.recoveries import eventually
-from tests.policies import blocking_policy
+from tests.helpers.coordination import coordinator_history
+from tests.helpers.policies import blocking_policy
+from tests.helpers.waiting import eventually
+from tests.helpers.workers import orchestrator_on
 from workflows.errors import (
     RecoveryConstitutionalError,
     RecoveryOrchestratorError,

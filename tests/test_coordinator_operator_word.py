@@ -16,10 +16,10 @@ from activities.breaker_store import BreakerState
 from activities.health_check_specs import TcpHealthCheck
 from activities.sqlite_store import SQLiteBreakerStore
 from starter.coordinator_client import CoordinatorClient
-from tests.conftest import orchestrator_on, running_worker
-from tests.policies import blocking_policy
-from tests.recoveries import eventually
-from tests.servers import free_port
+from tests.helpers.policies import blocking_policy
+from tests.helpers.servers import free_port
+from tests.helpers.waiting import eventually
+from tests.helpers.workers import orchestrator_on, running_worker
 from workflows.coordinator_models import (
     PauseServiceInput,
     ResumeServiceInput,

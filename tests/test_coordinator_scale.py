@@ -9,8 +9,8 @@ import pytest
 from temporalio.testing import WorkflowEnvironment
 
 from activities.sqlite_store import SQLiteBreakerStore
-from tests.conftest import orchestrator_on
-from tests.policies import blocking_policy
+from tests.helpers.policies import blocking_policy
+from tests.helpers.workers import orchestrator_on
 from workflows.converter import data_converter
 from workflows.coordinator_models import ActiveRecovery, CoordinatorInput, CoordinatorState
 from workflows.coordinator_state import CARRIED_STATE_BUDGET

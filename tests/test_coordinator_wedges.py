@@ -15,9 +15,9 @@ from temporalio.testing import WorkflowEnvironment
 
 from activities.health_check_specs import TcpHealthCheck
 from activities.sqlite_store import SQLiteBreakerStore
-from tests.conftest import orchestrator_on
-from tests.policies import blocking_policy
-from tests.recoveries import eventually
+from tests.helpers.policies import blocking_policy
+from tests.helpers.waiting import eventually
+from tests.helpers.workers import orchestrator_on
 from workflows.constants import recovery_workflow_id
 from workflows.coordinator_models import (
     ConfigureInput,
@@ -214,7 +214,7 @@ async def test_the_pause_past_the_limit_is_refused_by_the_validator(
     from workflows.coordinator import RecoveryCoordinator
     from workflows.coordinator_models import Pause
     from workflows.coordinator_state import MAX_PAUSED
-    from tests.conftest import running_worker
+    from tests.helpers.workers import running_worker
 
     until = datetime.now(timezone.utc) + timedelta(days=1)
     state = CoordinatorState(
@@ -237,3 +237,50 @@ async def test_the_pause_past_the_limit_is_refused_by_the_validator(
         history = await handle.fetch_history()
         assert not [e for e in history.events if e.HasField("workflow_task_failed_event_attributes")]
         await handle.terminate()
+
+
+@pytest.mark.timeout(60)
+async def test_a_forged_success_does_not_outlive_the_real_failure(
+    dev_env: WorkflowEnvironment, store: SQLiteBreakerStore, task_queue: str, service: str
+) -> None:
+    """A report can be forged by anyone who may signal; the child's close cannot: it wins."""
+    from tests.helpers.servers import free_port
+
+    failing = RecoveryPolicy(
+        max_retry_attempts=2,
+        initial_delay_ms=1000,
+        max_delay_ms=1000,
+        health_check=TcpHealthCheck(host="127.0.0.1", port=free_port(), timeout_ms=300),
+    )
+    async with orchestrator_on(dev_env, store, task_queue) as orch:
+        await orch.schedule_recovery(service, policy=failing)
+        await eventually(
+            orch.get_recovery_status,
+            lambda s: s["services"].get(service, {}).get("state") == "in_progress",
+        )
+        recovery = dev_env.client.get_workflow_handle(recovery_workflow_id(service))
+        run_id = (await recovery.describe()).run_id
+        now = datetime.now(timezone.utc).isoformat()
+        forged = forged_report(service, state="succeeded", phase="finished", scheduled_at=now)
+        forged |= {
+            "run_id": run_id,
+            "sequence": 9_999_999,
+            "result": {
+                "service_name": service, "success": True, "attempt_number": 1,
+                "total_attempts": 2, "elapsed_time_ms": 1.0, "state": "succeeded",
+                "health_check_passed": True, "timestamp": now,
+            },
+        }
+        await dev_env.client.get_workflow_handle(f"coordinator-{task_queue}").signal(
+            "recovery_report", forged
+        )
+        status = await eventually(
+            orch.get_recovery_status,
+            lambda s: any(
+                r["service_name"] == service and r["state"] == "failed" for r in s["recent_history"]
+            ),
+            timeout=30,
+        )
+    latest = [r for r in status["recent_history"] if r["service_name"] == service][-1]
+    assert latest["state"] == "failed" and latest["success"] is False
+    assert service in status.get("held_back", {}), "the failure's cool-down holds automation off"

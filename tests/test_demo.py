@@ -30,9 +30,9 @@ from activities.sqlite_store import SQLiteBreakerStore
 from starter.connection import connect
 from starter.demo import approve_command, recovery_cell
 from starter.watch_schedule import describe_watch
-from tests.processes import DevServer, WorkerProcess
-from tests.recoveries import eventually
-from tests.servers import free_port
+from tests.helpers.processes import DevServer, WorkerProcess
+from tests.helpers.servers import free_port
+from tests.helpers.waiting import eventually
 from workflows.circuit_watch_models import WatchInput
 from workflows.constants import COORDINATOR_WORKFLOW_ID, recovery_workflow_id
 from workflows.coordinator import RecoveryCoordinator

@@ -19,7 +19,7 @@ from activities.breaker_store import BreakerState
 from activities.sqlite_store import SQLiteBreakerStore
 from starter.connection import connect
 from starter.deployment import DEPLOYMENT_NAME, current_build_id, default_build_id, describe_deployment
-from tests.servers import free_port, health_server
+from tests.helpers.servers import free_port, health_server
 from workflows.constants import COORDINATOR_WORKFLOW_ID, TASK_QUEUE, recovery_workflow_id
 from workflows.models import RecoveryResult, RecoveryState, ServiceRecoveryInput
 from workflows.service_recovery import ServiceRecovery

@@ -17,9 +17,9 @@ from activities.health_check_specs import HttpHealthCheck
 from activities.sqlite_store import SQLiteBreakerStore
 from starter.connection import connect
 from starter.orchestrator import RecoveryOrchestrator
-from tests.processes import DevServer, WorkerProcess
-from tests.recoveries import eventually
-from tests.servers import health_server
+from tests.helpers.processes import DevServer, WorkerProcess
+from tests.helpers.servers import health_server
+from tests.helpers.waiting import eventually
 from workflows.constants import COORDINATOR_WORKFLOW_ID
 from workflows.models import RecoveryPolicy, RecoveryResult
 

@@ -8,7 +8,7 @@ from temporalio.exceptions import ApplicationError
 from temporalio.testing import WorkflowEnvironment
 
 from activities.sqlite_store import SQLiteBreakerStore
-from tests.conftest import orchestrator_on
+from tests.helpers.workers import orchestrator_on
 from workflows.errors import (
     RecoveryConstitutionalError,
     RecoveryOrchestratorError,

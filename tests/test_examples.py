@@ -22,8 +22,8 @@ from activities.sqlite_store import SQLiteBreakerStore
 from starter.connection import connect, ensure_search_attributes
 from starter.coordinator_client import CoordinatorClient
 from starter.health_check_host import ALLOWED_MODULES_ENV
-from tests.conftest import EXAMPLES_NAMESPACE
-from tests.recoveries import eventually
+from tests.helpers.examples import EXAMPLES_NAMESPACE
+from tests.helpers.waiting import eventually
 from worker import build_worker
 from workflows import (
     CancelRecoveryInput,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from typing import Any
 
@@ -9,7 +10,7 @@ import pytest
 from temporalio.client import WorkflowUpdateRPCTimeoutOrCancelledError
 from temporalio.service import RPCError, RPCStatusCode
 
-from starter.coordinator_client import CoordinatorClient
+from starter.coordinator_client import RETRY_SENDS, CoordinatorClient
 from workflows.converter import data_converter
 from workflows.coordinator_models import (
     CancelRecoveryInput,
@@ -99,3 +100,26 @@ async def test_a_refusal_that_does_not_pass_is_not_retried() -> None:
     with pytest.raises(RPCError, match="denied"):
         await coordinator.schedule_recovery(ScheduleRecoveryInput(service_name="db"))
     assert len(server.sends) == 1
+
+
+async def test_a_passing_refusal_is_resent_ten_times_over_about_21_s_then_raised(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    busy = RPCError("too many updates in flight", RPCStatusCode.RESOURCE_EXHAUSTED, b"")
+    server = FlakyServer([busy] * (RETRY_SENDS + 1), None)
+    coordinator = CoordinatorClient(server)  # type: ignore[arg-type]
+    waits: list[float] = []
+    real_sleep, this_test = asyncio.sleep, asyncio.current_task()
+
+    async def sleep(seconds: float, *args: Any) -> None:
+        if asyncio.current_task() is not this_test:  # another test's task on the shared loop
+            return await real_sleep(seconds, *args)
+        waits.append(seconds)
+        return await real_sleep(0)
+
+    monkeypatch.setattr(asyncio, "sleep", sleep)
+    with pytest.raises(RPCError, match="too many updates"):
+        await coordinator.schedule_recovery(ScheduleRecoveryInput(service_name="db"))
+    assert waits == [0.05, 0.1, 0.2, 0.4, 0.8, 1.6, 3.2, 5.0, 5.0, 5.0]
+    assert len(server.sends) == RETRY_SENDS + 1
+    assert len({update_id for _, update_id in server.sends}) == 1

@@ -15,9 +15,10 @@ from temporalio.testing import WorkflowEnvironment
 from activities.sqlite_store import SQLiteBreakerStore
 from starter.orchestrator import RecoveryOrchestrator
 from starter.recoveries import recovery_attempts, recovery_status
-from tests.conftest import orchestrator_on
-from tests.policies import blocking_policy
-from tests.recoveries import eventually, start_recovery
+from tests.helpers.policies import blocking_policy
+from tests.helpers.recoveries import start_recovery
+from tests.helpers.waiting import eventually
+from tests.helpers.workers import orchestrator_on
 from workflows.errors import RecoveryOrchestratorError, RecoveryValidationError
 from workflows.models import (
     RecoveryPhase,

@@ -87,11 +87,13 @@ from activities.breaker_store import BreakerState
 from activities.health_check_specs import HttpHealthCheck
 from activities.sqlite_store import SQLiteBreakerStore
 from starter.recoveries import final_result
-from tests.conftest import HISTORIES, load_history, orchestrator_on, record_history, running_worker
-from tests.coordination import coordinator_history
-from tests.policies import HOUR_MS
-from tests.recoveries import eventually, patch_markers, start_recovery, status_of
-from tests.servers import (
+from tests.helpers.coordination import coordinator_history
+from tests.helpers.histories import HISTORIES, load_history, record_history
+from tests.helpers.policies import HOUR_MS
+from tests.helpers.recoveries import patch_markers, start_recovery, status_of
+from tests.helpers.waiting import eventually
+from tests.helpers.workers import orchestrator_on, running_worker
+from tests.helpers.servers import (
     GatedHealthServer,
     ScriptedHealthServer,
     gated_health_server,

@@ -21,9 +21,9 @@ from starter.coordinator_client import CoordinatorClient
 from starter.health_check_host import ALLOWED_MODULES_ENV, function_ref
 from starter.orchestrator import RecoveryOrchestrator
 from starter.recoveries import recovery_attempts, recovery_status
-from tests import checks
-from tests.conftest import orchestrator_on
-from tests.recoveries import eventually
+from tests.helpers import checks
+from tests.helpers.waiting import eventually
+from tests.helpers.workers import orchestrator_on
 from workflows.coordinator_models import PolicyQueryInput
 from workflows.errors import RecoveryValidationError
 from workflows.models import RecoveryPolicy, RecoveryState, RecoveryStrategy
@@ -181,7 +181,7 @@ async def test_an_allow_listed_module_function_travels_as_a_durable_callable_che
     service: str,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setenv(ALLOWED_MODULES_ENV, "tests.checks")
+    monkeypatch.setenv(ALLOWED_MODULES_ENV, "tests.helpers.checks")
     durable = RecoveryPolicy(health_check_fn=checks.always_healthy)
     hosted = RecoveryPolicy(health_check_fn=lambda: True)
     async with orchestrator_on(dev_env, store, task_queue) as orchestrator:
@@ -202,7 +202,7 @@ async def test_an_allow_listed_module_function_travels_as_a_durable_callable_che
     durable_check, hosted_check = held["durable"], held["hosted"]
     assert durable_check is not None and durable_check.health_check is not None
     assert durable_check.health_check.kind == "callable"
-    assert durable_check.health_check.ref == "tests.checks:always_healthy"
+    assert durable_check.health_check.ref == "tests.helpers.checks:always_healthy"
     assert hosted_check is not None and hosted_check.health_check is not None
     assert hosted_check.health_check.kind == "hosted"
     assert result.success and result.health_check_passed
@@ -216,7 +216,7 @@ def test_only_importable_module_level_functions_have_a_reference() -> None:
     def local() -> bool:
         return True
 
-    assert function_ref(checks.always_healthy) == "tests.checks:always_healthy"
+    assert function_ref(checks.always_healthy) == "tests.helpers.checks:always_healthy"
     assert function_ref(local) is None
     assert function_ref(lambda: True) is None
     assert function_ref(Probe().check) is None

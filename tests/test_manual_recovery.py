@@ -7,9 +7,11 @@ from temporalio.testing import WorkflowEnvironment
 
 from activities.health_check_specs import HttpHealthCheck
 from activities.sqlite_store import SQLiteBreakerStore
-from tests.conftest import record_history, running_worker
-from tests.recoveries import eventually, start_recovery, status_of
-from tests.servers import health_server
+from tests.helpers.histories import record_history
+from tests.helpers.recoveries import start_recovery, status_of
+from tests.helpers.servers import health_server
+from tests.helpers.waiting import eventually
+from tests.helpers.workers import running_worker
 from workflows.models import (
     ApproveInput,
     RecoveryPhase,

@@ -13,9 +13,9 @@ from activities.sqlite_store import SQLiteBreakerStore
 from starter.connection import connect, metrics_runtime
 from starter.fleet_metrics import AWAITING_QUERY, publish_fleet_gauges
 from starter.orchestrator import RecoveryOrchestrator
-from tests.prometheus import scrape, value
-from tests.recoveries import eventually
-from tests.servers import free_port, health_server
+from tests.helpers.prometheus import scrape, value
+from tests.helpers.servers import free_port, health_server
+from tests.helpers.waiting import eventually
 from worker import build_worker
 from workflows.models import RecoveryPolicy, RecoveryStrategy
 

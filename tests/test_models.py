@@ -24,7 +24,7 @@ from workflows.models import (
     ServiceRecoveryInput,
     validate_constitutional_hash,
 )
-from tests import checks
+from tests.helpers import checks
 
 EXP, LIN, IMM = (
     RecoveryStrategy.EXPONENTIAL_BACKOFF,

@@ -28,7 +28,7 @@ from enhanced_agent_bus.recovery_orchestrator import (
     RecoveryTask,
     RecoveryValidationError,
 )
-from tests.conftest import orchestrator_on
+from tests.helpers.workers import orchestrator_on
 
 EXP = RecoveryStrategy.EXPONENTIAL_BACKOFF
 LIN = RecoveryStrategy.LINEAR_BACKOFF

@@ -19,7 +19,7 @@ from temporalio.workflow import NondeterminismError
 # The sandbox re-imports this module to run the fake workflow below: hand it the
 # project's modules as they are (the worker's imports are not workflow code).
 with workflow.unsafe.imports_passed_through():
-    from tests.conftest import HISTORIES, load_history
+    from tests.helpers.histories import HISTORIES, load_history
     from worker import WORKFLOW_INTERCEPTORS, WORKFLOW_RUNNER, WORKFLOWS
     from workflows.converter import data_converter, worker_data_converter
 

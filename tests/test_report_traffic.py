@@ -14,10 +14,10 @@ from temporalio.testing import WorkflowEnvironment
 from activities.health_check_specs import TcpHealthCheck
 from activities.breaker_store import BreakerState
 from activities.sqlite_store import SQLiteBreakerStore
-from tests.conftest import orchestrator_on
-from tests.coordination import coordinator_history, wait_all_finished
-from tests.recoveries import patch_markers
-from tests.servers import free_port
+from tests.helpers.coordination import coordinator_history, wait_all_finished
+from tests.helpers.recoveries import patch_markers
+from tests.helpers.servers import free_port
+from tests.helpers.workers import orchestrator_on
 from workflows.constants import recovery_workflow_id
 from workflows.models import RecoveryPolicy, RecoveryStrategy
 

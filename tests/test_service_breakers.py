@@ -19,7 +19,7 @@ from starter.breakers import (
     breaker,
     circuit_breaker_health_check,
 )
-from tests.pybreaker_service import SERVICE, backdate_opened_at, running_service
+from tests.helpers.pybreaker_service import SERVICE, backdate_opened_at, running_service
 from workflows.constants import CONSTITUTIONAL_HASH
 from workflows.errors import RecoveryValidationError
 

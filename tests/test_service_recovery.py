@@ -12,11 +12,13 @@ from temporalio.testing import WorkflowEnvironment
 from activities.breaker_store import BreakerState
 from activities.health_check_specs import CallableHealthCheck, HttpHealthCheck, TcpHealthCheck
 from activities.sqlite_store import SQLiteBreakerStore
-from tests.conftest import record_history, running_worker
-from tests.policies import blocking_policy
+from tests.helpers.histories import record_history
+from tests.helpers.policies import blocking_policy
+from tests.helpers.workers import running_worker
 from starter.recoveries import final_result
-from tests.recoveries import event_types, eventually, start_recovery, status_of
-from tests.servers import free_port, health_server
+from tests.helpers.recoveries import event_types, start_recovery, status_of
+from tests.helpers.servers import free_port, health_server
+from tests.helpers.waiting import eventually
 from workflows.constants import recovery_workflow_id
 from workflows.models import (
     CancelInput,
@@ -147,7 +149,7 @@ async def test_a_hung_http_check_is_cut_by_its_timeout(
 async def test_a_hung_callable_check_is_cut_by_its_timeout(
     time_env: WorkflowEnvironment, store: SQLiteBreakerStore, task_queue: str, service: str
 ) -> None:
-    check = CallableHealthCheck(ref="tests.checks:never_answers", timeout_ms=200)
+    check = CallableHealthCheck(ref="tests.helpers.checks:never_answers", timeout_ms=200)
     policy = RecoveryPolicy(max_retry_attempts=1, health_check=check)
     async with running_worker(time_env.client, store, task_queue):
         handle = await start_recovery(
@@ -160,7 +162,7 @@ async def test_a_hung_callable_check_is_cut_by_its_timeout(
 async def test_callable_checks_run_only_from_allowed_modules(
     time_env: WorkflowEnvironment, store: SQLiteBreakerStore, task_queue: str, service: str
 ) -> None:
-    allowed = RecoveryPolicy(health_check=CallableHealthCheck(ref="tests.checks:always_healthy"))
+    allowed = RecoveryPolicy(health_check=CallableHealthCheck(ref="tests.helpers.checks:always_healthy"))
     refused = RecoveryPolicy(
         max_retry_attempts=1, health_check=CallableHealthCheck(ref="os.path:exists")
     )

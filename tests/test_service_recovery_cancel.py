@@ -9,9 +9,11 @@ from temporalio.testing import WorkflowEnvironment
 
 from activities.breaker_store import BreakerState
 from activities.sqlite_store import SQLiteBreakerStore
-from tests.conftest import record_history, running_worker
-from tests.recoveries import event_types, eventually, status_of
-from tests.servers import health_server
+from tests.helpers.histories import record_history
+from tests.helpers.recoveries import event_types, status_of
+from tests.helpers.servers import health_server
+from tests.helpers.waiting import eventually
+from tests.helpers.workers import running_worker
 from workflows.constants import recovery_workflow_id
 from workflows.models import RecoveryPhase, RecoveryResult, RecoveryState
 from workflows.service_recovery import ServiceRecovery

@@ -31,10 +31,11 @@ from activities.stores import open_store
 from starter.coordinator_client import CoordinatorClient
 from starter.orchestrator import RecoveryOrchestrator
 from starter.recoveries import final_result
-from tests.conftest import running_worker
-from tests.pybreaker_service import running_service
-from tests.recoveries import eventually, start_recovery, status_of, timers
-from tests.servers import health_server
+from tests.helpers.pybreaker_service import running_service
+from tests.helpers.recoveries import start_recovery, status_of, timers
+from tests.helpers.servers import health_server
+from tests.helpers.waiting import eventually
+from tests.helpers.workers import running_worker
 from workflows.constants import recovery_workflow_id
 from workflows.coordinator_models import CancelRecoveryInput
 from workflows.models import (

@@ -24,9 +24,10 @@ from activities.health_check_specs import (
 )
 from activities.health_checks import HealthCheckActivities
 from activities.sqlite_store import SQLiteBreakerStore
-from tests.conftest import record_history, running_worker
+from tests.helpers.histories import record_history
+from tests.helpers.workers import running_worker
 from starter.recoveries import final_result
-from tests.recoveries import event_types, start_recovery
+from tests.helpers.recoveries import event_types, start_recovery
 from workflows.models import RecoveryPolicy, RecoveryState, ServiceRecoveryInput
 from workflows.service_recovery import ServiceRecovery
 

@@ -20,8 +20,11 @@ from temporalio.testing import WorkflowEnvironment
 
 from activities.sqlite_store import SQLiteBreakerStore
 from starter.dev import find_binary
-from tests.conftest import record_history, running_worker
-from tests.recoveries import event_types, eventually, start_recovery
+from tests.helpers.histories import record_history
+from tests.helpers.raw_payloads import raw_json
+from tests.helpers.recoveries import event_types, start_recovery
+from tests.helpers.waiting import eventually
+from tests.helpers.workers import running_worker
 from workflows.constants import recovery_workflow_id
 from workflows.models import (
     RecoveryPhase,
@@ -32,11 +35,6 @@ from workflows.models import (
 from workflows.service_recovery import ServiceRecovery
 
 TASK_FAILED = "EVENT_TYPE_WORKFLOW_TASK_FAILED"
-
-
-def raw_json(text: str) -> RawValue:
-    """Return a payload holding ``text`` as sent, e.g. ``1e400`` that Python cannot write."""
-    return RawValue(Payload(metadata={"encoding": b"json/plain"}, data=text.encode()))
 
 
 async def start_raw(

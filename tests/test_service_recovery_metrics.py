@@ -10,10 +10,11 @@ from temporalio.testing import WorkflowEnvironment
 from activities.sqlite_store import SQLiteBreakerStore
 from starter.connection import connect, metrics_runtime
 from starter.recoveries import final_result
-from tests.policies import HOUR_MS, blocking_policy
-from tests.prometheus import scrape, value
-from tests.recoveries import eventually, start_recovery, status_of
-from tests.servers import free_port
+from tests.helpers.policies import HOUR_MS, blocking_policy
+from tests.helpers.prometheus import scrape, value
+from tests.helpers.recoveries import start_recovery, status_of
+from tests.helpers.servers import free_port
+from tests.helpers.waiting import eventually
 from worker import build_worker
 from workflows.models import RecoveryPhase, RecoveryState, ServiceRecoveryInput
 from workflows.service_recovery import ServiceRecovery

@@ -15,10 +15,12 @@ from temporalio.testing import WorkflowEnvironment
 
 from activities.health_check_specs import CallableHealthCheck, HttpHealthCheck
 from activities.sqlite_store import SQLiteBreakerStore
-from tests.conftest import record_history, running_worker
+from tests.helpers.histories import record_history
+from tests.helpers.workers import running_worker
 from starter.recoveries import final_result
-from tests.recoveries import event_types, eventually, start_recovery, status_of
-from tests.servers import health_server
+from tests.helpers.recoveries import event_types, start_recovery, status_of
+from tests.helpers.servers import health_server
+from tests.helpers.waiting import eventually
 from workflows.constants import recovery_workflow_id
 from workflows.models import (
     RecoveryPhase,
@@ -212,7 +214,7 @@ async def test_an_approval_while_an_attempt_runs_is_ignored(
 ) -> None:
     client = dev_env.client
     # The check hangs until its 1.5 s timeout: time enough to approve in the middle of it.
-    check = CallableHealthCheck(ref="tests.checks:never_answers", timeout_ms=1500)
+    check = CallableHealthCheck(ref="tests.helpers.checks:never_answers", timeout_ms=1500)
     policy = RecoveryPolicy(max_retry_attempts=2, health_check=check)
     recovery = ServiceRecoveryInput(
         service_name=service, strategy=RecoveryStrategy.MANUAL, policy=policy

@@ -7,10 +7,11 @@ from temporalio.testing import WorkflowEnvironment
 
 from activities.health_check_specs import TcpHealthCheck
 from activities.sqlite_store import SQLiteBreakerStore
-from tests.conftest import record_history, running_worker
+from tests.helpers.histories import record_history
+from tests.helpers.workers import running_worker
 from starter.recoveries import final_result
-from tests.recoveries import event_types, start_recovery, timers
-from tests.servers import free_port
+from tests.helpers.recoveries import event_types, start_recovery, timers
+from tests.helpers.servers import free_port
 from workflows.models import RecoveryPolicy, RecoveryState, RecoveryStrategy, ServiceRecoveryInput
 
 

@@ -17,45 +17,9 @@ from typing import Any
 import pytest
 
 from starter.status_cache import StatusCache, copied
+from tests.helpers.status_fakes import Clock, Coordinator, settle
 
 pytestmark = pytest.mark.timeout(10)
-
-
-class Coordinator:
-    """Answers status queries when the test lets it; counts them.
-
-    ``asked_at[n]`` is the clock when query ``n`` was sent (when a clock is given)
-    and ``writes_before[n]`` how many writes preceded it.
-    """
-
-    def __init__(self, clock: Clock | None = None) -> None:
-        self.asked = 0
-        self.gate = asyncio.Event()
-        self.gate.set()
-        self.fail: Exception | None = None
-        self.clock = clock
-        self.writes = 0
-        self.asked_at: dict[int, float] = {}
-        self.writes_before: dict[int, int] = {}
-
-    async def fetch(self) -> dict[str, Any]:
-        self.asked += 1
-        number = self.asked
-        if self.clock is not None:
-            self.asked_at[number] = self.clock.now
-        self.writes_before[number] = self.writes
-        await self.gate.wait()
-        if self.fail is not None:
-            raise self.fail
-        return {"answer": number, "services": {}, "recent_history": []}
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 100.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 @pytest.fixture
@@ -71,11 +35,6 @@ def coordinator(clock: Clock) -> Coordinator:
 @pytest.fixture
 def cache(coordinator: Coordinator, clock: Clock) -> StatusCache:
     return StatusCache(coordinator.fetch, clock=clock)
-
-
-async def settle() -> None:
-    for _ in range(5):
-        await asyncio.sleep(0)
 
 
 async def test_concurrent_reads_share_one_query(cache: StatusCache, coordinator: Coordinator) -> None:

@@ -17,10 +17,10 @@ from temporalio.testing import WorkflowEnvironment
 from activities.sqlite_store import SQLiteBreakerStore
 from starter.orchestrator import RecoveryOrchestrator
 from starter.status_cache import StatusCache
-from tests.conftest import orchestrator_on
-from tests.policies import blocking_policy
-from tests.recoveries import eventually
-from tests.test_status_cache import Clock, Coordinator, settle
+from tests.helpers.policies import blocking_policy
+from tests.helpers.status_fakes import Clock, Coordinator, settle
+from tests.helpers.waiting import eventually
+from tests.helpers.workers import orchestrator_on
 from workflows.errors import RecoveryValidationError
 
 pytestmark = pytest.mark.timeout(60)

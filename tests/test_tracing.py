@@ -13,7 +13,7 @@ from activities.sqlite_store import SQLiteBreakerStore
 from starter.connection import connect
 from starter.recoveries import final_result
 from starter.tracing import tracing_from_env, tracing_interceptors
-from tests.recoveries import start_recovery
+from tests.helpers.recoveries import start_recovery
 from worker import build_worker
 from workflows.models import RecoveryState, RecoveryStrategy, ServiceRecoveryInput
 

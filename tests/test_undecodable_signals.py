@@ -18,8 +18,10 @@ from temporalio.common import RawValue
 from temporalio.testing import WorkflowEnvironment
 
 from activities.sqlite_store import SQLiteBreakerStore
-from tests.conftest import record_history, running_worker
-from tests.recoveries import eventually, start_recovery, status_of
+from tests.helpers.histories import record_history
+from tests.helpers.recoveries import start_recovery, status_of
+from tests.helpers.waiting import eventually
+from tests.helpers.workers import running_worker
 from workflows.constants import COORDINATOR_WORKFLOW, recovery_workflow_id
 from workflows.models import RecoveryState, RecoveryStrategy, ServiceRecoveryInput
 

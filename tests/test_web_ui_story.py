@@ -23,10 +23,12 @@ from activities.health_check_specs import HttpHealthCheck
 from activities.sqlite_store import SQLiteBreakerStore
 from starter.orchestrator import RecoveryOrchestrator
 from starter.recoveries import final_result, recovery_handle
-from tests.conftest import record_history, running_worker
-from tests.coordination import coordinator_history
-from tests.recoveries import eventually, start_recovery, status_of
-from tests.servers import gated_health_server, health_server
+from tests.helpers.coordination import coordinator_history
+from tests.helpers.histories import record_history
+from tests.helpers.recoveries import start_recovery, status_of
+from tests.helpers.servers import gated_health_server, health_server
+from tests.helpers.waiting import eventually
+from tests.helpers.workers import running_worker
 from workflows.service_recovery import ServiceRecovery
 from workflows.models import (
     RecoveryPhase,
@@ -191,7 +193,7 @@ async def test_a_cancel_signal_and_a_temporal_cancel_together_end_canceled_with_
     (Sent apart, a signal that ends the recovery before the cancellation request arrives
     ends it Completed: the request then finds nothing running, as the README says.)
     """
-    from tests.policies import blocking_policy
+    from tests.helpers.policies import blocking_policy
     from workflows.models import CancelInput
 
     handle = await start_recovery(

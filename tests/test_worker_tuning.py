@@ -10,7 +10,7 @@ from temporalio.worker import PollerBehaviorSimpleMaximum
 
 from activities.sqlite_store import SQLiteBreakerStore
 from starter.worker_tuning import WORKER_TUNING_ENV, WorkerTuning
-from tests.processes import worker_refusing_to_start
+from tests.helpers.processes import worker_refusing_to_start
 from worker import build_worker
 
 pytestmark = pytest.mark.timeout(60)

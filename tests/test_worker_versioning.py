@@ -26,8 +26,8 @@ from temporalio.worker import Worker
 
 from activities.sqlite_store import SQLiteBreakerStore
 from activities.breaker_store import BreakerState
+from activities.settings import BUILD_ID_ENV
 from starter.deployment import (
-    BUILD_ID_ENV,
     Outcome,
     build_id_from_env,
     default_build_id,
@@ -36,8 +36,8 @@ from starter.deployment import (
     parse_build_id,
     set_current_command,
 )
-from tests.recoveries import eventually
-from tests.servers import health_server
+from tests.helpers.servers import health_server
+from tests.helpers.waiting import eventually
 from worker import build_worker
 from workflows.constants import recovery_workflow_id
 from workflows.coordinator import RecoveryCoordinator
@@ -70,7 +70,7 @@ async def version_worker(
         client,
         store,
         task_queue=task_queue,
-        health_check_modules=["tests.checks"],
+        health_check_modules=["tests.helpers.checks"],
         deployment=WorkerDeploymentVersion(deployment, build_id),
     ) as worker:
         yield worker

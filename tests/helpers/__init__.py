@@ -1,1 +1,28 @@
-"""What tests share: servers, workers, clients and tools driven from a test."""
+"""What tests share: servers, workers, clients and tools driven from a test.
+
+Fixtures (the Temporal servers, ``store``, ``task_queue``, ``redis_url``…) are in
+``tests/conftest.py``; everything a test calls is here, one module per subject:
+
+- ``workers``: ``running_worker``, ``orchestrator_on`` (the product's worker, a started facade)
+- ``waiting``: ``eventually``, to wait on a condition instead of a fixed sleep
+- ``recoveries``: start a ``ServiceRecovery``, read its status, timers, events, patches
+- ``coordination``: wait for a coordinator's recoveries, read its children and history
+- ``raw_coordinator``: a coordinator driven by raw updates and signals (``Coordinator``)
+- ``ledgers``: the coordinator's ledger as plain Python (``NOW``, ``ledger``, ``report``…)
+- ``status_fakes``: a fake coordinator and clock for the facade's status cache
+- ``watching``: the circuit watch, once or long-lived
+- ``policies``: recovery policies the tests reuse (``blocking_policy``…)
+- ``histories``: ``HISTORIES``, ``load_history``, ``record_history`` (``tests/histories/``)
+- ``servers``: ``free_port`` and scripted or gated HTTP health servers
+- ``redis_server``: a real ``redis-server`` (``RedisServer``)
+- ``processes``: a dev server and a worker in processes of their own
+- ``pybreaker_service``: a service guarded by a real pybreaker breaker, in a process
+- ``checks``: callable health checks a test's worker may run (``tests.helpers.checks:…``)
+- ``prometheus``: scrape and read a metrics endpoint
+- ``raw_payloads``: payloads exactly as any client may send them
+- ``examples``: ``EXAMPLES_NAMESPACE``, where the reference examples run
+- ``recoveryctl``: the CLI run in this process
+
+No test module imports another test module or ``conftest``; a helper two tests need
+moves here.
+"""

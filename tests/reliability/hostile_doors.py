@@ -24,11 +24,11 @@ from temporalio.client import Client, WorkflowExecutionStatus
 from activities.health_check_specs import HttpHealthCheck
 from starter.orchestrator import RecoveryOrchestrator
 from starter.recoveries import recovery_status
-from tests.policies import blocking_policy
-from tests.recoveries import eventually
-from tests.servers import GatedHealthServer
+from tests.helpers.policies import blocking_policy
+from tests.helpers.raw_coordinator import BENIGN_CAUSES, Coordinator
 from tests.helpers.recoveryctl import Cli
-from tests.test_coordinator_hardening import BENIGN_CAUSES, Coordinator
+from tests.helpers.servers import GatedHealthServer
+from tests.helpers.waiting import eventually
 from workflows.constants import SA_PRIORITY
 from workflows.models import RecoveryPolicy, RecoveryState
 

@@ -25,9 +25,9 @@ from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError
 
 from starter.services_file import load_services_file
-from tests.recoveries import event_types
+from tests.helpers.raw_payloads import raw_json
+from tests.helpers.recoveries import event_types
 from tests.reliability.hostile_doors import TASK_FAILED, Harness, Observed, Probe
-from tests.test_service_recovery_input import raw_json
 from workflows.errors import RECOVERY_FAILED
 
 

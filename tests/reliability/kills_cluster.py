@@ -1,6 +1,6 @@
 """A real dev server and real worker processes that the kill tests SIGKILL and start again.
 
-``Cluster`` drives ``tests.processes``: ``temporal server start-dev`` on a SQLite file
+``Cluster`` drives ``tests.helpers.processes``: ``temporal server start-dev`` on a SQLite file
 (``DevServer``) and ``python -m worker`` (``WorkerProcess``), one worker at a time, on
 the pinned task queue. It notes when each worker was killed and when its successor was
 ready (polling), so a test can tell "late because no worker was up" from "late".
@@ -26,8 +26,8 @@ from activities.breaker_store import BreakerState
 from activities.stores import open_store
 from starter.dev import wait_for_server
 from starter.watch_control import set_watch_paused
-from tests.processes import DevServer, WorkerProcess
-from tests.redis_server import RedisServer
+from tests.helpers.processes import DevServer, WorkerProcess
+from tests.helpers.redis_server import RedisServer
 
 # The worker writes this once it polls its task queue and the coordinator runs.
 WORKER_READY_LINE = "circuit watch every"

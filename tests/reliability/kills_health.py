@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 
-from tests.servers import _respond
+from tests.helpers.servers import _respond
 
 
 @dataclass

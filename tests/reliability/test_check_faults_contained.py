@@ -23,15 +23,15 @@ from activities.health_check_specs import (
 )
 from activities.health_checks import HealthCheckActivities, TargetAllowList
 from activities.sqlite_store import SQLiteBreakerStore
-from tests.conftest import running_worker
-from tests.recoveries import start_recovery
+from tests.helpers.recoveries import start_recovery
+from tests.helpers.workers import running_worker
 from workflows.models import RecoveryPolicy, RecoveryStrategy, ServiceRecoveryInput
 
 pytestmark = pytest.mark.timeout(60)
 
 
 async def run_check(ref: str, timeout_ms: int = 200) -> HealthCheckOutcome:
-    activities = HealthCheckActivities(["tests.checks"], TargetAllowList())
+    activities = HealthCheckActivities(["tests.helpers.checks"], TargetAllowList())
     check = CallableHealthCheck(ref=ref, timeout_ms=timeout_ms)
     outcome: HealthCheckOutcome = await ActivityEnvironment().run(
         activities.run_health_check, HealthCheckInput(service_name="svc", check=check)
@@ -41,7 +41,7 @@ async def run_check(ref: str, timeout_ms: int = 200) -> HealthCheckOutcome:
 
 async def test_hung_synchronous_checks_leave_the_workers_threads_free() -> None:
     # More hung checks than the default executor has threads (min(32, cores + 4)).
-    outcomes = await asyncio.gather(*(run_check("tests.checks:hangs_for_ever") for _ in range(12)))
+    outcomes = await asyncio.gather(*(run_check("tests.helpers.checks:hangs_for_ever") for _ in range(12)))
     assert all(not o.passed and "timed out after 200 ms" in o.detail for o in outcomes)
     started = time.monotonic()
     # What the breaker store's activities do: a call on the default executor.
@@ -50,10 +50,10 @@ async def test_hung_synchronous_checks_leave_the_workers_threads_free() -> None:
 
 
 async def test_a_check_that_raises_a_megabyte_is_clipped() -> None:
-    outcome = await run_check("tests.checks:raises_a_megabyte")
+    outcome = await run_check("tests.helpers.checks:raises_a_megabyte")
     assert not outcome.passed
     assert len(outcome.detail) <= MAX_DETAIL
-    assert outcome.detail.startswith("tests.checks:raises_a_megabyte raised RuntimeError: xxx")
+    assert outcome.detail.startswith("tests.helpers.checks:raises_a_megabyte raised RuntimeError: xxx")
 
 
 async def test_a_recovery_whose_check_raises_a_megabyte_fails_cleanly(
@@ -61,7 +61,7 @@ async def test_a_recovery_whose_check_raises_a_megabyte_fails_cleanly(
 ) -> None:
     policy = RecoveryPolicy(
         max_retry_attempts=2,
-        health_check=CallableHealthCheck(ref="tests.checks:raises_a_megabyte", timeout_ms=2000),
+        health_check=CallableHealthCheck(ref="tests.helpers.checks:raises_a_megabyte", timeout_ms=2000),
     )
     async with running_worker(time_env.client, store, task_queue):
         handle = await start_recovery(

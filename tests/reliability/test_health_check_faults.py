@@ -34,8 +34,8 @@ from activities.health_checks import (
 )
 from activities.sqlite_store import SQLiteBreakerStore
 from starter.recoveries import final_result
-from tests.conftest import running_worker
-from tests.recoveries import start_recovery
+from tests.helpers.recoveries import start_recovery
+from tests.helpers.workers import running_worker
 from tests.reliability.checks_servers import (
     BIG_BODY_CHUNKED,
     BIG_BODY_DECLARED,
@@ -46,8 +46,8 @@ from tests.reliability.checks_servers import (
     Behaviour,
     fault_server,
 )
+from tests.helpers.servers import free_port
 from tests.reliability.checks_tls import localhost_certificate
-from tests.servers import free_port
 from workflows.models import RecoveryPolicy, RecoveryState, ServiceRecoveryInput
 from workflows.service_recovery import ServiceRecovery
 

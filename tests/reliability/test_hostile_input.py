@@ -36,8 +36,8 @@ import pytest_asyncio
 from temporalio.testing import WorkflowEnvironment
 
 from activities.sqlite_store import SQLiteBreakerStore
-from tests.conftest import running_worker
-from tests.recoveries import eventually
+from tests.helpers.waiting import eventually
+from tests.helpers.workers import running_worker
 from tests.reliability.hostile_doors import (
     Door,
     Ending,
@@ -57,8 +57,8 @@ from tests.reliability.hostile_report import (
     excerpt,
     outcome_label,
 )
+from tests.helpers.servers import gated_health_server
 from tests.reliability.hostile_table import CELLS, TABLE, Row, roles_of
-from tests.servers import gated_health_server
 
 pytestmark = pytest.mark.timeout(60)
 

@@ -15,8 +15,8 @@ from activities.redis_store import RedisBreakerStore, breaker_key
 
 from activities.sqlite_store import SQLiteBreakerStore
 from starter.coordinator_client import CoordinatorClient
-from tests.conftest import orchestrator_on
-from tests.redis_server import RedisServer
+from tests.helpers.redis_server import RedisServer
+from tests.helpers.workers import orchestrator_on
 from workflows.coordinator_models import ScheduleRecoveriesInput, ScheduleRecoveryInput
 from workflows.errors import RecoveryOrchestratorError, RecoveryValidationError
 from workflows.models import RecoveryPolicy, RecoveryStrategy, validate_service_name

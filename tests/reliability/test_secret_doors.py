@@ -36,16 +36,19 @@ from temporalio.testing import ActivityEnvironment, WorkflowEnvironment
 from activities.health_check_specs import CallableHealthCheck, HealthCheckInput, HttpHealthCheck
 from activities.health_checks import HealthCheckActivities, TargetAllowList
 from activities.sqlite_store import SQLiteBreakerStore
+from starter.connection import connect
 from starter.dev import find_binary
 from starter.recoveries import final_result
 from starter.services_file import ServicesFileError, load_services_file
-from tests.conftest import orchestrator_on, running_worker
-from tests.recoveries import eventually, start_recovery
-from tests.redis_server import RedisServer
+from tests.helpers.recoveries import start_recovery
+from tests.helpers.redis_server import RedisServer
+from tests.helpers.servers import free_port
+from tests.helpers.waiting import eventually
+from tests.helpers.watching import watch_id, watch_until
+from tests.helpers.workers import orchestrator_on, running_worker
 from tests.reliability import checks_secret_callables
 from tests.reliability.checks_servers import Answer, fault_server
-from tests.servers import free_port
-from workflows.constants import CONSTITUTIONAL_HASH
+from workflows.constants import CONSTITUTIONAL_HASH, TASK_QUEUE
 from workflows.errors import RecoveryValidationError
 from workflows.models import RecoveryPolicy, ServiceRecoveryInput
 from workflows.service_recovery import ServiceRecovery
@@ -123,7 +126,9 @@ async def test_a_redis_password_in_the_store_url_is_not_in_the_worker_log(
     seen: list[str] = []
     try:
         await asyncio.wait_for(read_until(process.stdout, "circuit watch", seen), timeout=90)
-        await asyncio.sleep(2)  # the watch's first look reads the store, with the password
+        # The watch's first look reads the store, with the password: wait until it has looked.
+        client = await connect(target_host=own_server, namespace="default")
+        await watch_until(client, watch_id(TASK_QUEUE), lambda state: state.looks >= 1, timeout=60)
         process.send_signal(signal.SIGTERM)
         rest, _ = await asyncio.wait_for(process.communicate(), timeout=30)
     finally:

@@ -45,9 +45,9 @@ from activities.health_checks import (
 from activities.sqlite_store import SQLiteBreakerStore
 from starter.orchestrator import RecoveryOrchestrator
 from starter.recoveries import final_result
-from tests.conftest import orchestrator_on, running_worker
-from tests.processes import worker_refusing_to_start
-from tests.recoveries import start_recovery
+from tests.helpers.processes import worker_refusing_to_start
+from tests.helpers.recoveries import start_recovery
+from tests.helpers.workers import orchestrator_on, running_worker
 from tests.reliability.checks_servers import Answer, fault_server
 from workflows.constants import CONSTITUTIONAL_HASH, recovery_workflow_id
 from workflows.errors import RecoveryValidationError

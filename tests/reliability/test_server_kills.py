@@ -26,10 +26,10 @@ from temporalio.client import Client
 
 from activities.health_check_specs import HttpHealthCheck
 from starter.orchestrator import RecoveryOrchestrator
-from tests.recoveries import eventually
+from tests.helpers.servers import GatedHealthServer, gated_health_server, health_server
+from tests.helpers.waiting import eventually
 from tests.reliability.kills_cluster import Cluster, running_cluster
 from tests.reliability.kills_verdict import examine
-from tests.servers import GatedHealthServer, gated_health_server, health_server
 from workflows.constants import COORDINATOR_WORKFLOW_ID, recovery_workflow_id
 from workflows.models import RecoveryPolicy
 from workflows.service_recovery import ServiceRecovery

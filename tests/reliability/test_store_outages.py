@@ -35,8 +35,9 @@ from activities.breaker_store import BreakerState, CircuitBreakerStore
 from activities.health_check_specs import HttpHealthCheck
 from activities.redis_store import RedisBreakerStore
 from activities.sqlite_store import SQLiteBreakerStore
-from tests.recoveries import eventually, start_recovery
-from tests.redis_server import RedisServer
+from tests.helpers.recoveries import start_recovery
+from tests.helpers.redis_server import RedisServer
+from tests.helpers.waiting import eventually
 from tests.reliability.kills_cluster import (  # noqa: F401 (own_redis: a fixture)
     Cluster,
     Outage,
@@ -44,10 +45,10 @@ from tests.reliability.kills_cluster import (  # noqa: F401 (own_redis: a fixtur
     own_redis,
     running_cluster,
 )
+from tests.helpers.servers import gated_health_server
 from tests.reliability.kills_history import Timeline, read_timeline
 from tests.reliability.kills_outages import unwritable_sqlite
 from tests.reliability.kills_verdict import examine
-from tests.servers import gated_health_server
 from workflows.constants import TASK_QUEUE
 from workflows.models import RecoveryPolicy, RecoveryStrategy, ServiceRecoveryInput
 from workflows.recovery_checks import BREAKER_RETRY

@@ -37,8 +37,9 @@ from temporalio.client import Client, WorkflowHandle
 from activities.breaker_store import BreakerState
 from activities.health_check_specs import HttpHealthCheck
 from activities.redis_store import RedisBreakerStore
-from tests.recoveries import eventually, start_recovery
-from tests.redis_server import RedisServer
+from tests.helpers.recoveries import start_recovery
+from tests.helpers.redis_server import RedisServer
+from tests.helpers.waiting import eventually
 from tests.reliability.kills_cluster import (  # noqa: F401 (own_redis: a fixture)
     Cluster,
     Outage,
@@ -46,10 +47,10 @@ from tests.reliability.kills_cluster import (  # noqa: F401 (own_redis: a fixtur
     own_redis,
     running_cluster,
 )
+from tests.helpers.servers import GatedHealthServer, gated_health_server, health_server
 from tests.reliability.kills_history import read_timeline
 from tests.reliability.kills_redis_proxy import BreakerStoreProxy, Hold, breaker_store_proxy
 from tests.reliability.kills_verdict import Lost, examine
-from tests.servers import GatedHealthServer, gated_health_server, health_server
 from workflows.constants import TASK_QUEUE
 from workflows.models import RecoveryPolicy, RecoveryResult, RecoveryStrategy, ServiceRecoveryInput
 from workflows.service_recovery import ServiceRecovery

@@ -33,6 +33,22 @@ def trim(state: CoordinatorState) -> None:
     del state.recent_history[: -state.config.recent_history_size]
 
 
+def replace_last(state: CoordinatorState, result: RecoveryResult) -> bool:
+    """Put ``result`` in place of its service's latest entry if that one ended otherwise.
+
+    Returns whether it did. Used where Temporal's own word on a run's close comes after
+    a report (``reports.settle``).
+    """
+    history = state.recent_history
+    for index in range(len(history) - 1, -1, -1):
+        if history[index].service_name == result.service_name:
+            if history[index].state is result.state:
+                return False
+            history[index] = result
+            return True
+    return False
+
+
 def is_recorded(state: CoordinatorState, run_id: str) -> bool:
     """Return True if the run's end is recorded already."""
     return run_id in state.finished_runs

@@ -122,13 +122,21 @@ def _closing(state: CoordinatorState, active: ActiveRecovery, watched: bool) -> 
 
 
 def settle(state: CoordinatorState, service_name: str, run_id: str, result: RecoveryResult) -> None:
-    """Free the run's slot (if it still holds one) and record its result once."""
+    """Free the run's slot (if it still holds one) and record its result once.
+
+    ``result`` is Temporal's own word on how the run closed (the child's close, or the
+    lookup of closed runs): where a report said otherwise first, Temporal's word stands.
+    Anyone who may signal the coordinator can forge a report, not a child's close: a
+    forged "succeeded" must not outlive the real failure, nor skip its cool-down.
+    """
     active = state.active.get(service_name)
     policy = None
     if active is not None and active.run_id == run_id:
         history.correct_late_cancel(state, active, result)
         policy = active.task.policy
         del state.active[service_name]
+    if history.is_recorded(state, run_id) and history.replace_last(state, result):
+        operator_word.note_ending(state, result, policy)
     record(state, result, run_id=run_id, policy=policy)
 
 

@@ -8,7 +8,7 @@ from typing import Any
 from temporalio.client import Client, WorkflowHistory
 
 from starter.orchestrator import RecoveryOrchestrator
-from tests.recoveries import eventually
+from tests.helpers.waiting import eventually
 from workflows.constants import recovery_workflow_id
 
 

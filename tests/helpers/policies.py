@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from activities.health_check_specs import TcpHealthCheck
-from tests.servers import free_port
+from tests.helpers.servers import free_port
 from workflows.models import RecoveryPolicy
 
 HOUR_MS = 3_600_000

@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 import redis
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 REPLY_TIMEOUT_S = 30.0
 SERVICE = "payments.eu-west"
 

@@ -2,19 +2,14 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
-from collections.abc import Awaitable, Callable
 from datetime import timedelta
-from typing import TypeVar
 
 from temporalio.client import Client, WorkflowHandle, WorkflowHistory
 
 from workflows.constants import recovery_workflow_id
 from workflows.models import RecoveryResult, RecoveryStatus, ServiceRecoveryInput
 from workflows.service_recovery import ServiceRecovery
-
-T = TypeVar("T")
 
 
 async def start_recovery(
@@ -46,24 +41,6 @@ async def event_types(handle: WorkflowHandle[ServiceRecovery, RecoveryResult]) -
     from temporalio.api.enums.v1 import EventType
 
     return [EventType.Name(e.event_type) async for e in handle.fetch_history_events()]
-
-
-async def eventually(
-    probe: Callable[[], Awaitable[T]],
-    accept: Callable[[T], bool],
-    *,
-    timeout: float = 15.0,
-    interval: float = 0.05,
-) -> T:
-    """Poll ``probe`` until ``accept`` holds for its value; fail after ``timeout`` seconds."""
-    deadline = asyncio.get_running_loop().time() + timeout
-    while True:
-        value = await probe()
-        if accept(value):
-            return value
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError(f"condition not met within {timeout}s; last value: {value!r}")
-        await asyncio.sleep(interval)
 
 
 async def status_of(handle: WorkflowHandle[ServiceRecovery, RecoveryResult]) -> RecoveryStatus:

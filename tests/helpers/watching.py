@@ -14,7 +14,7 @@ from temporalio.service import RPCError
 
 from starter.orchestrator import RecoveryOrchestrator
 from starter.watch_control import WatchState, describe_watch, ensure_watch
-from tests.conftest import record_history
+from tests.helpers.histories import record_history
 from workflows.circuit_watch import CircuitWatch
 from workflows.circuit_watch_models import (
     CircuitWatchInput,

@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 
 from starter.dev import server_command
-from tests.servers import free_port
+from tests.helpers.servers import free_port
 
 
 class DevServer:

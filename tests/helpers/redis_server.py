@@ -2,9 +2,8 @@
 
 Its data lives in an append-only file in its own directory (synced on every write), so
 ``stop()`` then ``start()`` brings the same breakers back on the same port: an outage test can
-take Redis away in the middle of a recovery and return it. Import the fixtures where needed::
-
-    from tests.redis_server import redis_server, redis_url  # noqa: F401 (pytest fixtures)
+take Redis away in the middle of a recovery and return it. The session's Redis is the
+``redis_server`` fixture (and ``redis_url``, emptied for each test) in ``tests/conftest.py``.
 """
 
 from __future__ import annotations
@@ -13,13 +12,11 @@ import shutil
 import signal
 import subprocess
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
 import redis
 
-from tests.servers import free_port
+from tests.helpers.servers import free_port
 
 START_TIMEOUT_S = 10.0
 STOP_TIMEOUT_S = 10.0
@@ -144,18 +141,3 @@ class RedisServer:
     def _log_tail(self) -> str:
         text = self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
         return text[-2000:] or "(no log)"
-
-
-@pytest.fixture(scope="session")
-def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
-    """One Redis for the session, stopped at its end."""
-    with RedisServer(tmp_path_factory.mktemp("redis")) as server:
-        yield server
-
-
-@pytest.fixture
-def redis_url(redis_server: RedisServer) -> str:
-    """The session's Redis, running (a test that stopped it may have failed) and empty."""
-    redis_server.start()
-    redis_server.flushall()
-    return redis_server.url

@@ -1,0 +1,395 @@
+"""Every ``RECOVERY_*`` setting in one place: ``RecoverySettings``, and the table documenting it.
+
+The worker, ``recoveryctl`` and the facade read their settings through this model: each field
+is one ``RECOVERY_<FIELD>`` variable, with its default, its description (the meaning column of
+docs/configuration.md's table, generated from here) and its validation. A bad value raises
+``ValueError`` naming the variable, as the worker reports before it connects (exit 2).
+
+- ``RecoverySettings.load()`` reads and checks every setting at once;
+- ``RecoverySettings.read(field)`` reads one (the ``*_from_env`` helpers of the modules that
+  use a setting call it, so a bad value of one setting does not stop a reader of another);
+- ``python -m activities.settings`` (``make config-doc``) rewrites the table in
+  docs/configuration.md; ``--check`` only says whether it is current.
+
+Here in ``activities``, the bottom layer, so that activities (the circuit store, the health
+checks' allow-lists) and starter alike can import it. Not modelled: the ``RECOVERY_SECRET_*``
+variables, whose names the health checks' specs choose at run time (``OTHER_VARIABLES``
+documents them), and Temporal's own connection settings (``temporalio.envconfig``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import sys
+from collections.abc import Mapping
+from datetime import timedelta
+from importlib.metadata import PackageNotFoundError
+from importlib.metadata import version as package_version
+from pathlib import Path
+from typing import Annotated, Any
+
+from pydantic import Field, ValidationError, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from activities.health_checks import TargetAllowList
+from activities.worker_tuning import WorkerTuning
+
+ENV_PREFIX = "RECOVERY_"
+
+STORE_URL_ENV = "RECOVERY_CIRCUIT_STORE"
+SERVICES_FILE_ENV = "RECOVERY_SERVICES_FILE"
+WATCH_INTERVAL_ENV = "RECOVERY_WATCH_INTERVAL"
+ALLOWED_MODULES_ENV = "RECOVERY_HEALTH_CHECK_MODULES"
+ALLOWED_TARGETS_ENV = "RECOVERY_HEALTH_CHECK_ALLOW"
+WORKER_TUNING_ENV = "RECOVERY_WORKER_TUNING"
+METRICS_BIND_ENV = "RECOVERY_METRICS_BIND"
+TRACING_ENV = "RECOVERY_TRACING"
+BUILD_ID_ENV = "RECOVERY_BUILD_ID"
+SECRET_ENV_PREFIX = "RECOVERY_SECRET_"
+
+DEFAULT_STORE_URL = "sqlite:///.recovery/breakers.db"
+DEFAULT_SERVICES_FILE = Path("recovery.toml")
+# The circuit watch's bounds, as workflows.circuit_watch_models states them for its input
+# (tests/test_settings.py keeps the two equal; activities may not import workflows).
+DEFAULT_WATCH_INTERVAL_SECONDS = 10.0
+MIN_WATCH_INTERVAL_SECONDS = 1.0
+MAX_WATCH_INTERVAL_SECONDS = 86_400.0
+DEFAULT_WATCH_INTERVAL = timedelta(seconds=DEFAULT_WATCH_INTERVAL_SECONDS)
+TRACING_ON = ("1", "true", "yes")
+
+DISTRIBUTION = "recovery-orchestrator"
+MAX_BUILD_ID_LENGTH = 64
+# A package version (0.9.0, 0.9.0rc1, 0.9.0+g1a2b3c), a git sha, an image tag: letters,
+# digits and . _ + - , starting with a letter or digit. No ':' (the server joins deployment
+# and build as "name:build"), no '/', no spaces or quotes (it goes into visibility queries
+# and shell commands), and not the server's reserved "__unversioned__".
+BUILD_ID_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+-]*")
+
+ROOT = Path(__file__).resolve().parent.parent
+CONFIGURATION_DOC = ROOT / "docs" / "configuration.md"
+TABLE_MARKER = (
+    "<!-- generated from activities/settings.py by `make config-doc`: "
+    "edit the model, not this table -->"
+)
+TABLE_HEADER = ("| variable | default | meaning |", "| --- | --- | --- |")
+# Rows of the table that are not fields of the model: (variable, default, meaning).
+OTHER_VARIABLES_BEFORE = (
+    (
+        "`TEMPORAL_ADDRESS`, `TEMPORAL_NAMESPACE`, `TEMPORAL_API_KEY`, TLS, profiles",
+        "`localhost:7233`, `default`",
+        "Temporal's own [envconfig](https://docs.temporal.io/develop/environment-configuration) "
+        "settings, read by the worker, the facade and `recoveryctl`",
+    ),
+)
+OTHER_VARIABLES_AFTER = (
+    (
+        f"`{SECRET_ENV_PREFIX}*`",
+        "none",
+        "secrets a health check sends as headers (`headers_from_env` names the variable; only "
+        "this prefix can be read): set on every worker, see [security.md](security.md). Read "
+        "by name when a check runs (`activities.http_checks`) and masked in every text the "
+        "product writes (`activities.redaction`)",
+    ),
+)
+
+
+def parse_watch_interval(text: str, source: str = WATCH_INTERVAL_ENV) -> timedelta:
+    """Return the watch interval from seconds (``"10"``, ``"2.5"``).
+
+    Raises:
+        ValueError: naming ``source`` and the allowed range.
+    """
+    try:
+        seconds = float(text)
+    except ValueError:
+        raise ValueError(f"{source}={text!r}: expected a number of seconds") from None
+    low, high = MIN_WATCH_INTERVAL_SECONDS, MAX_WATCH_INTERVAL_SECONDS
+    # Compared as seconds: False for NaN and the infinities too, which timedelta cannot hold.
+    if not low <= seconds <= high:
+        raise ValueError(
+            f"{source}={text!r}: the watch interval must be between {low:g} and {high:g} seconds"
+        )
+    return timedelta(seconds=seconds)
+
+
+def parse_build_id(text: str, source: str = BUILD_ID_ENV) -> str:
+    """Return ``text`` as a build id, or raise ValueError saying what is wrong with it."""
+    build_id = text.strip()
+    if not build_id:
+        raise ValueError(f"{source} is empty: give the build's id, e.g. {source}=0.9.0")
+    if len(build_id) > MAX_BUILD_ID_LENGTH:
+        raise ValueError(
+            f"{source} is {len(build_id)} characters long; at most {MAX_BUILD_ID_LENGTH}"
+        )
+    if not BUILD_ID_PATTERN.fullmatch(build_id):
+        raise ValueError(
+            f"{source}={build_id!r}: use letters, digits and . _ + - only, starting with a "
+            "letter or digit (e.g. 0.9.0 or a git sha)"
+        )
+    return build_id
+
+
+def default_build_id() -> str:
+    """Return the installed package's version (the build id when none is given)."""
+    try:
+        return package_version(DISTRIBUTION)
+    except PackageNotFoundError:
+        raise ValueError(
+            f"the {DISTRIBUTION} package is not installed, so it has no version to use as "
+            f"build id: install it, or set {BUILD_ID_ENV}"
+        ) from None
+
+
+def _documented(default: str) -> dict[str, Any]:
+    """Return a field's ``json_schema_extra``: how the table shows its default."""
+    return {"documented_default": default}
+
+
+class RecoverySettings(BaseSettings):
+    """Every ``RECOVERY_*`` variable the worker, ``recoveryctl`` and the facade read."""
+
+    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, extra="ignore", frozen=True)
+
+    circuit_store: str = Field(
+        default=DEFAULT_STORE_URL,
+        description="where breaker states live: `sqlite:///path` or `redis://host:port/db` "
+        "(`rediss://` for TLS); the worker, `recoveryctl breakers` and `starter.breakers` read it",
+        json_schema_extra=_documented(
+            f"`{DEFAULT_STORE_URL}` (relative to the current folder)"
+        ),
+    )
+    services_file: Path | None = Field(
+        default=None,
+        description="the services file the worker loads for the circuit watch "
+        "(a file it names must exist)",
+        json_schema_extra=_documented(f"`./{DEFAULT_SERVICES_FILE}` if it exists"),
+    )
+    watch_interval: timedelta = Field(
+        default=DEFAULT_WATCH_INTERVAL,
+        description="seconds between circuit watch runs "
+        f"({MIN_WATCH_INTERVAL_SECONDS:g} … {MAX_WATCH_INTERVAL_SECONDS:,.0f})",
+        json_schema_extra=_documented(f"`{DEFAULT_WATCH_INTERVAL_SECONDS:g}`"),
+    )
+    health_check_modules: Annotated[frozenset[str], NoDecode] = Field(
+        default=frozenset(),
+        description="comma-separated modules whose functions `callable` health checks may run "
+        "(read by the worker; the facade reads it too, to send a `health_check_fn` from a "
+        "listed module as a durable `callable` check). With `make dev`: "
+        "`RECOVERY_HEALTH_CHECK_MODULES=mychecks make dev`",
+        json_schema_extra=_documented("empty"),
+    )
+    health_check_allow: Annotated[TargetAllowList, NoDecode] = Field(
+        default=TargetAllowList(),
+        description="link-local or metadata targets the worker's health checks may reach after "
+        "all (comma-separated host names, addresses, CIDR networks; see "
+        "[security.md](security.md))",
+        json_schema_extra=_documented("empty"),
+    )
+    worker_tuning: Annotated[WorkerTuning, NoDecode] = Field(
+        default=WorkerTuning(),
+        description="the worker's cache, concurrency and pollers, e.g. "
+        "`max_cached_workflows=2000,workflow_pollers=10` (see "
+        "[performance.md](performance.md#worker-tuning) and below)",
+        json_schema_extra=_documented("empty (SDK defaults)"),
+    )
+    metrics_bind: str | None = Field(
+        default=None,
+        description="`host:port` where the worker serves Prometheus metrics "
+        "(`recovery-worker --metrics-bind` overrides it; see [metrics.md](metrics.md))",
+        json_schema_extra=_documented("off"),
+    )
+    tracing: bool = Field(
+        default=False,
+        description="`1`, `true` or `yes`: the worker traces workflows and activities with "
+        "OpenTelemetry (as `recovery-worker --tracing`; see [metrics.md](metrics.md))",
+        json_schema_extra=_documented("off"),
+    )
+    build_id: str | None = Field(
+        default=None,
+        description="the worker's version in the Worker Deployment `recovery-orchestrator` "
+        f"(letters, digits, `. _ + -`, at most {MAX_BUILD_ID_LENGTH}; see "
+        "[versioning.md](versioning.md))",
+        json_schema_extra=_documented("the installed package's version"),
+    )
+
+    @field_validator("circuit_store", mode="before")
+    @classmethod
+    def _store_or_default(cls, value: Any) -> Any:
+        return value or DEFAULT_STORE_URL  # empty counts as unset
+
+    @field_validator("services_file", mode="before")
+    @classmethod
+    def _existing_file(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            if not value:
+                return None
+            if not Path(value).is_file():  # a typo must not fall back to recovering everything
+                raise ValueError(f"{value}: no such file (named by {SERVICES_FILE_ENV})")
+        return value
+
+    @field_validator("watch_interval", mode="before")
+    @classmethod
+    def _interval(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return parse_watch_interval(value) if value else DEFAULT_WATCH_INTERVAL
+        return value
+
+    @field_validator("health_check_modules", mode="before")
+    @classmethod
+    def _modules(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return frozenset(part.strip() for part in value.split(",") if part.strip())
+        return value
+
+    @field_validator("health_check_allow", mode="before")
+    @classmethod
+    def _targets(cls, value: Any) -> Any:
+        return TargetAllowList.parse(value) if isinstance(value, str) else value
+
+    @field_validator("worker_tuning", mode="before")
+    @classmethod
+    def _tuning(cls, value: Any) -> Any:
+        return WorkerTuning.parse(value) if isinstance(value, str) else value
+
+    @field_validator("metrics_bind", mode="before")
+    @classmethod
+    def _bind(cls, value: Any) -> Any:
+        return value or None
+
+    @field_validator("tracing", mode="before")
+    @classmethod
+    def _on(cls, value: Any) -> Any:
+        return value.strip().lower() in TRACING_ON if isinstance(value, str) else value
+
+    @field_validator("build_id", mode="before")
+    @classmethod
+    def _build(cls, value: Any) -> Any:
+        # Empty counts as not set, as compose files write an optional setting
+        # (``${RECOVERY_BUILD_ID:-}``): the image's own package version, never a stale default.
+        if isinstance(value, str):
+            return parse_build_id(value) if value.strip() else None
+        return value
+
+    @classmethod
+    def variable(cls, field: str) -> str:
+        """Return the environment variable of a field (``circuit_store``: ``RECOVERY_CIRCUIT_STORE``)."""
+        if field not in cls.model_fields:
+            raise KeyError(field)
+        return f"{ENV_PREFIX}{field.upper()}"
+
+    @classmethod
+    def load(cls, environ: Mapping[str, str] | None = None) -> RecoverySettings:
+        """Return every setting of ``environ`` (default: this process's environment).
+
+        Raises:
+            ValueError: the first bad setting's message, naming its variable.
+        """
+        try:
+            if environ is None:
+                return cls()
+            given = {
+                field: environ[cls.variable(field)]
+                for field in cls.model_fields
+                if cls.variable(field) in environ
+            }
+            return cls.model_validate(given)
+        except ValidationError as err:
+            raise _setting_error(err) from None
+
+    @classmethod
+    def read(cls, field: str, environ: Mapping[str, str] | None = None) -> Any:
+        """Return one setting, checking that one only (default: this process's environment).
+
+        Raises:
+            ValueError: the setting is bad; the message names its variable.
+        """
+        variable = cls.variable(field)
+        source = os.environ if environ is None else environ
+        given = {field: source[variable]} if variable in source else {}
+        try:
+            return getattr(cls.model_validate(given), field)
+        except ValidationError as err:
+            raise _setting_error(err) from None
+
+
+def _setting_error(err: ValidationError) -> ValueError:
+    """Return the first error of ``err`` as the ``ValueError`` its validator raised."""
+    first = err.errors()[0]
+    cause = (first.get("ctx") or {}).get("error")
+    if isinstance(cause, ValueError):
+        return cause
+    field = str(first["loc"][0]) if first["loc"] else ""
+    variable = f"{ENV_PREFIX}{field.upper()}" if field else "settings"
+    return ValueError(f"{variable}: {first['msg']}")
+
+
+def _cell(text: str) -> str:
+    return " ".join(text.split()).replace("|", "\\|")
+
+
+def configuration_table() -> str:
+    """Return docs/configuration.md's table of environment variables, from the model."""
+    rows = [*TABLE_HEADER]
+    for variable, default, meaning in OTHER_VARIABLES_BEFORE:
+        rows.append(f"| {variable} | {default} | {meaning} |")
+    for field, info in RecoverySettings.model_fields.items():
+        extra = info.json_schema_extra
+        assert isinstance(extra, dict), f"{field}: no documented default"
+        default = str(extra["documented_default"])
+        description = info.description or ""
+        assert description, f"{field}: no description"
+        rows.append(
+            f"| `{RecoverySettings.variable(field)}` | {_cell(default)} | {_cell(description)} |"
+        )
+    for variable, default, meaning in OTHER_VARIABLES_AFTER:
+        rows.append(f"| {variable} | {default} | {meaning} |")
+    return "\n".join(rows) + "\n"
+
+
+def documented_table(text: str) -> str:
+    """Return the table that follows ``TABLE_MARKER`` in a document's text.
+
+    Raises:
+        ValueError: the document has no marker.
+    """
+    lines = text.splitlines(keepends=True)
+    try:
+        start = next(n for n, line in enumerate(lines) if line.strip() == TABLE_MARKER) + 1
+    except StopIteration:
+        raise ValueError(f"no line {TABLE_MARKER!r} before the table") from None
+    end = start
+    while end < len(lines) and lines[end].startswith("|"):
+        end += 1
+    return "".join(lines[start:end])
+
+
+def with_table(text: str) -> str:
+    """Return the document's text with its table replaced by ``configuration_table()``."""
+    table = documented_table(text)
+    marker = text.index(TABLE_MARKER) + len(TABLE_MARKER) + 1
+    return text[:marker] + configuration_table() + text[marker + len(table) :]
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Rewrite docs/configuration.md's table (``--check``: exit 1 if it is stale)."""
+    parser = argparse.ArgumentParser(description=main.__doc__)
+    parser.add_argument("--check", action="store_true", help="only say whether it is current")
+    parser.add_argument("--file", type=Path, default=CONFIGURATION_DOC)
+    args = parser.parse_args(argv)
+    text = args.file.read_text(encoding="utf-8")
+    wanted = with_table(text)
+    if wanted == text:
+        print(f"{args.file}: the configuration table is current")
+        return 0
+    if args.check:
+        print(f"{args.file}: the configuration table is stale: run `make config-doc`")
+        return 1
+    args.file.write_text(wanted, encoding="utf-8")
+    print(f"{args.file}: configuration table rewritten")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,120 @@
+"""A coordinator driven the way a script or the ``temporal`` CLI would: raw updates and signals.
+
+No facade between the test and the workflow: what is sent is exactly what a hostile or
+careless caller could send, and ``Coordinator`` then reads what the server recorded.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+from temporalio.api.enums.v1 import WorkflowTaskFailedCause
+from temporalio.client import Client, WorkflowHandle
+from temporalio.service import RPCError, RPCStatusCode
+
+from starter.dev import find_binary
+from tests.helpers.waiting import eventually
+
+# The server fails a task with this cause when a signal arrives while the worker
+# completes (at continue-as-new, say): benign, retried at once, not our code failing.
+BENIGN_CAUSES = frozenset({WorkflowTaskFailedCause.WORKFLOW_TASK_FAILED_CAUSE_UNHANDLED_COMMAND})
+
+
+@dataclass
+class Coordinator:
+    """A coordinator of the test's own, driven by raw updates and signals."""
+
+    client: Client
+    handle: WorkflowHandle[Any, Any]
+    task_queue: str
+    address: str
+
+    async def update(self, name: str, *args: Any) -> Any:
+        """Run an update as a script would, resending Temporal's passing refusals."""
+        update_id = str(uuid.uuid4())
+        return await passing_refusals_resent(
+            lambda: self.handle.execute_update(name, args=list(args), id=update_id)
+        )
+
+    async def status(self) -> dict[str, Any]:
+        status: dict[str, Any] = await passing_refusals_resent(
+            lambda: self.handle.query("get_recovery_status")
+        )
+        return status
+
+    async def configuration(self) -> dict[str, Any]:
+        configuration: dict[str, Any] = await passing_refusals_resent(
+            lambda: self.handle.query("get_configuration")
+        )
+        return configuration
+
+    async def events(self, handle: WorkflowHandle[Any, Any] | None = None) -> list[str]:
+        from temporalio.api.enums.v1 import EventType
+
+        target = handle or self.handle
+        return [EventType.Name(e.event_type) async for e in target.fetch_history_events()]
+
+    async def assert_never_failed_a_task(self, benign: frozenset[int] = BENIGN_CAUSES) -> None:
+        """No run of the coordinator (it may have continued-as-new) ever failed a task."""
+        async for run in self.client.list_workflows(f"WorkflowId = '{self.handle.id}'"):
+            handle = self.client.get_workflow_handle(self.handle.id, run_id=run.run_id)
+            failures = [
+                e.workflow_task_failed_event_attributes.failure.message
+                async for e in handle.fetch_history_events()
+                if e.HasField("workflow_task_failed_event_attributes")
+                and e.workflow_task_failed_event_attributes.cause not in benign
+            ]
+            assert failures == [], run.run_id
+
+    async def assert_still_recovers(
+        self, service: str, benign: frozenset[int] = BENIGN_CAUSES
+    ) -> None:
+        """A good IMMEDIATE recovery is scheduled, runs and succeeds."""
+        name = f"{service}-afterwards"
+        await self.update(
+            "schedule_recovery", {"service_name": name, "strategy": "immediate", "priority": 1}
+        )
+        status = await eventually(
+            self.status,
+            lambda s: any(r["service_name"] == name for r in s["recent_history"]),
+            timeout=30,
+        )
+        assert [r["state"] for r in status["recent_history"] if r["service_name"] == name] == [
+            "succeeded"
+        ]
+        await self.assert_never_failed_a_task(benign)
+
+    async def temporal(self, *argv: str) -> tuple[int, str]:
+        """Run the official ``temporal`` CLI against this test's server."""
+        process = await asyncio.create_subprocess_exec(
+            find_binary("temporal"),
+            *argv,
+            "--address",
+            self.address,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.STDOUT,
+        )
+        out, _ = await asyncio.wait_for(process.communicate(), timeout=30)
+        assert process.returncode is not None
+        return process.returncode, out.decode()
+
+
+async def passing_refusals_resent(call: Callable[[], Awaitable[Any]]) -> Any:
+    """Send again what the server refused because a continue-as-new raced it.
+
+    When a hand-over races an incoming message, the server fails that one workflow
+    task (cause UnhandledCommand, which ``assert_never_failed_a_task`` tells apart)
+    and refuses the updates and queries in flight; a client sends them again, as the
+    product's own client does.
+    """
+    for delay in (0.1, 0.2, 0.4, 0.8, 1.6, None):
+        try:
+            return await call()
+        except RPCError as err:
+            if delay is None or err.status is not RPCStatusCode.FAILED_PRECONDITION:
+                raise
+        await asyncio.sleep(delay)
