@@ -41,7 +41,7 @@ from activities.health_check_specs import (
     clip_detail,
 )
 from activities.redaction import redact
-from activities.settings import ALLOWED_MODULES_ENV, RecoverySettings
+from activities.settings import RecoverySettings
 
 logger = logging.getLogger("recovery_orchestrator")
 

@@ -5,8 +5,7 @@ Real dev server, real worker, real SQLite store; the watch looks every second.
 
 from __future__ import annotations
 
-import asyncio
-from datetime import datetime, timedelta, timezone
+from datetime import timedelta
 from typing import Any
 
 import pytest

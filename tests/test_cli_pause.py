@@ -19,7 +19,6 @@ import pytest_asyncio
 from temporalio.testing import WorkflowEnvironment
 
 from activities.sqlite_store import SQLiteBreakerStore
-from starter import render
 from starter.cli import run
 from tests.helpers.waiting import eventually
 from tests.helpers.workers import running_worker

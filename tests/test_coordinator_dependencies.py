@@ -203,7 +203,11 @@ def test_a_failure_at_the_root_of_a_long_chain_ends_every_dependent_without_recu
 
 
 def test_many_dependents_are_checked_in_linear_time() -> None:
-    """The deadlock detector allows a workflow task 2 s: 1,500 entries of 50 dependencies each."""
+    """The deadlock detector allows a workflow task 2 s: 1,500 entries of 50 dependencies each.
+
+    Ten rounds must take under 2 s of this process's CPU (not of the wall clock, which
+    other test workers on the same two cores stretch).
+    """
     import time
 
     book = ledger()
@@ -211,11 +215,11 @@ def test_many_dependents_are_checked_in_linear_time() -> None:
         schedule(book, f"w{index}", policy=needs(*(f"d{k}" for k in range(50))))
     for k in range(50):
         schedule(book, f"d{k}")
-    began = time.perf_counter()
+    began = time.process_time()
     for _ in range(10):
         book.next_startable()
         book.status(NOW)
-    assert time.perf_counter() - began < 2.0
+    assert time.process_time() - began < 2.0
 
 
 def test_automation_gets_what_fits_best_priority_first() -> None:

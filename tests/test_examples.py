@@ -21,7 +21,7 @@ from temporalio.testing import WorkflowEnvironment
 from activities.sqlite_store import SQLiteBreakerStore
 from starter.connection import connect, ensure_search_attributes
 from starter.coordinator_client import CoordinatorClient
-from starter.health_check_host import ALLOWED_MODULES_ENV
+from activities.settings import ALLOWED_MODULES_ENV
 from tests.helpers.examples import EXAMPLES_NAMESPACE
 from tests.helpers.waiting import eventually
 from worker import build_worker

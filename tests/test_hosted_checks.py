@@ -18,7 +18,8 @@ from temporalio.testing import WorkflowEnvironment
 
 from activities.sqlite_store import SQLiteBreakerStore
 from starter.coordinator_client import CoordinatorClient
-from starter.health_check_host import ALLOWED_MODULES_ENV, function_ref
+from activities.settings import ALLOWED_MODULES_ENV
+from starter.health_check_host import function_ref
 from starter.orchestrator import RecoveryOrchestrator
 from starter.recoveries import recovery_attempts, recovery_status
 from tests.helpers import checks
