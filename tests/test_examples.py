@@ -130,7 +130,12 @@ async def test_example_2_says_which_unfinished_recovery_it_waits_for_and_how_to_
     said: list[str] = []
     try:
         # The example's own five recover within seconds; then only the MANUAL one is left.
-        while not any(line.startswith("Waiting for 1 ") for line in said):
+        # The hint follows the first line naming it (which, on a slow machine, may already
+        # be "Waiting for 1"): read until both are there.
+        def hinted() -> bool:
+            return any("left_by_demo was not scheduled by this example" in line for line in said)
+
+        while not (any(line.startswith("Waiting for 1 ") for line in said) and hinted()):
             line = await asyncio.wait_for(process.stdout.readline(), timeout=45)
             assert line, f"the example ended or went silent; it said: {said}"
             said.append(line.decode().rstrip())
