@@ -16,9 +16,10 @@ import argparse
 import asyncio
 import logging
 import signal
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from datetime import timedelta
 
+from temporalio.client import Interceptor as ClientInterceptor
 from temporalio.client import (
     Client,
     WorkflowUpdateFailedError,
@@ -26,6 +27,7 @@ from temporalio.client import (
 )
 from temporalio.common import WorkerDeploymentVersion
 from temporalio.service import RPCError
+from temporalio.runtime import Runtime
 from temporalio.worker import Worker
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
@@ -85,6 +87,8 @@ WORKFLOW_RUNNER = SandboxedWorkflowRunner(
     restrictions=SandboxRestrictions.default.with_passthrough_modules(*PASSED_THROUGH)
 )
 GRACEFUL_SHUTDOWN = timedelta(seconds=10)
+# How long a starting worker waits for a server that does not answer yet.
+SERVER_WAIT = timedelta(seconds=60)
 WATCH_CONFIGURE_TIMEOUT = timedelta(seconds=30)
 # A workflow's next task waits this long on the sticky queue of the worker that ran it
 # last before any worker may take it. The SDK's 10 s made every attempt due just after
@@ -191,7 +195,7 @@ async def run_worker(
     metrics_bind = metrics_bind or metrics_bind_from_env()
     runtime = metrics_runtime(metrics_bind) if metrics_bind else None
     interceptors = tracing_interceptors() if tracing or tracing_from_env() else []
-    client = await connect(runtime=runtime, interceptors=interceptors)
+    client = await connect_when_up(runtime, interceptors)
     if metrics_bind:
         logger.info("metrics at http://%s/metrics", metrics_bind)
     await ensure_search_attributes(client)
@@ -236,6 +240,28 @@ async def run_worker(
         if gauges is not None:
             await gauges
     store.close()
+
+
+async def connect_when_up(
+    runtime: Runtime | None, interceptors: Sequence[ClientInterceptor]
+) -> Client:
+    """Connect, waiting up to ``SERVER_WAIT`` for a server that is still starting.
+
+    A worker started beside its server (compose, a test, a host booting) often comes up
+    first. Past the wait, the last error stops the worker as before.
+    """
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + SERVER_WAIT.total_seconds()
+    delay = 0.2
+    while True:
+        try:
+            return await connect(runtime=runtime, interceptors=interceptors)
+        except RuntimeError as err:
+            if loop.time() + delay > deadline:
+                raise
+            logger.info("waiting for the Temporal server (%s)", str(err)[:200])
+        await asyncio.sleep(delay)
+        delay = min(delay * 2, 5.0)
 
 
 async def announce_current(

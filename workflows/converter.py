@@ -17,8 +17,6 @@ guard (``workflows.guard``) refuses it where operators look.
 
 from __future__ import annotations
 
-import types
-import typing
 from collections.abc import Sequence
 from contextlib import nullcontext
 from typing import Any
@@ -46,7 +44,7 @@ from workflows.errors import (
     to_application_error,
 )
 from workflows.models import DoorInput, decoding_carried_state, validation_refusal
-from workflows.payloads import UndecodedInput, check_unique_keys
+from workflows.payloads import UndecodedInput, check_unique_keys, hint_members
 
 # How much of a decoding error a message quotes: the SDK's text repeats what it could not
 # read (an encoding name of any length), and a refusal must not echo a megabyte back.
@@ -182,11 +180,7 @@ class WorkerPayloadConverter(RecoveryPayloadConverter):
 
 def _door_models(type_hint: object) -> list[type[DoorInput]]:
     """Return the ``DoorInput`` models a type hint names (``X``, ``X | None``)."""
-    if isinstance(type_hint, types.UnionType) or typing.get_origin(type_hint) is typing.Union:
-        members: tuple[object, ...] = typing.get_args(type_hint)
-    else:
-        members = (type_hint,)
-    return [m for m in members if isinstance(m, type) and issubclass(m, DoorInput)]
+    return [m for m in hint_members(type_hint) if isinstance(m, type) and issubclass(m, DoorInput)]
 
 
 class OutcomeFailureConverter(DefaultFailureConverter):

@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import functools
 import inspect
-import types
 import typing
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -50,7 +49,7 @@ from workflows.errors import (
     clipped,
     to_application_error,
 )
-from workflows.payloads import UndecodedInput
+from workflows.payloads import UndecodedInput, hint_members
 
 # How much of an unexpected exception's text a refusal quotes.
 MAX_FAULT_TEXT = 300
@@ -88,8 +87,6 @@ class _Parameter:
 class _Signature:
     parameters: tuple[_Parameter, ...]
     required: int
-    # ``*args``: the handler takes whatever came and decodes it itself.
-    any_args: bool = False
 
     def expected(self) -> str:
         names = [p.cls.__name__ for p in self.parameters]
@@ -135,11 +132,7 @@ def _signature(function: Callable[..., Any]) -> _Signature:
     parameters = []
     for parameter in positional:
         hint = hints.get(parameter.name, object)
-        members = (
-            typing.get_args(hint)
-            if isinstance(hint, types.UnionType) or typing.get_origin(hint) is typing.Union
-            else (hint,)
-        )
+        members = hint_members(hint)
         classes = [m for m in members if isinstance(m, type) and m is not type(None)]
         parameters.append(
             _Parameter(
@@ -150,11 +143,7 @@ def _signature(function: Callable[..., Any]) -> _Signature:
     required = sum(
         1 for p in positional if p.default is inspect.Parameter.empty or p.default is REQUIRED
     )
-    any_args = any(
-        p.kind is inspect.Parameter.VAR_POSITIONAL
-        for p in inspect.signature(function).parameters.values()
-    )
-    return _Signature(tuple(parameters), required, any_args)
+    return _Signature(tuple(parameters), required)
 
 
 def misfit(args: Sequence[Any], handler: Callable[..., Any], what: str) -> RecoveryValidationError | None:
@@ -164,8 +153,6 @@ def misfit(args: Sequence[Any], handler: Callable[..., Any], what: str) -> Recov
     """
     args = [arg for arg in args if arg is not REQUIRED]
     signature = _signature(handler)
-    if signature.any_args:
-        return None
     for arg in args:
         if isinstance(arg, UndecodedInput):
             if arg.count is not None or arg.got is not None:

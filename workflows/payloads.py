@@ -11,6 +11,8 @@ dropped unseen.
 from __future__ import annotations
 
 import json
+import types
+import typing
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -32,6 +34,13 @@ class UndecodedInput:
     names: Mapping[str, object] = field(default_factory=dict)
     count: int | None = None
     got: str | None = None
+
+
+def hint_members(hint: object) -> tuple[object, ...]:
+    """Return what a handler's type hint admits: ``X | None`` gives ``(X, NoneType)``."""
+    if isinstance(hint, types.UnionType) or typing.get_origin(hint) is typing.Union:
+        return typing.get_args(hint)
+    return (hint,)
 
 
 def check_unique_keys(text: str | bytes, what: str) -> None:
