@@ -153,11 +153,11 @@ class WorkerPayloadConverter(RecoveryPayloadConverter):
         self, payload: temporalio.api.common.v1.Payload, type_hint: type | None
     ) -> Any:
         as_typed = None if type_hint is None else [type_hint]
-        if type_hint is not None and not _door_models(type_hint):
-            return super().from_payloads([payload], as_typed)[0]
         try:
             return super().from_payloads([payload], as_typed)[0]
         except ApplicationError as err:
+            if type_hint is not None and not _door_models(type_hint):
+                raise  # a result, not a door: its decoding fails as it always did
             detail = err.details[0] if err.details and isinstance(err.details[0], dict) else {}
             names = {key: value for key, value in detail.items() if key != "code"}
             return UndecodedInput(

@@ -8,7 +8,7 @@ scripts in other languages can drive the coordinator without Python.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Any, ClassVar, Literal
+from typing import Any, ClassVar, Literal
 
 from pydantic import (
     AwareDatetime,
@@ -27,17 +27,14 @@ from workflows.compact_state import POLICY_TABLE, compact, expand
 from workflows.constants import CONSTITUTIONAL_HASH
 # Carried in the state; defined with the lifecycle's transitions.
 from workflows.ledger.lifecycle import ActiveRecovery as ActiveRecovery
-from workflows.ledger.lifecycle import Lifecycle as Lifecycle
 from workflows.models import (
-    StrictPriority,
     DoorInput,
-    INT64_MAX,
-    INT64_MIN,
     MAX_TEXT,
     RecoveryPolicy,
     RecoveryResult,
     RecoveryStrategy,
     RecoveryTask,
+    StrictPriority,
     StrictModel,
     check_door_time,
     validate_service_name,
