@@ -17,6 +17,7 @@ WORKDIR /src
 COPY pyproject.toml README.md worker.py ./
 COPY workflows/ workflows/
 COPY activities/ activities/
+COPY recovery_breakers/ recovery_breakers/
 COPY starter/ starter/
 COPY enhanced_agent_bus/ enhanced_agent_bus/
 # A regular, non-editable install: the image must not depend on /src.

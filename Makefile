@@ -22,12 +22,12 @@ dev: $(STAMP)
 	$(BIN)/recoveryctl dev $(DEV_ARGS)
 
 test: $(STAMP)
-	scripts/ensure-debian-packages redis-server docker-compose chromium
-	$(BIN)/mypy workflows activities starter enhanced_agent_bus worker.py bench
+	scripts/ensure-debian-packages redis-server docker-compose chromium prometheus-alertmanager prometheus
+	$(BIN)/mypy workflows activities recovery_breakers starter enhanced_agent_bus worker.py bench
 	$(BIN)/python -m pytest
 
 typecheck: $(STAMP)
-	$(BIN)/mypy workflows activities starter enhanced_agent_bus worker.py bench
+	$(BIN)/mypy workflows activities recovery_breakers starter enhanced_agent_bus worker.py bench
 
 bench: $(STAMP)
 	$(BIN)/python -m bench
@@ -38,7 +38,7 @@ screenshots: $(STAMP)
 
 # docs/hostile-input.md from a full run of the hostile-input table (make test only prints it).
 hostile-doc: $(STAMP)
-	RECOVERY_HOSTILE_DOC=write $(BIN)/python -m pytest tests/reliability/test_hostile_input.py
+	RECOVERY_HOSTILE_DOC=write $(BIN)/python -m pytest -n 0 tests/reliability/test_hostile_input.py
 
 # docs/configuration.md's table of RECOVERY_* variables, from activities/settings.py's model.
 config-doc: $(STAMP)

@@ -5,7 +5,7 @@ loads the services file (``recovery.toml``), starts the circuit watch (or gives
 the one running its settings and interval), polls the ``recovery-orchestrator`` task
 queue as a version of the Worker Deployment ``recovery-orchestrator`` (build
 ``RECOVERY_BUILD_ID``, else the package version; made current where the deployment has
-none yet: ``starter/deployment.py``), and shuts down
+none yet: ``starter/client/deployment.py``), and shuts down
 cleanly on SIGINT/SIGTERM (in-flight activities finish or are retried by the
 next worker). A bad setting or services file stops it before it connects.
 """
@@ -31,21 +31,22 @@ from temporalio.runtime import Runtime
 from temporalio.worker import Worker
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
-from activities.breaker_store import CircuitBreakerStore, store_url_from_env
-from activities.stores import open_store
 from activities.circuit_breakers import CircuitBreakerActivities
-from activities.health_checks import (
-    HealthCheckActivities,
-    TargetAllowList,
-    allowed_modules_from_env,
-)
+from activities.coordinator_handoff import CoordinatorHandoffActivities
+from activities.health_checks import HealthCheckActivities, allowed_modules_from_env
+from activities.notifications import NotificationActivities
+from activities.notify_targets import NotifyConfig
 from activities.redaction import install_log_redaction, redact
 from activities.settings import METRICS_BIND_ENV as METRICS_BIND_ENV
 from activities.settings import RecoverySettings
+from activities.target_vetting import TargetAllowList
+from activities.worker_tuning import WorkerTuning
 from activities.workflow_lookup import WorkflowLookupActivities
-from starter.connection import connect, ensure_search_attributes, metrics_runtime
-from starter.coordinator_client import CoordinatorClient
-from starter.deployment import (
+from recovery_breakers.store import CircuitBreakerStore
+from recovery_breakers.stores import open_store, store_url_from_env
+from starter.client.connection import connect, ensure_search_attributes, metrics_runtime
+from starter.client.coordinator_client import CoordinatorClient
+from starter.client.deployment import (
     DEPLOYMENT_NAME,
     Outcome,
     deployment_config,
@@ -54,24 +55,23 @@ from starter.deployment import (
     version_text,
     worker_version,
 )
-from starter.coordinator_handoff import CoordinatorHandoffActivities
-from starter.fleet_metrics import publish_fleet_gauges
-from starter.services_file import load_services_from_env
-from starter.tracing import tracing_from_env, tracing_interceptors
-from starter.watch_control import ensure_watch, interval_from_env, parse_interval
-from starter.worker_tuning import WorkerTuning
+from starter.client.fleet_metrics import publish_fleet_gauges
+from starter.client.services_file import load_services_from_env, services_file_from_env
+from starter.client.tracing import tracing_from_env, tracing_interceptors
+from starter.client.watch_control import ensure_watch, interval_from_env, parse_interval
 from workflows.circuit_watch import CircuitWatch
 from workflows.circuit_watch_models import WatchInput
 from workflows.constants import TASK_QUEUE
 from workflows.converter import worker_data_converter
 from workflows.coordinator import RecoveryCoordinator
 from workflows.guard import MessageGuard
+from workflows.notification import RecoveryNotification
 from workflows.service_recovery import ServiceRecovery
 
 logger = logging.getLogger("recovery-worker")
 
 
-WORKFLOWS = [ServiceRecovery, RecoveryCoordinator, CircuitWatch]
+WORKFLOWS = [ServiceRecovery, RecoveryCoordinator, CircuitWatch, RecoveryNotification]
 # Every worker and replayer runs the workflows behind the guard: no message a client
 # sends fails a workflow task (workflows/guard.py).
 WORKFLOW_INTERCEPTORS = [MessageGuard()]
@@ -106,11 +106,12 @@ def build_worker(
     health_check_targets: TargetAllowList | None = None,
     tuning: WorkerTuning | None = None,
     deployment: WorkerDeploymentVersion | None = None,
+    notifications: NotificationActivities | None = None,
 ) -> Worker:
     """Return a worker with every workflow and activity of the product registered.
 
     ``deployment`` makes it a versioned worker, that version of its Worker Deployment
-    (``starter.deployment``: every run pinned to the version it started on); the
+    (``starter.client.deployment``: every run pinned to the version it started on); the
     ``recovery-worker`` process always gives one. Without it the worker is unversioned,
     as the in-process tests run it.
 
@@ -118,11 +119,17 @@ def build_worker(
     does not decode is recorded as rejected rather than dropped by the SDK.
     ``health_check_targets`` defaults to ``RECOVERY_HEALTH_CHECK_ALLOW``; ``tuning``
     (``RECOVERY_WORKER_TUNING``) to the SDK's cache, concurrency and poller defaults.
+    ``notifications`` delivers notifications (docs/notifications.md); without it, none
+    are posted.
     """
     breakers = CircuitBreakerActivities(store)
     checks = HealthCheckActivities(health_check_modules, health_check_targets)
     lookup = WorkflowLookupActivities(client)
-    handoff = CoordinatorHandoffActivities(client, task_queue=task_queue)
+    handoff = CoordinatorHandoffActivities(
+        lambda workflow_id: CoordinatorClient(client, workflow_id=workflow_id, task_queue=task_queue)
+    )
+    # No targets unless given: the process reads them from its settings (run_worker).
+    notify = notifications or NotificationActivities(NotifyConfig())
     return Worker(
         _with_worker_converter(client),
         task_queue=task_queue,
@@ -141,6 +148,8 @@ def build_worker(
             handoff.hand_over_open_breakers,
             checks.run_health_check,
             lookup.find_closed_runs,
+            notify.notification_targets,
+            notify.deliver_notification,
         ],
         **(tuning or WorkerTuning()).worker_options(),
     )
@@ -189,6 +198,7 @@ async def run_worker(
     store_url = store_url_from_env()
     store = open_store(store_url)
     services = load_services_from_env()
+    notifications = NotificationActivities.from_env(services_file_from_env())
     modules, targets = allowed_modules_from_env(), TargetAllowList.from_env()
     tuning = WorkerTuning.from_env()
     interval = watch_interval or interval_from_env()
@@ -207,6 +217,7 @@ async def run_worker(
         health_check_targets=targets,
         tuning=tuning,
         deployment=version,
+        notifications=notifications,
     )
     logger.info(
         "polling task queue %r in namespace %r at %s as version %s (circuit store %s; "

@@ -1,8 +1,9 @@
-"""Side effects: circuit-breaker stores and actions, health checks.
+"""Side effects: circuit-breaker actions, health checks, workflow lookups, the watch's hand-over.
 
-This package imports nothing else of the project, so workflows may import its
-input types without the two packages leaning on each other. Import what you need
-from its modules (``activities.health_check_specs``, ``activities.breaker_store``,
-…): this file imports none of them, so reading a spec type pulls in neither httpx
-nor a store.
+The modules workflows import (``activities.health_check_specs``,
+``activities.circuit_breakers``, ``activities.health_checks``, …) import nothing of the
+project but each other and the breaker store (``recovery_breakers.store``), so the two
+packages never lean on each other. ``activities.coordinator_handoff`` is a client of the
+coordinator: ``worker.py`` hands it the typed client, so no module here imports ``starter``. This file
+imports none of the modules, so reading a spec type pulls in neither httpx nor a store.
 """

@@ -9,7 +9,7 @@ from pydantic import BaseModel
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from activities.breaker_store import (
+from recovery_breakers.store import (
     BreakerRecord,
     BreakerState,
     CircuitBreakerStore,

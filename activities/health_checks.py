@@ -13,12 +13,11 @@ mid-check is noticed at the workflow's heartbeat timeout, not its full timeout.
 Trust rules, enforced here because only the worker sees its own environment and
 what a name resolves to (see docs/security.md):
 
-- the worker connects only to addresses it has vetted after DNS resolution, and to
-  the very address it vetted: link-local and cloud metadata targets are refused
-  unless the operator lists them in ``RECOVERY_HEALTH_CHECK_ALLOW``;
-- HTTP redirects are followed at most ``MAX_REDIRECTS`` times, each hop vetted
-  again; headers read from the environment go to the check's own origin only;
-- at most ``MAX_BODY_BYTES`` of an answer are read, and none of it is reported;
+- a TCP or HTTP check connects only to addresses ``activities.target_vetting`` has
+  vetted after DNS resolution (no link-local or cloud metadata target unless the
+  operator lists it in ``RECOVERY_HEALTH_CHECK_ALLOW``);
+- an HTTP check follows few redirects, each vetted again, sends headers from the
+  environment to its own origin only and reads a bounded body (``activities.http_checks``);
 - a callable runs only from a module listed in ``RECOVERY_HEALTH_CHECK_MODULES``,
   and only a function defined in that module.
 
@@ -32,13 +31,9 @@ from __future__ import annotations
 import asyncio
 import importlib
 import inspect
-import ipaddress
-import re
-import socket
 import threading
 import time
 from collections.abc import Awaitable, Callable, Iterable
-from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from temporalio import activity
@@ -52,218 +47,31 @@ from activities.health_check_specs import (
     HttpHealthCheck,
     TcpHealthCheck,
     clip_detail,
-    hide_url_credentials,
-    url_has_credentials,
 )
 from activities.redaction import redact
+from activities.settings import RecoverySettings
+from activities.target_vetting import (
+    NOT_ALLOWED,
+    CheckFailed,
+    CheckProgress,
+    TargetAllowList,
+    resolve_target,
+)
 
 ALLOWED_MODULES_ENV = "RECOVERY_HEALTH_CHECK_MODULES"
-ALLOWED_TARGETS_ENV = "RECOVERY_HEALTH_CHECK_ALLOW"
 
 # How often a running check heartbeats. The workflow's heartbeat timeout for
 # ``run_health_check`` must be a few of these (5 s): then a dead worker is noticed
 # within about 5 s and the check retried on another.
 HEARTBEAT_INTERVAL_S = 1.0
-# A health answer is small; reading more than this is a fault, not a health check.
-MAX_BODY_BYTES = 1024 * 1024
-MAX_REDIRECTS = 5
-
-NOT_ALLOWED = "HealthCheckNotAllowed"
-SECRET_MISSING = "HealthCheckSecretMissing"
-
-IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
-IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
-
-# Refused unless allowed. The most specific first: the first match names the reason.
-# Link-local covers 169.254.169.254, the metadata address of AWS, GCP, Azure, OCI,
-# DigitalOcean and others, and 169.254.170.2 (ECS task credentials).
-_REFUSED_NETWORKS: tuple[tuple[IPNetwork, str], ...] = (
-    (ipaddress.ip_network("169.254.169.254/32"), "the cloud metadata address"),
-    (ipaddress.ip_network("fd00:ec2::254/128"), "AWS's IPv6 metadata address"),
-    (ipaddress.ip_network("fd00:c1::a9fe:a9fe/128"), "Oracle Cloud's IPv6 metadata address"),
-    (ipaddress.ip_network("100.100.100.200/32"), "Alibaba Cloud's metadata address"),
-    (ipaddress.ip_network("168.63.129.16/32"), "Azure's host (WireServer) address"),
-    (ipaddress.ip_network("169.254.0.0/16"), "a link-local address"),
-    (ipaddress.ip_network("fe80::/10"), "a link-local address"),
-)
-# Names of metadata services, refused before any DNS query is made.
-_METADATA_NAMES = frozenset(
-    {"metadata.google.internal", "metadata.goog", "instance-data", "instance-data.ec2.internal"}
-)
-_NAT64 = ipaddress.ip_network("64:ff9b::/96")
 
 T = TypeVar("T")
 
 
 def allowed_modules_from_env() -> frozenset[str]:
     """Return the comma-separated ``RECOVERY_HEALTH_CHECK_MODULES`` as a set."""
-    from activities.settings import RecoverySettings  # it imports this module
-
     modules: frozenset[str] = RecoverySettings.read("health_check_modules")
     return modules
-
-
-@dataclass(frozen=True)
-class TargetAllowList:
-    """Targets the operator allows although the rules refuse them.
-
-    Parsed from ``RECOVERY_HEALTH_CHECK_ALLOW``: comma-separated entries, each a
-    host name (matched exactly, case-insensitively), an IP address or a CIDR
-    network, e.g. ``metadata.google.internal,169.254.170.2,fd00:ec2::/32``.
-    """
-
-    hosts: frozenset[str] = frozenset()
-    networks: tuple[IPNetwork, ...] = ()
-
-    @classmethod
-    def parse(cls, raw: str) -> TargetAllowList:
-        """Parse the variable's format.
-
-        Raises:
-            ValueError: naming the entry that is neither a name, an address nor a network.
-        """
-        hosts: set[str] = set()
-        networks: list[IPNetwork] = []
-        for entry in (part.strip() for part in raw.split(",")):
-            if not entry:
-                continue
-            if re.fullmatch(r"[0-9.]+(/\d+)?|[0-9A-Fa-f:.]*:[0-9A-Fa-f:.]*(/\d+)?", entry):
-                networks.append(_network(entry))
-            elif _numeric_looking(entry):
-                raise ValueError(
-                    f"{ALLOWED_TARGETS_ENV}: {entry[:80]!r} reads as an IP address in a "
-                    "shorthand form (hex or fewer than four parts): write the address in full "
-                    "(e.g. 127.0.0.1) or a CIDR network"
-                )
-            elif re.fullmatch(r"[A-Za-z0-9]([A-Za-z0-9.-]{0,251}[A-Za-z0-9.])?", entry):
-                hosts.add(_host_key(entry))
-            else:
-                raise ValueError(
-                    f"{ALLOWED_TARGETS_ENV}: {entry[:80]!r} is not a host name, an IP "
-                    "address or a CIDR network (entries are separated by commas)"
-                )
-        return cls(hosts=frozenset(hosts), networks=tuple(networks))
-
-    @classmethod
-    def from_env(cls) -> TargetAllowList:
-        """Return the allow-list in this process's ``RECOVERY_HEALTH_CHECK_ALLOW``."""
-        from activities.settings import RecoverySettings  # it imports this module
-
-        targets: TargetAllowList = RecoverySettings.read("health_check_allow")
-        return targets
-
-    def allows_host(self, host: str) -> bool:
-        """Return True when ``host`` is listed by name."""
-        return _host_key(host) in self.hosts
-
-    def allows_address(self, address: IPAddress) -> bool:
-        """Return True when ``address`` lies in a listed address or network."""
-        return any(address in network for network in self.networks)
-
-
-def _numeric_looking(entry: str) -> bool:
-    """Return True for a name a URL parser would read as an IPv4 address (``0x7f.1``).
-
-    WHATWG URL parsing, and so browsers and some clients, read a host whose last label
-    is a number (decimal, octal or 0x hex) as an address: listing one by name would
-    allow an address the operator never wrote down.
-    """
-    last = _host_key(entry).rsplit(".", 1)[-1]
-    return re.fullmatch(r"[0-9]+|0x[0-9a-f]*", last) is not None
-
-
-def _network(entry: str) -> IPNetwork:
-    """Return the network an allow-list entry names (an address is a one-address network).
-
-    Strictly: ``10.1.2.3/8`` is refused (host bits set) rather than read as ``10.0.0.0/8``,
-    which would allow far more than the operator probably meant.
-    """
-    try:
-        return ipaddress.ip_network(entry, strict=True)
-    except ValueError as err:
-        raise ValueError(f"{ALLOWED_TARGETS_ENV}: {entry[:80]!r}: {err}") from None
-
-
-def _host_key(host: str) -> str:
-    """Return a host name as compared: lower case, without the root's trailing dot."""
-    return host.rstrip(".").lower()
-
-
-def _plain(address: IPAddress) -> IPAddress:
-    """Return the IPv4 address an IPv6 one stands for (mapped or NAT64), else itself."""
-    if isinstance(address, ipaddress.IPv6Address):
-        if address.ipv4_mapped is not None:
-            return address.ipv4_mapped
-        if address in _NAT64:
-            return ipaddress.IPv4Address(int(address) & 0xFFFFFFFF)
-    return address
-
-
-def refusal_reason(address: IPAddress) -> str | None:
-    """Return why the rules refuse ``address`` (before any allow-list), or None."""
-    plain = _plain(address)
-    for network, reason in _REFUSED_NETWORKS:
-        if plain.version == network.version and plain in network:
-            return reason
-    return None
-
-
-class _CheckFailed(Exception):
-    """The check's answer: failed, with its cause as the message."""
-
-
-def _not_allowed(host: str, why: str) -> ApplicationError:
-    """Return the refusal of a target, saying how an operator allows it."""
-    return ApplicationError(
-        f"health check target {host!r} refused: {why}; an operator who means it lists it in "
-        f"the worker's {ALLOWED_TARGETS_ENV} (comma-separated host names, addresses, CIDRs)",
-        type=NOT_ALLOWED,
-        non_retryable=True,
-    )
-
-
-async def _resolve_target(host: str, port: int, allow: TargetAllowList) -> list[str]:
-    """Return the addresses to try, in order, once the name and all of them are vetted.
-
-    The caller connects to these addresses itself, so a name that resolves
-    differently a moment later (DNS rebinding) cannot slip past the check.
-
-    Raises:
-        ApplicationError: the target is refused (type ``HealthCheckNotAllowed``).
-        _CheckFailed: the name did not resolve.
-    """
-    by_name = allow.allows_host(host)
-    if _host_key(host) in _METADATA_NAMES and not by_name:
-        raise _not_allowed(host, "it is a cloud metadata service")
-    try:
-        infos = await asyncio.get_running_loop().getaddrinfo(
-            host, port, type=socket.SOCK_STREAM
-        )
-    except socket.gaierror as err:
-        raise _CheckFailed(f"DNS name {host!r} not resolved ({err.strerror})") from None
-    addresses = list(dict.fromkeys(str(info[4][0]) for info in infos))
-    if not addresses:
-        raise _CheckFailed(f"DNS name {host!r} not resolved (no address)")
-    if not by_name:  # a name the operator listed may resolve to anything
-        for text in addresses:
-            _vet_address(host, text, allow)
-    return addresses
-
-
-def _vet_address(host: str, text: str, allow: TargetAllowList) -> None:
-    """Raise the refusal of ``host`` if its address ``text`` is refused and not allowed."""
-    address = ipaddress.ip_address(text.split("%", 1)[0])  # without an IPv6 scope
-    reason = refusal_reason(address)
-    if reason and not (allow.allows_address(address) or allow.allows_address(_plain(address))):
-        shown = "it is" if text == host else f"it resolves to {text},"
-        raise _not_allowed(host, f"{shown} {reason}")
-
-
-class _Progress:
-    """What a running check is doing: named in a timeout's message and in heartbeats."""
-
-    def __init__(self) -> None:
-        self.phase = "starting"
 
 
 class HealthCheckActivities:
@@ -310,7 +118,7 @@ class HealthCheckActivities:
                 type="HealthCheckNotHosted",
                 non_retryable=True,
             )
-        progress = _Progress()
+        progress = CheckProgress()
         started = time.monotonic()
         try:
             async with asyncio.timeout(check.timeout_ms / 1000):
@@ -326,7 +134,7 @@ class HealthCheckActivities:
         return HealthCheckOutcome(passed=passed, detail=detail, duration_ms=elapsed)
 
     async def _run(
-        self, check: HttpHealthCheck | TcpHealthCheck | CallableHealthCheck, progress: _Progress
+        self, check: HttpHealthCheck | TcpHealthCheck | CallableHealthCheck, progress: CheckProgress
     ) -> tuple[bool, str]:
         """Dispatch on the check's kind."""
         if isinstance(check, HttpHealthCheck):
@@ -339,7 +147,7 @@ class HealthCheckActivities:
         return await _callable(check, self._allowed_modules, progress)
 
 
-async def _heartbeating(work: Awaitable[T], progress: _Progress) -> T:
+async def _heartbeating(work: Awaitable[T], progress: CheckProgress) -> T:
     """Await ``work`` while heartbeating every ``HEARTBEAT_INTERVAL_S`` with its phase."""
 
     async def beat() -> None:
@@ -355,7 +163,7 @@ async def _heartbeating(work: Awaitable[T], progress: _Progress) -> T:
 
 
 async def _callable(
-    check: CallableHealthCheck, allowed_modules: frozenset[str], progress: _Progress
+    check: CallableHealthCheck, allowed_modules: frozenset[str], progress: CheckProgress
 ) -> tuple[bool, str]:
     """Call an allow-listed module's function; its result, or its exception, is the answer."""
     function = _load_callable(check, allowed_modules)
@@ -485,14 +293,14 @@ def _load_callable(
 
 
 async def _tcp(
-    check: TcpHealthCheck, allow: TargetAllowList, progress: _Progress
+    check: TcpHealthCheck, allow: TargetAllowList, progress: CheckProgress
 ) -> tuple[bool, str]:
     """Connect to a vetted address of ``host:port``; pass when one accepts."""
     where = f"TCP {check.host}:{check.port}"
     progress.phase = f"resolving {check.host}"
     try:
-        addresses = await _resolve_target(check.host, check.port, allow)
-    except _CheckFailed as failed:
+        addresses = await resolve_target(check.host, check.port, allow)
+    except CheckFailed as failed:
         return False, f"{where}: {failed}"
     progress.phase = "connecting"
     error: OSError | None = None

@@ -1,7 +1,10 @@
 """HTTP health checks, imported by ``activities.health_checks`` on the first one.
 
 A module of their own so that a worker imports httpx (and the click, rich and pygments
-its command line pulls in, about 6 MB) only once it runs an HTTP check.
+its command line pulls in, about 6 MB) only once it runs an HTTP check. Each hop's target
+is vetted by ``activities.target_vetting``; redirects are followed at most ``MAX_REDIRECTS``
+times, headers read from the environment go to the check's own origin only, and at most
+``MAX_BODY_BYTES`` of an answer are read (none of it reported).
 """
 
 from __future__ import annotations
@@ -20,19 +23,21 @@ from activities.health_check_specs import (
     hide_url_credentials,
     url_has_credentials,
 )
-from activities.health_checks import (
-    MAX_BODY_BYTES,
-    MAX_REDIRECTS,
-    NOT_ALLOWED,
-    SECRET_MISSING,
-    TargetAllowList,
-    _CheckFailed,
-    _not_allowed,
-    _Progress,
-    _resolve_target,
-    _vet_address,
-)
 from activities.redaction import redact
+from activities.target_vetting import (
+    NOT_ALLOWED,
+    CheckFailed,
+    CheckProgress,
+    TargetAllowList,
+    not_allowed,
+    resolve_target,
+    vet_address,
+)
+
+# A health answer is small; reading more than this is a fault, not a health check.
+MAX_BODY_BYTES = 1024 * 1024
+MAX_REDIRECTS = 5
+SECRET_MISSING = "HealthCheckSecretMissing"
 
 # What a header value from the environment may hold: visible ASCII, with spaces and tabs
 # inside only (RFC 9110; httpx refuses a value that starts or ends with one, quoting it).
@@ -40,7 +45,7 @@ _HEADER_VALUE = re.compile(r"^[\x20-\x7e\t]+$")
 
 
 async def http_check(
-    check: HttpHealthCheck, allow: TargetAllowList, progress: _Progress
+    check: HttpHealthCheck, allow: TargetAllowList, progress: CheckProgress
 ) -> tuple[bool, str]:
     """GET the check's URL (redirects followed and vetted); pass on an expected status."""
     try:
@@ -57,7 +62,7 @@ async def http_check(
     secrets = _secret_headers(check.headers_from_env)
     try:
         status, redirects = await _get(url, check.expected_status, secrets, allow, progress)
-    except _CheckFailed as failed:
+    except CheckFailed as failed:
         return False, redact(f"GET {check.url}: {failed}", secrets.values())
     after = f" after {redirects} redirect(s)" if redirects else ""
     return status in check.expected_status, redact(f"GET {check.url} answered {status}{after}")
@@ -106,7 +111,7 @@ async def _get(
     expected_status: list[int],
     secrets: dict[str, str],
     allow: TargetAllowList,
-    progress: _Progress,
+    progress: CheckProgress,
 ) -> tuple[int, int]:
     """Return the final status and how many redirects led to it.
 
@@ -126,7 +131,7 @@ async def _get(
             try:
                 response = await client.send(request, stream=True)
             except httpx.HTTPError as err:
-                raise _CheckFailed(_network_cause(err)) from None
+                raise CheckFailed(_network_cause(err)) from None
             try:
                 follow = response.next_request
                 if follow is None or response.status_code in expected_status:
@@ -138,7 +143,7 @@ async def _get(
                 for header in secrets:
                     follow.headers.pop(header, None)
             request = follow
-    raise _CheckFailed(f"too many redirects (more than {MAX_REDIRECTS})")
+    raise CheckFailed(f"too many redirects (more than {MAX_REDIRECTS})")
 
 
 # httpcore's trace events (without their ".started"/".complete"), as a timeout names them.
@@ -161,7 +166,7 @@ def _port(url: httpx.URL) -> int:
     return url.port or (443 if url.scheme == "https" else 80)
 
 
-async def _read_bounded(response: httpx.Response, progress: _Progress) -> None:
+async def _read_bounded(response: httpx.Response, progress: CheckProgress) -> None:
     """Read the answer's body, at most ``MAX_BODY_BYTES`` of it, and discard it.
 
     A health check passes only when the whole answer arrived in time; a body
@@ -170,7 +175,7 @@ async def _read_bounded(response: httpx.Response, progress: _Progress) -> None:
     progress.phase = "reading the body"
     declared = response.headers.get("content-length", "")
     if declared.isdigit() and int(declared) > MAX_BODY_BYTES:
-        raise _CheckFailed(
+        raise CheckFailed(
             f"answered {response.status_code} with a body too large: {declared} bytes "
             f"announced, a health check reads at most {MAX_BODY_BYTES}"
         )
@@ -179,12 +184,12 @@ async def _read_bounded(response: httpx.Response, progress: _Progress) -> None:
         async for chunk in response.aiter_raw():
             received += len(chunk)
             if received > MAX_BODY_BYTES:
-                raise _CheckFailed(
+                raise CheckFailed(
                     f"answered {response.status_code} with a body too large: more than "
                     f"{MAX_BODY_BYTES} bytes, the most a health check reads"
                 )
     except httpx.HTTPError as err:
-        raise _CheckFailed(f"answered {response.status_code}, then {_network_cause(err)}") from None
+        raise CheckFailed(f"answered {response.status_code}, then {_network_cause(err)}") from None
 
 
 class _VettedTransport(httpx.AsyncBaseTransport):
@@ -194,7 +199,7 @@ class _VettedTransport(httpx.AsyncBaseTransport):
     header and TLS server name, so certificates are still checked against the name.
     """
 
-    def __init__(self, allow: TargetAllowList, progress: _Progress) -> None:
+    def __init__(self, allow: TargetAllowList, progress: CheckProgress) -> None:
         self._allow = allow
         self._progress = progress
         self._inner = httpx.AsyncHTTPTransport()
@@ -203,11 +208,11 @@ class _VettedTransport(httpx.AsyncBaseTransport):
         """Vet the request's scheme and target, then send it to the vetted address."""
         url = request.url
         if url.scheme not in ("http", "https"):
-            raise _CheckFailed(f"redirected to a {url.scheme!r} URL, which a check never follows")
+            raise CheckFailed(f"redirected to a {url.scheme!r} URL, which a check never follows")
         if url.userinfo:
-            raise _CheckFailed("redirected to a URL with credentials, which a check never follows")
+            raise CheckFailed("redirected to a URL with credentials, which a check never follows")
         self._progress.phase = f"resolving {url.host}"
-        addresses = await _resolve_target(url.host, _port(url), self._allow)
+        addresses = await resolve_target(url.host, _port(url), self._allow)
         extensions = dict(request.extensions)
         if url.scheme == "https":
             extensions["sni_hostname"] = url.host

@@ -30,10 +30,10 @@ from importlib.metadata import version as package_version
 from pathlib import Path
 from typing import Annotated, Any
 
-from pydantic import Field, ValidationError, field_validator
+from pydantic import Field, SecretStr, ValidationError, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-from activities.health_checks import TargetAllowList
+from activities.target_vetting import TargetAllowList
 from activities.worker_tuning import WorkerTuning
 
 ENV_PREFIX = "RECOVERY_"
@@ -58,6 +58,13 @@ MIN_WATCH_INTERVAL_SECONDS = 1.0
 MAX_WATCH_INTERVAL_SECONDS = 86_400.0
 DEFAULT_WATCH_INTERVAL = timedelta(seconds=DEFAULT_WATCH_INTERVAL_SECONDS)
 TRACING_ON = ("1", "true", "yes")
+
+DEFAULT_RECEIVER_LABEL = "service"
+DEFAULT_RECEIVER_MAX_BODY = 1024 * 1024
+DEFAULT_RECEIVER_READ_TIMEOUT = 10.0
+DEFAULT_LINK_LIFETIME = timedelta(hours=1)
+MIN_LINK_LIFETIME = timedelta(seconds=60)
+MAX_LINK_LIFETIME = timedelta(days=7)
 
 DISTRIBUTION = "recovery-orchestrator"
 MAX_BUILD_ID_LENGTH = 64
@@ -214,6 +221,78 @@ class RecoverySettings(BaseSettings):
         json_schema_extra=_documented("the installed package's version"),
     )
 
+    # -- the receiver and its links (SPEC §10; see docs/receiver.md) --
+    receiver_token: SecretStr | None = Field(
+        default=None,
+        description="the bearer token every request to `recoveryctl serve` must carry "
+        "(`Authorization: Bearer <token>`); or `RECOVERY_RECEIVER_TOKEN_FILE`",
+        json_schema_extra=_documented("none: `serve` refuses to start"),
+    )
+    receiver_token_file: Path | None = Field(
+        default=None,
+        description="a file holding the receiver's token (trailing newline ignored), instead "
+        "of `RECOVERY_RECEIVER_TOKEN`",
+        json_schema_extra=_documented("none"),
+    )
+    receiver_label: str = Field(
+        default=DEFAULT_RECEIVER_LABEL,
+        pattern=r"^[A-Za-z_][A-Za-z0-9_]{0,99}$",
+        description="the Alertmanager label that names the service to recover",
+        json_schema_extra=_documented(f"`{DEFAULT_RECEIVER_LABEL}`"),
+    )
+    receiver_max_body: int = Field(
+        default=DEFAULT_RECEIVER_MAX_BODY,
+        ge=1024,
+        le=64 * 1024 * 1024,
+        description="the largest request body the receiver reads, in bytes (larger: 413)",
+        json_schema_extra=_documented(f"`{DEFAULT_RECEIVER_MAX_BODY}` (1 MiB)"),
+    )
+    receiver_read_timeout: float = Field(
+        default=DEFAULT_RECEIVER_READ_TIMEOUT,
+        gt=0,
+        le=300,
+        description="seconds the receiver waits for a request's headers and body before it "
+        "drops the connection (slow clients)",
+        json_schema_extra=_documented(f"`{DEFAULT_RECEIVER_READ_TIMEOUT:g}`"),
+    )
+    receiver_url: str | None = Field(
+        default=None,
+        pattern=r"^https?://[^\s?#]+$",
+        description="the receiver's address as operators reach it (`https://recovery.example`"
+        "): approve and cancel links in notifications are built on it",
+        json_schema_extra=_documented("none: notifications carry no links"),
+    )
+    link_secret: SecretStr | None = Field(
+        default=None,
+        description="the key (at least 16 bytes) approve and cancel links are signed with "
+        "(HMAC-SHA256): the same on every worker and receiver; or `RECOVERY_LINK_SECRET_FILE`",
+        json_schema_extra=_documented("none: notifications carry no links"),
+    )
+    link_secret_file: Path | None = Field(
+        default=None,
+        description="a file holding the link secret, instead of `RECOVERY_LINK_SECRET`",
+        json_schema_extra=_documented("none"),
+    )
+    link_lifetime: timedelta = Field(
+        default=DEFAULT_LINK_LIFETIME,
+        description="seconds an approve or cancel link stays good (60 … 604,800)",
+        json_schema_extra=_documented(f"`{DEFAULT_LINK_LIFETIME.total_seconds():g}` (1 h)"),
+    )
+
+    notify_urls: SecretStr | None = Field(
+        default=None,
+        description="comma-separated URLs the worker posts every notification to as JSON "
+        "(generic webhooks; Slack and PagerDuty targets go in the services file's `[notify]`; "
+        "see [notifications.md](notifications.md)); or `RECOVERY_NOTIFY_URLS_FILE`",
+        json_schema_extra=_documented("none"),
+    )
+    notify_urls_file: Path | None = Field(
+        default=None,
+        description="a file holding the notification URLs (one a line, or comma-separated), "
+        "instead of `RECOVERY_NOTIFY_URLS`",
+        json_schema_extra=_documented("none"),
+    )
+
     @field_validator("circuit_store", mode="before")
     @classmethod
     def _store_or_default(cls, value: Any) -> Any:
@@ -272,12 +351,65 @@ class RecoverySettings(BaseSettings):
             return parse_build_id(value) if value.strip() else None
         return value
 
+    @field_validator("receiver_token", "link_secret", "receiver_url", "notify_urls", mode="before")
+    @classmethod
+    def _empty_is_unset(cls, value: Any) -> Any:
+        return value or None
+
+    @field_validator("receiver_token_file", "link_secret_file", "notify_urls_file", mode="before")
+    @classmethod
+    def _readable_file(cls, value: Any, info: ValidationInfo) -> Any:
+        if isinstance(value, str) and value and not Path(value).is_file():
+            raise ValueError(f"{value}: no such file (named by {cls.variable(str(info.field_name))})")
+        return value or None
+
+    @field_validator("link_lifetime", mode="before")
+    @classmethod
+    def _lifetime(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            try:
+                value = timedelta(seconds=float(value))
+            except (ValueError, OverflowError):
+                raise ValueError(
+                    f"RECOVERY_LINK_LIFETIME={value!r}: expected a number of seconds"
+                ) from None
+        if isinstance(value, timedelta) and not MIN_LINK_LIFETIME <= value <= MAX_LINK_LIFETIME:
+            raise ValueError("RECOVERY_LINK_LIFETIME: between 60 and 604800 seconds")
+        return value
+
     @classmethod
     def variable(cls, field: str) -> str:
         """Return the environment variable of a field (``circuit_store``: ``RECOVERY_CIRCUIT_STORE``)."""
         if field not in cls.model_fields:
             raise KeyError(field)
         return f"{ENV_PREFIX}{field.upper()}"
+
+    @classmethod
+    def secret(cls, field: str, environ: Mapping[str, str] | None = None) -> bytes | None:
+        """Return a secret given as ``RECOVERY_<FIELD>`` or in the file ``RECOVERY_<FIELD>_FILE``.
+
+        A file's trailing newline is not part of the secret. None when neither is set.
+
+        Raises:
+            ValueError: both are set, or the file cannot be read or is empty.
+        """
+        value = cls.read(field, environ)
+        path = cls.read(f"{field}_file", environ)
+        if value is not None and path is not None:
+            raise ValueError(
+                f"{cls.variable(field)} and {cls.variable(field + '_file')} are both set: keep one"
+            )
+        if isinstance(value, SecretStr):
+            return value.get_secret_value().encode()
+        if path is None:
+            return None
+        try:
+            text = Path(path).read_bytes().rstrip(b"\r\n")
+        except OSError as err:
+            raise ValueError(f"{cls.variable(field + '_file')}: {path}: {err.strerror}") from None
+        if not text:
+            raise ValueError(f"{cls.variable(field + '_file')}: {path} is empty")
+        return text
 
     @classmethod
     def load(cls, environ: Mapping[str, str] | None = None) -> RecoverySettings:

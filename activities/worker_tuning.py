@@ -6,7 +6,7 @@ here without a code change: ``RECOVERY_WORKER_TUNING="max_cached_workflows=2000,
 workflow_pollers=10"``. A bad entry stops the worker before it connects, naming it.
 
 Here in ``activities`` (the bottom layer), beside ``activities.settings`` whose
-``RecoverySettings.worker_tuning`` it is; ``starter.worker_tuning`` re-exports it.
+``RecoverySettings.worker_tuning`` it is.
 """
 
 from __future__ import annotations

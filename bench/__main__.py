@@ -31,7 +31,7 @@ from bench.report import Report, failed
 from bench.schedule_latency import measure_schedule_latency
 from bench.status_reads import measure_status_reads
 from bench.worker_memory import measure_worker_memory
-from starter.dev import find_binary
+from starter.devtools.dev import find_binary
 
 T = TypeVar("T")
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from bench.environment import Bench
 from bench.scheduling import tcp_policy
-from starter.orchestrator import RecoveryOrchestrator
+from starter.client.orchestrator import RecoveryOrchestrator
 
 HOUR_MS = 3_600_000
 

@@ -28,9 +28,9 @@ from temporalio.testing import WorkflowEnvironment
 
 from bench.processes import WorkerProcess, start_bare_worker, start_product_worker
 from bench.quiet import quiet_runtime
-from starter.coordinator_client import CoordinatorClient
-from starter.dev import find_binary
-from starter.orchestrator import RecoveryOrchestrator
+from starter.client.coordinator_client import CoordinatorClient
+from starter.client.orchestrator import RecoveryOrchestrator
+from starter.devtools.dev import find_binary
 from workflows.constants import SEARCH_ATTRIBUTES
 from workflows.converter import data_converter
 

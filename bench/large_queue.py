@@ -29,7 +29,7 @@ from bench.report import Report, Row, Target, megabytes, seconds
 from bench.scheduling import BATCH, requests
 from bench.stats import Latency
 from bench.status_calls import raw_status
-from starter.coordinator_client import CoordinatorClient
+from starter.client.coordinator_client import CoordinatorClient
 from workflows.coordinator_models import ConfigureInput, ScheduleRecoveriesInput
 from workflows.models import RecoveryStrategy
 

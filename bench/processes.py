@@ -21,7 +21,8 @@ from temporalio.api.workflowservice.v1 import DescribeTaskQueueRequest
 from temporalio.client import Client
 from temporalio.service import RPCError, RPCStatusCode
 
-from starter.watch_control import set_watch_paused
+from starter.client.watch_control import set_watch_paused
+from workflows.circuit_watch_models import watch_workflow_id
 
 ROOT = Path(__file__).resolve().parent.parent
 READY_TIMEOUT = 60.0
@@ -118,7 +119,7 @@ async def start_product_worker(
         work_dir / f"{name}.log",
     )
     await _wait_until_polling(client, worker, task_queue)
-    await _pause_watch(client, worker)
+    await _pause_watch(client, worker, watch_workflow_id(task_queue))
     return worker
 
 
@@ -160,13 +161,15 @@ async def _wait_until_polling(client: Client, worker: WorkerProcess, task_queue:
         await asyncio.sleep(0.2)
 
 
-async def _pause_watch(client: Client, worker: WorkerProcess) -> None:
-    """Pause the circuit watch once the worker has started (or configured) it."""
+async def _pause_watch(client: Client, worker: WorkerProcess, watch_id: str) -> None:
+    """Pause the worker's circuit watch (one per task queue) once the worker has started it."""
     deadline = asyncio.get_running_loop().time() + READY_TIMEOUT
     while True:
         try:
             # NOT_FOUND (WatchNotRunning) until the worker has started the watch.
-            await set_watch_paused(client, True, "make bench: no watch runs during the benchmark")
+            await set_watch_paused(
+                client, True, "make bench: no watch runs during the benchmark", workflow_id=watch_id
+            )
             return
         except RPCError as err:
             if err.status is not RPCStatusCode.NOT_FOUND:

@@ -19,8 +19,8 @@ from typing import Any
 from bench.quiet import quiet_runtime
 from bench.reading import read_for
 from bench.status_calls import raw_status
-from starter.connection import connect
-from starter.orchestrator import RecoveryOrchestrator
+from starter.client.connection import connect
+from starter.client.orchestrator import RecoveryOrchestrator
 
 READY = "ready"
 

@@ -14,7 +14,7 @@ from typing import Any
 
 from activities.health_check_specs import TcpHealthCheck
 from bench.status_calls import raw_status
-from starter.coordinator_client import CoordinatorClient
+from starter.client.coordinator_client import CoordinatorClient
 from workflows.coordinator_models import ScheduleRecoveriesInput, ScheduleRecoveryInput
 from workflows.models import RecoveryPolicy, RecoveryStrategy
 

@@ -24,7 +24,7 @@ from pathlib import Path
 from bench.environment import Bench, bench_environment
 from bench.processes import start_product_worker
 from bench.recovery_throughput import RECOVERIES, SLOTS, time_recoveries
-from starter.worker_tuning import WORKER_TUNING_ENV, WorkerTuning
+from activities.worker_tuning import WORKER_TUNING_ENV, WorkerTuning
 
 RESULTS = Path(__file__).resolve().parent / "results"
 SETTINGS = (

@@ -1,6 +1,6 @@
 """The original import path: ``from enhanced_agent_bus.recovery_orchestrator import ...``."""
 
-from starter.orchestrator import RecoveryOrchestrator
+from starter.client.orchestrator import RecoveryOrchestrator
 from workflows.constants import CONSTITUTIONAL_HASH
 from workflows.errors import (
     RecoveryConstitutionalError,

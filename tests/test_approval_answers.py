@@ -14,7 +14,7 @@ from temporalio.exceptions import ApplicationError
 from temporalio.testing import WorkflowEnvironment
 
 from activities.health_check_specs import TcpHealthCheck
-from activities.sqlite_store import SQLiteBreakerStore
+from recovery_breakers.sqlite_store import SQLiteBreakerStore
 from tests.helpers.recoveries import start_recovery, status_of
 from tests.helpers.servers import free_port
 from tests.helpers.waiting import eventually

@@ -15,10 +15,10 @@ from typing import Any
 import pytest
 from temporalio.testing import WorkflowEnvironment
 
-from activities.breaker_store import BreakerState
 from activities.health_check_specs import HttpHealthCheck
-from activities.redis_store import RedisBreakerStore
-from starter.orchestrator import RecoveryOrchestrator
+from recovery_breakers.redis_store import RedisBreakerStore
+from recovery_breakers.store import BreakerState
+from starter.client.orchestrator import RecoveryOrchestrator
 from tests.helpers.pybreaker_service import ServiceProcess, running_service
 from tests.helpers.servers import free_port, health_server
 from tests.helpers.waiting import eventually

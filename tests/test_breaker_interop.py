@@ -19,10 +19,10 @@ import pytest_asyncio
 from temporalio.api.enums.v1 import EventType
 from temporalio.testing import WorkflowEnvironment
 
-from activities.breaker_store import CircuitBreakerStore
 from activities.health_check_specs import HttpHealthCheck
-from activities.stores import open_store
-from starter.orchestrator import RecoveryOrchestrator
+from recovery_breakers.store import CircuitBreakerStore
+from recovery_breakers.stores import open_store
+from starter.client.orchestrator import RecoveryOrchestrator
 from tests.helpers.coordination import wait_all_finished
 from tests.helpers.pybreaker_service import ServiceProcess, backdate_opened_at, running_service
 from tests.helpers.redis_server import RedisServer

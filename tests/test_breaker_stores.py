@@ -18,14 +18,14 @@ import pybreaker
 import pytest
 import redis
 
-from activities.breaker_store import (
+from recovery_breakers.redis_store import RedisBreakerStore
+from recovery_breakers.sqlite_store import SQLiteBreakerStore
+from recovery_breakers.store import (
     BreakerState,
     CircuitBreakerStore,
     InvalidBreakerValue,
 )
-from activities.stores import open_store
-from activities.redis_store import RedisBreakerStore
-from activities.sqlite_store import SQLiteBreakerStore
+from recovery_breakers.stores import open_store
 from tests.helpers.redis_server import RedisServer
 from tests.helpers.servers import free_port
 

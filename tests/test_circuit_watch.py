@@ -17,11 +17,11 @@ from datetime import timedelta
 import pytest
 from temporalio.testing import WorkflowEnvironment
 
-from activities.breaker_store import BreakerState
 from activities.health_check_specs import HttpHealthCheck
-from activities.sqlite_store import SQLiteBreakerStore
-from starter.coordinator_client import CoordinatorClient
-from starter.orchestrator import RecoveryOrchestrator
+from recovery_breakers.sqlite_store import SQLiteBreakerStore
+from recovery_breakers.store import BreakerState
+from starter.client.coordinator_client import CoordinatorClient
+from starter.client.orchestrator import RecoveryOrchestrator
 from tests.helpers.coordination import coordinator_history, wait_all_finished
 from tests.helpers.histories import record_history
 from tests.helpers.policies import blocking_policy

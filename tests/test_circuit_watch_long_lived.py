@@ -22,10 +22,10 @@ from temporalio.client import (
 from temporalio.service import RPCError
 from temporalio.testing import WorkflowEnvironment
 
-from activities.breaker_store import BreakerState
-from activities.sqlite_store import SQLiteBreakerStore
-from starter.orchestrator import RecoveryOrchestrator
-from starter.watch_control import (
+from recovery_breakers.sqlite_store import SQLiteBreakerStore
+from recovery_breakers.store import BreakerState
+from starter.client.orchestrator import RecoveryOrchestrator
+from starter.client.watch_control import (
     describe_watch,
     ensure_watch,
     latest_look,
@@ -126,8 +126,10 @@ async def test_fifteen_looks_at_1s_add_one_row_and_few_events(
     # Looks counted in the same history (one timer each), not from the earlier status read:
     # on a loaded machine more looks happen before the history is fetched.
     looks = sum(1 for e in history.events if e.HasField("timer_started_event_attributes"))
-    per_look = len(history.events) / looks
-    assert per_look <= 7.5, f"{len(history.events)} events in {looks} looks"
+    # Once: the start and its workflow task (4), the configure update with its task (5), and
+    # one spare for a task split by a loaded machine.
+    once = 4 + 5 + 1
+    assert len(history.events) <= 7 * looks + once, f"{len(history.events)} events in {looks} looks"
 
 
 async def test_a_failing_store_never_ends_the_watch(

@@ -15,8 +15,8 @@ import pytest
 import pytest_asyncio
 from temporalio.testing import WorkflowEnvironment
 
-from activities.sqlite_store import SQLiteBreakerStore
-from starter.watch_schedule import ensure_watch_schedule
+from recovery_breakers.sqlite_store import SQLiteBreakerStore
+from starter.client.watch_control import ensure_watch
 from tests.helpers.policies import blocking_policy_json
 from tests.helpers.recoveryctl import Cli
 from tests.helpers.servers import free_port
@@ -328,7 +328,7 @@ async def test_every_command_answers_in_human_and_json_form(
     SQLiteBreakerStore(store).close()
     listed = await both("breakers", "--store", f"sqlite:///{store}")
     assert listed == {"store": f"sqlite:///{store}", "breakers": []}
-    await ensure_watch_schedule(dev_env.client, WatchInput(), task_queue=cli.task_queue)
+    await ensure_watch(dev_env.client, WatchInput(), task_queue=cli.task_queue)
     try:
         for action in ("disable", "enable", "status"):
             assert (await both("watch-breakers", action))["paused"] is (action == "disable")

@@ -15,12 +15,13 @@ from temporalio.client import Client
 from temporalio.service import RPCError
 from temporalio.testing import WorkflowEnvironment
 
-from activities.breaker_store import BreakerState
-from activities.stores import open_store
-from activities.sqlite_store import SQLiteBreakerStore
-from starter import render
-from starter.orchestrator import RecoveryOrchestrator
-from starter.watch_control import describe_watch, ensure_watch
+from recovery_breakers.sqlite_store import SQLiteBreakerStore
+from recovery_breakers.store import BreakerState
+from recovery_breakers.stores import open_store
+from starter.cli import render
+from starter.cli.views import Status
+from starter.client.orchestrator import RecoveryOrchestrator
+from starter.client.watch_control import describe_watch, ensure_watch
 from tests.helpers.policies import blocking_policy
 from tests.helpers.servers import free_port
 from tests.helpers.waiting import eventually
@@ -181,7 +182,7 @@ def test_status_shows_why_a_service_waits_and_until_when_one_is_held_back() -> N
         "held_back": {"cache": {"reason": "storm guard: 20 attempts in the last hour", "until": now}},
         "recent_history": [],
     }
-    text = render.render(render.Status(status), as_json=False)
+    text = render.render(Status(status), as_json=False)
     assert "waiting for 'db' (in_progress) to recover first" in text
     assert "held back by the storm guard:" in text
     assert "cache    2026-11-28 12:00:00  storm guard: 20 attempts in the last hour" in text

@@ -13,8 +13,10 @@ from pathlib import Path
 import click
 import pytest
 
-from starter import render
-from starter.cli import Invocation, cli, run
+from starter.cli import render, run
+from starter.cli.app import cli
+from starter.cli.options import Invocation
+from starter.cli.views import Status
 from tests.helpers.recoveryctl import recoveryctl
 from tests.helpers.servers import free_port
 
@@ -25,7 +27,7 @@ RECOVERYCTL = str(Path(sys.executable).parent / "recoveryctl")
 ARGUMENTS = {
     "schedule": ["api"], "execute": ["api"], "approve": ["api", "--operator", "a"],
     "cancel": ["api"], "policy get": ["api"], "policy set": ["api", "{}"],
-    "pause": ["api"], "resume": ["api"],
+    "pause": ["api"], "resume": ["api"], "serve": ["--bind", "127.0.0.1:8266"],
 }
 
 
@@ -86,7 +88,7 @@ def test_json_is_accepted_before_and_after_every_command(path: tuple[str, ...]) 
     for placed in (["--json", *argv], [*argv, "--json"], argv):
         parsed = cli.main(args=placed, prog_name="recoveryctl", standalone_mode=False)
         assert isinstance(parsed, Invocation)
-        assert parsed.args.json is (placed != argv), placed
+        assert parsed.options.json is (placed != argv), placed
 
 
 @pytest.mark.parametrize(
@@ -166,7 +168,7 @@ def test_tables_never_wrap_off_a_terminal() -> None:
         },
         "recent_history": [],
     }
-    text = render.render(render.Status(status), as_json=False)
+    text = render.render(Status(status), as_json=False)
     [row] = [line for line in text.splitlines() if line.startswith("api ")]
     assert row.endswith(f"[defaults] {reason}"), "one line, markup shown as written"
     assert "orchestrator running: no" in text and "not coordinated" not in text

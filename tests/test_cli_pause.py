@@ -18,7 +18,7 @@ import pytest
 import pytest_asyncio
 from temporalio.testing import WorkflowEnvironment
 
-from activities.sqlite_store import SQLiteBreakerStore
+from recovery_breakers.sqlite_store import SQLiteBreakerStore
 from starter.cli import run
 from tests.helpers.waiting import eventually
 from tests.helpers.workers import running_worker

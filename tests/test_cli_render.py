@@ -14,7 +14,9 @@ from typing import Any
 import pytest
 
 from activities.health_check_specs import HealthCheckOutcome
-from starter import render
+from starter.cli import render
+from starter.cli import text as cli_text
+from starter.cli.views import Attempts, RecentHistory, Status
 from workflows.coordinator_models import (
     CancelRecoveryResult,
     PauseServiceResult,
@@ -52,7 +54,7 @@ def _result(**fields: Any) -> RecoveryResult:
     ],
 )
 def test_durations_are_rounded_in_a_unit_people_read(seconds: float | None, shown: str) -> None:
-    assert render.human_duration(seconds) == shown
+    assert cli_text.human_duration(seconds) == shown
 
 
 def test_a_result_shows_yes_no_and_a_rounded_elapsed_time_never_python_values() -> None:
@@ -77,13 +79,13 @@ def test_recent_history_and_the_status_mark_unchecked_successes() -> None:
     failed = _result(
         service_name="down", success=False, state=RecoveryState.FAILED, error_message="boom"
     ).to_dict()
-    history = _text(render.RecentHistory([unchecked, checked, failed]))
+    history = _text(RecentHistory([unchecked, checked, failed]))
     rows = {line.split()[0]: line for line in history.splitlines()[1:]}
     assert "succeeded (closed without a health check)" in rows["blind"]
     assert "without" not in rows["seen"] and " succeeded " in rows["seen"]
     assert " failed " in rows["down"] and "boom" in rows["down"]
     assert "2.3 s" in rows["blind"]
-    status = _text(render.Status(_status(recent_history=[unchecked])))
+    status = _text(Status(_status(recent_history=[unchecked])))
     assert "succeeded (closed without a health check)" in status
 
 
@@ -98,7 +100,7 @@ def test_status_shows_paused_and_held_back_services_with_until_and_why() -> None
             }
         },
     )
-    text = _text(render.Status(status))
+    text = _text(Status(status))
     paused = text.split("paused (")[1].split("held back (")[0]
     assert re.search(r"^api\s+2026-12-06 14:00:00\s+db migration$", paused, re.M), paused
     held = text.split("held back (")[1]
@@ -106,7 +108,7 @@ def test_status_shows_paused_and_held_back_services_with_until_and_why() -> None
 
 
 def test_status_without_pauses_or_holds_has_no_such_sections() -> None:
-    text = _text(render.Status(_status()))
+    text = _text(Status(_status()))
     assert "paused (" not in text and "held back (" not in text
 
 
@@ -119,7 +121,7 @@ def test_status_says_what_an_awaiting_manual_recovery_waits_for(
         "max_attempts": 3, "next_attempt_at": None,
     }
     queued = {**entry, "state": "scheduled", "reason": "waiting for 'db'"}
-    text = _text(render.Status(_status(services={"payments": entry, "api": queued})))
+    text = _text(Status(_status(services={"payments": entry, "api": queued})))
     [row] = [line for line in text.splitlines() if line.startswith("payments ")]
     assert row.endswith("waiting for an operator: recoveryctl approve payments --operator alice")
     [row] = [line for line in text.splitlines() if line.startswith("api ")]
@@ -130,7 +132,7 @@ def test_the_approve_command_pastes_into_a_shell_whatever_the_user_name(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.setattr("getpass.getuser", lambda: "o'brien $(rm -rf x)")
-    command = render.approve_command("payments", "/opt/my venv/bin/recoveryctl")
+    command = cli_text.approve_command("payments", "/opt/my venv/bin/recoveryctl")
     assert shlex.split(command) == [
         "/opt/my venv/bin/recoveryctl", "approve", "payments", "--operator", "o'brien $(rm -rf x)",
     ]
@@ -139,7 +141,7 @@ def test_the_approve_command_pastes_into_a_shell_whatever_the_user_name(
         raise OSError("no login name")
 
     monkeypatch.setattr("getpass.getuser", nobody)
-    assert render.approve_command("payments") == "recoveryctl approve payments --operator operator"
+    assert cli_text.approve_command("payments") == "recoveryctl approve payments --operator operator"
 
 
 def test_attempts_show_the_wait_rounded_and_unchecked_successes() -> None:
@@ -152,7 +154,7 @@ def test_attempts_show_the_wait_rounded_and_unchecked_successes() -> None:
             attempt=3, started_at=started, delay_ms=2_345, result="success", health_check=checked
         ),
     ]
-    text = _text(render.Attempts(attempts))
+    text = _text(Attempts(attempts))
     rows = {line.split()[0]: line for line in text.splitlines()[1:]}
     assert "0 ms" in rows["1"]
     assert "2 min" in rows["2"] and "120000" not in rows["2"]
@@ -187,7 +189,7 @@ def test_attempts_say_what_a_success_rests_on() -> None:
     nothing = AttemptRecord(
         attempt=2, started_at=NOW, result="success", evidence="none", breaker_found=False
     )
-    text = _text(render.Attempts([trial, nothing]))
+    text = _text(Attempts([trial, nothing]))
     rows = {line.split()[0]: line for line in text.splitlines()[1:]}
     assert "the service's own calls closed its breaker" in rows["1"]
     assert "watched the breaker's own trial" in rows["1"]
@@ -204,7 +206,7 @@ def test_an_operators_schedule_answer_does_not_print_automations_flag() -> None:
 
 
 def test_the_demo_table_is_the_same_borderless_table_in_a_pipe() -> None:
-    from starter.demo import Row, table
+    from starter.devtools.demo_view import Row, table
 
     rows = [
         Row("demo-api", 1, "down", "open", "in_progress", "-", "attempt 1/8: [waiting]"),

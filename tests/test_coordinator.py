@@ -9,7 +9,7 @@ import pytest
 from temporalio.testing import WorkflowEnvironment
 
 from activities.health_check_specs import HttpHealthCheck, TcpHealthCheck
-from activities.sqlite_store import SQLiteBreakerStore
+from recovery_breakers.sqlite_store import SQLiteBreakerStore
 from tests.helpers.coordination import child_runs, coordinator_history, wait_all_finished
 from tests.helpers.histories import record_history
 from tests.helpers.policies import blocking_policy
@@ -249,7 +249,7 @@ async def test_policy_precedence_passed_then_service_then_default(
 async def test_start_twice_and_schedule_before_start_are_refused(
     dev_env: WorkflowEnvironment, store: SQLiteBreakerStore, task_queue: str, service: str
 ) -> None:
-    from starter.orchestrator import RecoveryOrchestrator
+    from starter.client.orchestrator import RecoveryOrchestrator
 
     idle = RecoveryOrchestrator(client=dev_env.client, task_queue=task_queue,
                                 coordinator_workflow_id=f"coordinator-{task_queue}-idle")
@@ -362,7 +362,7 @@ async def test_schedule_recoveries_queues_a_batch_in_one_update(
 async def test_close_disconnects_without_cancelling_anything(
     dev_env: WorkflowEnvironment, store: SQLiteBreakerStore, task_queue: str, service: str
 ) -> None:
-    from starter.orchestrator import RecoveryOrchestrator
+    from starter.client.orchestrator import RecoveryOrchestrator
 
     async with orchestrator_on(dev_env, store, task_queue) as orch:
         await orch.schedule_recovery(service, policy=blocking_policy())

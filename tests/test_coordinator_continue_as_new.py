@@ -8,7 +8,7 @@ from collections import Counter
 import pytest
 from temporalio.testing import WorkflowEnvironment
 
-from activities.sqlite_store import SQLiteBreakerStore
+from recovery_breakers.sqlite_store import SQLiteBreakerStore
 from tests.helpers.coordination import coordinator_history, wait_all_finished
 from tests.helpers.histories import record_history
 from tests.helpers.workers import orchestrator_on

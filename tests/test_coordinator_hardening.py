@@ -32,10 +32,10 @@ from temporalio.worker import Worker
 from activities.circuit_breakers import CircuitBreakerActivities
 from activities.health_check_specs import HttpHealthCheck
 from activities.health_checks import HealthCheckActivities
-from activities.sqlite_store import SQLiteBreakerStore
 from activities.workflow_lookup import ClosedRun, FindClosedRunsInput
-from starter.coordinator_client import CoordinatorClient
-from starter.recoveries import final_result, recovery_handle
+from recovery_breakers.sqlite_store import SQLiteBreakerStore
+from starter.client.coordinator_client import CoordinatorClient
+from starter.client.recoveries import final_result, recovery_handle
 from tests.helpers.histories import record_history
 from tests.helpers.policies import blocking_policy_json
 from tests.helpers.raw_coordinator import BENIGN_CAUSES, Coordinator, passing_refusals_resent
@@ -475,11 +475,12 @@ async def test_two_large_batches_in_one_workflow_task_are_not_both_let_past_the_
         c = Coordinator(client, handle, task_queue, client.service_client.config.target_host)
         await c.update("schedule_recoveries", _distinct_policies_batch("base", 200))
     # No worker: both batches wait for the same first workflow task of the next worker.
+    batches = {f"b{k}": _distinct_policies_batch(f"b{k}", 800) for k in (1, 2)}
     sent = [
-        asyncio.create_task(c.update("schedule_recoveries", _distinct_policies_batch(f"b{k}", 800)))
-        for k in (1, 2)
+        asyncio.create_task(c.update("schedule_recoveries", batch, update_id=f"{task_queue}-{name}"))
+        for name, batch in batches.items()
     ]
-    await asyncio.sleep(2)
+    await eventually(lambda: c.admitted(*(f"{task_queue}-{name}" for name in batches)), bool)
     async with running_worker(client, store, task_queue):
         outcomes = await asyncio.wait_for(asyncio.gather(*sent, return_exceptions=True), 60)
         refused = [o for o in outcomes if isinstance(o, BaseException)]
@@ -587,7 +588,7 @@ async def test_execute_right_after_cancel_and_reschedule_waits_for_the_old_run_t
 async def test_execute_on_a_manual_recovery_whose_approved_attempt_runs_waits_for_that_attempt(
     dev_env: WorkflowEnvironment, store: SQLiteBreakerStore, task_queue: str, service: str
 ) -> None:
-    from starter.orchestrator import RecoveryOrchestrator
+    from starter.client.orchestrator import RecoveryOrchestrator
     from tests.helpers.servers import health_server
 
     async with health_server(hang=True) as server, running_worker(dev_env.client, store, task_queue):

@@ -13,8 +13,8 @@ from temporalio.client import WorkflowUpdateFailedError
 from temporalio.exceptions import ApplicationError
 from temporalio.testing import WorkflowEnvironment
 
-from activities.sqlite_store import SQLiteBreakerStore
-from starter.orchestrator import RecoveryOrchestrator
+from recovery_breakers.sqlite_store import SQLiteBreakerStore
+from starter.client.orchestrator import RecoveryOrchestrator
 from tests.helpers.coordination import coordinator_history
 from tests.helpers.policies import blocking_policy
 from tests.helpers.waiting import eventually

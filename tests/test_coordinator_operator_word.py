@@ -9,14 +9,17 @@ from __future__ import annotations
 from datetime import datetime, timedelta, timezone
 
 import pytest
+from temporalio.api.enums.v1 import EventType
 from temporalio.api.sdk.v1 import WorkflowMetadata
+from temporalio.client import WorkflowHistory
 from temporalio.testing import WorkflowEnvironment
 
-from activities.breaker_store import BreakerState
 from activities.health_check_specs import TcpHealthCheck
-from activities.sqlite_store import SQLiteBreakerStore
-from starter.coordinator_client import CoordinatorClient
+from recovery_breakers.sqlite_store import SQLiteBreakerStore
+from recovery_breakers.store import BreakerState
+from starter.client.coordinator_client import CoordinatorClient
 from tests.helpers.policies import blocking_policy
+from tests.helpers.recoveries import quiescent
 from tests.helpers.servers import free_port
 from tests.helpers.waiting import eventually
 from tests.helpers.workers import orchestrator_on, running_worker
@@ -106,13 +109,13 @@ async def test_handing_over_held_services_again_and_again_writes_no_coordinator_
     """The watch hands the same open breakers over every look: a no-op is refused, not recorded."""
     from temporalio.testing import ActivityEnvironment
 
-    from starter.coordinator_handoff import CoordinatorHandoffActivities
+    from activities.coordinator_handoff import CoordinatorHandoffActivities
     from workflows.circuit_watch_models import HandOverInput
 
     client = coordinator_of(dev_env, task_queue)
     async with running_worker(dev_env.client, store, task_queue):
         await client.pause_service(PauseServiceInput(service_name=service, reason="db failover"))
-        handoff = CoordinatorHandoffActivities(dev_env.client, task_queue=task_queue)
+        handoff = CoordinatorHandoffActivities(lambda _: client)
         request = HandOverInput(
             coordinator_workflow_id=client.workflow_id,
             request=ScheduleRecoveriesInput(
@@ -120,11 +123,21 @@ async def test_handing_over_held_services_again_and_again_writes_no_coordinator_
             ),
         )
         handle = client.handle()
+        # The pause's notification is a child, whose close the coordinator hears of.
+        await eventually(handle.fetch_history, _child_completed)
+        await quiescent(handle)
         before = len((await handle.fetch_history()).events)
         for _ in range(5):
             [answer] = await ActivityEnvironment().run(handoff.hand_over_open_breakers, request)
             assert answer.outcome == "paused" and "db failover" in (answer.reason or "")
         assert len((await handle.fetch_history()).events) == before
+
+
+def _child_completed(history: WorkflowHistory) -> bool:
+    return any(
+        event.event_type == EventType.EVENT_TYPE_CHILD_WORKFLOW_EXECUTION_COMPLETED
+        for event in history.events
+    )
 
 
 async def test_an_operators_cancel_says_how_long_it_holds_automation_off(

@@ -8,7 +8,7 @@ from datetime import datetime, timezone
 import pytest
 from temporalio.testing import WorkflowEnvironment
 
-from activities.sqlite_store import SQLiteBreakerStore
+from recovery_breakers.sqlite_store import SQLiteBreakerStore
 from tests.helpers.policies import blocking_policy
 from tests.helpers.workers import orchestrator_on
 from workflows.converter import data_converter

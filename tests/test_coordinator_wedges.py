@@ -14,7 +14,7 @@ from temporalio.client import WorkflowUpdateFailedError
 from temporalio.testing import WorkflowEnvironment
 
 from activities.health_check_specs import TcpHealthCheck
-from activities.sqlite_store import SQLiteBreakerStore
+from recovery_breakers.sqlite_store import SQLiteBreakerStore
 from tests.helpers.policies import blocking_policy
 from tests.helpers.waiting import eventually
 from tests.helpers.workers import orchestrator_on

@@ -26,10 +26,10 @@ import pytest_asyncio
 from temporalio.client import Client, WorkflowExecution, WorkflowExecutionStatus
 from temporalio.service import RPCError
 
-from activities.sqlite_store import SQLiteBreakerStore
-from starter.connection import connect
-from starter.demo import approve_command, recovery_cell
-from starter.watch_schedule import describe_watch
+from recovery_breakers.sqlite_store import SQLiteBreakerStore
+from starter.client.connection import connect
+from starter.client.watch_control import describe_watch
+from starter.devtools.demo_view import approve_command, recovery_cell
 from tests.helpers.processes import DevServer, WorkerProcess
 from tests.helpers.servers import free_port
 from tests.helpers.waiting import eventually

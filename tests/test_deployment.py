@@ -28,11 +28,12 @@ import pytest
 import yaml
 from temporalio.envconfig import ClientConfigProfile
 
-from activities.breaker_store import store_url_from_env
 from activities.health_checks import allowed_modules_from_env
-from starter.deployment import build_id_from_env
-from starter.services_file import services_file_from_env
-from starter.watch_schedule import interval_from_env, parse_interval
+from recovery_breakers.stores import store_url_from_env
+from starter.client.deployment import build_id_from_env
+from starter.client.services_file import services_file_from_env
+from starter.client.watch_control import interval_from_env, parse_interval
+from worker import metrics_bind_from_env
 
 ROOT = Path(__file__).resolve().parent.parent
 COMPOSE_FILE = ROOT / "docker-compose.yml"
@@ -62,8 +63,11 @@ RECOVERY_SETTINGS: dict[str, tuple[str, Callable[[], Any], Callable[[Any, str], 
     "RECOVERY_BUILD_ID": (
         "worker_version", build_id_from_env, lambda result, value: result == value
     ),
+    "RECOVERY_METRICS_BIND": (
+        "metrics_bind_from_env", metrics_bind_from_env, lambda result, value: result == value
+    ),
 }
-# Temporal's own connection settings (temporalio.envconfig, read by starter/connection.py),
+# Temporal's own connection settings (temporalio.envconfig, read by starter/client/connection.py),
 # with the profile field each one sets.
 TEMPORAL_SETTINGS = {
     "TEMPORAL_ADDRESS": "address",
@@ -201,7 +205,7 @@ def test_every_image_is_pinned_to_an_exact_version() -> None:
             continue
         tag = image_tag(image)
         assert tag and tag != "latest", f"{name}: {image} has no pinned tag"
-        assert re.match(r"\d+\.\d+", tag), f"{name}: {image}: the tag names no exact version"
+        assert re.match(r"v?\d+\.\d+", tag), f"{name}: {image}: the tag names no exact version"
 
 
 def test_temporal_images_match_the_server_the_tests_use() -> None:
@@ -324,6 +328,7 @@ def test_recovery_settings_are_read_by_the_worker(monkeypatch: pytest.MonkeyPatc
         "RECOVERY_WATCH_INTERVAL": "7",
         "RECOVERY_HEALTH_CHECK_MODULES": "my_checks",
         "RECOVERY_BUILD_ID": "0.9.0",
+        "RECOVERY_METRICS_BIND": "0.0.0.0:9464",
     }
     for name, (called_in_worker, read, shows) in RECOVERY_SETTINGS.items():
         assert re.search(rf"\b{called_in_worker}\(", worker_source), f"worker.py never calls {called_in_worker}"
@@ -386,7 +391,8 @@ def test_dockerfile_copies_every_packaged_module() -> None:
         if keyword == "COPY" and not arguments.startswith("--from"):
             copied.update(word.rstrip("/") for word in arguments.split()[:-1])
     setuptools = PYPROJECT["tool"]["setuptools"]
-    wanted = set(setuptools["packages"]) | {f"{module}.py" for module in setuptools["py-modules"]}
+    packages = {pattern.rstrip("*") for pattern in setuptools["packages"]["find"]["include"]}
+    wanted = packages | {f"{module}.py" for module in setuptools["py-modules"]}
     wanted |= {"pyproject.toml", PYPROJECT["project"]["readme"]}
     assert wanted <= copied, f"not copied into the build: {sorted(wanted - copied)}"
     for source in copied:
@@ -416,3 +422,52 @@ def test_worker_health_check_is_the_image_health_check_and_valid_python() -> Non
     assert compose_command == ["CMD", *image_command], "the compose file restates the image's check"
     assert image_command[:2] == ["python", "-c"]
     ast.parse(image_command[2])
+
+
+def debian_tool_version(command: str, package: str) -> str:
+    """Return the version a Debian tool reports (``promtool, version 2.42.0+ds`` gives 2.42.0)."""
+    binary = shutil.which(command)
+    if binary is None:
+        pytest.skip(f"{command} (Debian package {package}) is not installed: `make test` installs it")
+    output = subprocess.run([binary, "--version"], capture_output=True, text=True, timeout=30, check=True)
+    match = re.search(r"version (\d+\.\d+\.\d+)", output.stdout + output.stderr)
+    assert match, f"unexpected `{command} --version` output: {output.stdout!r}"
+    return match.group(1)
+
+
+def test_the_worker_image_is_tagged_with_the_package_version() -> None:
+    image = services()["worker"]["image"]
+    assert image_name(image) == "recovery-orchestrator-worker"
+    assert image_tag(image) == PYPROJECT["project"]["version"], (
+        f"{image}: tag it with the project's version, {PYPROJECT['project']['version']}"
+    )
+
+
+def test_prometheus_and_alertmanager_match_the_tools_the_tests_run() -> None:
+    found = services()
+    promtool = debian_tool_version("promtool", "prometheus")
+    alertmanager = debian_tool_version("prometheus-alertmanager", "prometheus-alertmanager")
+    assert found["prometheus"]["image"] == f"prom/prometheus:v{promtool}"
+    assert found["alertmanager"]["image"] == f"prom/alertmanager:v{alertmanager}"
+
+
+def test_prometheus_scrapes_the_workers_metrics_port_and_loads_the_rules() -> None:
+    found = services()
+    bind = found["worker"]["environment"]["RECOVERY_METRICS_BIND"]
+    host, _, port = bind.rpartition(":")
+    assert host == "0.0.0.0", "inside a container the endpoint must listen beyond loopback"
+    assert not found["worker"].get("ports"), "the metrics stay on the compose network"
+    prometheus = found["prometheus"]
+    assert "./deploy/prometheus:/etc/prometheus:ro" in prometheus["volumes"]
+    assert "--config.file=/etc/prometheus/prometheus.yml" in prometheus["command"]
+    config = yaml.safe_load((ROOT / "deploy" / "prometheus" / "prometheus.yml").read_text())
+    jobs = {job["job_name"]: job for job in config["scrape_configs"]}
+    discovery = jobs["recovery-worker"]["dns_sd_configs"]
+    assert discovery == [{"names": ["worker"], "type": "A", "port": int(port), "refresh_interval": "30s"}]
+    for rule_file in config["rule_files"]:
+        assert (ROOT / "deploy" / "prometheus" / rule_file).is_file(), rule_file
+    targets = config["alerting"]["alertmanagers"][0]["static_configs"][0]["targets"]
+    assert targets == ["alertmanager:9093"]
+    assert "./deploy/alertmanager:/etc/alertmanager:ro" in found["alertmanager"]["volumes"]
+    assert [p for _, p, _ in published_ports(prometheus)] == ["9090"]
+    assert [p for _, p, _ in published_ports(found["alertmanager"])] == ["9093"]

@@ -8,6 +8,8 @@ import shlex
 import signal
 import subprocess
 import sys
+import urllib.error
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -15,10 +17,10 @@ import pytest
 from temporalio.api.enums.v1 import VersioningBehavior
 from temporalio.service import RPCError
 
-from activities.breaker_store import BreakerState
-from activities.sqlite_store import SQLiteBreakerStore
-from starter.connection import connect
-from starter.deployment import DEPLOYMENT_NAME, current_build_id, default_build_id, describe_deployment
+from recovery_breakers.sqlite_store import SQLiteBreakerStore
+from recovery_breakers.store import BreakerState
+from starter.client.connection import connect
+from starter.client.deployment import DEPLOYMENT_NAME, current_build_id, default_build_id, describe_deployment
 from tests.helpers.servers import free_port, health_server
 from workflows.constants import COORDINATOR_WORKFLOW_ID, TASK_QUEUE, recovery_workflow_id
 from workflows.models import RecoveryResult, RecoveryState, ServiceRecoveryInput
@@ -29,7 +31,7 @@ RECOVERYCTL = str(Path(sys.executable).parent / "recoveryctl")
 
 
 async def _dev(cwd: Path, *ports: int) -> asyncio.subprocess.Process:
-    port, ui_port, metrics_port = ports
+    port, ui_port, metrics_port, receiver_port = ports
     env = {
         **os.environ,
         # What a shell pointed at a real cluster holds: dev mode must not follow it.
@@ -39,9 +41,20 @@ async def _dev(cwd: Path, *ports: int) -> asyncio.subprocess.Process:
     env.pop("MAKELEVEL", None)  # as typed in a shell, even when the suite runs under make
     return await asyncio.create_subprocess_exec(
         RECOVERYCTL, "dev", "--port", str(port), "--ui-port", str(ui_port),
-        "--metrics-port", str(metrics_port),
+        "--metrics-port", str(metrics_port), "--receiver-port", str(receiver_port),
         cwd=cwd, env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
     )
+
+
+def _post_status(port: int, token: str) -> int:
+    request = urllib.request.Request(
+        f"http://127.0.0.1:{port}/recoveries", data=b"{}", headers={"Authorization": f"Bearer {token}"}
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=10) as answer:
+            return int(answer.status)
+    except urllib.error.HTTPError as refused:
+        return refused.code
 
 
 async def _line_with(process: asyncio.subprocess.Process, text: str) -> str:
@@ -54,9 +67,14 @@ async def _line_with(process: asyncio.subprocess.Process, text: str) -> str:
 
 
 async def test_dev_serves_its_own_server_and_refuses_a_taken_port(tmp_path: Path) -> None:
-    ports = (free_port(), free_port(), free_port())
+    ports = (free_port(), free_port(), free_port(), free_port())
     first = await _dev(tmp_path, *ports)
     try:
+        receiver = await _line_with(first, "Alert receiver:")
+        assert f"http://127.0.0.1:{ports[3]}/alertmanager (token: .recovery/receiver-token)" in receiver
+        token = (tmp_path / ".recovery" / "receiver-token").read_text().strip()
+        assert _post_status(ports[3], "") == 401  # the receiver serves, and wants its token
+        assert _post_status(ports[3], token) == 422  # the token passes; an empty form schedules nothing
         await _line_with(first, "Ctrl-C stops both")
         client = await connect(target_host=f"127.0.0.1:{ports[0]}", namespace="default")
         handle = client.get_workflow_handle(COORDINATOR_WORKFLOW_ID)
@@ -76,7 +94,7 @@ async def test_dev_serves_its_own_server_and_refuses_a_taken_port(tmp_path: Path
         assert f"port {ports[0]} is already in use" in err.decode(), err.decode()
         assert "Temporal dev server:" not in out.decode() and "Stopped." not in out.decode()
         # The same folder on free ports: the same SQLite file, refused before any server starts.
-        same_folder = await _dev(tmp_path, free_port(), free_port(), free_port())
+        same_folder = await _dev(tmp_path, free_port(), free_port(), free_port(), free_port())
         out, err = await asyncio.wait_for(same_folder.communicate(), 30)
         assert same_folder.returncode != 0
         assert f".recovery/ is in use by pid {first.pid}" in err.decode(), err.decode()
@@ -91,7 +109,8 @@ async def test_dev_serves_its_own_server_and_refuses_a_taken_port(tmp_path: Path
     argv = shlex.split(again)
     assert Path(argv[0]).name == "recoveryctl" and argv[1] == "dev"
     assert argv[2:] == [
-        "--port", str(ports[0]), "--ui-port", str(ports[1]), "--metrics-port", str(ports[2])
+        "--port", str(ports[0]), "--ui-port", str(ports[1]), "--metrics-port", str(ports[2]),
+        "--receiver-port", str(ports[3]),
     ]
     assert (tmp_path / ".recovery" / "temporal.db").exists()
 
@@ -105,7 +124,7 @@ async def _stop(process: asyncio.subprocess.Process) -> str:
 
 async def test_dev_again_resumes_a_recovery_on_the_same_build(tmp_path: Path) -> None:
     """``make dev``'s worker is a version made current; started again, it serves its runs."""
-    ports = (free_port(), free_port(), free_port())
+    ports = (free_port(), free_port(), free_port(), free_port())
     build = default_build_id()
     service = "resumed-svc"
     first = await _dev(tmp_path, *ports)
@@ -161,7 +180,7 @@ async def test_dev_again_resumes_a_recovery_on_the_same_build(tmp_path: Path) ->
 
 
 def test_two_options_given_one_port_are_named() -> None:
-    from starter.dev import DevSetupError, check_ports_free
+    from starter.devtools.dev import DevSetupError, check_ports_free
 
     port = free_port()
     with pytest.raises(DevSetupError, match=f"--port and --metrics-port are both {port}"):
@@ -169,7 +188,7 @@ def test_two_options_given_one_port_are_named() -> None:
 
 
 def test_the_resume_command_names_the_ports_that_differ_from_make_devs() -> None:
-    from starter.dev import resume_command
+    from starter.devtools.dev import resume_command
 
     assert resume_command(under_make=False) == "make dev"
     assert resume_command(7233, 8233, 9464, under_make=False) == "make dev"

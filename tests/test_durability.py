@@ -12,11 +12,11 @@ from pathlib import Path
 import pytest
 from temporalio.client import Client
 
-from activities.breaker_store import BreakerState
 from activities.health_check_specs import HttpHealthCheck
-from activities.sqlite_store import SQLiteBreakerStore
-from starter.connection import connect
-from starter.orchestrator import RecoveryOrchestrator
+from recovery_breakers.sqlite_store import SQLiteBreakerStore
+from recovery_breakers.store import BreakerState
+from starter.client.connection import connect
+from starter.client.orchestrator import RecoveryOrchestrator
 from tests.helpers.processes import DevServer, WorkerProcess
 from tests.helpers.servers import health_server
 from tests.helpers.waiting import eventually

@@ -7,7 +7,7 @@ from temporalio.client import WorkflowUpdateFailedError
 from temporalio.exceptions import ApplicationError
 from temporalio.testing import WorkflowEnvironment
 
-from activities.sqlite_store import SQLiteBreakerStore
+from recovery_breakers.sqlite_store import SQLiteBreakerStore
 from tests.helpers.workers import orchestrator_on
 from workflows.errors import (
     RecoveryConstitutionalError,

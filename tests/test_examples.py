@@ -18,9 +18,9 @@ import pytest_asyncio
 from temporalio.client import Client
 from temporalio.testing import WorkflowEnvironment
 
-from activities.sqlite_store import SQLiteBreakerStore
-from starter.connection import connect, ensure_search_attributes
-from starter.coordinator_client import CoordinatorClient
+from recovery_breakers.sqlite_store import SQLiteBreakerStore
+from starter.client.connection import connect, ensure_search_attributes
+from starter.client.coordinator_client import CoordinatorClient
 from activities.settings import ALLOWED_MODULES_ENV
 from tests.helpers.examples import EXAMPLES_NAMESPACE
 from tests.helpers.waiting import eventually

@@ -10,7 +10,7 @@ import pytest
 from temporalio.client import WorkflowUpdateRPCTimeoutOrCancelledError
 from temporalio.service import RPCError, RPCStatusCode
 
-from starter.coordinator_client import RETRY_SENDS, CoordinatorClient
+from starter.client.coordinator_client import RETRY_SENDS, CoordinatorClient
 from workflows.converter import data_converter
 from workflows.coordinator_models import (
     CancelRecoveryInput,

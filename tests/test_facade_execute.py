@@ -12,9 +12,9 @@ import asyncio
 import pytest
 from temporalio.testing import WorkflowEnvironment
 
-from activities.sqlite_store import SQLiteBreakerStore
-from starter.orchestrator import RecoveryOrchestrator
-from starter.recoveries import recovery_attempts, recovery_status
+from recovery_breakers.sqlite_store import SQLiteBreakerStore
+from starter.client.orchestrator import RecoveryOrchestrator
+from starter.client.recoveries import recovery_attempts, recovery_status
 from tests.helpers.policies import blocking_policy
 from tests.helpers.recoveries import start_recovery
 from tests.helpers.waiting import eventually
@@ -153,7 +153,7 @@ async def test_a_caller_who_looks_late_still_gets_the_attempt_it_waited_for(
     dev_env: WorkflowEnvironment, store: SQLiteBreakerStore, task_queue: str, service: str
 ) -> None:
     """Another operator approved the next attempt before this caller saw its own end."""
-    from starter.recoveries import wait_for_result
+    from starter.client.recoveries import wait_for_result
     from workflows.coordinator_models import ExecuteRecoveryResult
 
     async with orchestrator_on(dev_env, store, task_queue) as orchestrator:

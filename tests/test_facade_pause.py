@@ -7,7 +7,7 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from starter.orchestrator import RecoveryOrchestrator
+from starter.client.orchestrator import RecoveryOrchestrator
 from workflows.errors import RecoveryConstitutionalError, RecoveryValidationError
 
 pytestmark = pytest.mark.timeout(120)

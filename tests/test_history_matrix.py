@@ -83,10 +83,10 @@ from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Replayer, Worker
 from temporalio.workflow import NondeterminismError
 
-from activities.breaker_store import BreakerState
 from activities.health_check_specs import HttpHealthCheck
-from activities.sqlite_store import SQLiteBreakerStore
-from starter.recoveries import final_result
+from recovery_breakers.sqlite_store import SQLiteBreakerStore
+from recovery_breakers.store import BreakerState
+from starter.client.recoveries import final_result
 from tests.helpers.coordination import coordinator_history
 from tests.helpers.histories import HISTORIES, load_history, record_history
 from tests.helpers.policies import HOUR_MS

@@ -16,12 +16,12 @@ from datetime import timedelta
 import pytest
 from temporalio.testing import WorkflowEnvironment
 
-from activities.sqlite_store import SQLiteBreakerStore
-from starter.coordinator_client import CoordinatorClient
+from recovery_breakers.sqlite_store import SQLiteBreakerStore
+from starter.client.coordinator_client import CoordinatorClient
 from activities.settings import ALLOWED_MODULES_ENV
-from starter.health_check_host import function_ref
-from starter.orchestrator import RecoveryOrchestrator
-from starter.recoveries import recovery_attempts, recovery_status
+from starter.client.health_check_host import function_ref
+from starter.client.orchestrator import RecoveryOrchestrator
+from starter.client.recoveries import recovery_attempts, recovery_status
 from tests.helpers import checks
 from tests.helpers.waiting import eventually
 from tests.helpers.workers import orchestrator_on

@@ -6,7 +6,7 @@ from temporalio.client import Client
 from temporalio.testing import WorkflowEnvironment
 
 from activities.health_check_specs import HttpHealthCheck
-from activities.sqlite_store import SQLiteBreakerStore
+from recovery_breakers.sqlite_store import SQLiteBreakerStore
 from tests.helpers.histories import record_history
 from tests.helpers.recoveries import start_recovery, status_of
 from tests.helpers.servers import health_server

@@ -9,10 +9,10 @@ import pytest
 from temporalio.testing import WorkflowEnvironment
 
 from activities.health_check_specs import HttpHealthCheck
-from activities.sqlite_store import SQLiteBreakerStore
-from starter.connection import connect, metrics_runtime
-from starter.fleet_metrics import AWAITING_QUERY, publish_fleet_gauges
-from starter.orchestrator import RecoveryOrchestrator
+from recovery_breakers.sqlite_store import SQLiteBreakerStore
+from starter.client.connection import connect, metrics_runtime
+from starter.client.fleet_metrics import AWAITING_QUERY, publish_fleet_gauges
+from starter.client.orchestrator import RecoveryOrchestrator
 from tests.helpers.prometheus import scrape, value
 from tests.helpers.servers import free_port, health_server
 from tests.helpers.waiting import eventually

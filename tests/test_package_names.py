@@ -31,3 +31,17 @@ def test_importing_one_module_first_works_in_a_fresh_interpreter() -> None:
     code = "import workflows.constants; from workflows import RecoveryCoordinator; print('ok')"
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert done.stdout.strip() == "ok", done.stderr
+
+
+def test_the_facade_imports_from_starter_and_the_cli_does_not_load_it() -> None:
+    """``starter.RecoveryOrchestrator`` (SPEC §7) is the facade, loaded on first use only."""
+    code = (
+        "import sys, starter.cli, starter.breakers\n"
+        "assert 'starter.client.orchestrator' not in sys.modules\n"
+        "from starter import RecoveryOrchestrator\n"
+        "from enhanced_agent_bus.recovery_orchestrator import RecoveryOrchestrator as Old\n"
+        "assert RecoveryOrchestrator is Old\n"
+        "print('ok')"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert done.stdout.strip() == "ok", done.stderr

@@ -15,7 +15,6 @@ from datetime import datetime, timedelta, timezone
 import pytest
 from temporalio.testing import WorkflowEnvironment
 
-from activities.sqlite_store import SQLiteBreakerStore
 from enhanced_agent_bus.recovery_orchestrator import (
     CONSTITUTIONAL_HASH,
     RecoveryConstitutionalError,
@@ -28,6 +27,7 @@ from enhanced_agent_bus.recovery_orchestrator import (
     RecoveryTask,
     RecoveryValidationError,
 )
+from recovery_breakers.sqlite_store import SQLiteBreakerStore
 from tests.helpers.workers import orchestrator_on
 
 EXP = RecoveryStrategy.EXPONENTIAL_BACKOFF

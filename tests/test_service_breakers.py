@@ -11,8 +11,8 @@ import pybreaker
 import pytest
 import redis
 
-from activities.breaker_store import BreakerState
-from activities.stores import open_store
+from recovery_breakers.store import BreakerState
+from recovery_breakers.stores import open_store
 from starter.breakers import (
     CircuitBreakerRegistry,
     SQLiteCircuitStorage,

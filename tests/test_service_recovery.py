@@ -9,13 +9,13 @@ from temporalio.client import WorkflowExecutionStatus, WorkflowFailureError
 from temporalio.exceptions import ApplicationError, CancelledError
 from temporalio.testing import WorkflowEnvironment
 
-from activities.breaker_store import BreakerState
 from activities.health_check_specs import CallableHealthCheck, HttpHealthCheck, TcpHealthCheck
-from activities.sqlite_store import SQLiteBreakerStore
+from recovery_breakers.sqlite_store import SQLiteBreakerStore
+from recovery_breakers.store import BreakerState
 from tests.helpers.histories import record_history
 from tests.helpers.policies import blocking_policy
 from tests.helpers.workers import running_worker
-from starter.recoveries import final_result
+from starter.client.recoveries import final_result
 from tests.helpers.recoveries import event_types, start_recovery, status_of
 from tests.helpers.servers import free_port, health_server
 from tests.helpers.waiting import eventually

@@ -7,8 +7,8 @@ import asyncio
 import pytest
 from temporalio.testing import WorkflowEnvironment
 
-from activities.breaker_store import BreakerState
-from activities.sqlite_store import SQLiteBreakerStore
+from recovery_breakers.sqlite_store import SQLiteBreakerStore
+from recovery_breakers.store import BreakerState
 from tests.helpers.histories import record_history
 from tests.helpers.recoveries import event_types, status_of
 from tests.helpers.servers import health_server

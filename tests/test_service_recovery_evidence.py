@@ -24,13 +24,13 @@ from temporalio.exceptions import ApplicationError, CancelledError
 from temporalio.service import RPCError
 from temporalio.testing import WorkflowEnvironment
 
-from activities.breaker_store import BreakerState, CircuitBreakerStore
 from activities.health_check_specs import HttpHealthCheck
-from activities.sqlite_store import SQLiteBreakerStore
-from activities.stores import open_store
-from starter.coordinator_client import CoordinatorClient
-from starter.orchestrator import RecoveryOrchestrator
-from starter.recoveries import final_result
+from recovery_breakers.sqlite_store import SQLiteBreakerStore
+from recovery_breakers.store import BreakerState, CircuitBreakerStore
+from recovery_breakers.stores import open_store
+from starter.client.coordinator_client import CoordinatorClient
+from starter.client.orchestrator import RecoveryOrchestrator
+from starter.client.recoveries import final_result
 from tests.helpers.pybreaker_service import running_service
 from tests.helpers.recoveries import start_recovery, status_of, timers
 from tests.helpers.servers import health_server

@@ -23,10 +23,10 @@ from activities.health_check_specs import (
     HostedHealthCheck,
 )
 from activities.health_checks import HealthCheckActivities
-from activities.sqlite_store import SQLiteBreakerStore
+from recovery_breakers.sqlite_store import SQLiteBreakerStore
 from tests.helpers.histories import record_history
 from tests.helpers.workers import running_worker
-from starter.recoveries import final_result
+from starter.client.recoveries import final_result
 from tests.helpers.recoveries import event_types, start_recovery
 from workflows.models import RecoveryPolicy, RecoveryState, ServiceRecoveryInput
 from workflows.service_recovery import ServiceRecovery

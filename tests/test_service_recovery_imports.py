@@ -9,8 +9,8 @@ import sys
 def test_importing_a_health_check_spec_pulls_in_no_activity_module() -> None:
     probe = (
         "import sys, activities.health_check_specs\n"
-        "heavy = ['httpx', 'activities.health_checks', 'activities.breaker_store',"
-        " 'activities.sqlite_store', 'activities.circuit_breakers']\n"
+        "heavy = ['httpx', 'activities.health_checks', 'recovery_breakers.store',"
+        " 'recovery_breakers.sqlite_store', 'activities.circuit_breakers']\n"
         "print([name for name in heavy if name in sys.modules])\n"
     )
     done = subprocess.run(

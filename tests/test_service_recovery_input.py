@@ -18,8 +18,8 @@ from temporalio.common import RawValue
 from temporalio.exceptions import ApplicationError
 from temporalio.testing import WorkflowEnvironment
 
-from activities.sqlite_store import SQLiteBreakerStore
-from starter.dev import find_binary
+from recovery_breakers.sqlite_store import SQLiteBreakerStore
+from starter.devtools.dev import find_binary
 from tests.helpers.histories import record_history
 from tests.helpers.raw_payloads import raw_json
 from tests.helpers.recoveries import event_types, start_recovery

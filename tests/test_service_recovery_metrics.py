@@ -7,9 +7,9 @@ import asyncio
 import pytest
 from temporalio.testing import WorkflowEnvironment
 
-from activities.sqlite_store import SQLiteBreakerStore
-from starter.connection import connect, metrics_runtime
-from starter.recoveries import final_result
+from recovery_breakers.sqlite_store import SQLiteBreakerStore
+from starter.client.connection import connect, metrics_runtime
+from starter.client.recoveries import final_result
 from tests.helpers.policies import HOUR_MS, blocking_policy
 from tests.helpers.prometheus import scrape, value
 from tests.helpers.recoveries import start_recovery, status_of

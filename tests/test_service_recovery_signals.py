@@ -14,11 +14,11 @@ from temporalio.client import Client, WorkflowHandle
 from temporalio.testing import WorkflowEnvironment
 
 from activities.health_check_specs import CallableHealthCheck, HttpHealthCheck
-from activities.sqlite_store import SQLiteBreakerStore
+from recovery_breakers.sqlite_store import SQLiteBreakerStore
 from tests.helpers.histories import record_history
 from tests.helpers.workers import running_worker
-from starter.recoveries import final_result
-from tests.helpers.recoveries import event_types, start_recovery, status_of
+from starter.client.recoveries import final_result
+from tests.helpers.recoveries import event_types, quiescent, start_recovery, status_of
 from tests.helpers.servers import health_server
 from tests.helpers.waiting import eventually
 from workflows.constants import recovery_workflow_id
@@ -192,7 +192,7 @@ async def test_an_approval_during_a_backoff_is_ignored_not_kept_for_the_escalati
             await raw(client, handle).signal("approve", {"operator": "alice"})
             [entry] = await ignored(handle, 1)
             await awaiting(handle, attempts=2)
-            await asyncio.sleep(0.5)  # a kept approval would start attempt 3 by now
+            await quiescent(handle)  # a kept approval would have started attempt 3
             still = await status_of(handle)
             assert still.state is RecoveryState.AWAITING_MANUAL and still.attempt_count == 2
             assert server.requests == 2
@@ -253,7 +253,7 @@ async def test_two_approvals_in_one_workflow_task_run_one_attempt(
         async with running_worker(client, store, task_queue):
             await awaiting(handle, attempts=1)
             [entry] = await ignored(handle, 1)
-            await asyncio.sleep(0.5)  # a kept approval would start attempt 2 by now
+            await quiescent(handle)  # a kept approval would have started attempt 2
             assert (await status_of(handle)).attempt_count == 1 and server.requests == 1
             await raw(client, handle).signal("approve", {"operator": "carol"})
             result = await result_of(handle)

@@ -6,10 +6,10 @@ import pytest
 from temporalio.testing import WorkflowEnvironment
 
 from activities.health_check_specs import TcpHealthCheck
-from activities.sqlite_store import SQLiteBreakerStore
+from recovery_breakers.sqlite_store import SQLiteBreakerStore
 from tests.helpers.histories import record_history
 from tests.helpers.workers import running_worker
-from starter.recoveries import final_result
+from starter.client.recoveries import final_result
 from tests.helpers.recoveries import event_types, start_recovery, timers
 from tests.helpers.servers import free_port
 from workflows.models import RecoveryPolicy, RecoveryState, RecoveryStrategy, ServiceRecoveryInput

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from starter.services_file import (
+from starter.client.services_file import (
     ENV_VAR,
     ServicesFileError,
     load_services_file,

@@ -8,7 +8,6 @@ from pathlib import Path
 
 import pytest
 
-from activities.health_checks import TargetAllowList
 from activities.settings import (
     CONFIGURATION_DOC,
     RecoverySettings,
@@ -17,6 +16,7 @@ from activities.settings import (
     main,
     with_table,
 )
+from activities.target_vetting import TargetAllowList
 from activities.worker_tuning import WorkerTuning
 from workflows.circuit_watch_models import (
     DEFAULT_INTERVAL_SECONDS,

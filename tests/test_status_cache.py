@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from starter.status_cache import StatusCache, copied
+from starter.client.status_cache import StatusCache, copied
 from tests.helpers.status_fakes import Clock, Coordinator, settle
 
 pytestmark = pytest.mark.timeout(10)

@@ -14,9 +14,9 @@ import pytest
 from temporalio.client import WorkflowQueryFailedError
 from temporalio.testing import WorkflowEnvironment
 
-from activities.sqlite_store import SQLiteBreakerStore
-from starter.orchestrator import RecoveryOrchestrator
-from starter.status_cache import StatusCache
+from recovery_breakers.sqlite_store import SQLiteBreakerStore
+from starter.client.orchestrator import RecoveryOrchestrator
+from starter.client.status_cache import StatusCache
 from tests.helpers.policies import blocking_policy
 from tests.helpers.status_fakes import Clock, Coordinator, settle
 from tests.helpers.waiting import eventually

@@ -8,11 +8,11 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from temporalio.testing import WorkflowEnvironment
 
-from activities.breaker_store import BreakerState
-from activities.sqlite_store import SQLiteBreakerStore
-from starter.connection import connect
-from starter.recoveries import final_result
-from starter.tracing import tracing_from_env, tracing_interceptors
+from recovery_breakers.sqlite_store import SQLiteBreakerStore
+from recovery_breakers.store import BreakerState
+from starter.client.connection import connect
+from starter.client.recoveries import final_result
+from starter.client.tracing import tracing_from_env, tracing_interceptors
 from tests.helpers.recoveries import start_recovery
 from worker import build_worker
 from workflows.models import RecoveryState, RecoveryStrategy, ServiceRecoveryInput

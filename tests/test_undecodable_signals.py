@@ -17,7 +17,7 @@ from temporalio.client import Client
 from temporalio.common import RawValue
 from temporalio.testing import WorkflowEnvironment
 
-from activities.sqlite_store import SQLiteBreakerStore
+from recovery_breakers.sqlite_store import SQLiteBreakerStore
 from tests.helpers.histories import record_history
 from tests.helpers.recoveries import start_recovery, status_of
 from tests.helpers.waiting import eventually

@@ -18,11 +18,11 @@ from temporalio.api.sdk.v1 import WorkflowMetadata
 from temporalio.client import WorkflowExecutionStatus, WorkflowFailureError
 from temporalio.testing import WorkflowEnvironment
 
-from activities.breaker_store import BreakerState
 from activities.health_check_specs import HttpHealthCheck
-from activities.sqlite_store import SQLiteBreakerStore
-from starter.orchestrator import RecoveryOrchestrator
-from starter.recoveries import final_result, recovery_handle
+from recovery_breakers.sqlite_store import SQLiteBreakerStore
+from recovery_breakers.store import BreakerState
+from starter.client.orchestrator import RecoveryOrchestrator
+from starter.client.recoveries import final_result, recovery_handle
 from tests.helpers.coordination import coordinator_history
 from tests.helpers.histories import record_history
 from tests.helpers.recoveries import start_recovery, status_of

@@ -8,8 +8,8 @@ import pytest
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import PollerBehaviorSimpleMaximum
 
-from activities.sqlite_store import SQLiteBreakerStore
-from starter.worker_tuning import WORKER_TUNING_ENV, WorkerTuning
+from activities.worker_tuning import WORKER_TUNING_ENV, WorkerTuning
+from recovery_breakers.sqlite_store import SQLiteBreakerStore
 from tests.helpers.processes import worker_refusing_to_start
 from worker import build_worker
 

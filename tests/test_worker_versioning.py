@@ -24,10 +24,10 @@ from temporalio.common import WorkerDeploymentVersion
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
-from activities.sqlite_store import SQLiteBreakerStore
-from activities.breaker_store import BreakerState
 from activities.settings import BUILD_ID_ENV
-from starter.deployment import (
+from recovery_breakers.sqlite_store import SQLiteBreakerStore
+from recovery_breakers.store import BreakerState
+from starter.client.deployment import (
     Outcome,
     build_id_from_env,
     default_build_id,

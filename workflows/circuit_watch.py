@@ -13,8 +13,8 @@ interval, one every 4 to 4.6 h at 10 s), so the
 Web UI's workflow list stays the recoveries' list. A store or coordinator that is
 down never ends it: the look says so, and the next one tries again.
 
-A run started with ``once`` (or with a bare ``WatchInput``, as the 0.7 schedule started
-its runs) looks once and returns that look.
+A run started with ``once`` (or with a bare ``WatchInput``, as the watch's schedule of
+earlier builds started its runs) looks once and returns that look.
 """
 
 from __future__ import annotations

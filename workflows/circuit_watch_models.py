@@ -1,7 +1,7 @@
 """Input, state and result of ``CircuitWatch``, and the per-service settings it schedules with.
 
 The settings come from the services file (``recovery.toml``, loaded by the worker in
-``starter.services_file``). The worker keeps one long-lived watch, workflow id
+``starter.client.services_file``). The worker keeps one long-lived watch, workflow id
 ``recovery-circuit-watch``, and gives it the settings and its interval at start-up
 (update ``configure_watch``); the watch carries them, its pause and its last look
 across continue-as-new, so the Web UI's workflow list gets a row only every few hours
@@ -29,10 +29,10 @@ from workflows.models import (
 # The catalog travels in the watch's input: keep it well inside Temporal's 2 MB.
 MAX_CATALOG_BYTES = 1_000_000
 # The hand-over is a client of the coordinator, so it lives client side
-# (``starter.coordinator_handoff``); the watch calls it by this name.
+# (``activities.coordinator_handoff``); the watch calls it by this name.
 HAND_OVER_ACTIVITY = "hand_over_open_breakers"
 
-# The one watch the worker keeps (the id the 0.7 schedule had, so links keep working).
+# The one watch the worker keeps, under its schedule's old id (links to it keep working).
 CIRCUIT_WATCH_WORKFLOW_ID = CIRCUIT_WATCH_SCHEDULE_ID
 DEFAULT_INTERVAL_SECONDS = 10.0
 MIN_INTERVAL_SECONDS = 1.0

@@ -5,8 +5,9 @@ recoveries, per-service policies, the default policy and the recent history, and
 starts ``ServiceRecovery`` children whenever a slot is free. Children report their
 progress by signal (``recovery_report``) to the coordinator's workflow id, which
 still reaches it after it has continued-as-new. The rules live in
-``RecoveryLedger``; this module is the handlers, and ``workflows.coordinator_children``
-the children's lifecycle (start, watch, cancel, signal) and its Temporal I/O.
+``RecoveryLedger``; this module is the handlers, ``workflows.coordinator_admission``
+what their validators refuse, and ``workflows.coordinator_children`` the children's
+lifecycle (start, watch, cancel, signal) and its Temporal I/O.
 
 Why updates and not signals for requests: an update's validator rejects bad input
 before anything is written to history, and the caller gets a specific error. The
@@ -22,8 +23,6 @@ refusal; no activity failure escapes ``run``.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterable
-from datetime import datetime, timedelta
 from typing import Any
 
 from temporalio import workflow
@@ -52,47 +51,32 @@ from workflows.coordinator_models import (
     ShutdownResult,
     StatusPageInput,
 )
+from workflows.coordinator_admission import Admission
 from workflows.coordinator_children import Children
-from workflows.coordinator_state import (
-    CANCEL_HOLD,
-    MAX_MESSAGE,
-    RecoveryLedger,
-    json_bytes,
-    unknown_service,
-)
+from workflows.coordinator_notices import Notices
+from workflows.coordinator_state import CANCEL_HOLD, MAX_MESSAGE, RecoveryLedger
 from workflows.errors import (
     RecoveryOrchestratorError,
     RecoveryValidationError,
     clipped,
     to_application_error,
 )
-from workflows.models import (
-    RecoveryPolicy,
-    RecoveryReport,
-    RecoveryTask,
-    validate_constitutional_hash,
-)
+from workflows.guard import validated
+from workflows.models import RecoveryPolicy, RecoveryReport, RecoveryTask
+from workflows.recovery_run import REPORT_SIGNAL
 from workflows.status import status_page
-from workflows.service_recovery import REPORT_SIGNAL
 from workflows.versioning import next_run_versioning, version_changed
 
 with workflow.unsafe.imports_passed_through():
     from activities.redaction import redact_patterns
 
-# Automation never overrules an operator (0.8): pauses, failure cool-downs, cancel holds
-# until resumed or expired, and stale hand-overs refused. A coordinator running since
-# before keeps its recorded answers on replay, then takes the rule from its next request.
+# Automation never overrules an operator: pauses, failure cool-downs, cancel holds until
+# resumed or expired, and stale hand-overs refused. A coordinator whose history predates
+# the patch keeps its recorded answers on replay, then takes the rule from its next request.
 PATCH_AUTOMATION_RESPECTS_OPERATOR = "automation-respects-operator"
 PATCH_RECORD_UNDECODABLE_SIGNALS = "record-undecodable-signals"
 # The refusal of an automatic batch that would change nothing (its detail has the answers).
 UNCHANGED = "unchanged"
-
-
-def _check_hash(value: str, where: str) -> None:
-    try:
-        validate_constitutional_hash(value, where)
-    except RecoveryOrchestratorError as err:
-        raise to_application_error(err) from None
 
 
 @workflow.defn(name=COORDINATOR_WORKFLOW)
@@ -115,8 +99,10 @@ class RecoveryCoordinator:
         self._lock = asyncio.Lock()
         # Starting, watching, cancelling and signalling children (coordinator_children).
         self._children = Children(self._ledger, self._lock, self._changed)
-        # (workflow task, size): see _carried_in_this_task.
-        self._carried_measure: tuple[int, int] | None = None
+        # What the validators refuse (coordinator_admission).
+        self._admission = Admission(self._ledger)
+        # Notifications of holds, pauses and resumes (coordinator_notices).
+        self._notices = Notices()
         # Bumped by whatever may change the queue page (the Web UI's current details),
         # which is written again at most once per workflow task.
         self._revision = 0
@@ -127,6 +113,7 @@ class RecoveryCoordinator:
         """Start recoveries as slots free up; continue-as-new before history grows large."""
         self._changed()
         asyncio.create_task(self._keep_details())
+        asyncio.create_task(self._notices.keep_announcing())
         while True:
             try:
                 await workflow.wait_condition(
@@ -139,7 +126,10 @@ class RecoveryCoordinator:
                 await self._children.settle_closed_runs()
                 continue
             if self._should_continue_as_new():
-                await workflow.wait_condition(workflow.all_handlers_finished)
+                # An event noted is an event announced: the next run would not know of it.
+                await workflow.wait_condition(
+                    lambda: workflow.all_handlers_finished() and self._notices.idle()
+                )
                 workflow.logger.info(
                     "%s Coordinator continues as new with %d queued, %d running",
                     LOG_PREFIX,
@@ -180,9 +170,7 @@ class RecoveryCoordinator:
 
     @schedule_recovery.validator
     def _validate_schedule(self, input: ScheduleRecoveryInput) -> None:
-        self._check_schedulable(input)
-        self._check_dependencies([input])
-        self._check_room([input], validating=True)
+        self._admission.check_schedule(input, validating=True)
 
     @workflow.update(name="schedule_recoveries")
     def schedule_recoveries(self, input: ScheduleRecoveriesInput) -> list[ScheduleRecoveryResult]:
@@ -195,30 +183,15 @@ class RecoveryCoordinator:
                 respect_operator=workflow.patched(PATCH_AUTOMATION_RESPECTS_OPERATOR),
             )
             self._log_scheduled(input.recoveries, results)
+            self._notices.held_back(self._ledger.state, results, workflow.now())
             return results
         index = self._ledger.queue_index()
         return [self._schedule(item, index) for item in input.recoveries]
 
     @schedule_recoveries.validator
     def _validate_schedule_many(self, input: ScheduleRecoveriesInput) -> None:
-        _check_hash(input.constitutional_hash, "recovery scheduling")
-        self._check_running()  # once, for the whole batch
-        for index, item in enumerate(input.recoveries):
-            try:
-                self._check_schedulable(item)
-            except ApplicationError as err:
-                # Which request: the watch drops that one and sends the rest again.
-                detail = err.details[0] if err.details and isinstance(err.details[0], dict) else {}
-                raise ApplicationError(
-                    f"recoveries[{index}] ({item.service_name}): {err.message}",
-                    {**detail, "index": index, "service": item.service_name},
-                    type=err.type,
-                    non_retryable=True,
-                ) from None
+        self._admission.check_batch(input)
         if not input.automatic:
-            # Automation's batch takes what fits, and refuses a cycle per request (the ledger).
-            self._check_dependencies(input.recoveries)
-            self._check_room(input.recoveries, validating=True)
             return
         unchanged = self._ledger.unchanged_answers(input.recoveries, workflow.now())
         if unchanged is not None:
@@ -246,7 +219,7 @@ class RecoveryCoordinator:
 
     @cancel_recovery.validator
     def _validate_cancel(self, input: CancelRecoveryInput) -> None:
-        self._check_known(input.service_name, input.constitutional_hash, "recovery cancellation")
+        self._admission.check_known(input.service_name)
 
     @workflow.update(name="execute_recovery")
     async def execute_recovery(self, input: ExecuteRecoveryInput) -> ExecuteRecoveryResult:
@@ -256,13 +229,7 @@ class RecoveryCoordinator:
 
     @execute_recovery.validator
     def _validate_execute(self, input: ExecuteRecoveryInput) -> None:
-        self._check_known(input.service_name, input.constitutional_hash, "recovery execution")
-        queued = self._ledger.queued(input.service_name)
-        if queued is not None:
-            try:
-                self._ledger.check_dependencies_recovered(queued)
-            except RecoveryOrchestratorError as err:
-                raise to_application_error(err) from None
+        self._admission.check_execute(input)
 
     @workflow.update(name="set_recovery_policy")
     def set_recovery_policy(self, input: SetRecoveryPolicyInput) -> RecoveryPolicy:
@@ -273,15 +240,7 @@ class RecoveryCoordinator:
 
     @set_recovery_policy.validator
     def _validate_policy(self, input: SetRecoveryPolicyInput) -> None:
-        _check_hash(input.constitutional_hash, "policy setting")
-        _check_hash(input.policy.constitutional_hash, "policy setting")
-        size = json_bytes(input)
-        try:
-            self._ledger.check_policy_dependencies(input.service_name, input.policy)
-            self._ledger.check_size(size, carried=self._carried_in_this_task())
-        except RecoveryOrchestratorError as err:
-            raise to_application_error(err) from None
-        self._accepted_in_this_task(size)
+        self._admission.check_policy(input)
 
     @workflow.update(name="pause_service")
     def pause_service(self, input: PauseServiceInput) -> PauseServiceResult:
@@ -298,16 +257,14 @@ class RecoveryCoordinator:
             result.until.isoformat(),
             clipped(input.reason, MAX_MESSAGE),
         )
+        self._notices.paused(input.service_name, result.until, input.reason)
         return result
 
     @pause_service.validator
     def _validate_pause(self, input: PauseServiceInput) -> None:
-        _check_hash(input.constitutional_hash, "service pause")
-        try:
-            self._ledger.check_pause(input.service_name, workflow.now())
-        except RecoveryOrchestratorError as err:
-            raise to_application_error(err) from None
+        self._admission.check_pause(input.service_name, workflow.now())
 
+    @validated  # nothing to refuse beyond the guard's (its hash)
     @workflow.update(name="resume_service")
     def resume_service(self, input: ResumeServiceInput) -> ResumeServiceResult:
         """Lift a pause, a failure's cool-down or a cancel's hold on a service."""
@@ -319,25 +276,17 @@ class RecoveryCoordinator:
             input.service_name,
             ", ".join(result.lifted) or "nothing",
         )
+        self._notices.resumed(input.service_name, result.lifted)
         return result
 
-    @resume_service.validator
-    def _validate_resume(self, input: ResumeServiceInput) -> None:
-        _check_hash(input.constitutional_hash, "service resume")
-
+    @validated  # nothing to refuse beyond the guard's (its hashes)
     @workflow.update(name="configure")
     def configure(self, input: ConfigureInput | None = None) -> CoordinatorConfig:
         """Change slots, limits, history size, default policy, or (re)start the orchestrator."""
         self._changed()
         return self._ledger.configure(input or ConfigureInput())
 
-    @configure.validator
-    def _validate_configure(self, input: ConfigureInput | None = None) -> None:
-        input = input or ConfigureInput()
-        _check_hash(input.constitutional_hash, "orchestrator start")
-        if input.default_policy is not None:
-            _check_hash(input.default_policy.constitutional_hash, "policy setting")
-
+    @validated  # nothing to refuse beyond the guard's (its hash)
     @workflow.update(name="shutdown")
     async def shutdown(self, input: ShutdownInput | None = None) -> ShutdownResult:
         """Stop: cancel every unfinished recovery; report not running until started again."""
@@ -351,25 +300,19 @@ class RecoveryCoordinator:
         workflow.logger.info("%s Recovery orchestrator stopped: %s", LOG_PREFIX, input.reason)
         return ShutdownResult(cancelled=cancelled)
 
-    @shutdown.validator
-    def _validate_shutdown(self, input: ShutdownInput | None = None) -> None:
-        _check_hash((input or ShutdownInput()).constitutional_hash, "orchestrator stop")
-
     # ----- signals and queries -------------------------------------------------------
 
     @workflow.signal(name="schedule_recovery")
     def schedule_recovery_signal(self, input: ScheduleRecoveryInput) -> None:
         """Fire-and-forget scheduling; the guard keeps a refused one as rejected."""
-        self._check_schedulable(input)
-        self._check_dependencies([input])
-        self._check_room([input])
+        self._admission.check_schedule(input, validating=False)
         self._schedule(input)
 
     @workflow.signal(name=REPORT_SIGNAL)
     def recovery_report(self, report: RecoveryReport) -> None:
         """Apply a child's report, in order; a late, repeated or malformed one changes nothing."""
         self._changed()
-        future = _from_the_future(report, workflow.now())
+        future = self._admission.report_from_the_future(report, workflow.now())
         if future is not None:
             raise to_application_error(RecoveryValidationError(future))
         held = self._ledger.holds_run_of(report.service_name)
@@ -415,67 +358,6 @@ class RecoveryCoordinator:
         """Return the settings, the slot use and the recently rejected requests."""
         return self._ledger.configuration()
 
-    # ----- validation ----------------------------------------------------------------
-
-    def _check_known(self, service_name: str, constitutional_hash: str, where: str) -> None:
-        """Reject unless the hash matches and the service is queued or running."""
-        _check_hash(constitutional_hash, where)
-        if not self._ledger.is_unfinished(service_name):
-            raise to_application_error(unknown_service(service_name))
-
-    def _check_schedulable(self, input: ScheduleRecoveryInput) -> None:
-        _check_hash(input.constitutional_hash, "recovery scheduling")
-        if input.policy is not None:
-            _check_hash(input.policy.constitutional_hash, "recovery scheduling")
-        self._check_running()
-
-    def _check_running(self) -> None:
-        if not self._ledger.state.orchestrator_running:
-            raise to_application_error(
-                RecoveryOrchestratorError(
-                    "Recovery orchestrator is not running (it was stopped): start it with "
-                    "RecoveryOrchestrator.start() or `recoveryctl configure --start`",
-                    code="stopped",
-                )
-            )
-
-    def _check_dependencies(self, requests: Iterable[ScheduleRecoveryInput]) -> None:
-        try:
-            self._ledger.check_dependencies(requests)
-        except RecoveryOrchestratorError as err:
-            raise to_application_error(err) from None
-
-    def _check_room(
-        self, requests: Iterable[ScheduleRecoveryInput], *, validating: bool = False
-    ) -> None:
-        """Refuse what does not fit; an update's validator may use this task's measure."""
-        try:
-            carried = self._carried_in_this_task() if validating else None
-            added = self._ledger.check_room(requests, carried=carried)
-        except RecoveryOrchestratorError as err:
-            raise to_application_error(err) from None
-        if validating:
-            self._accepted_in_this_task(added)
-
-    def _carried_in_this_task(self) -> int:
-        """Return the carried state's size, measured once per workflow task.
-
-        Plus what the updates validated since in the same task will add (their handlers
-        run after the validators): two batches of about 1 MB in one task must not both
-        pass against the same measure. Only for update validators, which are not
-        replayed: nothing replayed may depend on when this was measured.
-        """
-        task = workflow.info().get_current_history_length()
-        if self._carried_measure is None or self._carried_measure[0] != task:
-            self._carried_measure = (task, self._ledger.carried_bytes())
-        return self._carried_measure[1]
-
-    def _accepted_in_this_task(self, added: int) -> None:
-        """Count an update just validated into this task's measure."""
-        if self._carried_measure is not None:
-            task, size = self._carried_measure
-            self._carried_measure = (task, size + added)
-
     # ----- internals -----------------------------------------------------------------
 
     def _schedule(
@@ -507,8 +389,9 @@ class RecoveryCoordinator:
 
     def refuse_signal(self, signal: str, reason: str) -> None:
         """Keep a signal the guard refused in ``rejected_signals`` (``workflows.guard``)."""
-        # 0.7 and 0.8 marked their first refusal of an undecodable signal so: this build
-        # refuses every one. Drop once no coordinator run began before 0.9 (at 0.10).
+        # Runs whose history holds this marker took its branch at their first refusal of an
+        # undecodable signal; this build refuses every one. Deprecated, not dropped, while
+        # such runs may replay (CHANGELOG).
         workflow.deprecate_patch(PATCH_RECORD_UNDECODABLE_SIGNALS)
         self._reject(f"{signal} signal rejected: {reason}")
 
@@ -524,17 +407,3 @@ class RecoveryCoordinator:
             return True
         limit = self._ledger.config.continue_as_new_after_events
         return limit is not None and info.get_current_history_length() >= limit
-
-
-# How far ahead of the coordinator's clock a report's times may be: clocks of workers
-# differ a little; a report from days ahead is forged, and would hold its service for ever.
-REPORT_CLOCK_SKEW = timedelta(hours=1)
-
-
-def _from_the_future(report: RecoveryReport, now: datetime) -> str | None:
-    """Return why a report's times cannot be a recovery's, or None if they can."""
-    # Not next_attempt_at: it may lie ahead by a whole backoff (up to a day, the longest).
-    latest = max(report.past_times(), default=now)
-    if latest > now + REPORT_CLOCK_SKEW:
-        return f"a report dated {latest.isoformat()} is from the future (now {now.isoformat()})"
-    return None

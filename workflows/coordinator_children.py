@@ -48,6 +48,7 @@ from workflows.models import (
     RecoveryState,
     ServiceRecoveryInput,
 )
+from workflows.recovery_details import approver_refusal, not_an_approver_error
 from workflows.service_recovery import ServiceRecovery
 
 with workflow.unsafe.imports_passed_through():
@@ -147,16 +148,21 @@ class Children:
                 # On a MANUAL recovery, execute_recovery is the operator's approval: one per
                 # wait, however many callers ask at once; each waits for that attempt.
                 baseline = active.task.attempt_count
-                if self._ledger.approval_to_send(active):
-                    await self.signal(
-                        ChildRef(name, active.run_id),
-                        ServiceRecovery.approve,
-                        # The attempt it approves: stale (and ignored) if another
-                        # approval has started that attempt meanwhile.
-                        ApproveInput(
-                            operator=input.operator, note="execute_recovery", attempt=baseline + 1
-                        ),
+                # The attempt it approves: stale (and ignored) if another approval has
+                # started that attempt meanwhile.
+                approval = ApproveInput(
+                    operator=input.operator, note="execute_recovery", attempt=baseline + 1
+                )
+                approvers = active.task.policy.approvers
+                not_listed = approver_refusal(approval, approvers, name)
+                if not_listed is not None:
+                    # Sent all the same: the recovery records the refusal where operators look.
+                    await self.signal(ChildRef(name, active.run_id), ServiceRecovery.approve, approval)
+                    raise not_an_approver_error(
+                        not_listed, service_name=name, operator=input.operator, approvers=approvers or []
                     )
+                if self._ledger.approval_to_send(active):
+                    await self.signal(ChildRef(name, active.run_id), ServiceRecovery.approve, approval)
                 outcome = "approved"
                 return self._executed(active, outcome, baseline)
         return self._executed(active, outcome, active.task.attempt_count)
@@ -206,6 +212,7 @@ class Children:
                     policy=task.policy,
                     coordinator_workflow_id=workflow.info().workflow_id,
                     automatic=task.automatic,
+                    follows_failure=task.service_name in self._ledger.state.failed_last,
                 ),
                 id=recovery_workflow_id(task.service_name),
                 task_queue=workflow.info().task_queue,

@@ -58,6 +58,9 @@ class _ServiceInput(StrictModel, DoorInput):
 class ScheduleRecoveryInput(_ServiceInput):
     """Update and signal ``schedule_recovery``."""
 
+    hash_checked_at: ClassVar[str | None] = "recovery scheduling"
+    policy_hash_checked_at: ClassVar[str | None] = "recovery scheduling"
+
     strategy: RecoveryStrategy = RecoveryStrategy.EXPONENTIAL_BACKOFF
     priority: StrictPriority = 1
     policy: RecoveryPolicy | None = None
@@ -82,6 +85,8 @@ class ScheduleRecoveriesInput(StrictModel, DoorInput):
     recoveries: list[ScheduleRecoveryInput] = Field(min_length=1, max_length=1000)
     automatic: StrictBool = False
     constitutional_hash: str = CONSTITUTIONAL_HASH
+    # Each request's own hash is checked naming that request (coordinator_admission).
+    hash_checked_at: ClassVar[str | None] = "recovery scheduling"
 
 
 ScheduleOutcome = Literal[
@@ -114,6 +119,8 @@ class ScheduleRecoveryResult(BaseModel):
 class CancelRecoveryInput(_ServiceInput):
     """Update ``cancel_recovery``."""
 
+    hash_checked_at: ClassVar[str | None] = "recovery cancellation"
+
     reason: str = Field(default="cancelled by operator", max_length=MAX_TEXT)
 
 
@@ -129,6 +136,8 @@ class CancelRecoveryResult(BaseModel):
 
 class ExecuteRecoveryInput(_ServiceInput):
     """Update ``execute_recovery``: start now, outside queue order and slot count."""
+
+    hash_checked_at: ClassVar[str | None] = "recovery execution"
 
     operator: str = Field(default="execute_recovery", max_length=200)
 
@@ -155,6 +164,8 @@ MAX_PAUSE_SECONDS = 30 * 24 * 3600
 class PauseServiceInput(_ServiceInput):
     """Update ``pause_service``: nothing automatic schedules the service until it ends."""
 
+    hash_checked_at: ClassVar[str | None] = "service pause"
+
     duration_s: StrictInt = Field(default=DEFAULT_PAUSE_SECONDS, ge=1, le=MAX_PAUSE_SECONDS)
     # Carried for every paused service (up to 500): short, and refused when longer.
     reason: str = Field(default="paused by operator", min_length=1, max_length=MAX_PAUSE_REASON)
@@ -171,6 +182,8 @@ class PauseServiceResult(BaseModel):
 class ResumeServiceInput(_ServiceInput):
     """Update ``resume_service``: lift a pause, a failure's cool-down or a cancel's hold."""
 
+    hash_checked_at: ClassVar[str | None] = "service resume"
+
 
 class ResumeServiceResult(BaseModel):
     """What resuming lifted (empty when nothing held the service back)."""
@@ -183,6 +196,9 @@ class ResumeServiceResult(BaseModel):
 
 class SetRecoveryPolicyInput(_ServiceInput):
     """Update ``set_recovery_policy``."""
+
+    hash_checked_at: ClassVar[str | None] = "policy setting"
+    policy_hash_checked_at: ClassVar[str | None] = "policy setting"
 
     policy: RecoveryPolicy
 
@@ -245,12 +261,18 @@ class ConfigureInput(StrictModel, DoorInput):
         check_default_policy(policy)
         return policy
 
+    def constitutional_hashes(self) -> list[tuple[str, str]]:
+        """The request's hash (an orchestrator start) and its default policy's (a policy setting)."""
+        policy = [] if self.default_policy is None else [self.default_policy.constitutional_hash]
+        return [(self.constitutional_hash, "orchestrator start"), *((h, "policy setting") for h in policy)]
+
 
 class ShutdownInput(StrictModel, DoorInput):
     """Update ``shutdown``: what the facade's ``stop()`` sends."""
 
     reason: str = Field(default="orchestrator stopped", max_length=MAX_TEXT)
     constitutional_hash: str = CONSTITUTIONAL_HASH
+    hash_checked_at: ClassVar[str | None] = "orchestrator stop"
 
 
 class ShutdownResult(BaseModel):
@@ -338,6 +360,9 @@ class CoordinatorState(BaseModel):
     held_back: dict[str, HeldBack] = Field(default_factory=dict)
     paused: dict[str, Pause] = Field(default_factory=dict)
     failure_streaks: dict[str, FailureStreak] = Field(default_factory=dict)
+    # Services whose last recovery failed, until one succeeds (whatever an operator did
+    # meanwhile): that one tells on-call it recovered (SPEC §10), oldest first.
+    failed_last: list[str] = Field(default_factory=list)
     # When each service's last recovery ended, for the last few minutes: a hand-over
     # listed before that ending is stale (oldest first).
     recently_ended: dict[str, datetime] = Field(default_factory=dict)

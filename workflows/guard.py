@@ -10,7 +10,9 @@ handler ever sees, and that whatever still goes wrong inside one is an answer:
   (``SignalRefusals.refuse_signal``: ``rejected_signals`` / ``ignored_signals``) and
   dropped; so is one whose handler raises;
 - an **update** that does not fit is rejected by its validator (nothing is written to
-  history) with ``RecoveryValidationError``; a validator or handler that raises
+  history) with ``RecoveryValidationError``, and one whose constitutional hash is wrong
+  with ``RecoveryConstitutionalError`` (a signal is refused for it too): this is where
+  every request's hash is checked, at the point its model names (SPEC §3); a validator or handler that raises
   anything but an ``ApplicationError`` answers with a ``RecoveryOrchestratorError``
   (code ``internal``) instead of failing the task;
 - a **query** that does not fit fails that query, with the same error;
@@ -44,11 +46,13 @@ from temporalio.worker import (
 
 from workflows.constants import LOG_PREFIX
 from workflows.errors import (
+    RecoveryConstitutionalError,
     RecoveryOrchestratorError,
     RecoveryValidationError,
     clipped,
     to_application_error,
 )
+from workflows.models import DoorInput, check_constitutional_hashes
 from workflows.payloads import UndecodedInput, hint_members
 
 # How much of an unexpected exception's text a refusal quotes.
@@ -170,6 +174,17 @@ def misfit(args: Sequence[Any], handler: Callable[..., Any], what: str) -> Recov
     return None
 
 
+def _hash_refusal(args: Sequence[Any]) -> RecoveryConstitutionalError | None:
+    """Return the refusal of a request whose constitutional hash is wrong, or None."""
+    for arg in args:
+        if isinstance(arg, DoorInput):
+            try:
+                check_constitutional_hashes(arg)
+            except RecoveryConstitutionalError as err:
+                return err
+    return None
+
+
 def _fault(err: Exception, what: str) -> ApplicationError:
     """The answer for an exception no door foresaw: logged whole, told briefly."""
     workflow.logger.error("%s %s raised %s", LOG_PREFIX, what, type(err).__name__, exc_info=True)
@@ -202,7 +217,7 @@ class _GuardedInbound(WorkflowInboundInterceptor):
         if handler is None:  # no handler of that name: the SDK keeps it for one
             await super().handle_signal(input)
             return
-        refusal = misfit(input.args, handler, f"{input.signal} signal")
+        refusal = misfit(input.args, handler, f"{input.signal} signal") or _hash_refusal(input.args)
         if refusal is not None:
             _refuse_signal(input.signal, str(refusal))
             return
@@ -229,6 +244,9 @@ class _GuardedInbound(WorkflowInboundInterceptor):
 
     def handle_update_validator(self, input: HandleUpdateInput) -> None:
         self._check_update(input)
+        refusal = _hash_refusal(input.args)
+        if refusal is not None:
+            raise to_application_error(refusal)
         try:
             super().handle_update_validator(input)
         except (FailureError, workflow.ReadOnlyContextError):

@@ -16,7 +16,7 @@ worker restart does not count a recovery twice.
 
 The gauge of recoveries awaiting an operator is the worker's, not a workflow's (a
 workflow's gauge would vanish with the worker that last replayed it): see
-``starter.fleet_metrics``.
+``starter.client.fleet_metrics``.
 """
 
 from __future__ import annotations

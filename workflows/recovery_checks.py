@@ -27,7 +27,6 @@ from workflows.models import RecoveryPhase
 from workflows.recovery_details import check_summary
 
 with workflow.unsafe.imports_passed_through():
-    from activities.breaker_store import BreakerRecord, BreakerState
     from activities.circuit_breakers import (
         CircuitBreakerActivities,
         GetBreakerStateInput,
@@ -41,6 +40,7 @@ with workflow.unsafe.imports_passed_through():
         HostedHealthCheck,
     )
     from activities.health_checks import HealthCheckActivities
+    from recovery_breakers.store import BreakerRecord, BreakerState
 
 # Breaker writes are idempotent and quick. A store outage (Redis restarting) is not the
 # service's fault: keep retrying for a while rather than spend an attempt on it.

@@ -29,6 +29,8 @@ with workflow.unsafe.imports_passed_through():
 
 # What a summary or the current details may show of a URL, a reason, an error.
 MAX_SHOWN = 200
+# The code of an approval by an operator the policy's ``approvers`` does not list.
+NOT_AN_APPROVER = "not_an_approver"
 
 
 def shown(text: str | None) -> str:
@@ -150,6 +152,39 @@ def approval_refusal(
             "approval now (the approval is stale)"
         )
     return None
+
+
+def approver_refusal(
+    approval: ApproveInput, approvers: Sequence[str] | None, service_name: str
+) -> str | None:
+    """Return why ``approval``'s operator may not approve this recovery, or None.
+
+    The operator's name is the one the caller gave: the policy's ``approvers`` decide
+    whose approvals count, Temporal's namespace permissions who may send one at all.
+    """
+    if approvers is None or approval.operator in approvers:
+        return None
+    return (
+        f"{shown(approval.operator)!r} is not an approver of '{service_name}' "
+        f"(approvers: {shown(', '.join(approvers))})"
+    )
+
+
+def not_an_approver_error(
+    refusal: str, *, service_name: str, operator: str, approvers: Sequence[str]
+) -> ApplicationError:
+    """Return the error an approval by an operator ``approvers`` does not list fails with."""
+    return ApplicationError(
+        f"approval of '{service_name}' refused: {refusal}",
+        {
+            "code": NOT_AN_APPROVER,
+            "service": service_name,
+            "operator": operator,
+            "approvers": list(approvers),
+        },
+        type=RecoveryOrchestratorError.__name__,
+        non_retryable=True,
+    )
 
 
 def not_awaiting_error(

@@ -19,18 +19,20 @@ Whatever a client sends never fails a workflow task: the input and every message
 take one typed argument behind the guard (``workflows.guard``). A bad input fails the
 workflow with a ``RecoveryValidationError``; a bad, stale or duplicate signal is
 recorded in the status's ``ignored_signals`` and otherwise changes nothing.
+
+This module is the workflow's doors (its input, signals, updates and queries); the
+attempt loop they steer is ``workflows.recovery_run``.
 """
 
 from __future__ import annotations
 
 import asyncio
 import re
-from datetime import datetime, timedelta
 
 from temporalio import workflow
 from temporalio.exceptions import ApplicationError
 
-from workflows import backoff, metrics, recovery_checks
+from workflows import metrics, recovery_checks
 from workflows.constants import (
     LOG_PREFIX,
     RECOVERY_ID_PREFIX,
@@ -48,55 +50,46 @@ from workflows.errors import (
     clipped,
     to_application_error,
 )
+from workflows.guard import REQUIRED, misfit
 from workflows.models import (
     MAX_TEXT,
     ApproveInput,
     ApproveResult,
     AttemptAnswer,
-    AttemptResultInput,
     AttemptRecord,
+    AttemptResultInput,
     CancelInput,
     RecoveryPhase,
-    RecoveryReport,
     RecoveryResult,
     RecoveryState,
     RecoveryStatus,
-    RecoveryStrategy,
     ServiceRecoveryInput,
-    validate_constitutional_hash,
+    check_constitutional_hashes,
 )
-from workflows.guard import REQUIRED, misfit
 from workflows.recovery_details import (
+    NOT_AN_APPROVER,
     approval_refusal,
-    current_details,
+    approver_refusal,
+    not_an_approver_error,
     not_awaiting_error,
     shown,
 )
+from workflows.recovery_run import REPORT_SIGNAL, CancelRequested, RecoveryRun
 
 with workflow.unsafe.imports_passed_through():
-    from activities.breaker_store import BreakerState
-    from activities.health_check_specs import HealthCheckOutcome
-
-REPORT_SIGNAL = "recovery_report"
+    from recovery_breakers.store import BreakerState
 
 # Signals refused or ignored, newest last: the status shows this many.
 MAX_IGNORED_SIGNALS = 20
 MAX_IGNORED_ENTRY = 500
-# The coordinator hears of a state change, not of every phase (the phase stays in the
-# recovery's own status). A backoff this long is reported too (one signal), so that the
-# coordinator's status shows when a recovery that will sit still for a while tries next;
-# a shorter one is over before a status reader would miss it.
-REPORTED_BACKOFF = timedelta(seconds=10)
-# The patch marker of 0.7's and 0.8's runs (see ``__init__``).
+# The one patch marker that runs of earlier builds recorded (see ``__init__``).
 RECOVERY_0_7_BUNDLE = "recovery-0.7"
 
-
-class _Cancelled(Exception):
-    """Raised inside the workflow when the ``cancel`` signal arrives."""
+__all__ = ["MAX_IGNORED_SIGNALS", "REPORT_SIGNAL", "ServiceRecovery"]
 
 
 @workflow.defn(name=SERVICE_RECOVERY_WORKFLOW)
-class ServiceRecovery:
+class ServiceRecovery(RecoveryRun):
     """Recover one service: backoff, reset, check, close or re-open, retry."""
 
     @workflow.init
@@ -105,40 +98,15 @@ class ServiceRecovery:
         # kept and raised by ``run`` as a workflow failure; this first task's queries
         # already see the recovery failed.
         self._refusal: RecoveryOrchestratorError | None = _input_refusal(input)
-        # Runs started on 0.7 and 0.8 recorded this one marker and took every branch it
-        # named; they move onto this build when it becomes current (docs/versioning.md),
-        # whose code is those branches alone. Pinned since 0.9: drop this line in 0.10.
+        # Runs whose history holds this marker took every branch it named; they move onto
+        # this build when it becomes current (docs/versioning.md), whose code is those
+        # branches alone. Deprecated, not dropped, while such runs may replay (CHANGELOG).
         workflow.deprecate_patch(RECOVERY_0_7_BUNDLE)
-        self._input = input if isinstance(input, ServiceRecoveryInput) else _stand_in_input()
-        self._policy = self._input.effective_policy
-        self._started_at = workflow.now()
-        self._state = RecoveryState.IN_PROGRESS
-        self._phase = RecoveryPhase.STARTING
-        self._attempts: list[AttemptRecord] = []
-        self._next_attempt_at: datetime | None = None
-        self._last_error: str | None = None
-        # A MANUAL recovery awaits its first approval from its very start.
-        self._awaiting_approval = (
-            self._refusal is None and self._input.strategy is RecoveryStrategy.MANUAL
+        super().__init__(
+            input if isinstance(input, ServiceRecoveryInput) else _stand_in_input(),
+            refused=self._refusal is not None,
         )
-        self._approval: ApproveInput | None = None
-        self._cancel_request: CancelInput | None = None
         self._ignored_signals: list[str] = []
-        self._report_sequence = 0
-        # Reports sent and not yet in the coordinator's history (``attempt_result`` waits).
-        self._reports_in_flight = 0
-        # The state the coordinator holds for this run: it counts a recovery it starts
-        # as awaiting an operator (MANUAL) or in progress (any other), unreported.
-        self._state_known_to_coordinator = (
-            RecoveryState.AWAITING_MANUAL
-            if self._input.strategy is RecoveryStrategy.MANUAL
-            else RecoveryState.IN_PROGRESS
-        )
-        # What a cancel must undo, and whether the store holds a breaker to write at all.
-        self._breaker = recovery_checks.Breaker(self._input.service_name, self._set_phase)
-        # An automatic recovery with no check and no breaker: no attempt could ever be
-        # evidence that the service answers, so it fails at once.
-        self._no_evidence_possible = False
         if self._refusal is not None:
             # Signals and queries of this first task already see the recovery as failed.
             self._state = RecoveryState.FAILED
@@ -174,8 +142,7 @@ class ServiceRecovery:
                 )
             )
         try:
-            validate_constitutional_hash(input.constitutional_hash, "recovery execution")
-            validate_constitutional_hash(self._policy.constitutional_hash, "recovery policy")
+            check_constitutional_hashes(input)
         except RecoveryOrchestratorError as err:
             raise self._refuse(err) from None
         workflow.upsert_search_attributes(
@@ -190,7 +157,7 @@ class ServiceRecovery:
         self._show_details()
         try:
             final_state = await self._recover()
-        except _Cancelled:
+        except CancelRequested:
             final_state = RecoveryState.CANCELLED
         except asyncio.CancelledError:
             # Temporal cancellation: leave the breaker as it was found, record the outcome,
@@ -222,10 +189,15 @@ class ServiceRecovery:
     def approve(self, approval: ApproveInput | None = None) -> None:
         """Allow one attempt of a recovery that awaits an operator (``ApproveInput``).
 
-        Counts only while the recovery awaits an approval, once per wait; any other
+        Counts only while the recovery awaits an approval, once per wait, and only from
+        an operator the policy's ``approvers`` lists (when it lists any); any other
         approval is recorded in ``ignored_signals``, never kept for later.
         """
         approval = approval or ApproveInput()
+        not_listed = self._approver_refusal(approval)
+        if not_listed is not None:
+            self._ignore("approve", f"refused ({NOT_AN_APPROVER}): {not_listed}")
+            return
         refusal = self._approval_refusal(approval)
         if refusal is not None:
             self._ignore("approve", f"approve from {approval.operator} ignored: {refusal}")
@@ -238,9 +210,20 @@ class ServiceRecovery:
 
         What the facade and ``recoveryctl`` use: the caller learns at once whether its
         approval counted (``code`` ``not_awaiting_approval`` when not), instead of
-        signalling and then searching ``ignored_signals``.
+        signalling and then searching ``ignored_signals``. An operator ``approvers``
+        does not list is refused with ``not_an_approver`` here, not in the validator, so
+        that the refusal is in the history and in ``ignored_signals``.
         """
         approval = approval or ApproveInput()
+        not_listed = self._approver_refusal(approval)
+        if not_listed is not None:
+            self._ignore("approve_attempt", f"refused ({NOT_AN_APPROVER}): {not_listed}")
+            raise not_an_approver_error(
+                not_listed,
+                service_name=self._input.service_name,
+                operator=approval.operator,
+                approvers=self._policy.approvers or [],
+            )
         refusal = self._approval_refusal(approval)
         if refusal is not None:  # another approval of the same task came first
             raise self._not_awaiting(refusal)
@@ -260,7 +243,10 @@ class ServiceRecovery:
 
     @approve_attempt.validator
     def _validate_approve_attempt(self, approval: ApproveInput | None = None) -> None:
-        refusal = self._approval_refusal(approval or ApproveInput())
+        approval = approval or ApproveInput()
+        if self._approver_refusal(approval) is not None:
+            return  # admitted, to be refused and recorded by the handler
+        refusal = self._approval_refusal(approval)
         if refusal is not None:
             raise self._not_awaiting(refusal)
 
@@ -312,6 +298,10 @@ class ServiceRecovery:
                 )
             )
 
+    def _approver_refusal(self, approval: ApproveInput) -> str | None:
+        """Return why ``approval``'s operator may not approve, or None (SPEC §10)."""
+        return approver_refusal(approval, self._policy.approvers, self._input.service_name)
+
     def _approval_refusal(self, approval: ApproveInput) -> str | None:
         """Return why ``approval`` counts for nothing now, or None if it starts an attempt."""
         return approval_refusal(
@@ -350,21 +340,7 @@ class ServiceRecovery:
     @workflow.query(name="status")
     def status(self) -> RecoveryStatus:
         """Return the service's status entry with ``phase``, ``last_error``, ``ignored_signals``."""
-        last = self._attempts[-1] if self._attempts else None
-        return RecoveryStatus(
-            service_name=self._input.service_name,
-            state=self._state,
-            strategy=self._input.strategy,
-            priority=self._input.priority,
-            attempt_count=len(self._attempts),
-            max_attempts=self._policy.max_retry_attempts,
-            scheduled_at=self._started_at,
-            last_attempt_at=last.started_at if last else None,
-            next_attempt_at=self._next_attempt_at,
-            phase=self._phase,
-            last_error=self._last_error,
-            ignored_signals=list(self._ignored_signals),
-        )
+        return self._status(ignored_signals=list(self._ignored_signals))
 
     @workflow.query(name="history")
     def history(self) -> list[AttemptRecord]:
@@ -396,299 +372,6 @@ class ServiceRecovery:
         self._last_error = str(err)
         workflow.logger.warning("%s Recovery refused: %s", LOG_PREFIX, err)
         return to_application_error(err)
-
-    async def _recover(self) -> RecoveryState:
-        manual = self._input.strategy is RecoveryStrategy.MANUAL
-        escalated = False
-        attempt = 0
-        while True:
-            delay = 0
-            approval: ApproveInput | None = None
-            if manual or escalated:
-                approval = await self._wait_for_approval()
-            elif attempt > 0:
-                delay = backoff.delay_ms(
-                    self._policy, self._input.strategy, attempt, workflow.random()
-                )
-                await self._backoff(delay, attempt + 1)
-            attempt += 1
-            if await self._attempt(attempt, delay, approval):
-                return RecoveryState.SUCCEEDED
-            if self._no_evidence_possible:
-                return RecoveryState.FAILED
-            if attempt >= self._policy.max_retry_attempts and not escalated:
-                if manual or not self._policy.escalate_to_manual:
-                    return RecoveryState.FAILED
-                workflow.logger.warning(
-                    "%s Recovery of '%s' used all %d attempts: escalating to manual",
-                    LOG_PREFIX,
-                    self._input.service_name,
-                    attempt,
-                )
-                escalated = True
-
-    async def _wait_for_approval(self) -> ApproveInput:
-        """Wait for the one approval this wait counts (taken by the ``approve`` handler)."""
-        self._awaiting_approval = True
-        await self._enter(RecoveryState.AWAITING_MANUAL, RecoveryPhase.AWAITING_APPROVAL)
-        await workflow.wait_condition(
-            lambda: self._approval is not None or self._cancel_request is not None
-        )
-        self._raise_if_cancelled()
-        approval = self._approval
-        assert approval is not None
-        # The attempt starts now, before any await: a later approve is ignored, not kept.
-        self._approval = None
-        self._awaiting_approval = False
-        workflow.logger.info(
-            "%s Recovery of '%s' approved by %s", LOG_PREFIX, self._input.service_name,
-            approval.operator,
-        )
-        return approval
-
-    async def _backoff(self, delay_ms: int, next_attempt: int) -> None:
-        if delay_ms <= 0:
-            self._raise_if_cancelled()
-            return
-        duration = timedelta(milliseconds=delay_ms)
-        began = workflow.now()
-        self._next_attempt_at = began + duration
-        try:
-            await self._enter(
-                RecoveryState.IN_PROGRESS,
-                RecoveryPhase.BACKOFF,
-                worth_reporting=duration >= REPORTED_BACKOFF,
-            )
-            await workflow.wait_condition(
-                lambda: self._cancel_request is not None,
-                timeout=duration,
-                timeout_summary=f"backoff before attempt {next_attempt} ({delay_ms} ms)",
-            )
-        except asyncio.TimeoutError:
-            pass
-        finally:
-            self._next_attempt_at = None
-            # The time really waited (workflow clock): a cancel cuts a backoff short.
-            metrics.backoff_waited(
-                self._input.strategy.value, (workflow.now() - began).total_seconds()
-            )
-        self._raise_if_cancelled()
-
-    async def _attempt(self, number: int, delay_ms: int, approval: ApproveInput | None) -> bool:
-        self._stop_before_touching_the_breaker()
-        record = AttemptRecord(
-            attempt=number,
-            started_at=workflow.now(),
-            delay_ms=delay_ms,
-            approved_by=approval.operator if approval else None,
-            approval_note=(approval.note or None) if approval else None,
-        )
-        self._attempts.append(record)
-        await self._enter(RecoveryState.IN_PROGRESS, RecoveryPhase.RESETTING_BREAKER)
-        self._stop_before_touching_the_breaker()
-        error = await self._breaker.set(BreakerState.HALF_OPEN)
-        found = self._breaker.exists
-        record.breaker_found = found if error is None else None
-        record.breaker_reset = error is None and found
-        passed = False
-        if error is None:
-            await self._reopen_if_cancelled()
-            if self._policy.health_check is None and self._input.automatic:
-                # The evidence rule: with no check, only the service's own calls can prove
-                # it answers, and only through a breaker; with no breaker, nothing can.
-                if found:
-                    self._set_phase(RecoveryPhase.BREAKER_TRIAL)
-                    passed, error = await recovery_checks.observe_trial(
-                        self._breaker,
-                        lambda: self._cancel_request is not None,
-                        self._reopen_if_cancelled,
-                    )
-                    record.evidence = "breaker_trial" if passed else None
-                else:
-                    self._no_evidence_possible = True
-                    error = (
-                        f"nothing could show that '{self._input.service_name}' answers: no "
-                        "health check is configured and the store holds no breaker for it "
-                        "(an automatic recovery closes nothing without evidence; nothing "
-                        "was changed)"
-                    )
-            else:
-                outcome, error = await self._health_check()
-                record.health_check = outcome
-                passed = error is None and (outcome is None or outcome.passed)
-                if error is None and outcome is not None and not outcome.passed:
-                    error = f"health check failed: {outcome.detail}"
-                await self._reopen_if_cancelled()
-                if passed and self._breaker.exists:
-                    close_error = await self._breaker.set(BreakerState.CLOSED)
-                    passed, error = close_error is None, close_error
-                if not passed and self._breaker.exists:
-                    await self._breaker.set(BreakerState.OPEN)
-                if passed:
-                    record.evidence = "health_check" if outcome is not None else "none"
-        record.finished_at = workflow.now()
-        record.result = "success" if passed else "failure"
-        metrics.attempt_made(self._input.strategy.value, passed)
-        record.error = error
-        if error:
-            self._last_error = error
-        self._show_details()
-        workflow.logger.info(
-            "%s Recovery attempt %d/%d for '%s': %s",
-            LOG_PREFIX,
-            number,
-            self._policy.max_retry_attempts,
-            self._input.service_name,
-            "SUCCESS" if passed else f"FAILED ({error})",
-        )
-        return passed
-
-    async def _health_check(self) -> tuple[HealthCheckOutcome | None, str | None]:
-        """Run the policy's check; return its outcome, or the error that prevented it."""
-        check = self._policy.health_check
-        if check is None:
-            return None, None
-        self._set_phase(RecoveryPhase.HEALTH_CHECK)
-        return await recovery_checks.health_check(self._input.service_name, check)
-
-    async def _enter(
-        self, state: RecoveryState, phase: RecoveryPhase, *, worth_reporting: bool = False
-    ) -> None:
-        """Move to a state and phase; publish a state change to search attributes and coordinator.
-
-        The phase itself stays in the ``status`` query and the Web UI's details: the
-        coordinator hears of a state change (what it shows and how it counts slots), and
-        of progress only when ``worth_reporting`` (a long backoff: see ``_backoff``).
-        """
-        self._set_phase(phase)
-        if state is not self._state:
-            self._state = state
-            workflow.upsert_search_attributes([SA_STATE.value_set(state.value)])
-        if state is self._state_known_to_coordinator and not worth_reporting:
-            return
-        self._state_known_to_coordinator = state
-        await self._report()
-        # A Temporal cancellation that arrives while the report is being signalled is not
-        # raised by that await (the signal is already on its way): honour it here.
-        recovery_checks.raise_if_workflow_cancelled()
-
-    def _set_phase(self, phase: RecoveryPhase) -> None:
-        self._phase = phase
-        self._show_details()
-
-    def _show_details(self) -> None:
-        """Keep the Web UI's "Current Details" saying what the recovery is doing now.
-
-        Not history: the details are workflow metadata, so they may change freely.
-        """
-        workflow.set_current_details(self._details())
-
-    def _details(self) -> str:
-        return current_details(
-            service_name=self._input.service_name,
-            strategy=self._input.strategy,
-            priority=self._input.priority,
-            max_attempts=self._policy.max_retry_attempts,
-            health_check=self._policy.health_check,
-            trial_s=recovery_checks.BREAKER_TRIAL_S,
-            state=self._state,
-            phase=self._phase,
-            attempts=self._attempts,
-            next_attempt_at=self._next_attempt_at,
-            last_error=self._last_error,
-            cancel_request=self._cancel_request,
-        )
-
-    def _stop_before_touching_the_breaker(self) -> None:
-        """Honour a cancel that arrived before the attempt reset the breaker.
-
-        Seen only after the reset, it would leave a cancelled recovery's breaker half-open.
-        """
-        if self._cancel_request is not None:
-            raise _Cancelled()
-
-    async def _reopen_if_cancelled(self) -> None:
-        """Honour a cancel that arrived after the reset: re-open the breaker, then stop.
-
-        A cancelled recovery leaves the breaker as it found it (open), never half-open
-        with the service unproven.
-        """
-        if self._cancel_request is None:
-            return
-        if self._breaker.exists:
-            await self._breaker.set(BreakerState.OPEN)
-        raise _Cancelled()
-
-    def _raise_if_cancelled(self) -> None:
-        if self._cancel_request is not None:
-            raise _Cancelled()
-
-    async def _finish(self, state: RecoveryState) -> RecoveryResult:
-        self._state = state
-        self._awaiting_approval = False
-        self._approval = None
-        self._next_attempt_at = None
-        if state is RecoveryState.CANCELLED and self._cancel_request is not None:
-            reason = self._cancel_request.reason or "no reason given"
-            self._last_error = f"cancelled: {reason}"
-            if self._attempts and self._attempts[-1].result is None:
-                self._attempts[-1].result = "cancelled"
-                self._attempts[-1].finished_at = workflow.now()
-        # After the reason is recorded: the final details name it.
-        self._set_phase(RecoveryPhase.FINISHED)
-        workflow.upsert_search_attributes([SA_STATE.value_set(state.value)])
-        metrics.recovery_ended(self._input.strategy.value, state.value)
-        last_check = self._attempts[-1].health_check if self._attempts else None
-        result = RecoveryResult(
-            service_name=self._input.service_name,
-            success=state is RecoveryState.SUCCEEDED,
-            attempt_number=len(self._attempts),
-            total_attempts=self._policy.max_retry_attempts,
-            elapsed_time_ms=(workflow.now() - self._started_at).total_seconds() * 1000,
-            state=state,
-            error_message=None if state is RecoveryState.SUCCEEDED else self._last_error,
-            health_check_passed=last_check.passed if last_check else False,
-            timestamp=workflow.now(),
-        )
-        workflow.logger.info(
-            "%s Recovery of '%s' ended %s after %d attempt(s)",
-            LOG_PREFIX,
-            self._input.service_name,
-            state.value,
-            len(self._attempts),
-        )
-        await self._report(result)
-        # Callers waiting on an attempt (``attempt_result``) get their answer first.
-        await workflow.wait_condition(workflow.all_handlers_finished)
-        return result
-
-    async def _report(self, result: RecoveryResult | None = None) -> None:
-        """Tell the coordinator (if any) where this recovery stands, in order."""
-        coordinator_id = self._input.coordinator_workflow_id
-        if coordinator_id is None:
-            return
-        self._report_sequence += 1
-        report = RecoveryReport(
-            service_name=self._input.service_name,
-            run_id=workflow.info().run_id,
-            sequence=self._report_sequence,
-            # The coordinator has no use for ignored signals: keep every report small.
-            status=self.status().model_copy(update={"ignored_signals": []}),
-            result=result,
-        )
-        self._reports_in_flight += 1
-        try:
-            await workflow.get_external_workflow_handle(coordinator_id).signal(
-                REPORT_SIGNAL, report
-            )
-        except ApplicationError as err:
-            # The coordinator is gone: the recovery itself must still go on.
-            workflow.logger.warning(
-                "%s Could not report to %s: %s", LOG_PREFIX, coordinator_id, err
-            )
-        finally:
-            self._reports_in_flight -= 1
-
 
 
 def _input_refusal(input: object) -> RecoveryValidationError | None:

@@ -5,7 +5,8 @@ Fixtures (the Temporal servers, ``store``, ``task_queue``, ``redis_url``…) are
 
 - ``workers``: ``running_worker``, ``orchestrator_on`` (the product's worker, a started facade)
 - ``waiting``: ``eventually``, to wait on a condition instead of a fixed sleep
-- ``recoveries``: start a ``ServiceRecovery``, read its status, timers, events, patches
+- ``recoveries``: start a ``ServiceRecovery``, read its status, timers, events, patches;
+  ``quiescent`` (nothing in flight: what it has not done it will not do by itself)
 - ``coordination``: wait for a coordinator's recoveries, read its children and history
 - ``raw_coordinator``: a coordinator driven by raw updates and signals (``Coordinator``)
 - ``ledgers``: the coordinator's ledger as plain Python (``NOW``, ``ledger``, ``report``…)

@@ -7,7 +7,7 @@ from typing import Any
 
 from temporalio.client import Client, WorkflowHistory
 
-from starter.orchestrator import RecoveryOrchestrator
+from starter.client.orchestrator import RecoveryOrchestrator
 from tests.helpers.waiting import eventually
 from workflows.constants import recovery_workflow_id
 

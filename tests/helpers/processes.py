@@ -9,7 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from starter.dev import server_command
+from starter.devtools.dev import server_command
 from tests.helpers.servers import free_port
 
 

@@ -12,16 +12,20 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
-from temporalio.api.enums.v1 import WorkflowTaskFailedCause
+from temporalio.api.common.v1 import WorkflowExecution
+from temporalio.api.enums.v1 import UpdateWorkflowExecutionLifecycleStage, WorkflowTaskFailedCause
+from temporalio.api.update.v1 import UpdateRef, WaitPolicy
+from temporalio.api.workflowservice.v1 import PollWorkflowExecutionUpdateRequest
 from temporalio.client import Client, WorkflowHandle
 from temporalio.service import RPCError, RPCStatusCode
 
-from starter.dev import find_binary
+from starter.devtools.dev import find_binary
 from tests.helpers.waiting import eventually
 
 # The server fails a task with this cause when a signal arrives while the worker
 # completes (at continue-as-new, say): benign, retried at once, not our code failing.
 BENIGN_CAUSES = frozenset({WorkflowTaskFailedCause.WORKFLOW_TASK_FAILED_CAUSE_UNHANDLED_COMMAND})
+ADMITTED = UpdateWorkflowExecutionLifecycleStage.UPDATE_WORKFLOW_EXECUTION_LIFECYCLE_STAGE_ADMITTED
 
 
 @dataclass
@@ -33,12 +37,36 @@ class Coordinator:
     task_queue: str
     address: str
 
-    async def update(self, name: str, *args: Any) -> Any:
+    async def update(self, name: str, *args: Any, update_id: str | None = None) -> Any:
         """Run an update as a script would, resending Temporal's passing refusals."""
-        update_id = str(uuid.uuid4())
+        sent_as = update_id or str(uuid.uuid4())
         return await passing_refusals_resent(
-            lambda: self.handle.execute_update(name, args=list(args), id=update_id)
+            lambda: self.handle.execute_update(name, args=list(args), id=sent_as)
         )
+
+    async def admitted(self, *update_ids: str) -> bool:
+        """Whether the server holds every update ``update_ids`` names (run or still waiting).
+
+        An update sent while no worker runs waits on the server for the next workflow
+        task: a test that needs several in that one task starts the worker once this holds.
+        """
+        for update_id in update_ids:
+            reference = UpdateRef(
+                workflow_execution=WorkflowExecution(workflow_id=self.handle.id),
+                update_id=update_id,
+            )
+            request = PollWorkflowExecutionUpdateRequest(
+                namespace=self.client.namespace,
+                update_ref=reference,
+                wait_policy=WaitPolicy(lifecycle_stage=ADMITTED),
+            )
+            try:
+                await self.client.workflow_service.poll_workflow_execution_update(request)
+            except RPCError as err:
+                if err.status is RPCStatusCode.NOT_FOUND:  # not arrived yet
+                    return False
+                raise
+        return True
 
     async def status(self) -> dict[str, Any]:
         status: dict[str, Any] = await passing_refusals_resent(

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import json
 from datetime import timedelta
+from typing import Any
 
 from temporalio.client import Client, WorkflowHandle, WorkflowHistory
 
+from tests.helpers.waiting import eventually
 from workflows.constants import recovery_workflow_id
 from workflows.models import RecoveryResult, RecoveryStatus, ServiceRecoveryInput
 from workflows.service_recovery import ServiceRecovery
@@ -41,6 +43,21 @@ async def event_types(handle: WorkflowHandle[ServiceRecovery, RecoveryResult]) -
     from temporalio.api.enums.v1 import EventType
 
     return [EventType.Name(e.event_type) async for e in handle.fetch_history_events()]
+
+
+async def quiescent(handle: WorkflowHandle[Any, Any], timeout: float = 15.0) -> None:
+    """Wait until the workflow has nothing in flight: no workflow task, no activity.
+
+    From then on it moves only when something new reaches it (a signal, a timer), so
+    a step it has not taken by now it will not take by itself: the condition a test
+    needs to show a step is *not* taken, instead of sleeping "long enough".
+    """
+
+    async def in_flight() -> tuple[bool, int]:
+        raw = (await handle.describe()).raw_description
+        return raw.HasField("pending_workflow_task"), len(raw.pending_activities)
+
+    await eventually(in_flight, lambda found: found == (False, 0), timeout=timeout)
 
 
 async def status_of(handle: WorkflowHandle[ServiceRecovery, RecoveryResult]) -> RecoveryStatus:

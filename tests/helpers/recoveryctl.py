@@ -22,7 +22,7 @@ from contextlib import redirect_stderr, redirect_stdout
 from typing import Any
 
 from starter import cli
-from starter.dev import find_binary
+from starter.devtools.dev import find_binary
 
 _ONE_AT_A_TIME = threading.Lock()
 

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-import time
 import uuid
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -12,9 +10,10 @@ from datetime import timedelta
 from temporalio.client import Client, WorkflowExecutionStatus
 from temporalio.service import RPCError
 
-from starter.orchestrator import RecoveryOrchestrator
-from starter.watch_control import WatchState, describe_watch, ensure_watch
+from starter.client.orchestrator import RecoveryOrchestrator
+from starter.client.watch_control import WatchState, describe_watch, ensure_watch
 from tests.helpers.histories import record_history
+from tests.helpers.waiting import eventually
 from workflows.circuit_watch import CircuitWatch
 from workflows.circuit_watch_models import (
     CircuitWatchInput,
@@ -95,14 +94,9 @@ async def watch_until(
     timeout: float = 30.0,
 ) -> WatchState:
     """Describe the watch until ``done`` holds (fails the test after ``timeout`` seconds)."""
-    deadline = time.monotonic() + timeout
-    while True:
-        state = await describe_watch(client, workflow_id=workflow_id)
-        if done(state):
-            return state
-        if time.monotonic() > deadline:
-            raise AssertionError(f"the watch never got there; last: {state}")
-        await asyncio.sleep(0.1)
+    return await eventually(
+        lambda: describe_watch(client, workflow_id=workflow_id), done, timeout=timeout, interval=0.1
+    )
 
 
 async def watch_runs(client: Client, workflow_id: str) -> list[WorkflowExecutionStatus | None]:

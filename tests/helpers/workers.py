@@ -14,11 +14,11 @@ from temporalio.client import Client
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
-from activities.breaker_store import CircuitBreakerStore
+from recovery_breakers.store import CircuitBreakerStore
 from worker import build_worker
 
 if TYPE_CHECKING:
-    from starter.orchestrator import RecoveryOrchestrator
+    from starter.client.orchestrator import RecoveryOrchestrator
 
 # The module whose functions a test's callable health checks may name (``tests.helpers.checks:…``).
 HEALTH_CHECK_MODULES = ["tests.helpers.checks"]
@@ -43,7 +43,7 @@ async def orchestrator_on(
     **options: object,
 ) -> AsyncIterator[RecoveryOrchestrator]:
     """A worker plus a started facade driving a coordinator of this test's own."""
-    from starter.orchestrator import RecoveryOrchestrator
+    from starter.client.orchestrator import RecoveryOrchestrator
 
     orchestrator = RecoveryOrchestrator(
         client=env.client,

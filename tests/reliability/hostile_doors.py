@@ -22,8 +22,8 @@ from typing import Any, Literal
 from temporalio.client import Client, WorkflowExecutionStatus
 
 from activities.health_check_specs import HttpHealthCheck
-from starter.orchestrator import RecoveryOrchestrator
-from starter.recoveries import recovery_status
+from starter.client.orchestrator import RecoveryOrchestrator
+from starter.client.recoveries import recovery_status
 from tests.helpers.policies import blocking_policy
 from tests.helpers.raw_coordinator import BENIGN_CAUSES, Coordinator
 from tests.helpers.recoveryctl import Cli
@@ -338,16 +338,16 @@ class Harness:
                     recoveries[role] = document
         return Snapshot(status, config, rejected, recoveries, ignored)
 
-    async def settled(self, before: Snapshot, timeout: float = 15.0) -> Snapshot:
-        """Read the state once an accepted input's recovery has left it as it was.
+    async def settled(self, before: Snapshot, svc: str, timeout: float = 15.0) -> Snapshot:
+        """Read the state once ``svc``'s accepted input's recovery has left it as it was.
 
         A finished recovery keeps its slot until its workflow has closed, a moment after
-        its result is recorded: wait for the state (all but ``recent_history``) to return.
+        its result is recorded: wait for the state (all but ``recent_history`` and
+        ``svc``'s own hold, see ``others_status``) to return.
         """
 
         def back(now: Snapshot) -> bool:
-            keep = {k: v for k, v in now.status.items() if k != "recent_history"}
-            was = {k: v for k, v in before.status.items() if k != "recent_history"}
+            was, keep = others_status(before.status, svc), others_status(now.status, svc)
             return keep == was and now.config == before.config
 
         async def coordinator_only() -> Snapshot:
@@ -458,6 +458,17 @@ class Harness:
         """Return the RecoveryPriority search attribute ``recovery-<svc>`` ran with."""
         handle = self.world.client.get_workflow_handle(f"recovery-{svc}")
         return (await handle.describe()).typed_search_attributes.get(SA_PRIORITY)
+
+
+def others_status(status: dict[str, Any], svc: str) -> dict[str, Any]:
+    """The status but for the recent history and the cell's own hold.
+
+    An accepted input whose recovery failed holds automation off its service for a
+    cool-down (``held_back``): its own consequence, not a change to anything else.
+    """
+    others = {k: v for k, v in status.items() if k not in ("recent_history", "held_back")}
+    held = {name: hold for name, hold in status.get("held_back", {}).items() if name != svc}
+    return {**others, "held_back": held} if held else others
 
 
 def _fresh(before: list[str], after: list[str]) -> list[str]:

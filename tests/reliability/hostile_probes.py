@@ -23,7 +23,7 @@ from temporalio.common import RawValue
 from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError
 
-from starter.services_file import load_services_file
+from starter.client.services_file import load_services_file
 from tests.helpers.raw_payloads import raw_json
 from tests.helpers.recoveries import event_types
 from tests.reliability.hostile_doors import TASK_FAILED, Harness, Observed, Probe

@@ -22,10 +22,10 @@ from pathlib import Path
 import pytest
 from temporalio.client import Client
 
-from activities.breaker_store import BreakerState
-from activities.stores import open_store
-from starter.dev import wait_for_server
-from starter.watch_control import set_watch_paused
+from recovery_breakers.store import BreakerState
+from recovery_breakers.stores import open_store
+from starter.client.watch_control import set_watch_paused
+from starter.devtools.dev import wait_for_server
 from tests.helpers.processes import DevServer, WorkerProcess
 from tests.helpers.redis_server import RedisServer
 

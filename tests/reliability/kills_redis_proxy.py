@@ -23,7 +23,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager, suppress
 from dataclasses import dataclass, field
 
-from activities.redis_store import breaker_key
+from recovery_breakers.redis_store import breaker_key
 
 _CRLF = b"\r\n"
 _KEY_INFIX = breaker_key("", "").encode()  # b":pybreaker:", between service and field

@@ -20,7 +20,7 @@ from typing import Literal
 
 from temporalio.client import Client
 
-from starter.recoveries import final_result
+from starter.client.recoveries import final_result
 from tests.reliability.kills_cluster import Outage
 from tests.reliability.kills_history import Attempt, Timeline, describe, read_timeline, seconds
 from workflows.constants import recovery_workflow_id

@@ -21,8 +21,9 @@ from activities.health_check_specs import (
     HealthCheckInput,
     HealthCheckOutcome,
 )
-from activities.health_checks import HealthCheckActivities, TargetAllowList
-from activities.sqlite_store import SQLiteBreakerStore
+from activities.health_checks import HealthCheckActivities
+from activities.target_vetting import TargetAllowList
+from recovery_breakers.sqlite_store import SQLiteBreakerStore
 from tests.helpers.recoveries import start_recovery
 from tests.helpers.workers import running_worker
 from workflows.models import RecoveryPolicy, RecoveryStrategy, ServiceRecoveryInput

@@ -31,8 +31,8 @@ import pytest_asyncio
 from temporalio.client import Client, WorkflowExecutionStatus
 
 from activities.health_check_specs import HttpHealthCheck
-from starter.coordinator_client import CoordinatorClient
-from starter.orchestrator import RecoveryOrchestrator
+from starter.client.coordinator_client import CoordinatorClient
+from starter.client.orchestrator import RecoveryOrchestrator
 from tests.helpers.waiting import eventually
 from tests.reliability.kills_cluster import Cluster, Outage, running_cluster
 from tests.reliability.kills_health import SlowHealthServer, slow_health_server

@@ -25,15 +25,11 @@ from activities.health_check_specs import (
     HttpHealthCheck,
     TcpHealthCheck,
 )
-from activities.health_checks import (
-    HEARTBEAT_INTERVAL_S,
-    MAX_BODY_BYTES,
-    MAX_REDIRECTS,
-    HealthCheckActivities,
-    TargetAllowList,
-)
-from activities.sqlite_store import SQLiteBreakerStore
-from starter.recoveries import final_result
+from activities.health_checks import HEARTBEAT_INTERVAL_S, HealthCheckActivities
+from activities.http_checks import MAX_BODY_BYTES, MAX_REDIRECTS
+from activities.target_vetting import TargetAllowList
+from recovery_breakers.sqlite_store import SQLiteBreakerStore
+from starter.client.recoveries import final_result
 from tests.helpers.recoveries import start_recovery
 from tests.helpers.workers import running_worker
 from tests.reliability.checks_servers import (

@@ -35,7 +35,7 @@ import pytest
 import pytest_asyncio
 from temporalio.testing import WorkflowEnvironment
 
-from activities.sqlite_store import SQLiteBreakerStore
+from recovery_breakers.sqlite_store import SQLiteBreakerStore
 from tests.helpers.waiting import eventually
 from tests.helpers.workers import running_worker
 from tests.reliability.hostile_doors import (
@@ -48,6 +48,7 @@ from tests.reliability.hostile_doors import (
     Run,
     Snapshot,
     World,
+    others_status,
 )
 from tests.reliability.hostile_report import (
     DOC,
@@ -224,7 +225,7 @@ async def run_cell(
     if sent is not None:
         after = sent.after
     else:
-        after = await (harness.settled(before) if settle else harness.snapshot())
+        after = await (harness.settled(before, svc) if settle else harness.snapshot())
     problems += state_problems(before, after, svc, observed, cell.expect)
     try:
         await harness.assert_healthy(every_run=row.id == "control")
@@ -302,7 +303,7 @@ def state_problems(
     for name in ("status", "config", "recoveries"):
         was, now = getattr(before, name), getattr(after, name)
         if name == "status":
-            was, now = _others_status(was, svc), _others_status(now, svc)
+            was, now = others_status(was, svc), others_status(now, svc)
         if was != now:
             problems.append(f"{name} changed:\n  before {was}\n  after  {now}")
     own = {observed.message}
@@ -314,17 +315,6 @@ def state_problems(
         if fresh and set(fresh) != own:
             problems.append(f"{role}'s ignored_signals gained {fresh}")
     return problems
-
-
-def _others_status(status: dict[str, Any], svc: str) -> dict[str, Any]:
-    """The status but for the recent history and the cell's own hold.
-
-    An accepted input whose recovery failed holds automation off its service for a
-    cool-down (``held_back``): its own consequence, not a change to anything else.
-    """
-    others = {k: v for k, v in status.items() if k not in ("recent_history", "held_back")}
-    held = {name: hold for name, hold in status.get("held_back", {}).items() if name != svc}
-    return {**others, "held_back": held} if held else others
 
 
 async def clean_up(harness: Harness, svc: str) -> None:

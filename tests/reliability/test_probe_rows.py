@@ -9,12 +9,12 @@ from temporalio.client import WorkflowUpdateFailedError
 from temporalio.exceptions import ApplicationError
 from temporalio.testing import ActivityEnvironment, WorkflowEnvironment
 
-from activities.breaker_store import BreakerState, InvalidBreakerValue, parse_counter
 from activities.circuit_breakers import CircuitBreakerActivities, SetBreakerStateInput
-from activities.redis_store import RedisBreakerStore, breaker_key
+from recovery_breakers.redis_store import RedisBreakerStore, breaker_key
+from recovery_breakers.store import BreakerState, InvalidBreakerValue, parse_counter
 
-from activities.sqlite_store import SQLiteBreakerStore
-from starter.coordinator_client import CoordinatorClient
+from recovery_breakers.sqlite_store import SQLiteBreakerStore
+from starter.client.coordinator_client import CoordinatorClient
 from tests.helpers.redis_server import RedisServer
 from tests.helpers.workers import orchestrator_on
 from workflows.coordinator_models import ScheduleRecoveriesInput, ScheduleRecoveryInput

@@ -34,12 +34,13 @@ from temporalio.client import WorkflowHistory, WorkflowUpdateFailedError
 from temporalio.testing import ActivityEnvironment, WorkflowEnvironment
 
 from activities.health_check_specs import CallableHealthCheck, HealthCheckInput, HttpHealthCheck
-from activities.health_checks import HealthCheckActivities, TargetAllowList
-from activities.sqlite_store import SQLiteBreakerStore
-from starter.connection import connect
-from starter.dev import find_binary
-from starter.recoveries import final_result
-from starter.services_file import ServicesFileError, load_services_file
+from activities.health_checks import HealthCheckActivities
+from activities.target_vetting import TargetAllowList
+from recovery_breakers.sqlite_store import SQLiteBreakerStore
+from starter.client.connection import connect
+from starter.client.recoveries import final_result
+from starter.client.services_file import ServicesFileError, load_services_file
+from starter.devtools.dev import find_binary
 from tests.helpers.recoveries import start_recovery
 from tests.helpers.redis_server import RedisServer
 from tests.helpers.servers import free_port

@@ -36,15 +36,13 @@ from activities.health_check_specs import (
 )
 from activities.health_checks import (
     ALLOWED_MODULES_ENV,
-    ALLOWED_TARGETS_ENV,
     HealthCheckActivities,
-    TargetAllowList,
     allowed_modules_from_env,
-    refusal_reason,
 )
-from activities.sqlite_store import SQLiteBreakerStore
-from starter.orchestrator import RecoveryOrchestrator
-from starter.recoveries import final_result
+from activities.target_vetting import ALLOWED_TARGETS_ENV, TargetAllowList, refusal_reason
+from recovery_breakers.sqlite_store import SQLiteBreakerStore
+from starter.client.orchestrator import RecoveryOrchestrator
+from starter.client.recoveries import final_result
 from tests.helpers.processes import worker_refusing_to_start
 from tests.helpers.recoveries import start_recovery
 from tests.helpers.workers import orchestrator_on, running_worker

@@ -25,7 +25,7 @@ import pytest_asyncio
 from temporalio.client import Client
 
 from activities.health_check_specs import HttpHealthCheck
-from starter.orchestrator import RecoveryOrchestrator
+from starter.client.orchestrator import RecoveryOrchestrator
 from tests.helpers.servers import GatedHealthServer, gated_health_server, health_server
 from tests.helpers.waiting import eventually
 from tests.reliability.kills_cluster import Cluster, running_cluster

@@ -31,10 +31,10 @@ from pathlib import Path
 import pytest
 import pytest_asyncio
 
-from activities.breaker_store import BreakerState, CircuitBreakerStore
 from activities.health_check_specs import HttpHealthCheck
-from activities.redis_store import RedisBreakerStore
-from activities.sqlite_store import SQLiteBreakerStore
+from recovery_breakers.redis_store import RedisBreakerStore
+from recovery_breakers.sqlite_store import SQLiteBreakerStore
+from recovery_breakers.store import BreakerState, CircuitBreakerStore
 from tests.helpers.recoveries import start_recovery
 from tests.helpers.redis_server import RedisServer
 from tests.helpers.waiting import eventually

@@ -34,9 +34,9 @@ import pytest
 import pytest_asyncio
 from temporalio.client import Client, WorkflowHandle
 
-from activities.breaker_store import BreakerState
 from activities.health_check_specs import HttpHealthCheck
-from activities.redis_store import RedisBreakerStore
+from recovery_breakers.redis_store import RedisBreakerStore
+from recovery_breakers.store import BreakerState
 from tests.helpers.recoveries import start_recovery
 from tests.helpers.redis_server import RedisServer
 from tests.helpers.waiting import eventually

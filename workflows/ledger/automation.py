@@ -92,8 +92,9 @@ def schedule_automatic(
         state: The carried state.
         input: The request.
         now: The workflow's time.
-        respect_operator: False only to replay coordinators from before 0.8, whose
-            automation knew no pause, cool-down or stale hand-over.
+        respect_operator: False only to replay coordinators from before the patch
+            ``automation-respects-operator``, whose automation knew no pause, cool-down
+            or stale hand-over.
         index: ``queue_index()``, kept current here, when scheduling a batch.
     """
     name = input.service_name

@@ -24,6 +24,8 @@ HAND_OVER_LIMIT = 1_900_000
 # A queue entry's own fields in the carried state's compact form, besides its name and
 # policy (measured: about 50; ``workflows.compact_state``).
 TASK_BYTES = 100
+# The code of a refusal for want of room in the carried state.
+STATE_TOO_LARGE = "state_too_large"
 
 
 def json_bytes(model: BaseModel) -> int:
@@ -122,7 +124,7 @@ def check_size(state: CoordinatorState, incoming_bytes: int, *, carried: int | N
             f"{incoming_bytes:,}: past its {CARRIED_STATE_BUDGET:,}-byte budget (Temporal "
             f"carries at most 2 MB across continue-as-new); let recoveries finish, cancel "
             f"some, or clear policies you no longer need",
-            code="state_too_large",
+            code=STATE_TOO_LARGE,
         )
 
 

@@ -41,6 +41,8 @@ CANCEL_HOLD = timedelta(hours=1)
 # Services paused at once, and failure streaks remembered (each carries a policy).
 MAX_PAUSED = 500
 MAX_FAILURE_STREAKS = 200
+# Services remembered as failed last (each a name), whose next success is told of.
+MAX_FAILED_LAST = 1000
 # How long a recovery's end is remembered to recognise a stale hand-over: longer than
 # a watch run (its listing, then its hand-over) ever takes.
 RECENTLY_ENDED_WINDOW = timedelta(minutes=10)
@@ -100,7 +102,10 @@ def automation_held_off(state: CoordinatorState, input: ScheduleRecoveryInput, n
 
 
 def cancelled_since_opening(state: CoordinatorState, input: ScheduleRecoveryInput) -> Left | None:
-    """The rule before 0.8: a cancel held until the breaker opened again (replays only)."""
+    """The older rule: a cancel held until the breaker opened again.
+
+    Only histories from before the patch ``automation-respects-operator`` replay through it.
+    """
     cancelled_at = state.operator_cancels.get(input.service_name)
     opened_at = input.breaker_opened_at
     if cancelled_at is not None and (opened_at is None or opened_at <= cancelled_at + CANCEL_SETTLING):
@@ -175,7 +180,7 @@ def note_operator_cancel(state: CoordinatorState, service_name: str, now: dateti
 
 
 def note_ending(state: CoordinatorState, result: RecoveryResult, policy: RecoveryPolicy | None) -> None:
-    """Remember a run's end: for stale hand-overs, and a failure's cool-down."""
+    """Remember a run's end: for stale hand-overs, a failure's cool-down, the next success's news."""
     name = result.service_name
     ended = state.recently_ended
     ended.pop(name, None)
@@ -183,6 +188,11 @@ def note_ending(state: CoordinatorState, result: RecoveryResult, policy: Recover
     cutoff = result.timestamp - RECENTLY_ENDED_WINDOW
     for old in [n for n, at in ended.items() if at <= cutoff]:
         del ended[old]
+    # A cancelled run leaves it: whatever its failure opened is still open.
+    if result.state in (RecoveryState.FAILED, RecoveryState.SUCCEEDED) and name in state.failed_last:
+        state.failed_last.remove(name)
+    if result.state is RecoveryState.FAILED:
+        state.failed_last = [*state.failed_last[-(MAX_FAILED_LAST - 1) :], name]
     if result.state is RecoveryState.SUCCEEDED:
         state.failure_streaks.pop(name, None)
     elif result.state is RecoveryState.FAILED and result.attempt_number > 0:

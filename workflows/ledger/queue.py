@@ -256,8 +256,12 @@ def check_dependencies(state: CoordinatorState, requests: Iterable[ScheduleRecov
     Raises:
         RecoveryValidationError: naming the service, or the cycle's path.
     """
-    graph = dependency_graph(state)
     requests = list(requests)
+    if not any(policy_for(state, request).depends_on for request in requests):
+        # A cycle (or a service naming itself) runs through a request that depends on
+        # something: spare the walk over every queued recovery for one that depends on none.
+        return
+    graph = dependency_graph(state)
     for request in requests:
         graph[request.service_name] = policy_for(state, request).depends_on
     dependencies.check_no_cycle(graph, [request.service_name for request in requests])

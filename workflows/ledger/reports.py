@@ -75,9 +75,10 @@ def apply_report(
         report: What the child said.
         watched: Whether this coordinator run sees the child's close (it started it).
         trust_unknown_run: Take the run id from the report while the child's start is
-            in flight (replays from before 0.8 only). Otherwise such a report is left
-            unapplied: anyone can send one naming the service and any run, and a child
-            this run started is settled by its close anyway.
+            in flight (replays from before ``automation-respects-operator`` only).
+            Otherwise such a report is left unapplied: anyone can send one naming the
+            service and any run, and a child this run started is settled by its close
+            anyway.
     """
     active = state.active.get(report.service_name)
     known = (None, report.run_id) if trust_unknown_run else (report.run_id,)
