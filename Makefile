@@ -23,11 +23,11 @@ dev: $(STAMP)
 
 test: $(STAMP)
 	scripts/ensure-debian-packages redis-server docker-compose chromium prometheus-alertmanager prometheus
-	$(BIN)/mypy workflows activities recovery_breakers starter enhanced_agent_bus worker.py bench
+	$(BIN)/mypy workflows activities recovery_breakers starter enhanced_agent_bus worker.py bench tests
 	$(BIN)/python -m pytest
 
 typecheck: $(STAMP)
-	$(BIN)/mypy workflows activities recovery_breakers starter enhanced_agent_bus worker.py bench
+	$(BIN)/mypy workflows activities recovery_breakers starter enhanced_agent_bus worker.py bench tests
 
 bench: $(STAMP)
 	$(BIN)/python -m bench
@@ -42,7 +42,7 @@ hostile-doc: $(STAMP)
 
 # docs/configuration.md's table of RECOVERY_* variables, from activities/settings.py's model.
 config-doc: $(STAMP)
-	$(BIN)/python -m activities.settings
+	$(BIN)/python -m activities.settings_doc
 
 clean:
 	rm -rf $(VENV) .recovery build *.egg-info

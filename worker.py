@@ -80,9 +80,9 @@ WORKFLOW_INTERCEPTORS = [MessageGuard()]
 # worker caching 1,000 recoveries in backoff held 727 MB against 160 MB for bare timer
 # workflows (make bench); passed through, a cached recovery costs about 180 KB. Our
 # workflow modules keep no module state, and their determinism is checked by the
-# replay tests (tests/test_replay.py), not by the sandbox's import restrictions.
+# replay tests (tests/workflows/test_replay.py), not by the sandbox's import restrictions.
 PASSED_THROUGH = ("pydantic", "pydantic_core", "activities", "workflows")
-# Replays (tests/test_replay.py) run the workflows exactly as the worker does.
+# Replays (tests/workflows/test_replay.py) run the workflows exactly as the worker does.
 WORKFLOW_RUNNER = SandboxedWorkflowRunner(
     restrictions=SandboxRestrictions.default.with_passthrough_modules(*PASSED_THROUGH)
 )

@@ -29,9 +29,7 @@ from activities.target_vetting import (
     CheckFailed,
     CheckProgress,
     TargetAllowList,
-    not_allowed,
     resolve_target,
-    vet_address,
 )
 
 # A health answer is small; reading more than this is a fault, not a health check.

@@ -47,7 +47,10 @@ SECRET_VARIABLES = (
     "RECOVERY_LINK_SECRET",
 )
 # Variables holding URLs (several, comma-separated): the password of each is a secret.
-SECRET_URL_VARIABLES = ("RECOVERY_CIRCUIT_STORE", "RECOVERY_NOTIFY_URLS", "RECOVERY_RECEIVER_URL")
+SECRET_URL_VARIABLES = ("RECOVERY_CIRCUIT_STORE", "RECOVERY_RECEIVER_URL")
+# Variables holding webhook URLs, each whole a secret: a Slack-style URL carries its token in
+# the path, others in the query, and anyone holding the URL can post to the channel.
+SECRET_WHOLE_URL_VARIABLES = ("RECOVERY_NOTIFY_URLS",)
 
 # Shorter values are not masked where they appear: "on" or "1" would blank half a log.
 MIN_SECRET_LENGTH = 4
@@ -188,6 +191,8 @@ def _secret_values() -> tuple[str, ...]:
             values.append(value)
         elif name in SECRET_URL_VARIABLES:
             values.extend(_url_passwords(value))
+        elif name in SECRET_WHOLE_URL_VARIABLES:
+            values.extend(part.strip() for part in value.split(",") if part.strip())
     return tuple(sorted(values))
 
 

@@ -24,6 +24,7 @@ from recovery_breakers.sqlite_store import SQLiteBreakerStore
 from starter.client.connection import ensure_search_attributes
 from starter.devtools.dev import find_binary
 from tests.helpers.examples import EXAMPLES_NAMESPACE
+from tests.helpers.processes import DevServer
 from tests.helpers.redis_server import RedisServer
 from tests.helpers.workers import orchestrator_on
 from workflows.converter import data_converter
@@ -98,6 +99,15 @@ def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
         return f"sqlite:///{tmp_path}/breakers.db"
     url: str = request.getfixturevalue("redis_url")
     return url
+
+
+@pytest.fixture
+def killable_server(tmp_path: Path) -> Iterator[DevServer]:
+    """A dev server in a process of its own, its state on disk: SIGKILL it, start it again."""
+    dev = DevServer(tmp_path / "temporal")
+    dev.start()
+    yield dev
+    dev.kill()
 
 
 @pytest.fixture

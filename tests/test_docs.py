@@ -13,12 +13,13 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parent.parent
-README = ROOT / "README.md"
-CHANGELOG = ROOT / "CHANGELOG.md"
-DOCS = ROOT / "docs"
-PRODUCT = [ROOT / "worker.py", *[
-    path for package in ("workflows", "activities", "starter") for path in (ROOT / package).rglob("*.py")
+from tests.helpers.paths import REPO
+
+README = REPO / "README.md"
+CHANGELOG = REPO / "CHANGELOG.md"
+DOCS = REPO / "docs"
+PRODUCT = [REPO / "worker.py", *[
+    path for package in ("workflows", "activities", "starter") for path in (REPO / package).rglob("*.py")
 ]]
 README_MAX_LINES = 250
 FIRST_SCREEN = 25  # lines a terminal or a repository page shows before scrolling
@@ -71,7 +72,7 @@ def test_readme_first_screen_gives_exactly_the_two_set_up_commands_and_they_exis
     assert blocks, "no command block on the README's first screen"
     commands = [line.split("#")[0].strip() for line in blocks[0].splitlines() if line.strip()]
     assert commands == ["make dev", "make test"], commands
-    makefile = (ROOT / "Makefile").read_text()
+    makefile = (REPO / "Makefile").read_text()
     for target in ("dev", "test"):
         assert re.search(rf"^{target}:", makefile, re.M), f"Makefile has no target {target}"
 
@@ -89,7 +90,7 @@ def test_readme_walks_through_the_demo_a_first_recovery_and_approving_then_point
     assert wanted_docs <= linked, f"not linked from 'Where to go next': {sorted(wanted_docs - linked)}"
 
 
-@pytest.mark.parametrize("document", documents(), ids=lambda path: path.relative_to(ROOT).as_posix())
+@pytest.mark.parametrize("document", documents(), ids=lambda path: path.relative_to(REPO).as_posix())
 def test_every_relative_link_reaches_a_file_and_a_heading(document: Path) -> None:
     text = re.sub(r"```.*?```", "", document.read_text(), flags=re.S)
     broken = []
@@ -101,7 +102,7 @@ def test_every_relative_link_reaches_a_file_and_a_heading(document: Path) -> Non
         if not linked.exists():
             broken.append(f"{target}: no such file")
         elif anchor and linked.suffix == ".md" and anchor not in anchors(linked):
-            broken.append(f"{target}: no heading #{anchor} in {linked.relative_to(ROOT)}")
+            broken.append(f"{target}: no heading #{anchor} in {linked.relative_to(REPO)}")
     assert not broken, broken
 
 
@@ -133,7 +134,7 @@ def test_configuration_doc_names_every_recovery_setting_the_product_reads() -> N
 def refusal_codes_the_product_sends() -> set[str]:
     """Return every refusal ``code`` written in workflows/ and starter/ (literals and constants)."""
     codes: set[str] = set()
-    for path in [*(ROOT / "workflows").rglob("*.py"), *(ROOT / "starter").rglob("*.py")]:
+    for path in [*(REPO / "workflows").rglob("*.py"), *(REPO / "starter").rglob("*.py")]:
         source = path.read_text()
         constants = dict(re.findall(r'^([A-Z_]+)\s*=\s*"([a-z_]+)"', source, re.M))
         for value in re.findall(r'(?:\bcode\s*=\s*|"code":\s*|default_code\s*=\s*)("[a-z_]+"|[A-Z_]+\b)', source):

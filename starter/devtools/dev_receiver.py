@@ -19,6 +19,7 @@ from pathlib import Path
 
 from temporalio.client import Client
 
+from starter.receiver.access_log import show_receiver_log
 from starter.receiver.app import build_app, running
 from starter.receiver.config import ReceiverConfig
 
@@ -61,6 +62,7 @@ async def dev_receiver(
     client: Client, config: ReceiverConfig, port: int = RECEIVER_PORT
 ) -> AsyncIterator[str]:
     """Serve the receiver on ``127.0.0.1:port`` in this process; yield its address."""
+    show_receiver_log()
     async with running(build_app(client, config), "127.0.0.1", port) as (host, bound):
         yield f"http://{host}:{bound}"
 

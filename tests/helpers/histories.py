@@ -1,6 +1,6 @@
 """Checked-in workflow histories (``tests/histories/``): load one, record one.
 
-``tests/test_replay.py`` replays every file there against today's workflow code;
+``tests/workflows/test_replay.py`` replays every file there against today's workflow code;
 tests that drive a run to a story worth keeping call ``record_history`` at the end.
 """
 

@@ -1,4 +1,7 @@
-"""Real processes for durability tests: a dev server with SQLite on disk, and a worker."""
+"""Real processes for durability tests: a dev server with SQLite on disk, and a worker.
+
+The ``killable_server`` fixture (``tests/conftest.py``) is a ``DevServer`` a test may kill.
+"""
 
 from __future__ import annotations
 
@@ -9,8 +12,12 @@ import subprocess
 import sys
 from pathlib import Path
 
+from temporalio.client import Client
+
+from starter.client.connection import connect
 from starter.devtools.dev import server_command
 from tests.helpers.servers import free_port
+from tests.helpers.waiting import eventually
 
 
 class DevServer:
@@ -72,6 +79,20 @@ class WorkerProcess:
         assert self.process is not None
         self.process.send_signal(signal.SIGTERM)
         return self.process.wait(timeout=30)
+
+
+async def connect_when_up(address: str) -> Client:
+    """Connect to a server that is (re)starting: retry until it answers, for up to 60 s."""
+
+    async def attempt() -> Client | None:
+        try:
+            return await connect(target_host=address)
+        except RuntimeError:
+            return None
+
+    client = await eventually(attempt, lambda c: c is not None, timeout=60, interval=0.5)
+    assert client is not None
+    return client
 
 
 async def worker_refusing_to_start(settings: dict[str, str], state_dir: Path) -> str:

@@ -20,7 +20,8 @@ from pathlib import Path
 import pytest
 import redis
 
-REPO = Path(__file__).resolve().parents[2]
+from tests.helpers.paths import REPO
+
 REPLY_TIMEOUT_S = 30.0
 SERVICE = "payments.eu-west"
 

@@ -81,3 +81,12 @@ def patch_markers(history: WorkflowHistory) -> set[str]:
             if not data.get("deprecated"):
                 found.add(data["id"])
     return found
+
+
+async def is_running(handle: WorkflowHandle[Any, Any]) -> bool:
+    """Whether the workflow runs yet (False while it is not started or not visible)."""
+    try:
+        description = await handle.describe()
+    except Exception:
+        return False
+    return description.status is not None and description.status.name == "RUNNING"

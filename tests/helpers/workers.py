@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from temporalio.client import Client
 from temporalio.testing import WorkflowEnvironment
@@ -40,7 +40,7 @@ async def orchestrator_on(
     env: WorkflowEnvironment,
     store: CircuitBreakerStore,
     task_queue: str,
-    **options: object,
+    **options: Any,
 ) -> AsyncIterator[RecoveryOrchestrator]:
     """A worker plus a started facade driving a coordinator of this test's own."""
     from starter.client.orchestrator import RecoveryOrchestrator
@@ -49,7 +49,7 @@ async def orchestrator_on(
         client=env.client,
         task_queue=task_queue,
         coordinator_workflow_id=f"coordinator-{task_queue}",
-        **options,  # type: ignore[arg-type]
+        **options,
     )
     async with running_worker(env.client, store, task_queue):
         await orchestrator.start()

@@ -98,6 +98,17 @@ def test_other_secret_variables_and_extra_secrets(monkeypatch: pytest.MonkeyPatc
     assert out == "a *** b *** c ***"
 
 
+def test_a_webhook_url_is_masked_whole(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A Slack-style URL carries its token in the path: the password rule alone missed it."""
+    monkeypatch.setenv(
+        "RECOVERY_NOTIFY_URLS",
+        "https://hooks.example/services/T1/B2/path-token-19, http://127.0.0.1:9/hook?key=query-19",
+    )
+    out = redact("post https://hooks.example/services/T1/B2/path-token-19 then "
+                 "http://127.0.0.1:9/hook?key=query-19 failed")  # fmt: skip
+    assert out == "post *** then *** failed"
+
+
 def test_short_values_are_not_masked_everywhere(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("RECOVERY_SECRET_SHORT", "on")
     assert redact("the watch is on") == "the watch is on"

@@ -2,7 +2,7 @@
 
 Each module is pure: synchronous functions over the carried ``CoordinatorState``
 (or parts of it) and the time passed in, no Temporal I/O, so each is unit-tested on
-its own (``tests/test_ledger_*.py``) and, inside the workflow, no state change ever
+its own (``tests/workflows/ledger/``) and, inside the workflow, no state change ever
 straddles an ``await``.
 
 - ``lifecycle``: an active recovery's states and the moves between them.

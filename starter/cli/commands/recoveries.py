@@ -12,6 +12,7 @@ from starter.cli.exit_codes import CliError, UnknownService
 from starter.cli.options import command, service_argument
 from starter.cli.text import outcome
 from starter.cli.values import POLICY_EXAMPLE, POLICY_HELP, policy_json
+from starter.client.services_file import load_services_from_env
 from starter.client.recoveries import (
     approve as approve_recovery,
     execute,
@@ -20,6 +21,7 @@ from starter.client.recoveries import (
     recovery_handle,
     recovery_status,
 )
+from workflows.circuit_watch_models import ServiceSettings
 from workflows.coordinator_models import (
     CancelRecoveryInput,
     CancelRecoveryResult,
@@ -48,23 +50,40 @@ from workflows.service_recovery import ServiceRecovery
 @click.option(
     "--strategy",
     type=click.Choice([s.value for s in RecoveryStrategy]),
-    default=RecoveryStrategy.EXPONENTIAL_BACKOFF.value,
-    show_default=True,
+    help="default: the services file's, else exponential_backoff",
 )
-@click.option("--priority", type=int, default=1, show_default=True, help="lower is more urgent")
-@click.option("--policy", help=POLICY_HELP)
+@click.option(
+    "--priority", type=int, help="lower is more urgent; default: the services file's, else 1"
+)
+@click.option("--policy", help=f"{POLICY_HELP}; default: the services file's")
 async def schedule(
-    ctx: Context, service: str, strategy: str, priority: int, policy: str | None
+    ctx: Context, service: str, strategy: str | None, priority: int | None, policy: str | None
 ) -> ScheduleRecoveryResult:
-    """Queue a recovery (or update its queue entry)."""
+    """Queue a recovery (or update its queue entry).
+
+    What a flag does not say comes from the services file (``RECOVERY_SERVICES_FILE``,
+    else ./recovery.toml), as for the circuit watch and the receiver: a service's health
+    check and ``approvers`` hold however its recovery was asked for.
+    """
+    filed = _filed_settings(service)
     request = ScheduleRecoveryInput(
         service_name=service,
-        strategy=strategy,
-        priority=priority,
-        policy=policy_json(policy, "--policy") if policy else None,
+        strategy=strategy or filed.strategy,
+        priority=filed.priority if priority is None else priority,
+        policy=policy_json(policy, "--policy") if policy else filed.policy,
     )
     coordinator = await ctx.coordinator()
     return await coordinator.schedule_recovery(request)
+
+
+def _filed_settings(service: str) -> ServiceSettings:
+    """The services file's settings of ``service`` (its table, else ``[defaults]``).
+
+    Raises:
+        ServicesFileError: the file has problems (exit 2, naming them).
+    """
+    services = load_services_from_env()
+    return services.services.get(service, services.defaults)
 
 
 @command(

@@ -53,10 +53,12 @@ def bind_address(value: str) -> tuple[str, int]:
 async def serve(ctx: Context, bind: tuple[str, int], metrics_bind: tuple[str, int] | None) -> None:
     """Serve the receiver until Ctrl-C or SIGTERM."""
     from starter.client.connection import connect, metrics_runtime
+    from starter.receiver.access_log import show_receiver_log
     from starter.receiver.app import build_app, running
     from starter.receiver.config import ReceiverConfig
 
     config = ReceiverConfig.from_env()  # bad settings: exit 2 before anything listens
+    show_receiver_log()
     if metrics_bind is None:
         client, meter = await ctx.client(), None
     else:
