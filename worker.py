@@ -199,6 +199,7 @@ async def run_worker(
     store = open_store(store_url)
     services = load_services_from_env()
     notifications = NotificationActivities.from_env(services_file_from_env())
+    logger.info("%s", notifications.describe())
     modules, targets = allowed_modules_from_env(), TargetAllowList.from_env()
     tuning = WorkerTuning.from_env()
     interval = watch_interval or interval_from_env()

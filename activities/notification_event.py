@@ -33,6 +33,8 @@ EVENT_NAMES: tuple[NotificationEventName, ...] = (
 SOURCE = "recovery-orchestrator"
 NOTIFICATION_ID_PREFIX = "notify-"
 MAX_MESSAGE = 1000
+# As a policy's approvers (workflows.models.door.MAX_APPROVERS), which the event copies.
+MAX_APPROVERS = 20
 
 
 class NotificationEvent(BaseModel):
@@ -54,6 +56,9 @@ class NotificationEvent(BaseModel):
     occurred_at: datetime
     # held_back and paused: until when automation leaves the service alone.
     until: datetime | None = None
+    # awaiting_operator of a service whose policy lists approvers: who may approve (not
+    # secret). The delivery signs one approve link per name; None: anyone may approve.
+    approvers: list[str] | None = Field(default=None, max_length=MAX_APPROVERS)
 
 
 def run_event_id(event: NotificationEventName, run_id: str, attempt: int) -> str:

@@ -19,6 +19,7 @@ followed, and no proxy variable is read.
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -27,9 +28,9 @@ import httpx
 from pydantic import BaseModel, ConfigDict
 from temporalio import activity
 from temporalio.common import MetricMeter
-from temporalio.exceptions import ApplicationError
+from temporalio.exceptions import ApplicationError, ApplicationErrorCategory
 
-from activities.approval_links import ApprovalLinks, LinkSigner
+from activities.approval_links import LinkSigner
 from activities.notification_event import SOURCE, NotificationEvent
 from activities.notify_targets import NotifyConfig, NotifySecretMissing
 
@@ -55,6 +56,21 @@ def count_notification(meter: MetricMeter, event: str, target: str, result: str)
     meter.create_counter(NOTIFICATIONS_METRIC, "notification deliveries, by result").add(
         1, {"event": event, "target": target, "result": result}
     )
+
+
+@dataclass(frozen=True)
+class EventLinks:
+    """The signed links an ``awaiting_operator`` notification carries.
+
+    A service whose policy lists ``approvers`` takes approvals from them only, so an
+    approve link made for no one would be refused: it gets one approve link per
+    approver (``approve_urls``, by name) and no ``approve_url``. Cancelling is anyone's.
+    """
+
+    cancel_url: str
+    expires_at: datetime
+    approve_url: str | None = None
+    approve_urls: dict[str, str] = field(default_factory=dict)
 
 
 class Delivery(BaseModel):
@@ -87,6 +103,16 @@ class NotificationActivities:
             ValueError: a bad setting or ``[notify]`` table, saying which.
         """
         return cls(NotifyConfig.load(services_file), LinkSigner.from_env())
+
+    def describe(self) -> str:
+        """Say what this worker notifies, for its start: target labels and types, never URLs."""
+        targets = self._config.described()
+        if not targets:
+            return "notifications: no targets (set RECOVERY_NOTIFY_URLS or a [notify] table)"
+        links = "signed" if self._signer is not None else (
+            "off (set RECOVERY_RECEIVER_URL and RECOVERY_LINK_SECRET)"
+        )
+        return f"notifications to {', '.join(targets)}; approve and cancel links {links}"
 
     @activity.defn(name="notification_targets")
     async def notification_targets(self, event: NotificationEvent) -> list[str]:
@@ -122,11 +148,12 @@ class NotificationActivities:
                 body = webhook_body(event, links)
             elif kind == "pagerduty":
                 url, body = target.events_url, pagerduty_body(event, target.secret(), links)
-            else:
+            elif kind == "slack":
                 url, body = target.secret(), slack_body(event, links)
+            else:
+                url, body = target.secret(), webhook_body(event, links)
         except NotifySecretMissing as err:
-            self._count(event, label, RETRYING)
-            raise ApplicationError(f"{label}: {err}", type=NOTIFICATION_SECRET_MISSING) from None
+            raise self._retry_later(event, label, str(err), NOTIFICATION_SECRET_MISSING) from None
         assert url is not None
         status = await self._post(label, event, url, body)
         self._count(event, label, SENT)
@@ -147,29 +174,15 @@ class NotificationActivities:
             status = await self._send(request)
         except httpx.HTTPError as err:
             # The exception's text may quote the URL: only its kind is told.
-            self._count(event, label, RETRYING)
-            raise ApplicationError(
-                f"{label}: not delivered ({type(err).__name__})", type=NOTIFICATION_NOT_DELIVERED
-            ) from None
+            why = f"not delivered ({type(err).__name__})"
+            raise self._retry_later(event, label, why, NOTIFICATION_NOT_DELIVERED) from None
         except ValueError:  # httpx refuses a malformed URL before any I/O
-            self._count(event, label, REFUSED)
-            raise ApplicationError(
-                f"{label}: the configured URL is malformed",
-                type=NOTIFICATION_REFUSED,
-                non_retryable=True,
-            ) from None
+            raise self._refused(event, label, "the configured URL is malformed") from None
         if 200 <= status < 300:
             return status
         if status in RETRY_STATUSES or status >= 500:
-            self._count(event, label, RETRYING)
-            raise ApplicationError(f"{label}: HTTP {status}", type=NOTIFICATION_NOT_DELIVERED)
-        self._count(event, label, REFUSED)
-        activity.logger.error(
-            "notification %s refused by %s: HTTP %d", event.event_id, label, status
-        )
-        raise ApplicationError(
-            f"{label}: refused, HTTP {status}", type=NOTIFICATION_REFUSED, non_retryable=True
-        )
+            raise self._retry_later(event, label, f"HTTP {status}", NOTIFICATION_NOT_DELIVERED)
+        raise self._refused(event, label, f"refused, HTTP {status}")
 
     async def _send(self, request: httpx.Request) -> int:
         if self._transport is not None:
@@ -177,18 +190,61 @@ class NotificationActivities:
         async with httpx.AsyncHTTPTransport() as transport:
             return await _exchange(transport, request)
 
-    def _links(self, event: NotificationEvent) -> ApprovalLinks | None:
+    def _links(self, event: NotificationEvent) -> EventLinks | None:
         """Sign the approve and cancel links of an ``awaiting_operator`` event, if set up."""
-        if self._signer is None or event.event != "awaiting_operator":
+        if self._signer is None:
             return None
-        if event.run_id is None or event.attempt is None:
-            return None
-        now = datetime.now(timezone.utc)
-        return self._signer.links(event.service, event.run_id, event.attempt, now)
+        return event_links(self._signer, event, datetime.now(timezone.utc))
+
+    def _retry_later(
+        self, event: NotificationEvent, label: str, why: str, kind: str
+    ) -> ApplicationError:
+        """Count and log, in one line, a delivery Temporal will try again; return its error.
+
+        The error is BENIGN: the SDK then logs it at DEBUG, not with a traceback at
+        WARNING for every retry of every target that is down (a flood, and no news:
+        the line here says it all). The retry is Temporal's as for any failure; the
+        count is ``recovery_notifications`` (the SDK's own failure metric skips BENIGN).
+        """
+        message = f"{label}: {why}"
+        self._count(event, label, RETRYING)
+        activity.logger.warning(
+            "notification %s not delivered, attempt %d, tried again later: %s",
+            event.event_id,
+            activity.info().attempt,
+            message,
+        )
+        return ApplicationError(message, type=kind, category=ApplicationErrorCategory.BENIGN)
+
+    def _refused(self, event: NotificationEvent, label: str, why: str) -> ApplicationError:
+        """Count and log, in one line, a delivery not to be tried again; return its error."""
+        message = f"{label}: {why}"
+        self._count(event, label, REFUSED)
+        activity.logger.error("notification %s not delivered: %s", event.event_id, message)
+        return ApplicationError(
+            message,
+            type=NOTIFICATION_REFUSED,
+            non_retryable=True,
+            category=ApplicationErrorCategory.BENIGN,
+        )
 
     @staticmethod
     def _count(event: NotificationEvent, label: str, result: str) -> None:
         count_notification(activity.metric_meter(), event.event, label, result)
+
+
+def event_links(signer: LinkSigner, event: NotificationEvent, now: datetime) -> EventLinks | None:
+    """Sign an ``awaiting_operator`` event's links from ``now``: one approve link per approver."""
+    if event.event != "awaiting_operator" or event.run_id is None or event.attempt is None:
+        return None
+    anyone = signer.links(event.service, event.run_id, event.attempt, now)
+    if not event.approvers:
+        return EventLinks(anyone.cancel_url, anyone.expires_at, approve_url=anyone.approve_url)
+    approve_urls = {
+        name: signer.url("approve", event.service, event.run_id, event.attempt, anyone.expires_at, name)
+        for name in event.approvers
+    }
+    return EventLinks(anyone.cancel_url, anyone.expires_at, approve_urls=approve_urls)
 
 
 async def _exchange(transport: httpx.AsyncBaseTransport, request: httpx.Request) -> int:
@@ -205,31 +261,46 @@ async def _exchange(transport: httpx.AsyncBaseTransport, request: httpx.Request)
     return response.status_code
 
 
-def webhook_body(event: NotificationEvent, links: ApprovalLinks | None) -> dict[str, Any]:
-    """The generic JSON body: the event's fields, plus the links when there are some."""
-    body: dict[str, Any] = {"source": SOURCE, **event.model_dump(mode="json")}
+def webhook_body(event: NotificationEvent, links: EventLinks | None) -> dict[str, Any]:
+    """The generic JSON body: the event's fields, plus the links when there are some.
+
+    ``approvers`` is there only when the policy lists some; then so is ``approve_urls``
+    (one link per approver) instead of ``approve_url``.
+    """
+    body: dict[str, Any] = {"source": SOURCE, **_fields(event)}
     if links is not None:
-        body["approve_url"] = links.approve_url
+        if links.approve_url is not None:
+            body["approve_url"] = links.approve_url
+        if links.approve_urls:
+            body["approve_urls"] = dict(links.approve_urls)
         body["cancel_url"] = links.cancel_url
         body["links_expire_at"] = links.expires_at.isoformat()
     return body
 
 
-def slack_body(event: NotificationEvent, links: ApprovalLinks | None) -> dict[str, Any]:
+def _fields(event: NotificationEvent) -> dict[str, Any]:
+    """The event as JSON, without ``approvers`` when anyone may approve."""
+    return event.model_dump(mode="json", exclude={"approvers"} if event.approvers is None else None)
+
+
+def slack_body(event: NotificationEvent, links: EventLinks | None) -> dict[str, Any]:
     """A Slack-compatible incoming webhook's body: one ``text`` in Slack's markup."""
     run = f" (attempt {event.attempt})" if event.attempt is not None else ""
     what = event.event.replace("_", " ")
     text = f"*{_slack_escape(event.service)}*: {what}{run}\n{_slack_escape(event.message)}"
     if links is not None:
+        approve = [f"<{url}|Approve>" for url in filter(None, [links.approve_url])] + [
+            f"<{url}|Approve as {_slack_escape(name)}>" for name, url in links.approve_urls.items()
+        ]
         text += (
-            f"\n<{links.approve_url}|Approve> · <{links.cancel_url}|Cancel> "
+            f"\n{' · '.join(approve)} · <{links.cancel_url}|Cancel> "
             f"(links expire {links.expires_at:%H:%M} UTC)"
         )
     return {"text": text}
 
 
 def pagerduty_body(
-    event: NotificationEvent, routing_key: str, links: ApprovalLinks | None
+    event: NotificationEvent, routing_key: str, links: EventLinks | None
 ) -> dict[str, Any]:
     """A PagerDuty Events v2 body: trigger on failed or awaiting, resolve on recovered.
 
@@ -248,11 +319,13 @@ def pagerduty_body(
         "source": SOURCE,
         "severity": "critical" if event.event == "failed" else "warning",
         "component": event.service,
-        "custom_details": event.model_dump(mode="json"),
+        "custom_details": _fields(event),
     }
     if links is not None:
+        approve = [(links.approve_url, "")] if links.approve_url is not None else []
+        approve += [(url, f" as {name}") for name, url in links.approve_urls.items()]
         body["links"] = [
-            {"href": links.approve_url, "text": f"Approve attempt {event.attempt}"},
+            *({"href": url, "text": f"Approve attempt {event.attempt}{who}"} for url, who in approve),
             {"href": links.cancel_url, "text": "Cancel the recovery"},
         ]
     return body

@@ -188,6 +188,14 @@ class NotifyConfig:
             f"{NOTIFY_TABLE}.{name}" for name, target in self.named.items() if target.takes(event)
         ]
 
+    def described(self) -> list[str]:
+        """Say each target by its label, type and events (for the worker's start; no secret)."""
+        told = [f"{NOTIFY_URLS_LABEL}#{n} (webhook)" for n in range(1, len(self.webhook_urls) + 1)]
+        for name, target in self.named.items():
+            only = f"; {', '.join(sorted(target.events))} only" if target.events is not None else ""
+            told.append(f"{NOTIFY_TABLE}.{name} ({target.type}{only})")
+        return told
+
     def target(self, label: str) -> tuple[TargetType, NotifyTarget | None, str | None]:
         """Return a label's type with its table, or the generic URL it names.
 

@@ -337,6 +337,10 @@ class FailureStreak(BaseModel):
     failures: int
     until: datetime
     policy: RecoveryPolicy | None = None
+    # An automatic request was answered held_back by this cool-down (and on-call told,
+    # SPEC §10): the validator refuses the repeats without history, as it does a
+    # storm guard's hold already recorded.
+    answered: bool = False
 
 
 class CoordinatorState(BaseModel):

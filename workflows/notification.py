@@ -149,8 +149,13 @@ def run_event(
     service: str,
     attempt: int,
     message: str,
+    approvers: list[str] | None = None,
 ) -> NotificationEvent:
-    """Return an event of the running ``ServiceRecovery`` (its run id, ``attempt``)."""
+    """Return an event of the running ``ServiceRecovery`` (its run id, ``attempt``).
+
+    ``approvers``: who may approve an ``awaiting_operator`` attempt (the policy's list),
+    so that the delivery signs a link for each of them.
+    """
     run_id = workflow.info().run_id
     return NotificationEvent(
         event=event,
@@ -160,6 +165,7 @@ def run_event(
         attempt=attempt,
         message=clipped(message, MAX_MESSAGE),
         occurred_at=workflow.now(),
+        approvers=approvers,
     )
 
 

@@ -32,7 +32,8 @@ async def awaiting_operator(
     message += f" of {max_attempts}" if attempt <= max_attempts else " (escalated to manual)"
     if last_error:
         message += f"; last error: {last_error}"
-    await announce(run_event("awaiting_operator", name, attempt, message))
+    approvers = input.effective_policy.approvers
+    await announce(run_event("awaiting_operator", name, attempt, message, approvers))
 
 
 async def ended(

@@ -311,7 +311,9 @@ async def run_dev(
     metrics_port: int | None = None,
     receiver_port: int = RECEIVER_PORT,
 ) -> int:
-    """Start the server, then the worker; Ctrl-C (or SIGTERM) stops both. Returns an exit code.
+    """Start the server, the worker and the receiver; Ctrl-C (or SIGTERM) stops them all.
+
+    Returns the exit code.
 
     Args:
         port: the server's gRPC port.
@@ -344,7 +346,7 @@ async def run_dev(
             print(f"Temporal dev server: 127.0.0.1:{port}   Web UI: http://localhost:{ui_port}", flush=True)
             print(f"Worker metrics: http://{metrics}/metrics", flush=True)
             print(f"Alert receiver: {receiver_url}/alertmanager (token: {receiver.token_at})", flush=True)
-            print("Worker polling task queue 'recovery-orchestrator'. Ctrl-C stops both.", flush=True)
+            print("Worker polling task queue 'recovery-orchestrator'. Ctrl-C stops them all.", flush=True)
             while not stop.is_set():
                 if embedded.exited():
                     print("the server or the worker exited; stopping", file=sys.stderr, flush=True)

@@ -14,19 +14,23 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import datetime, timezone
 from pathlib import Path
+from urllib.parse import parse_qsl, urlsplit
 
 import pytest
 from temporalio.client import Client, WorkflowFailureError
 from temporalio.exceptions import ApplicationError
 from temporalio.testing import ActivityEnvironment, WorkflowEnvironment
 
-from activities.approval_links import LinkSigner
+from activities.approval_links import LinkSigner, verify_link
 from activities.notification_event import NotificationEvent, notification_workflow_id
 from activities.notifications import (
     NOTIFICATION_SECRET_MISSING,
     Delivery,
     NotificationActivities,
+    event_links,
+    pagerduty_body,
     slack_body,
+    webhook_body,
 )
 from activities.notify_targets import NotifyConfig, parse_notify_table, parse_notify_urls
 from recovery_breakers.sqlite_store import SQLiteBreakerStore
@@ -162,6 +166,27 @@ async def test_slack_and_pagerduty_get_their_own_shapes_and_pagerduty_resolves_o
     }
 
 
+async def test_a_named_webhook_target_gets_the_generic_json_body(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async with notify_sink() as sink:
+        monkeypatch.setenv("RECOVERY_SECRET_AUDIT_HOOK", sink.url("/audit"))
+        config = NotifyConfig(
+            named=parse_notify_table(
+                {"audit": {"type": "webhook", "url_env": "RECOVERY_SECRET_AUDIT_HOOK"}}
+            )
+        )
+        activities = NotificationActivities(config)
+        event = an_event("failed")
+        sent = await ActivityEnvironment().run(
+            activities.deliver_notification, Delivery(target="notify.audit", event=event)
+        )
+    assert sent == "sent: HTTP 200"
+    [body] = sink.bodies("/audit")
+    assert "text" not in body, "a webhook is not sent Slack's body"
+    assert body == {"source": "recovery-orchestrator", **json.loads(event.model_dump_json(exclude={"approvers"}))}
+
+
 async def test_a_target_that_is_down_is_tried_again_until_it_takes_the_event(
     dev_env: WorkflowEnvironment, store: SQLiteBreakerStore, task_queue: str
 ) -> None:
@@ -212,6 +237,11 @@ async def test_a_retried_failure_is_recorded_by_label_and_nothing_secret_is_logg
     assert "HTTP 503" in recorded, "the retried failure is in the history, by label and status"
     assert SLACK_TOKEN not in recorded and str(sink.port) not in recorded
     assert SLACK_TOKEN not in caplog.text
+    # A retry is one line, not a traceback per attempt (a target down floods the log).
+    warned = [r for r in caplog.records if r.levelno >= logging.WARNING]
+    assert not [r.getMessage() for r in warned if r.exc_info], "no traceback for a retry"
+    retry = "not delivered, attempt 1, tried again later: RECOVERY_NOTIFY_URLS#1: HTTP 503"
+    assert sum(retry in r.getMessage() for r in warned) == 1
 
 
 async def test_a_missing_secret_is_named_and_retried(tmp_path: Path) -> None:
@@ -348,12 +378,44 @@ def test_slack_carries_the_links_and_escapes_what_its_markup_reads() -> None:
     signer = LinkSigner("https://recovery.example", LINK_SECRET)
     event = an_event("awaiting_operator", service="a<b>&c")
     assert event.run_id is not None
-    links = signer.links("payments", event.run_id, 1, datetime.now(timezone.utc))
+    # Signed for a name links take; the markup escaped is the event's own.
+    links = event_links(signer, an_event("awaiting_operator"), datetime.now(timezone.utc))
+    assert links is not None
     text = slack_body(event.model_copy(update={"message": "<!channel> x"}), links)["text"]
     assert text.startswith(
         "*a&lt;b&gt;&amp;c*: awaiting operator (attempt 1)\n&lt;!channel&gt; x\n"
     )
     assert f"<{links.approve_url}|Approve> · <{links.cancel_url}|Cancel>" in text
+
+
+def test_with_approvers_each_gets_an_approve_link_made_for_them_in_every_shape() -> None:
+    signer = LinkSigner("https://recovery.example", LINK_SECRET)
+    event = an_event("awaiting_operator").model_copy(update={"approvers": ["alice", "b<o>b"]})
+    assert event.run_id is not None
+    links = event_links(signer, event, datetime.now(timezone.utc))
+    assert links is not None and links.approve_url is None
+    assert list(links.approve_urls) == ["alice", "b<o>b"]
+    claim = verify_link(
+        LINK_SECRET,
+        "approve",
+        dict(parse_qsl(urlsplit(links.approve_urls["alice"]).query)),
+        datetime.now(timezone.utc),
+    )
+    assert (claim.operator, claim.run_id, claim.attempt) == ("alice", event.run_id, 1)
+    body = webhook_body(event, links)
+    assert "approve_url" not in body and body["approvers"] == ["alice", "b<o>b"]
+    assert body["approve_urls"] == links.approve_urls and body["cancel_url"] == links.cancel_url
+    text = slack_body(event, links)["text"]
+    assert f"<{links.approve_urls['alice']}|Approve as alice> · " in text
+    assert f"<{links.approve_urls['b<o>b']}|Approve as b&lt;o&gt;b> · <{links.cancel_url}|Cancel>" in text
+    pagerduty = pagerduty_body(event, ROUTING_KEY, links)["links"]
+    assert [link["text"] for link in pagerduty] == [
+        "Approve attempt 1 as alice", "Approve attempt 1 as b<o>b", "Cancel the recovery",
+    ]
+    # Without approvers the body is as before: one approve link, no approvers field.
+    anyone = an_event("awaiting_operator")
+    plain = webhook_body(anyone, event_links(signer, anyone, datetime.now(timezone.utc)))
+    assert "approvers" not in plain and "approve_urls" not in plain and plain["approve_url"]
 
 
 def test_pagerduty_hears_of_what_opens_and_resolves_an_incident_and_events_filter() -> None:
@@ -395,3 +457,23 @@ def test_the_coordinator_remembers_a_failed_service_until_a_recovery_of_it_succe
     assert state.failed_last == ["b", "a"]
     ended("a", RecoveryState.SUCCEEDED)
     assert state.failed_last == ["b"]
+
+
+def test_the_worker_says_at_start_which_targets_it_loaded_never_their_urls() -> None:
+    config = NotifyConfig(
+        webhook_urls=(f"https://hooks.example/{SLACK_TOKEN}",),
+        named=parse_notify_table(
+            {
+                "audit": {"type": "webhook", "url_env": "RECOVERY_SECRET_AUDIT"},
+                "oncall": {"type": "pagerduty", "routing_key_env": "RECOVERY_SECRET_PD", "events": ["failed"]},
+            }
+        ),
+    )
+    signer = LinkSigner("https://recovery.example", LINK_SECRET)
+    told = NotificationActivities(config, signer).describe()
+    assert told == (
+        "notifications to RECOVERY_NOTIFY_URLS#1 (webhook), notify.audit (webhook), "
+        "notify.oncall (pagerduty; failed only); approve and cancel links signed"
+    )
+    assert SLACK_TOKEN not in told
+    assert "no targets" in NotificationActivities(NotifyConfig()).describe()

@@ -13,7 +13,13 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 import pytest
-from temporalio.client import Client, WorkflowExecutionStatus, WorkflowFailureError
+from temporalio.client import (
+    Client,
+    WorkflowExecutionStatus,
+    WorkflowFailureError,
+    WorkflowUpdateFailedError,
+)
+from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError
 from temporalio.testing import WorkflowEnvironment
 
@@ -214,6 +220,47 @@ async def test_the_coordinator_tells_of_pauses_resumes_and_each_hold_once(
     assert "deploying" in bodies[0]["message"] and bodies[0]["until"]
     assert "paused" in bodies[1]["message"]
     assert "storm guard" in bodies[2]["message"] and bodies[2]["until"]
+
+
+async def test_a_failures_cool_down_is_told_once_and_its_repeats_write_no_history(
+    dev_env: WorkflowEnvironment, store: SQLiteBreakerStore, task_queue: str, service: str
+) -> None:
+    client = dev_env.client
+    coordinator_id = f"coordinator-{task_queue}"
+    async with health_server([503]) as check, notify_sink() as sink:
+        async with notifying_worker(client, store, task_queue, sink.url()):
+            orchestrator = RecoveryOrchestrator(
+                client=client, task_queue=task_queue, coordinator_workflow_id=coordinator_id
+            )
+            await orchestrator.start()
+            coordinator = client.get_workflow_handle(coordinator_id)
+            request = ScheduleRecoveriesInput(
+                recoveries=[ScheduleRecoveryInput(service_name=service, policy=checked(check.url, 1))],
+                automatic=True,
+            )
+            [queued] = await coordinator.execute_update(RecoveryCoordinator.schedule_recoveries, request)
+            assert queued.outcome == "queued"
+            await sink.wait_for(1)  # the recovery failed: its cool-down begins
+            await eventually(
+                lambda: orchestrator.get_recovery_status(),
+                lambda s: service not in s["services"] and s["recent_history"],
+            )
+            # The first hand-over that meets the cool-down is answered, and told.
+            [held] = await coordinator.execute_update(RecoveryCoordinator.schedule_recoveries, request)
+            assert held.outcome == "held_back" and "cool-down" in (held.reason or "")
+            await sink.wait_for(2)
+            # Again: refused by the validator (no history), with the same answer; not told.
+            for _ in range(3):
+                with pytest.raises(WorkflowUpdateFailedError) as again:
+                    await coordinator.execute_update(RecoveryCoordinator.schedule_recoveries, request)
+                cause = again.value.cause
+                assert isinstance(cause, ApplicationError) and cause.details
+                [outcome] = cause.details[0]["outcomes"]
+                assert outcome["outcome"] == "held_back" and "cool-down" in outcome["reason"]
+            await orchestrator.stop()
+            bodies = await delivered(client, sink)
+    assert [(b["event"], b["service"]) for b in bodies] == [("failed", service), ("held_back", service)]
+    assert "cool-down: 1 failed recovery in a row" in bodies[1]["message"] and bodies[1]["until"]
 
 
 async def test_the_next_success_after_a_failed_recovery_is_told_even_at_its_first_try(

@@ -267,6 +267,11 @@ def test_a_batch_that_would_change_nothing_is_answered_without_being_applied() -
     book.pause(PauseServiceInput(service_name="paused", reason="deploy"), NOW)
     later = NOW + timedelta(seconds=30)
     batch = [automatic(name, later) for name in ("failed", "queued", "paused")]
+    # A cool-down's first answer is history (on-call is told of the hold); then no longer.
+    assert book.unchanged_answers(batch, later) is None
+    assert [a.outcome for a in book.schedule_automatically(batch, later)] == [
+        "held_back", "already_queued", "paused",
+    ]
     answers = book.unchanged_answers(batch, later)
     assert answers is not None
     assert [a.outcome for a in answers] == ["held_back", "already_queued", "paused"]

@@ -75,7 +75,9 @@ def schedule_automatically(
             unfinished.add(name)
             held, size = held + 1, size + grows
         results[position] = result
-    return [results[position] for position in range(len(requests))]
+    answers = [results[position] for position in range(len(requests))]
+    operator_word.note_cool_downs_answered(state, answers, now)
+    return answers
 
 
 def schedule_automatic(
@@ -128,8 +130,9 @@ def unchanged_answers(
 ) -> list[ScheduleRecoveryResult] | None:
     """Return automation's answers if its batch would change nothing; None if it would.
 
-    Each request must be already queued or running, held by an operator's word,
-    stale, held by a storm guard already recorded, or refused for a dependency cycle.
+    Each request must be already queued or running, held by an operator's word or a
+    cool-down already answered, stale, held by a storm guard already recorded, or
+    refused for a dependency cycle.
     The coordinator's validator then refuses the batch with these answers, and the
     watch, which hands the same open breakers over every few seconds, writes no
     history while they wait.
@@ -143,6 +146,8 @@ def unchanged_answers(
             continue
         held = operator_word.automation_held_off(state, request, now)
         if held is not None:
+            if operator_word.cool_down_unanswered(state, request, now):
+                return None  # its first answer is history: on-call is told of the hold
             answers.append(left(state, request, *held))
             continue
         spent = storm_guard.spent(state, request, now)

@@ -21,6 +21,7 @@ from workflows.coordinator_models import (
     ResumeServiceResult,
     ScheduleOutcome,
     ScheduleRecoveryInput,
+    ScheduleRecoveryResult,
 )
 from workflows.errors import RecoveryValidationError
 from workflows.ledger.clock import clock
@@ -99,6 +100,35 @@ def automation_held_off(state: CoordinatorState, input: ScheduleRecoveryInput, n
     if streak is not None and streak.until > now:
         return "held_back", cool_down_reason(streak)
     return None
+
+
+def cool_down_unanswered(state: CoordinatorState, input: ScheduleRecoveryInput, now: datetime) -> bool:
+    """Whether a failure's cool-down holds automation off this request, first time met.
+
+    The first answer it gives is history, so the coordinator tells of the hold once
+    (``held_back``, SPEC §10); the validator refuses the answered ones without history.
+    """
+    streak = state.failure_streaks.get(input.service_name)
+    if streak is None or streak.answered:
+        return False
+    return automation_held_off(state, input, now) == ("held_back", cool_down_reason(streak))
+
+
+def note_cool_downs_answered(
+    state: CoordinatorState, results: list[ScheduleRecoveryResult], now: datetime
+) -> None:
+    """Remember the cool-downs automation's answers met (``cool_down_unanswered``).
+
+    Not while an operator's cancel holds the service: that hold answers, and is not
+    told (the operator knows); the cool-down is, once the cancel's hold is over.
+    """
+    for result in results:
+        streak = state.failure_streaks.get(result.service_name)
+        cancelled_at = state.operator_cancels.get(result.service_name)
+        if cancelled_at is not None and cancelled_at + CANCEL_HOLD > now:
+            continue
+        if result.outcome == "held_back" and streak is not None and streak.until > now:
+            streak.answered = True
 
 
 def cancelled_since_opening(state: CoordinatorState, input: ScheduleRecoveryInput) -> Left | None:

@@ -77,7 +77,7 @@ async def test_dev_serves_its_own_server_and_refuses_a_taken_port(tmp_path: Path
         token = (tmp_path / ".recovery" / "receiver-token").read_text().strip()
         assert _post_status(ports[3], "") == 401  # the receiver serves, and wants its token
         assert _post_status(ports[3], token) == 422  # the token passes; an empty form schedules nothing
-        await _line_with(first, "Ctrl-C stops both")
+        await _line_with(first, "Ctrl-C stops them all")
         client = await connect(target_host=f"127.0.0.1:{ports[0]}", namespace="default")
         handle = client.get_workflow_handle(COORDINATOR_WORKFLOW_ID)
         for _ in range(100):  # the worker starts the coordinator once it polls
@@ -132,7 +132,7 @@ async def test_dev_again_resumes_a_recovery_on_the_same_build(tmp_path: Path) ->
     first = await _dev(tmp_path, *ports)
     async with health_server([503, 200]) as server:
         try:
-            await _line_with(first, "Ctrl-C stops both")
+            await _line_with(first, "Ctrl-C stops them all")
             client = await connect(target_host=f"127.0.0.1:{ports[0]}", namespace="default")
             for _ in range(60):  # the worker makes its version current once it polls
                 try:
@@ -172,7 +172,7 @@ async def test_dev_again_resumes_a_recovery_on_the_same_build(tmp_path: Path) ->
         assert server.requests == 1  # in its backoff when dev mode stopped
         again = await _dev(tmp_path, *ports)
         try:
-            await _line_with(again, "Ctrl-C stops both")
+            await _line_with(again, "Ctrl-C stops them all")
             client = await connect(target_host=f"127.0.0.1:{ports[0]}", namespace="default")
             handle = client.get_workflow_handle_for(ServiceRecovery.run, recovery_workflow_id(service))
             result = RecoveryResult.model_validate(await asyncio.wait_for(handle.result(), 30))

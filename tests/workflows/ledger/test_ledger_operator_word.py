@@ -93,3 +93,26 @@ def test_the_hold_that_ends_last_is_shown_and_none_for_services_in_hand() -> Non
     shown = word.holds(state, NOW, set())
     assert shown["svc"]["reason"] == "storm" and shown["svc"]["until"] == (NOW + timedelta(hours=2)).isoformat()
     assert word.holds(state, NOW, {"svc"}) == {}
+
+
+def test_a_cool_down_is_answered_with_history_once_and_not_while_a_cancel_holds_instead() -> None:
+    from workflows.coordinator_models import ScheduleRecoveryResult
+
+    state = CoordinatorState()
+    request = ScheduleRecoveryInput(service_name="svc")
+    word.note_ending(state, ended("svc", RecoveryState.FAILED), None)
+    word.note_operator_cancel(state, "svc", NOW)
+    held = [ScheduleRecoveryResult(service_name="svc", outcome="held_back", state="idle")]
+    # The cancel's hold answers (and is not told): the cool-down is not met yet.
+    assert not word.cool_down_unanswered(state, request, NOW)
+    word.note_cool_downs_answered(state, held, NOW)
+    assert not state.failure_streaks["svc"].answered
+    # The cancel's hold is over, the cool-down (5 minutes) is not: met now, then answered.
+    later = NOW + timedelta(minutes=2)
+    state.operator_cancels["svc"] = NOW - word.CANCEL_HOLD
+    assert word.cool_down_unanswered(state, request, later)
+    word.note_cool_downs_answered(state, held, later)
+    assert not word.cool_down_unanswered(state, request, later)
+    # A new failure is a new hold, met afresh.
+    word.note_ending(state, ended("svc", RecoveryState.FAILED, at=later), None)
+    assert word.cool_down_unanswered(state, request, later)
