@@ -41,7 +41,9 @@ MIN_SECRET_BYTES = 16
 # run id (a UUID, but any id of letters, digits and dashes is accepted).
 _SERVICE = re.compile(r"[A-Za-z0-9_.\-]{1,200}")
 _RUN_ID = re.compile(r"[A-Za-z0-9\-]{1,100}")
-_DIGITS = re.compile(r"[0-9]{1,12}")
+# A number as the signer writes it: no leading zero (``01`` is not the signed ``1``), and
+# an expiry of at most 11 digits (year 5138), which a datetime can hold.
+_DIGITS = re.compile(r"0|[1-9][0-9]{0,10}")
 _SIGNATURE = re.compile(r"[A-Za-z0-9_\-]{43}")
 # Whom the link is for (optional): an approver's name as the services file lists it.
 _OPERATOR = re.compile(r"[^\x00-\x1f\x7f]{1,200}")

@@ -27,7 +27,7 @@ from aiohttp import web
 from aiohttp.abc import AbstractAccessLogger
 from aiohttp.web_request import BaseRequest
 from aiohttp.web_response import StreamResponse
-from temporalio.client import Client
+from temporalio.client import Client, WorkflowUpdateRPCTimeoutOrCancelledError
 from temporalio.common import MetricMeter
 from temporalio.service import RPCError, RPCStatusCode
 
@@ -51,6 +51,9 @@ _LINKS = web.AppKey("links", LinkDesk)
 _METRICS = web.AppKey("metrics", ReceiverMetrics)
 # Refusals that leave the body unread, or half read.
 UNREAD_BODY = frozenset({401, 408, 413})
+# How long a request may wait for Temporal (the client resends for about 20 s) before the
+# receiver answers 503: Alertmanager and curl give up sooner than the SDK's own retries.
+TEMPORAL_ANSWER_WITHIN = 15.0
 
 
 
@@ -112,6 +115,15 @@ async def running(app: web.Application, host: str, port: int) -> AsyncIterator[t
         yield str(bound[0]), int(bound[1])
     finally:
         await runner.cleanup()
+
+
+def _no_answer() -> str:
+    """What a ``503`` says when the server did not answer in time (or the connection broke)."""
+    return (
+        f"the Temporal server did not answer within {TEMPORAL_ANSWER_WITHIN:.0f} s: whether "
+        "anything was scheduled is unknown; sending the request again is safe (a recovery "
+        "already queued or running is left as it is)"
+    )
 
 
 def _unavailable(err: RPCError) -> str:
@@ -196,7 +208,12 @@ async def _link_action(request: web.Request) -> web.Response:
 async def _answers(request: web.Request, handler: Handler) -> StreamResponse:
     """Turn refusals into their JSON (or, for links, HTML) answers; count every request."""
     try:
-        response = await handler(request)
+        # Reading the body has its own clock; past it, only Temporal can be this slow.
+        deadline = request.app[_CONFIG].read_timeout + TEMPORAL_ANSWER_WITHIN
+        response = await asyncio.wait_for(handler(request), deadline)
+    except TimeoutError:
+        logger.warning("receiver: no answer from the Temporal server in time")
+        response = _refusal(request, 503, _no_answer())
     except RequestRefused as err:
         response = _error(err.status, err.message, err.field)
         if err.status == 401:
@@ -211,6 +228,9 @@ async def _answers(request: web.Request, handler: Handler) -> StreamResponse:
     except RPCError as err:
         logger.warning("receiver: the Temporal server did not take the request: %s", err)
         response = _refusal(request, 503, _unavailable(err))
+    except WorkflowUpdateRPCTimeoutOrCancelledError:  # the connection failed under the update
+        logger.warning("receiver: the Temporal server did not answer the update")
+        response = _refusal(request, 503, _no_answer())
     except Exception:  # the edge of the server: answered and counted, never a bare 500
         logger.exception("receiver: %s %s failed", request.method, request.path)
         response = _refusal(request, 500, "the receiver failed on this request: see its log")

@@ -12,7 +12,7 @@ from urllib.parse import parse_qsl, urlsplit
 
 import pytest
 
-from activities.approval_links import LinkRefused, LinkSigner, verify_link
+from activities.approval_links import LinkRefused, LinkSigner, _signature, verify_link
 from activities.settings import RecoverySettings
 from starter.receiver.config import ReceiverConfig
 
@@ -47,6 +47,8 @@ def test_a_signed_link_names_its_action_service_run_attempt_and_expiry() -> None
         ("approve", {"attempt": "-1"}, 400),
         ("approve", {"run": "run 1"}, 400),
         ("execute", {}, 404),
+        ("approve", {"attempt": "03"}, 400),  # the same number, not the signed text
+        ("approve", {"expires": "999999999999"}, 400),  # beyond any date
     ],
 )
 def test_an_altered_link_is_refused(action: str, change: dict[str, str], status: int) -> None:
@@ -54,6 +56,16 @@ def test_an_altered_link_is_refused(action: str, change: dict[str, str], status:
     with pytest.raises(LinkRefused) as refused:
         verify_link(SECRET, action, {**query_of(url), **change}, NOW)
     assert refused.value.status == status
+
+
+def test_an_expiry_a_date_cannot_hold_is_refused_even_when_signed() -> None:
+    """Only a holder of the secret could sign one; still a 400, never a server error."""
+    url = LinkSigner("http://r", SECRET).links("api", "run-1", 3, NOW).approve_url
+    query = {**query_of(url), "expires": "99999999999999"}
+    query["sig"] = _signature(SECRET, "approve", query)
+    with pytest.raises(LinkRefused) as refused:
+        verify_link(SECRET, "approve", query, NOW)
+    assert refused.value.status == 400
 
 
 @pytest.mark.parametrize("missing", ["service", "run", "attempt", "expires", "sig"])

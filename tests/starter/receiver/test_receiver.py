@@ -30,6 +30,8 @@ from recovery_breakers.sqlite_store import SQLiteBreakerStore
 from recovery_breakers.store import BreakerState
 from starter.client.connection import metrics_runtime
 from starter.client.coordinator_client import CoordinatorClient
+from starter.receiver import app as receiver_app
+from starter.receiver.access_log import show_receiver_log
 from starter.receiver.app import BindError
 from tests.helpers.prometheus import scrape, value
 from tests.helpers.receivers import TOKEN, ReceiverUnderTest, firing, serving_receiver, webhook
@@ -344,3 +346,44 @@ async def test_when_temporal_refuses_the_request_the_answer_is_503_and_safe_to_s
         status, answer = await receiver.post("/alertmanager", webhook(firing(service)))
     assert status == 503 and answer["error"]["code"] == "unavailable"
     assert "NOT_FOUND" in answer["error"]["message"] and "safe" in answer["error"]["message"]
+
+
+async def test_when_temporal_does_not_answer_the_answer_is_503_in_bounded_time(
+    fleet: Fleet, service: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A server that accepts and never answers: 503 within the bound, not after the SDK's retries."""
+    monkeypatch.setattr(receiver_app, "TEMPORAL_ANSWER_WITHIN", 1.0)
+    held: list[asyncio.StreamWriter] = []  # connections kept open, never answered
+
+    async def hold(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        held.append(writer)
+
+    silent = await asyncio.start_server(hold, "127.0.0.1", 0)
+    port = silent.sockets[0].getsockname()[1]
+    async with silent:
+        stalled = await Client.connect(f"127.0.0.1:{port}", lazy=True, data_converter=data_converter)
+        async with serving_receiver(stalled, fleet.task_queue, read_timeout=1.0) as receiver:
+            began = asyncio.get_running_loop().time()
+            status, answer = await receiver.post("/recoveries", {"services": [service]})
+            waited = asyncio.get_running_loop().time() - began
+    assert status == 503 and answer["error"]["code"] == "unavailable", answer
+    assert "did not answer within 1 s" in answer["error"]["message"] and waited < 10
+
+
+async def test_a_request_that_does_not_parse_costs_one_short_log_line(
+    fleet: Fleet, caplog: pytest.LogCaptureFixture
+) -> None:
+    """aiohttp quoted the bytes in a traceback: 20 such requests grew the log by a megabyte."""
+    show_receiver_log()
+    async with serving_receiver(fleet.client, fleet.task_queue) as receiver:
+        host, port = receiver.url.removeprefix("http://").split(":")
+        reader, writer = await asyncio.open_connection(host, int(port))
+        garbage = b"POST /recoveries HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n" + b"X" * 60_000
+        writer.write(garbage + b"\r\n\r\n")
+        await writer.drain()
+        answer = await asyncio.wait_for(reader.read(), 10)
+        writer.close()
+    assert answer.split(b" ", 2)[1] == b"400", answer[:80]
+    server_lines = [r for r in caplog.records if r.name == "aiohttp.server"]
+    assert server_lines, "aiohttp said nothing of the request"
+    assert all(r.exc_info is None and len(r.getMessage()) <= 200 for r in server_lines)
