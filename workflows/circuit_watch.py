@@ -231,21 +231,10 @@ class CircuitWatch:
         for name in result.open_breakers:
             chosen = settings.settings_for(name)
             if chosen is None:
-                result.skipped[name] = (
-                    f"not listed in {settings.source or 'the services file'} "
-                    "(recover_unlisted = false)"
-                )
+                result.skipped[name] = settings.not_listed()
                 continue
             try:  # whatever a store holds, one breaker's bad values stop only that breaker
-                requests.append(
-                    ScheduleRecoveryInput(
-                        service_name=name,
-                        strategy=chosen.strategy,
-                        priority=chosen.priority,
-                        policy=chosen.policy,
-                        breaker_opened_at=opened_at.get(name),
-                    )
-                )
+                requests.append(chosen.request(name, opened_at.get(name)))
             except RecoveryOrchestratorError as err:
                 result.skipped[name] = str(err)
         return requests

@@ -16,7 +16,7 @@ from typing import ClassVar
 from pydantic import BaseModel, Field, StrictBool, StrictFloat, StrictInt, field_validator
 
 from workflows.constants import CIRCUIT_WATCH_SCHEDULE_ID, COORDINATOR_WORKFLOW_ID, TASK_QUEUE
-from workflows.coordinator_models import ScheduleRecoveriesInput
+from workflows.coordinator_models import ScheduleRecoveriesInput, ScheduleRecoveryInput
 from workflows.models import (
     DoorInput,
     RecoveryPolicy,
@@ -70,6 +70,22 @@ class ServiceSettings(StrictModel):
     priority: StrictPriority = 1
     policy: RecoveryPolicy | None = None
 
+    def request(
+        self, service_name: str, breaker_opened_at: datetime | None = None
+    ) -> ScheduleRecoveryInput:
+        """Return the request for ``service_name`` under these settings (watch and receiver alike).
+
+        Raises:
+            RecoveryOrchestratorError: the name or the opening time is refused.
+        """
+        return ScheduleRecoveryInput(
+            service_name=service_name,
+            strategy=self.strategy,
+            priority=self.priority,
+            policy=self.policy,
+            breaker_opened_at=breaker_opened_at,
+        )
+
 
 class WatchInput(StrictModel, DoorInput):
     """The watch's settings: the services file as the worker loaded it."""
@@ -96,6 +112,10 @@ class WatchInput(StrictModel, DoorInput):
         if listed is not None:
             return listed
         return self.defaults if self.recover_unlisted else None
+
+    def not_listed(self) -> str:
+        """Why ``settings_for`` skipped a service: the reason the watch and the receiver give."""
+        return f"not listed in {self.source or 'the services file'} (recover_unlisted = false)"
 
 
 class HandOverInput(BaseModel):

@@ -3,6 +3,7 @@ for people and its JSON for scripts (the shapes scripts depend on)."""
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -25,16 +26,16 @@ from starter.cli.text import (
 from workflows.models import AttemptRecord
 
 
-class View:
+class View(ABC):
     """Something shown as a table to people and as JSON to scripts."""
 
+    @abstractmethod
     def renderable(self) -> RenderableType:
         """Return what a terminal shows."""
-        raise NotImplementedError
 
+    @abstractmethod
     def to_json(self) -> Any:
         """Return the JSON document scripts read."""
-        raise NotImplementedError
 
 
 @dataclass

@@ -98,19 +98,9 @@ async def ask_for_recoveries(
         first[name] = ask
         chosen = services.settings_for(name)
         if chosen is None:
-            where = services.source or "the services file"
-            reason = f"not listed in {where} (recover_unlisted = false)"
-            answers[ask.index] = _left(ask, "unlisted", reason)
+            answers[ask.index] = _left(ask, "unlisted", services.not_listed())
             continue
-        requests.append(
-            ScheduleRecoveryInput(
-                service_name=name,
-                strategy=chosen.strategy,
-                priority=chosen.priority,
-                policy=chosen.policy,
-                breaker_opened_at=ask.began_at,
-            )
-        )
+        requests.append(chosen.request(name, ask.began_at))
     for outcome in await _hand_over(coordinator, requests):
         ask = first[outcome.service_name]
         answers[ask.index] = ItemAnswer(

@@ -7,12 +7,10 @@ import json
 import os
 import pty
 import sys
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-import pytest_asyncio
 from temporalio.testing import WorkflowEnvironment
 
 from recovery_breakers.sqlite_store import SQLiteBreakerStore
@@ -21,20 +19,10 @@ from tests.helpers.policies import blocking_policy_json
 from tests.helpers.recoveryctl import Cli
 from tests.helpers.servers import free_port
 from tests.helpers.waiting import eventually
-from tests.helpers.workers import running_worker
 from workflows.circuit_watch_models import WatchInput
 from workflows.constants import CIRCUIT_WATCH_SCHEDULE_ID
 
 pytestmark = pytest.mark.timeout(120)
-
-
-@pytest_asyncio.fixture
-async def cli(
-    dev_env: WorkflowEnvironment, store: SQLiteBreakerStore, task_queue: str
-) -> AsyncIterator[Cli]:
-    address = dev_env.client.service_client.config.target_host
-    async with running_worker(dev_env.client, store, task_queue):
-        yield Cli(address, f"coordinator-{task_queue}", task_queue)
 
 
 async def test_recoveryctl_schedule_approve_history_policy(cli: Cli, service: str) -> None:

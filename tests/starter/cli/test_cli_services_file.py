@@ -7,29 +7,15 @@ check, anyone may approve). The file's settings now hold however a recovery is a
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
-import pytest_asyncio
-from temporalio.testing import WorkflowEnvironment
 
-from recovery_breakers.sqlite_store import SQLiteBreakerStore
 from tests.helpers.recoveryctl import Cli
 from tests.helpers.servers import free_port
 from tests.helpers.waiting import eventually
-from tests.helpers.workers import running_worker
 
 pytestmark = pytest.mark.timeout(120)
-
-
-@pytest_asyncio.fixture
-async def cli(
-    dev_env: WorkflowEnvironment, store: SQLiteBreakerStore, task_queue: str
-) -> AsyncIterator[Cli]:
-    address = dev_env.client.service_client.config.target_host
-    async with running_worker(dev_env.client, store, task_queue):
-        yield Cli(address, f"coordinator-{task_queue}", task_queue)
 
 
 def _services_file(tmp_path: Path, service: str) -> dict[str, str]:
