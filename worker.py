@@ -5,9 +5,10 @@ loads the services file (``recovery.toml``), starts the circuit watch (or gives
 the one running its settings and interval), polls the ``recovery-orchestrator`` task
 queue as a version of the Worker Deployment ``recovery-orchestrator`` (build
 ``RECOVERY_BUILD_ID``, else the package version; made current where the deployment has
-none yet: ``starter/client/deployment.py``), and shuts down
-cleanly on SIGINT/SIGTERM (in-flight activities finish or are retried by the
-next worker). A bad setting or services file stops it before it connects.
+none yet: ``starter/client/deployment.py``; the start-up steps are in
+``starter/client/worker_startup.py``), and shuts down cleanly on SIGINT/SIGTERM
+(in-flight activities finish or are retried by the next worker). A bad setting or
+services file stops it before it connects.
 """
 
 from __future__ import annotations
@@ -16,18 +17,11 @@ import argparse
 import asyncio
 import logging
 import signal
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from datetime import timedelta
 
-from temporalio.client import Interceptor as ClientInterceptor
-from temporalio.client import (
-    Client,
-    WorkflowUpdateFailedError,
-    WorkflowUpdateRPCTimeoutOrCancelledError,
-)
+from temporalio.client import Client
 from temporalio.common import WorkerDeploymentVersion
-from temporalio.service import RPCError
-from temporalio.runtime import Runtime
 from temporalio.worker import Worker
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
@@ -44,26 +38,24 @@ from activities.worker_tuning import WorkerTuning
 from activities.workflow_lookup import WorkflowLookupActivities
 from recovery_breakers.store import CircuitBreakerStore
 from recovery_breakers.stores import open_store, store_url_from_env
-from starter.client.connection import connect, ensure_search_attributes, metrics_runtime
+from starter.client.connection import ensure_search_attributes, metrics_runtime
 from starter.client.coordinator_client import CoordinatorClient
 from starter.client.deployment import (
     DEPLOYMENT_NAME,
-    Outcome,
     deployment_config,
-    make_current,
-    move_here,
     version_text,
     worker_version,
 )
 from starter.client.fleet_metrics import publish_fleet_gauges
 from starter.client.services_file import load_services_from_env, services_file_from_env
 from starter.client.tracing import tracing_from_env, tracing_interceptors
-from starter.client.watch_control import ensure_watch, interval_from_env, parse_interval
+from starter.client.watch_control import interval_from_env, parse_interval
+from starter.client.worker_startup import announce_current, connect_when_up, keep_watch
 from workflows.circuit_watch import CircuitWatch
-from workflows.circuit_watch_models import WatchInput
 from workflows.constants import TASK_QUEUE
 from workflows.converter import worker_data_converter
 from workflows.coordinator import RecoveryCoordinator
+from workflows.details_on_read import CurrentDetailsOnRead
 from workflows.guard import MessageGuard
 from workflows.notification import RecoveryNotification
 from workflows.service_recovery import ServiceRecovery
@@ -73,8 +65,9 @@ logger = logging.getLogger("recovery-worker")
 
 WORKFLOWS = [ServiceRecovery, RecoveryCoordinator, CircuitWatch, RecoveryNotification]
 # Every worker and replayer runs the workflows behind the guard: no message a client
-# sends fails a workflow task (workflows/guard.py).
-WORKFLOW_INTERCEPTORS = [MessageGuard()]
+# sends fails a workflow task (workflows/guard.py). The Web UI's current details of
+# the coordinator are written when read (workflows/details_on_read.py).
+WORKFLOW_INTERCEPTORS = [MessageGuard(), CurrentDetailsOnRead()]
 # Shared by every workflow run instead of imported again into each run's sandbox. The
 # sandbox's copy of our modules and their pydantic models cost about 440 KB a run: a
 # worker caching 1,000 recoveries in backoff held 727 MB against 160 MB for bare timer
@@ -87,9 +80,6 @@ WORKFLOW_RUNNER = SandboxedWorkflowRunner(
     restrictions=SandboxRestrictions.default.with_passthrough_modules(*PASSED_THROUGH)
 )
 GRACEFUL_SHUTDOWN = timedelta(seconds=10)
-# How long a starting worker waits for a server that does not answer yet.
-SERVER_WAIT = timedelta(seconds=60)
-WATCH_CONFIGURE_TIMEOUT = timedelta(seconds=30)
 # A workflow's next task waits this long on the sticky queue of the worker that ran it
 # last before any worker may take it. The SDK's 10 s made every attempt due just after
 # a worker died 10 s late (tests/reliability/test_worker_kills.py); the price of 1 s is
@@ -252,97 +242,6 @@ async def run_worker(
         if gauges is not None:
             await gauges
     store.close()
-
-
-async def connect_when_up(
-    runtime: Runtime | None, interceptors: Sequence[ClientInterceptor]
-) -> Client:
-    """Connect, waiting up to ``SERVER_WAIT`` for a server that is still starting.
-
-    A worker started beside its server (compose, a test, a host booting) often comes up
-    first. Past the wait, the last error stops the worker as before.
-    """
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + SERVER_WAIT.total_seconds()
-    delay = 0.2
-    while True:
-        try:
-            return await connect(runtime=runtime, interceptors=interceptors)
-        except RuntimeError as err:
-            if loop.time() + delay > deadline:
-                raise
-            logger.info("waiting for the Temporal server (%s)", str(err)[:200])
-        await asyncio.sleep(delay)
-        delay = min(delay * 2, 5.0)
-
-
-async def announce_current(
-    client: Client, version: WorkerDeploymentVersion, task_queue: str, *, force: bool = False
-) -> None:
-    """Make this worker's version current where SPEC §9 says so; log which one is current.
-
-    A server slow to learn of the version (``TIMED_OUT``) is asked again until it has:
-    on a fresh deployment nothing runs until some version is current.
-    """
-    while True:
-        current = await make_current(
-            client, version, only_if_none=not force, task_queue=None if force else task_queue
-        )
-        if current.outcome is not Outcome.TIMED_OUT:
-            break
-        logger.warning("worker deployment: %s; trying again", current.message)
-    if current.outcome is Outcome.REFUSED:
-        logger.warning("worker deployment: %s", current.message)
-    else:
-        logger.info("worker deployment: %s", current.message)
-    if force and current.outcome is Outcome.MADE_CURRENT:
-        moved = await move_here(client, version)
-        if moved:
-            logger.warning(
-                "worker deployment: moved %d running workflows pinned to other builds of %s "
-                "onto %s (dev mode: one build serves them all)",
-                moved,
-                version.deployment_name,
-                version.build_id,
-            )
-
-
-async def keep_watch(
-    client: Client, services: WatchInput, interval: timedelta, task_queue: str
-) -> None:
-    """Start the circuit watch or configure the running one; log what it is doing.
-
-    Bounded: a watch that cannot take the update (say, its history no longer replays)
-    must not keep this worker from serving recoveries; the failure is logged instead.
-    """
-    try:
-        watch = await asyncio.wait_for(
-            ensure_watch(client, services, interval=interval, task_queue=task_queue),
-            WATCH_CONFIGURE_TIMEOUT.total_seconds(),
-        )
-    except (
-        TimeoutError,
-        RPCError,
-        WorkflowUpdateFailedError,
-        WorkflowUpdateRPCTimeoutOrCancelledError,
-    ) as err:
-        logger.error(
-            "circuit watch not configured (%s); recoveries are served, but open breakers are "
-            "not picked up until a worker configures the watch",
-            err or type(err).__name__,
-        )
-        return
-    for note in watch.notes:
-        logger.info("circuit watch: %s", note)
-    # "circuit watch every" starts the line tests and scripts wait for.
-    logger.info(
-        "circuit watch every %gs with %d services from %s (workflow %r%s)",
-        interval.total_seconds(),
-        len(services.services),
-        services.source or "no services file (defaults for every breaker)",
-        watch.workflow_id,
-        f"; PAUSED: {watch.note}" if watch.paused else "",
-    )
 
 
 def main(argv: list[str] | None = None) -> None:

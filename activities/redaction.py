@@ -14,7 +14,8 @@ secret reaches a text in three shapes, and ``redact`` masks all three:
   percent-encoding, the value without its surrounding whitespace, and the credential
   after an ``Authorization`` scheme (``t0ken`` of ``Bearer t0ken``);
 - **Authorization-style credentials** in any text: ``Bearer xyz`` and ``Basic xyz``
-  become ``Bearer ***``, ``Authorization: xyz`` and ``?token=xyz`` lose their value.
+  become ``Bearer ***``; ``Authorization: xyz``, ``password=xyz`` (an operator's note
+  quoting one) and ``?token=xyz`` lose their value.
 
 ``redact_patterns`` applies the first and the last shape only: it reads no environment,
 so workflow code (deterministic, no environment) may call it on what it records.
@@ -64,9 +65,11 @@ _URL_USERINFO = re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://)([^/\s@'\"<>]*(?:@[^/\s
 _AUTH_SCHEME = re.compile(
     r"\b(Bearer|BEARER|Basic|BASIC)(\s+)(?!\*\*\*)([A-Za-z0-9\-._~+/]+=*)"
 )
-# A header or key that carries a credential, then its value (after any scheme, in any case).
+# A header or key that carries a credential, then its value (after any scheme, in any case);
+# a password given as "password=…" or "pwd: …", as someone writes it in a note.
 _AUTH_HEADER = re.compile(
-    r"(?i)\b((?:proxy-)?authorization|x-api-key|api[-_]?key)(['\"]?\s*[:=]\s*['\"]?)"
+    r"(?i)\b((?:proxy-)?authorization|x-api-key|api[-_]?key|pass(?:word|wd|phrase)|pwd)"
+    r"(['\"]?\s*[:=]\s*['\"]?)"
     r"(?!\*\*\*|RECOVERY_SECRET_)((?:(?:bearer|basic|token|digest|negotiate|apikey)\s+)?)"
     r"(?!\*\*\*)([^\s'\",;&)}\]]+)"
 )

@@ -20,17 +20,15 @@ documents them), and Temporal's own connection settings (``temporalio.envconfig`
 from __future__ import annotations
 
 import os
-import re
 from collections.abc import Mapping
 from datetime import timedelta
-from importlib.metadata import PackageNotFoundError
-from importlib.metadata import version as package_version
 from pathlib import Path
 from typing import Annotated, Any
 
 from pydantic import Field, SecretStr, ValidationError, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from activities.build_id import MAX_BUILD_ID_LENGTH, parse_build_id
 from activities.target_vetting import TargetAllowList
 from activities.worker_tuning import WorkerTuning
 
@@ -44,7 +42,6 @@ ALLOWED_TARGETS_ENV = "RECOVERY_HEALTH_CHECK_ALLOW"
 WORKER_TUNING_ENV = "RECOVERY_WORKER_TUNING"
 METRICS_BIND_ENV = "RECOVERY_METRICS_BIND"
 TRACING_ENV = "RECOVERY_TRACING"
-BUILD_ID_ENV = "RECOVERY_BUILD_ID"
 SECRET_ENV_PREFIX = "RECOVERY_SECRET_"
 
 DEFAULT_STORE_URL = "sqlite:///.recovery/breakers.db"
@@ -64,13 +61,6 @@ DEFAULT_LINK_LIFETIME = timedelta(hours=1)
 MIN_LINK_LIFETIME = timedelta(seconds=60)
 MAX_LINK_LIFETIME = timedelta(days=7)
 
-DISTRIBUTION = "recovery-orchestrator"
-MAX_BUILD_ID_LENGTH = 64
-# A package version (0.9.0, 0.9.0rc1, 0.9.0+g1a2b3c), a git sha, an image tag: letters,
-# digits and . _ + - , starting with a letter or digit. No ':' (the server joins deployment
-# and build as "name:build"), no '/', no spaces or quotes (it goes into visibility queries
-# and shell commands), and not the server's reserved "__unversioned__".
-BUILD_ID_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+-]*")
 
 def parse_watch_interval(text: str, source: str = WATCH_INTERVAL_ENV) -> timedelta:
     """Return the watch interval from seconds (``"10"``, ``"2.5"``).
@@ -89,34 +79,6 @@ def parse_watch_interval(text: str, source: str = WATCH_INTERVAL_ENV) -> timedel
             f"{source}={text!r}: the watch interval must be between {low:g} and {high:g} seconds"
         )
     return timedelta(seconds=seconds)
-
-
-def parse_build_id(text: str, source: str = BUILD_ID_ENV) -> str:
-    """Return ``text`` as a build id, or raise ValueError saying what is wrong with it."""
-    build_id = text.strip()
-    if not build_id:
-        raise ValueError(f"{source} is empty: give the build's id, e.g. {source}=0.9.0")
-    if len(build_id) > MAX_BUILD_ID_LENGTH:
-        raise ValueError(
-            f"{source} is {len(build_id)} characters long; at most {MAX_BUILD_ID_LENGTH}"
-        )
-    if not BUILD_ID_PATTERN.fullmatch(build_id):
-        raise ValueError(
-            f"{source}={build_id!r}: use letters, digits and . _ + - only, starting with a "
-            "letter or digit (e.g. 0.9.0 or a git sha)"
-        )
-    return build_id
-
-
-def default_build_id() -> str:
-    """Return the installed package's version (the build id when none is given)."""
-    try:
-        return package_version(DISTRIBUTION)
-    except PackageNotFoundError:
-        raise ValueError(
-            f"the {DISTRIBUTION} package is not installed, so it has no version to use as "
-            f"build id: install it, or set {BUILD_ID_ENV}"
-        ) from None
 
 
 def _documented(default: str) -> dict[str, Any]:

@@ -63,7 +63,7 @@ class Figure:
     floor: float
 
 
-SCHEDULE = Figure("schedule_recovery", cap=45, floor=10)
+SCHEDULE = Figure("schedule_recovery", cap=60, floor=30)
 STATUS = Figure("status reads", cap=170, floor=50)
 THROUGHPUT = Figure("1,000 recoveries", cap=240, floor=70)
 HISTORIES = Figure("history events and timer lateness", cap=70, floor=25)

@@ -17,6 +17,7 @@ from pydantic import BaseModel, Field, StrictBool, StrictFloat, StrictInt, field
 
 from workflows.constants import CIRCUIT_WATCH_SCHEDULE_ID, COORDINATOR_WORKFLOW_ID, TASK_QUEUE
 from workflows.coordinator_models import ScheduleRecoveriesInput, ScheduleRecoveryInput
+from workflows.dependencies import find_cycle
 from workflows.models import (
     DoorInput,
     RecoveryPolicy,
@@ -214,7 +215,9 @@ class ConfigureWatchInput(StrictModel, DoorInput):
     @field_validator("settings")
     @classmethod
     def _fits(cls, settings: WatchInput | None) -> WatchInput | None:
-        """Refuse settings larger than the services file may be: the answer echoes them."""
+        """Refuse settings larger than the services file may be (the answer echoes them),
+        or whose ``depends_on`` loop (as the services file refuses them: each recovery of
+        the loop would wait for another's, and the coordinator refuses every one)."""
         if settings is not None:
             size = len(settings.model_dump_json().encode())
             if size > MAX_CATALOG_BYTES:
@@ -222,6 +225,13 @@ class ConfigureWatchInput(StrictModel, DoorInput):
                     f"settings are {size:,} bytes as JSON, over the {MAX_CATALOG_BYTES:,} the "
                     "watch carries (MAX_CATALOG_BYTES)"
                 )
+            graph = {
+                name: listed.policy.depends_on if listed.policy is not None else []
+                for name, listed in settings.services.items()
+            }
+            cycle = find_cycle(graph)
+            if cycle is not None:
+                raise ValueError(f"depends_on cycle: {' -> '.join(cycle)}")
         return settings
 
 

@@ -28,14 +28,13 @@ from typing import Any
 from temporalio import workflow
 from temporalio.exceptions import ApplicationError
 
+from workflows.carried_state import CoordinatorConfig, CoordinatorState
 from workflows.constants import COORDINATOR_WORKFLOW, LOG_PREFIX, NUDGE_SIGNAL
 from workflows.coordinator_models import (
     CancelRecoveryInput,
     CancelRecoveryResult,
     ConfigureInput,
-    CoordinatorConfig,
     CoordinatorInput,
-    CoordinatorState,
     ExecuteRecoveryInput,
     ExecuteRecoveryResult,
     PauseServiceInput,
@@ -98,21 +97,15 @@ class RecoveryCoordinator:
         # await takes this lock, as the main loop does when it starts children.
         self._lock = asyncio.Lock()
         # Starting, watching, cancelling and signalling children (coordinator_children).
-        self._children = Children(self._ledger, self._lock, self._changed)
+        self._children = Children(self._ledger, self._lock)
         # What the validators refuse (coordinator_admission).
         self._admission = Admission(self._ledger)
         # Notifications of holds, pauses and resumes (coordinator_notices).
         self._notices = Notices()
-        # Bumped by whatever may change the queue page (the Web UI's current details),
-        # which is written again at most once per workflow task.
-        self._revision = 0
-        self._shown_revision = -1
 
     @workflow.run
     async def run(self, input: CoordinatorInput | None = None) -> None:
         """Start recoveries as slots free up; continue-as-new before history grows large."""
-        self._changed()
-        asyncio.create_task(self._keep_details())
         asyncio.create_task(self._notices.keep_announcing())
         while True:
             try:
@@ -150,16 +143,13 @@ class RecoveryCoordinator:
             async with self._lock:
                 await self._children.start_startable()
 
-    async def _keep_details(self) -> None:
-        """Keep the Web UI's "Current Details" telling the queue (metadata, not history)."""
-        while True:
-            await workflow.wait_condition(lambda: self._revision != self._shown_revision)
-            self._shown_revision = self._revision
-            workflow.set_current_details(self._ledger.details(workflow.now()))
+    def current_details(self) -> str:
+        """The Web UI's "Current Details": the queue as an operator wants to see it.
 
-    def _changed(self) -> None:
-        """Note that the queue page must be written again."""
-        self._revision += 1
+        Written when the metadata query reads it (``workflows.details_on_read``), not on
+        every request admitted: that sorted the queue on the coordinator's hottest path.
+        """
+        return self._ledger.details(workflow.now())
 
     # ----- updates -------------------------------------------------------------------
 
@@ -175,7 +165,6 @@ class RecoveryCoordinator:
     @workflow.update(name="schedule_recoveries")
     def schedule_recoveries(self, input: ScheduleRecoveriesInput) -> list[ScheduleRecoveryResult]:
         """Schedule many at once (bulk, and the circuit watch): all or none."""
-        self._changed()
         if input.automatic:
             results = self._ledger.schedule_automatically(
                 input.recoveries,
@@ -207,7 +196,6 @@ class RecoveryCoordinator:
     @workflow.update(name="cancel_recovery")
     async def cancel_recovery(self, input: CancelRecoveryInput) -> CancelRecoveryResult:
         """Cancel at once: once this returns, the status holds the service as cancelled."""
-        self._changed()
         async with self._lock:
             result, child = self._ledger.cancel(input.service_name, input.reason, workflow.now())
             if result.cancelled:  # the watch must not undo an operator's decision
@@ -224,7 +212,6 @@ class RecoveryCoordinator:
     @workflow.update(name="execute_recovery")
     async def execute_recovery(self, input: ExecuteRecoveryInput) -> ExecuteRecoveryResult:
         """Start a queued recovery now, or approve one attempt of one awaiting an operator."""
-        self._changed()
         return await self._children.execute(input)
 
     @execute_recovery.validator
@@ -245,7 +232,6 @@ class RecoveryCoordinator:
     @workflow.update(name="pause_service")
     def pause_service(self, input: PauseServiceInput) -> PauseServiceResult:
         """Hold automation off a service until the pause ends; operators still may act."""
-        self._changed()
         try:
             result = self._ledger.pause(input, workflow.now())
         except RecoveryOrchestratorError as err:  # pauses filled since the validator ran
@@ -268,7 +254,6 @@ class RecoveryCoordinator:
     @workflow.update(name="resume_service")
     def resume_service(self, input: ResumeServiceInput) -> ResumeServiceResult:
         """Lift a pause, a failure's cool-down or a cancel's hold on a service."""
-        self._changed()
         result = self._ledger.resume(input.service_name, workflow.now())
         workflow.logger.info(
             "%s Resumed automatic recovery of '%s' (lifted: %s)",
@@ -283,14 +268,12 @@ class RecoveryCoordinator:
     @workflow.update(name="configure")
     def configure(self, input: ConfigureInput | None = None) -> CoordinatorConfig:
         """Change slots, limits, history size, default policy, or (re)start the orchestrator."""
-        self._changed()
         return self._ledger.configure(input or ConfigureInput())
 
     @validated  # nothing to refuse beyond the guard's (its hash)
     @workflow.update(name="shutdown")
     async def shutdown(self, input: ShutdownInput | None = None) -> ShutdownResult:
         """Stop: cancel every unfinished recovery; report not running until started again."""
-        self._changed()
         input = input or ShutdownInput()
         async with self._lock:
             cancelled, children = self._ledger.shutdown(input.reason, workflow.now())
@@ -311,7 +294,6 @@ class RecoveryCoordinator:
     @workflow.signal(name=REPORT_SIGNAL)
     def recovery_report(self, report: RecoveryReport) -> None:
         """Apply a child's report, in order; a late, repeated or malformed one changes nothing."""
-        self._changed()
         future = self._admission.report_from_the_future(report, workflow.now())
         if future is not None:
             raise to_application_error(RecoveryValidationError(future))
@@ -332,8 +314,8 @@ class RecoveryCoordinator:
         An idle coordinator waits on no timer, and an update's task does not tell it of a
         new current version: a signal's task does, and it continues as new onto that
         version before it starts another recovery (children start on their parent's).
+        The signal's task is all it takes: the main loop looks again after every task.
         """
-        self._changed()
 
     @workflow.query(name="get_recovery_status")
     def get_recovery_status(self, page: StatusPageInput | None = None) -> dict[str, Any]:
@@ -364,7 +346,6 @@ class RecoveryCoordinator:
         self, input: ScheduleRecoveryInput, index: dict[str, RecoveryTask] | None = None
     ) -> ScheduleRecoveryResult:
         """Schedule for an operator (or a script): that also lifts earlier holds (not a pause)."""
-        self._changed()
         self._ledger.operator_scheduled(input.service_name)
         result = self._ledger.schedule(input, workflow.now(), index)
         self._log_scheduled([input], [result])

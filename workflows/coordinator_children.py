@@ -15,7 +15,6 @@ order as before they moved here: recorded histories replay unchanged.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
@@ -33,14 +32,10 @@ from temporalio.workflow import ParentClosePolicy
 
 from workflows.constants import LOG_PREFIX, recovery_workflow_id
 from workflows.coordinator_details import policy_details
-from workflows.coordinator_models import (
-    ActiveRecovery,
-    ExecuteOutcome,
-    ExecuteRecoveryInput,
-    ExecuteRecoveryResult,
-)
+from workflows.coordinator_models import ExecuteOutcome, ExecuteRecoveryInput, ExecuteRecoveryResult
 from workflows.coordinator_state import ChildRef, RecoveryLedger, unknown_service
 from workflows.errors import RECOVERY_FAILED, RecoveryOrchestratorError, to_application_error
+from workflows.ledger.lifecycle import ActiveRecovery
 from workflows.models import (
     ApproveInput,
     CancelInput,
@@ -80,15 +75,11 @@ LOOKUP_RETRY = RetryPolicy(maximum_interval=timedelta(seconds=30), maximum_attem
 class Children:
     """The ``ServiceRecovery`` children of one coordinator run, and their lifecycle."""
 
-    def __init__(
-        self, ledger: RecoveryLedger, lock: asyncio.Lock, changed: Callable[[], None]
-    ) -> None:
+    def __init__(self, ledger: RecoveryLedger, lock: asyncio.Lock) -> None:
         self._ledger = ledger
         # The coordinator's lock: held by whoever reads then writes the queue or the
         # running set across an await (settle_closed_runs takes it itself).
         self._lock = lock
-        # Notes that the queue page (the Web UI's current details) must be written again.
-        self._changed = changed
         # Services whose run this coordinator stopped holding before seeing it close (it
         # had reported its end): a start that finds one still running waits and retries.
         self.maybe_closing = set(ledger.forget_closing())
@@ -180,7 +171,6 @@ class Children:
 
     async def start_startable(self) -> None:
         """Start every task that may start now (each free slot, every MANUAL one)."""
-        self._changed()
         if not workflow.patched(PATCH_START_ALL_FREE_SLOTS):
             # Histories recorded before the patch started one child per pass.
             task = self._ledger.next_startable()
@@ -263,7 +253,6 @@ class Children:
             carried = _result_in_failure(err)
             if carried is not None:  # a failed recovery: its result is in the details
                 self._ledger.settle(service_name, run_id, carried)
-                self._changed()
                 return
             cancelled = isinstance(err.cause, CancelledError)
             result = self._ledger.unreported_result(
@@ -277,7 +266,6 @@ class Children:
                 service_name, RecoveryState.FAILED, str(err), workflow.now()
             )
         self._ledger.settle(service_name, run_id, result)
-        self._changed()
 
     def reconcile_timeout(self) -> timedelta | None:
         if not self._ledger.unwatched(self.watched):
@@ -321,7 +309,6 @@ class Children:
                     name = batch.get(run.run_id)
                     if name is not None:
                         self._ledger.settle(name, run.run_id, self._closed_result(name, run))
-                        self._changed()
 
     def _closed_result(self, service_name: str, run: ClosedRun) -> RecoveryResult:
         """Return a closed run's own result, or describe how it ended."""

@@ -14,8 +14,8 @@ from collections.abc import Iterable, Mapping
 from datetime import datetime
 from typing import Any
 
-from workflows.coordinator_models import ActiveRecovery
 from workflows.errors import clipped
+from workflows.ledger.lifecycle import ActiveRecovery
 from workflows.models import RecoveryStrategy, RecoveryTask
 
 # Rows per section: the page stays readable, and the details small.

@@ -18,7 +18,8 @@ from datetime import datetime
 
 from temporalio import workflow
 
-from workflows.coordinator_models import CoordinatorState, ScheduleRecoveryResult
+from workflows.carried_state import CoordinatorState
+from workflows.coordinator_models import ScheduleRecoveryResult
 from workflows.ledger.operator_word import CANCEL_HOLD
 from workflows.notification import announce, service_event
 

@@ -15,13 +15,11 @@ from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
 
+from workflows.carried_state import CoordinatorConfig, CoordinatorState
 from workflows.coordinator_details import queue_details
 from workflows.coordinator_models import (
-    ActiveRecovery,
     CancelRecoveryResult,
     ConfigureInput,
-    CoordinatorConfig,
-    CoordinatorState,
     PauseServiceInput,
     PauseServiceResult,
     ResumeServiceResult,
@@ -42,6 +40,7 @@ from workflows.ledger import (
 from workflows.ledger.budget import CARRIED_STATE_BUDGET, HAND_OVER_LIMIT, json_bytes
 from workflows.ledger.cancels import ChildRef
 from workflows.ledger.history import MAX_FINISHED_RUNS, MAX_MESSAGE, MAX_REJECTED_SIGNALS
+from workflows.ledger.lifecycle import ActiveRecovery
 from workflows.ledger.operator_word import (
     CANCEL_HOLD,
     COOL_DOWN_BASE,

@@ -49,15 +49,17 @@ class Context:
         """Connect on first use (so bad input fails before any network wait)."""
         if self._client is None:
             address = configured_target()  # a bad profile or config file: exit 2, nothing sent
+            shown = shown_target(address)
             limit = min(CONNECT_TIMEOUT_SECONDS, self.options.timeout)
             try:
                 self._client = await asyncio.wait_for(connect(), limit)
             except TimeoutError:
                 raise Unreachable(
-                    f"cannot reach the Temporal server at {address}: no answer within {limit:g} s"
+                    f"cannot reach the Temporal server at {shown}: no answer within {limit:g} s"
                 ) from None
             except RuntimeError as err:  # the SDK's "Failed client connect: …"
-                raise Unreachable(f"cannot reach the Temporal server at {address}: {err}") from None
+                told = str(err).replace(address, shown)
+                raise Unreachable(f"cannot reach the Temporal server at {shown}: {told}") from None
         return self._client
 
     async def check_namespace(self) -> None:
@@ -117,6 +119,15 @@ def apply_connection_flags(address: str | None, namespace: str | None, profile: 
     ):
         if value is not None:
             os.environ[name] = value
+
+
+def shown_target(address: str) -> str:
+    """Return the address as a message says it: a ``user:password@`` pasted before the host masked.
+
+    Temporal's address is ``HOST:PORT`` (credentials go in ``TEMPORAL_API_KEY`` or TLS
+    settings), but one pasted from a URL may carry them, and an error echoes it.
+    """
+    return f"***@{address.rpartition('@')[2]}" if "@" in address else address
 
 
 def configured_target() -> str:

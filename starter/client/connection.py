@@ -8,14 +8,14 @@ and config-file profiles; the default is ``localhost:7233``, namespace ``default
 from __future__ import annotations
 
 import logging
+from collections.abc import Awaitable, Sequence
+from typing import TypeVar
 
 from temporalio.api.enums.v1 import IndexedValueType
 from temporalio.api.operatorservice.v1 import (
     AddSearchAttributesRequest,
     ListSearchAttributesRequest,
 )
-from collections.abc import Sequence
-
 from temporalio.client import Client, Interceptor
 from temporalio.common import SearchAttributeIndexedValueType
 from temporalio.envconfig import ClientConfig
@@ -27,6 +27,8 @@ from workflows.constants import SEARCH_ATTRIBUTES
 from workflows.converter import data_converter
 
 logger = logging.getLogger(__name__)
+
+T = TypeVar("T")
 
 DEFAULT_TARGET = "localhost:7233"
 
@@ -126,3 +128,17 @@ async def _missing_search_attributes(
 
 def _indexed_type(kind: SearchAttributeIndexedValueType) -> IndexedValueType.ValueType:
     return IndexedValueType.ValueType(int(kind))
+
+
+async def unless_not_found(call: Awaitable[T]) -> T | None:
+    """Await ``call``; None when the server has no such workflow or schedule (``NOT_FOUND``).
+
+    For a look that may find nothing: a recovery that never ran, a watch or schedule
+    that was never made or was deleted meanwhile. Any other error is raised.
+    """
+    try:
+        return await call
+    except RPCError as err:
+        if err.status is RPCStatusCode.NOT_FOUND:
+            return None
+        raise

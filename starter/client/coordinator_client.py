@@ -43,6 +43,7 @@ from temporalio.common import WorkflowIDConflictPolicy
 from temporalio.service import RPCError, RPCStatusCode
 from temporalio.workflow import UpdateMethodMultiParam
 
+from workflows.carried_state import CoordinatorConfig
 from workflows.constants import COORDINATOR_WORKFLOW_ID, TASK_QUEUE
 from workflows.coordinator import UNCHANGED, RecoveryCoordinator
 from workflows.coordinator_details import SUMMARY as COORDINATOR_SUMMARY
@@ -50,7 +51,6 @@ from workflows.coordinator_models import (
     CancelRecoveryInput,
     CancelRecoveryResult,
     ConfigureInput,
-    CoordinatorConfig,
     CoordinatorInput,
     ExecuteRecoveryInput,
     ExecuteRecoveryResult,

@@ -35,10 +35,8 @@ from temporalio.common import WorkerDeploymentVersion
 from temporalio.service import RPCError, RPCStatusCode
 from temporalio.worker import WorkerDeploymentConfig
 
-from activities.settings import DISTRIBUTION
+from activities.build_id import DISTRIBUTION, default_build_id, parse_build_id
 from activities.settings import RecoverySettings
-from activities.settings import default_build_id
-from activities.settings import parse_build_id
 from workflows.constants import SERVICE_RECOVERY_WORKFLOW
 from workflows.versioning import PINNED
 

@@ -7,9 +7,8 @@ coordinator's do in ``starter.client.coordinator_client``.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta, timezone
-from typing import TypeVar, cast
+from typing import cast
 
 from temporalio.client import (
     Client,
@@ -22,6 +21,7 @@ from temporalio.exceptions import ApplicationError
 from temporalio.exceptions import CancelledError as TemporalCancelledError
 from temporalio.service import RPCError, RPCStatusCode
 
+from starter.client.connection import unless_not_found
 from starter.client.coordinator_client import CoordinatorClient
 from workflows.constants import recovery_workflow_id
 from workflows.coordinator_models import ExecuteRecoveryInput, ExecuteRecoveryResult
@@ -45,8 +45,6 @@ from workflows.models import (
     validate_service_name,
 )
 from workflows.service_recovery import ServiceRecovery
-
-T = TypeVar("T")
 
 # How often approve looks for a MANUAL recovery the coordinator has just been asked to
 # start (no workflow exists yet to answer), and for how long.
@@ -72,23 +70,12 @@ def recovery_handle(client: Client, service_name: str, run_id: str | None = None
 
 async def recovery_status(client: Client, service_name: str) -> RecoveryStatus | None:
     """Return the recovery's own ``status`` query, or None if it never ran."""
-    return await _query(recovery_handle(client, service_name), lambda h: h.query(ServiceRecovery.status))
+    return await unless_not_found(recovery_handle(client, service_name).query(ServiceRecovery.status))
 
 
 async def recovery_attempts(client: Client, service_name: str) -> list[AttemptRecord] | None:
     """Return the recovery's ``history`` query, or None if it never ran."""
-    return await _query(recovery_handle(client, service_name), lambda h: h.query(ServiceRecovery.history))
-
-
-async def _query(
-    handle: RecoveryHandle, ask: Callable[[RecoveryHandle], Awaitable[T]]
-) -> T | None:
-    try:
-        return await ask(handle)
-    except RPCError as err:
-        if err.status is RPCStatusCode.NOT_FOUND:
-            return None
-        raise
+    return await unless_not_found(recovery_handle(client, service_name).query(ServiceRecovery.history))
 
 
 async def approve(
@@ -210,13 +197,9 @@ async def latest_run_result(client: Client, service_name: str) -> RecoveryResult
     A closed run gives its result at once; a run still going (started outside the
     coordinator) is awaited.
     """
-    handle = recovery_handle(client, service_name)
-    try:
-        description = await handle.describe()
-    except RPCError as err:
-        if err.status is RPCStatusCode.NOT_FOUND:
-            return None
-        raise
+    description = await unless_not_found(recovery_handle(client, service_name).describe())
+    if description is None:
+        return None
     return await final_result(recovery_handle(client, service_name, description.run_id))
 
 

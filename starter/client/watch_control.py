@@ -31,6 +31,7 @@ from temporalio.service import RPCError, RPCStatusCode
 
 from activities.settings import WATCH_INTERVAL_ENV as WATCH_INTERVAL_ENV
 from activities.settings import RecoverySettings, parse_watch_interval
+from starter.client.connection import unless_not_found
 from workflows.circuit_watch import CircuitWatch
 from workflows.circuit_watch_models import (
     CIRCUIT_WATCH_WORKFLOW_ID,
@@ -203,26 +204,15 @@ async def ensure_watch(
 async def _retire_schedule(client: Client, schedule_id: str) -> tuple[bool, str] | None:
     """Delete a 0.7 schedule; return whether it was paused and its note, None if none."""
     handle = client.get_schedule_handle(schedule_id)
-    try:
-        description = await handle.describe()
-    except RPCError as err:
-        if err.status is RPCStatusCode.NOT_FOUND:
-            return None
-        raise
-    try:
-        await handle.delete()
-    except RPCError as err:
-        if err.status is not RPCStatusCode.NOT_FOUND:  # another worker deleted it first
-            raise
+    description = await unless_not_found(handle.describe())
+    if description is None:
+        return None
+    await unless_not_found(handle.delete())  # None: another worker deleted it first
     # Its runs had a 5-minute execution timeout; the long-lived watch (same id) has none.
     action = description.schedule.action
     workflow_id = action.id if isinstance(action, ScheduleActionStartWorkflow) else schedule_id
-    try:
-        run = await client.get_workflow_handle(workflow_id).describe()
-    except RPCError as err:
-        if err.status is not RPCStatusCode.NOT_FOUND:
-            raise
-    else:
+    run = await unless_not_found(client.get_workflow_handle(workflow_id).describe())
+    if run is not None:
         timeout = run.raw_description.execution_config.workflow_execution_timeout
         if run.status is WorkflowExecutionStatus.RUNNING and timeout.ToTimedelta() > timedelta(0):
             await client.get_workflow_handle(workflow_id, run_id=run.run_id).terminate(

@@ -44,7 +44,7 @@ from tests.helpers.servers import free_port
 from tests.helpers.waiting import eventually
 from tests.helpers.workers import HEALTH_CHECK_MODULES
 from worker import build_worker
-from workflows.coordinator_models import CoordinatorState
+from workflows.carried_state import CoordinatorState
 from workflows.ledger.operator_word import note_ending
 from workflows.models import RecoveryResult, RecoveryState
 from workflows.notification import RecoveryNotification

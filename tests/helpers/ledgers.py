@@ -8,7 +8,8 @@ from __future__ import annotations
 
 from datetime import datetime, timezone
 
-from workflows.coordinator_models import CoordinatorConfig, CoordinatorState, ScheduleRecoveryInput
+from workflows.carried_state import CoordinatorConfig, CoordinatorState
+from workflows.coordinator_models import ScheduleRecoveryInput
 from workflows.coordinator_state import RecoveryLedger
 from workflows.models import (
     RecoveryPhase,

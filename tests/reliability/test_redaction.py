@@ -128,6 +128,9 @@ def test_short_values_are_not_masked_everywhere(monkeypatch: pytest.MonkeyPatch)
         ('{"Authorization": "Token xyz123"}', '{"Authorization": "Token ***"}'),
         ("GET https://h/x?token=abc&ok=1", "GET https://h/x?token=***&ok=1"),
         ("x-api-key=k123", "x-api-key=***"),
+        # An operator's pause note quoting a password (the watch and coordinator keep notes).
+        ("db maintenance, password=hunter2 until 6", "db maintenance, password=*** until 6"),
+        ("Passwd: 's3cr3t'", "Passwd: '***'"),
     ],
 )
 def test_authorization_style_credentials_are_masked(text: str, expected: str) -> None:
@@ -142,6 +145,7 @@ def test_authorization_style_credentials_are_masked(text: str, expected: str) ->
         "holding 'Basic <base64 of user:password>' or 'Bearer <token>'",
         "health check for 'svc': False (GET http://127.0.0.1:8080/health answered 503)",
         "a basic check; a bearer token",
+        "passwords are rotated weekly; the password field is empty",
     ],
 )
 def test_the_products_own_words_are_left_alone(text: str) -> None:

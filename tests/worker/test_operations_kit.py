@@ -36,7 +36,7 @@ from tests.helpers.servers import free_port
 from tests.helpers.waiting import eventually
 from worker import build_worker
 from workflows import metrics as workflow_metrics
-from workflows.coordinator_models import AttemptLog, CoordinatorState, FailureStreak, HeldBack, Pause
+from workflows.carried_state import AttemptLog, CoordinatorState, FailureStreak, HeldBack, Pause
 from workflows.ledger import storm_guard
 from workflows.ledger.view import status
 from workflows.models import RecoveryPolicy, RecoveryStrategy

@@ -23,7 +23,7 @@ from temporalio.common import WorkerDeploymentVersion
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
-from activities.settings import BUILD_ID_ENV, default_build_id, parse_build_id
+from activities.build_id import BUILD_ID_ENV, default_build_id, parse_build_id
 from recovery_breakers.sqlite_store import SQLiteBreakerStore
 from recovery_breakers.store import BreakerState
 from starter.client.deployment import (

@@ -9,13 +9,9 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
+from workflows.carried_state import CoordinatorConfig, CoordinatorState
 from workflows.coordinator_details import queue_details
-from workflows.coordinator_models import (
-    CoordinatorConfig,
-    CoordinatorState,
-    PauseServiceInput,
-    ScheduleRecoveryInput,
-)
+from workflows.coordinator_models import PauseServiceInput, ScheduleRecoveryInput
 from workflows.coordinator_state import (
     CANCEL_HOLD,
     COOL_DOWN_BASE,

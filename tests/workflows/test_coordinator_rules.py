@@ -7,11 +7,8 @@ from datetime import timedelta
 import pytest
 
 from tests.helpers.ledgers import NOW, ledger, report, schedule, started
-from workflows.coordinator_models import (
-    ConfigureInput,
-    CoordinatorState,
-    ScheduleRecoveryInput,
-)
+from workflows.carried_state import CoordinatorState
+from workflows.coordinator_models import ConfigureInput, ScheduleRecoveryInput
 from workflows.coordinator_state import (
     CARRIED_STATE_BUDGET,
     HAND_OVER_LIMIT,

@@ -11,9 +11,11 @@ from temporalio.testing import WorkflowEnvironment
 from recovery_breakers.sqlite_store import SQLiteBreakerStore
 from tests.helpers.policies import blocking_policy
 from tests.helpers.workers import orchestrator_on
+from workflows.carried_state import CoordinatorState
 from workflows.converter import data_converter
-from workflows.coordinator_models import ActiveRecovery, CoordinatorInput, CoordinatorState
+from workflows.coordinator_models import CoordinatorInput
 from workflows.coordinator_state import CARRIED_STATE_BUDGET
+from workflows.ledger.lifecycle import ActiveRecovery
 from workflows.models import RecoveryPolicy, RecoveryState, RecoveryStrategy, RecoveryTask
 
 SERVICES = 10_000

@@ -20,14 +20,9 @@ from tests.helpers.policies import blocking_policy
 from tests.helpers.recoveries import is_running
 from tests.helpers.waiting import eventually
 from tests.helpers.workers import orchestrator_on
+from workflows.carried_state import CoordinatorConfig, CoordinatorState
 from workflows.constants import recovery_workflow_id
-from workflows.coordinator_models import (
-    ConfigureInput,
-    CoordinatorConfig,
-    CoordinatorInput,
-    CoordinatorState,
-    ScheduleRecoveryInput,
-)
+from workflows.coordinator_models import ConfigureInput, CoordinatorInput, ScheduleRecoveryInput
 from workflows.coordinator_state import RecoveryLedger
 from workflows.errors import RecoveryValidationError
 from workflows.models import RecoveryPolicy, RecoveryReport, RecoveryStrategy
@@ -214,7 +209,7 @@ async def test_the_pause_past_the_limit_is_refused_by_the_validator(
     from datetime import timedelta
 
     from workflows.coordinator import RecoveryCoordinator
-    from workflows.coordinator_models import Pause
+    from workflows.carried_state import Pause
     from workflows.coordinator_state import MAX_PAUSED
     from tests.helpers.workers import running_worker
 

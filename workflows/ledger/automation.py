@@ -12,8 +12,8 @@ from __future__ import annotations
 
 from datetime import datetime
 
+from workflows.carried_state import CoordinatorState
 from workflows.coordinator_models import (
-    CoordinatorState,
     ScheduleOutcome,
     ScheduleRecoveryInput,
     ScheduleRecoveryResult,

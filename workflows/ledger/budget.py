@@ -13,9 +13,10 @@ from collections.abc import Iterable
 
 from pydantic import BaseModel
 
-from workflows.coordinator_models import CoordinatorState, ScheduleRecoveryInput
+from workflows.carried_state import CoordinatorState
+from workflows.coordinator_models import ScheduleRecoveryInput
 from workflows.errors import RecoveryValidationError
-from workflows.ledger.queue import policy_for, queue_index, unfinished_names
+from workflows.ledger.queue import live, policy_for, queued_among, unfinished_count
 from workflows.models import RecoveryPolicy
 
 CARRIED_STATE_BUDGET = 1_400_000
@@ -152,10 +153,15 @@ def check_room(
         RecoveryValidationError: saying what is full and how to make room.
     """
     requests = list(requests)
-    unfinished = unfinished_names(state)
-    new = {r.service_name: r for r in requests if r.service_name not in unfinished}
-    check_count(state, len(unfinished), len(new))
-    queued = queue_index(state)
+    # Every update's validator runs this: one pass over the queue for the names asked
+    # about, not an index of the whole queue per request.
+    queued = queued_among(state, {r.service_name for r in requests})
+    new = {
+        r.service_name: r
+        for r in requests
+        if r.service_name not in queued and live(state, r.service_name) is None
+    }
+    check_count(state, unfinished_count(state), len(new))
     requeued = {r.service_name: r for r in requests if r.service_name in queued}
     estimate = GrowthEstimate(state)
     added = estimate.total(new.values()) + sum(

@@ -11,7 +11,8 @@ from datetime import datetime
 from typing import NamedTuple
 
 from workflows import dependencies
-from workflows.coordinator_models import CancelRecoveryResult, CoordinatorState
+from workflows.carried_state import CoordinatorState
+from workflows.coordinator_models import CancelRecoveryResult
 from workflows.ledger import history, queue, reports
 from workflows.ledger.lifecycle import Lifecycle
 

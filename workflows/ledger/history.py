@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from workflows.coordinator_models import CoordinatorState
+from workflows.carried_state import CoordinatorState
 from workflows.errors import clipped
 from workflows.ledger.lifecycle import ActiveRecovery
 from workflows.models import RecoveryResult, RecoveryState, RecoveryTask

@@ -13,10 +13,8 @@ from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
 
+from workflows.carried_state import CoordinatorState, FailureStreak, Pause
 from workflows.coordinator_models import (
-    CoordinatorState,
-    FailureStreak,
-    Pause,
     PauseServiceInput,
     ResumeServiceResult,
     ScheduleOutcome,

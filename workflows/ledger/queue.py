@@ -12,8 +12,8 @@ from collections.abc import Iterable
 from datetime import datetime
 
 from workflows import dependencies
+from workflows.carried_state import CoordinatorState
 from workflows.coordinator_models import (
-    CoordinatorState,
     ScheduleOutcome,
     ScheduleRecoveryInput,
     ScheduleRecoveryResult,
@@ -30,6 +30,11 @@ MAX_RUNNING = 1000
 def queued(state: CoordinatorState, service_name: str) -> RecoveryTask | None:
     """Return the service's queue entry, if it is queued."""
     return next((t for t in state.queue if t.service_name == service_name), None)
+
+
+def queued_among(state: CoordinatorState, names: set[str]) -> dict[str, RecoveryTask]:
+    """Return the queue entries of ``names`` by service name (one pass, for a few names)."""
+    return {task.service_name: task for task in state.queue if task.service_name in names}
 
 
 def queue_index(state: CoordinatorState) -> dict[str, RecoveryTask]:

@@ -10,7 +10,7 @@ its final report, or when a lookup finds it closed.
 from __future__ import annotations
 
 from workflows import dependencies
-from workflows.coordinator_models import CoordinatorState
+from workflows.carried_state import CoordinatorState
 from workflows.ledger import history, operator_word, storm_guard
 from workflows.ledger.lifecycle import ActiveRecovery, Lifecycle
 from workflows.models import RecoveryPolicy, RecoveryReport, RecoveryResult, RecoveryState

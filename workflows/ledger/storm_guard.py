@@ -10,7 +10,8 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from workflows.coordinator_models import AttemptLog, CoordinatorState, HeldBack, ScheduleRecoveryInput
+from workflows.carried_state import AttemptLog, CoordinatorState, HeldBack
+from workflows.coordinator_models import ScheduleRecoveryInput
 from workflows.ledger.clock import clock
 from workflows.ledger.queue import policy_for
 from workflows.models import RecoveryPolicy, RecoveryTask

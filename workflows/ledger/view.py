@@ -10,7 +10,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from workflows.coordinator_models import CoordinatorState
+from workflows.carried_state import CoordinatorState
 from workflows.ledger import operator_word, queue
 from workflows.models import RecoveryTask
 from workflows.status import idle_entry, status_document, task_entry

@@ -236,3 +236,16 @@ def test_recoveryctl_hides_the_sdks_scheme_warning_and_leaves_the_callers_filter
     assert code == 3
     assert [str(w.message) for w in caught] == ["Target host as URL with scheme: the caller's own"]
     assert capsys.readouterr().err.count("\n") == 1
+
+
+def test_an_address_pasted_with_a_password_is_not_echoed(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from starter.cli import run
+
+    monkeypatch.setenv("TEMPORAL_ADDRESS", "127.0.0.1:1")  # restored after: run() sets it
+    code = run(["--address", "ops:hunter2@127.0.0.1:1", "--timeout", "5", "status"])
+    err = capsys.readouterr().err
+    assert code == 3
+    assert "hunter2" not in err
+    assert "***@127.0.0.1:1" in err

@@ -17,7 +17,7 @@ import pytest
 from temporalio.api.enums.v1 import VersioningBehavior
 from temporalio.service import RPCError
 
-from activities.settings import default_build_id
+from activities.build_id import default_build_id
 from recovery_breakers.sqlite_store import SQLiteBreakerStore
 from recovery_breakers.store import BreakerState
 from starter.client.connection import connect

@@ -6,12 +6,8 @@ from datetime import datetime, timezone
 
 import pytest
 
-from workflows.coordinator_models import (
-    AttemptLog,
-    CoordinatorConfig,
-    CoordinatorState,
-    ScheduleRecoveryInput,
-)
+from workflows.carried_state import AttemptLog, CoordinatorConfig, CoordinatorState
+from workflows.coordinator_models import ScheduleRecoveryInput
 from workflows.errors import RecoveryValidationError
 from workflows.ledger import budget, queue
 from workflows.models import RecoveryPolicy, RecoveryResult, RecoveryState

@@ -10,7 +10,8 @@ from typing import Any
 import pytest
 
 from tests.helpers.histories import HISTORIES
-from workflows.coordinator_models import CoordinatorInput, CoordinatorState, ScheduleRecoveryInput
+from workflows.carried_state import CoordinatorState
+from workflows.coordinator_models import CoordinatorInput, ScheduleRecoveryInput
 from workflows.ledger import cancels, queue, reports
 from workflows.ledger.lifecycle import (
     TRANSITIONS,

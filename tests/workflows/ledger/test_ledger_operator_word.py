@@ -6,13 +6,8 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from workflows.coordinator_models import (
-    CoordinatorState,
-    HeldBack,
-    Pause,
-    PauseServiceInput,
-    ScheduleRecoveryInput,
-)
+from workflows.carried_state import CoordinatorState, HeldBack, Pause
+from workflows.coordinator_models import PauseServiceInput, ScheduleRecoveryInput
 from workflows.errors import RecoveryValidationError
 from workflows.ledger import operator_word as word
 from workflows.models import RecoveryPolicy, RecoveryResult, RecoveryState

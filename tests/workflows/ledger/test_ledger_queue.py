@@ -6,7 +6,8 @@ from datetime import datetime, timezone
 
 import pytest
 
-from workflows.coordinator_models import CoordinatorConfig, CoordinatorState, ScheduleRecoveryInput
+from workflows.carried_state import CoordinatorConfig, CoordinatorState
+from workflows.coordinator_models import ScheduleRecoveryInput
 from workflows.errors import RecoveryOrchestratorError
 from workflows.ledger import queue
 from workflows.ledger.lifecycle import ActiveRecovery, Lifecycle

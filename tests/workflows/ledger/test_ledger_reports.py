@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone
 
-from workflows.coordinator_models import CoordinatorConfig, CoordinatorState, ScheduleRecoveryInput
+from workflows.carried_state import CoordinatorConfig, CoordinatorState
+from workflows.coordinator_models import ScheduleRecoveryInput
 from workflows.ledger import cancels, history, queue, reports
 from workflows.ledger.lifecycle import ActiveRecovery, Lifecycle
 from workflows.models import (

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone
 
-from workflows.coordinator_models import AttemptLog, CoordinatorState, HeldBack, ScheduleRecoveryInput
+from workflows.carried_state import AttemptLog, CoordinatorState, HeldBack
+from workflows.coordinator_models import ScheduleRecoveryInput
 from workflows.ledger import storm_guard
 from workflows.models import RecoveryPolicy, RecoveryTask
 
