@@ -261,12 +261,24 @@ class CoordinatorClient:
     async def _retrying(self, call: Callable[[], Awaitable[R]]) -> R:
         """Send ``call`` until it passes, resending only Temporal's passing refusals.
 
+        The first send goes out directly: nearly every call passes at once, and the
+        retry machinery cost every call of the schedule path about a tenth of a
+        millisecond (``make bench``). Resends then wait ``RETRY_FIRST_DELAY``, twice
+        that, four times… up to ``RETRY_MAX_DELAY``, ``RETRY_SENDS`` of them at most.
         (Each send holds an in-flight slot; the wait between sends holds none.)
         """
+        try:
+            async with _in_flight():
+                return await call()
+        except Exception as err:  # noqa: BLE001 (only a passing refusal is sent again)
+            if not _worth_retrying(err):
+                raise
+        await asyncio.sleep(RETRY_FIRST_DELAY)
         retrying = AsyncRetrying(
             retry=retry_if_exception(_worth_retrying),
-            wait=wait_exponential(multiplier=RETRY_FIRST_DELAY, max=RETRY_MAX_DELAY),
-            stop=stop_after_attempt(1 + RETRY_SENDS),
+            # The resends' waits go on from the first one: twice it, then four times…
+            wait=wait_exponential(multiplier=2 * RETRY_FIRST_DELAY, max=RETRY_MAX_DELAY),
+            stop=stop_after_attempt(RETRY_SENDS),
             reraise=True,
         )
         async for attempt in retrying:
