@@ -53,6 +53,8 @@ SECRET_URL_VARIABLES = ("RECOVERY_CIRCUIT_STORE", "RECOVERY_RECEIVER_URL")
 # the path, others in the query, and anyone holding the URL can post to the channel.
 SECRET_WHOLE_URL_VARIABLES = ("RECOVERY_NOTIFY_URLS",)
 
+_SECRET_NAMES = frozenset(SECRET_VARIABLES + SECRET_URL_VARIABLES + SECRET_WHOLE_URL_VARIABLES)
+
 # Shorter values are not masked where they appear: "on" or "1" would blank half a log.
 MIN_SECRET_LENGTH = 4
 
@@ -73,6 +75,9 @@ _AUTH_HEADER = re.compile(
     r"(?!\*\*\*|RECOVERY_SECRET_)((?:(?:bearer|basic|token|digest|negotiate|apikey)\s+)?)"
     r"(?!\*\*\*)([^\s'\",;&)}\]]+)"
 )
+# What a text holds wherever _AUTH_HEADER or _AUTH_SCHEME matches (lower-cased for the first).
+_AUTH_HEADER_KEYS = ("authorization", "api", "pass", "pwd")
+_AUTH_SCHEMES = ("Bearer", "BEARER", "Basic", "BASIC")
 # A credential in a URL's query string.
 _QUERY_SECRET = re.compile(
     r"(?i)([?&](?:access_token|token|api_key|apikey|key|password|secret|signature|sig)=)"
@@ -106,10 +111,18 @@ def redact_patterns(text: str) -> str:
     """
     if not text:
         return text
-    text = _URL_USERINFO.sub(_mask_userinfo, text)
-    text = _AUTH_HEADER.sub(lambda m: f"{m.group(1)}{m.group(2)}{m.group(3)}{MASK}", text)
-    text = _AUTH_SCHEME.sub(lambda m: f"{m.group(1)}{m.group(2)}{MASK}", text)
-    return _QUERY_SECRET.sub(lambda m: f"{m.group(1)}{MASK}", text)
+    # Every log line passes here: a pattern runs only where the text holds what it needs
+    # (each test is a necessary condition of its pattern, so the result is the same).
+    if "://" in text and "@" in text:
+        text = _URL_USERINFO.sub(_mask_userinfo, text)
+    lowered = text.lower()
+    if any(key in lowered for key in _AUTH_HEADER_KEYS):
+        text = _AUTH_HEADER.sub(lambda m: f"{m.group(1)}{m.group(2)}{m.group(3)}{MASK}", text)
+    if any(scheme in text for scheme in _AUTH_SCHEMES):
+        text = _AUTH_SCHEME.sub(lambda m: f"{m.group(1)}{m.group(2)}{MASK}", text)
+    if "=" in text and ("?" in text or "&" in text):
+        text = _QUERY_SECRET.sub(lambda m: f"{m.group(1)}{MASK}", text)
+    return text
 
 
 def redact(text: str, extra_secrets: Iterable[str] = ()) -> str:
@@ -187,7 +200,10 @@ def _basic_parts(credential: str) -> set[str]:
 def _secret_values() -> tuple[str, ...]:
     """Return the secret values of this process's environment, as a hashable key."""
     values: list[str] = []
-    for name, value in os.environ.items():
+    for name in os.environ:  # names first: decoding every value cost each log line 10 µs
+        if not (name.startswith(SECRET_ENV_PREFIX) or name in _SECRET_NAMES):
+            continue
+        value = os.environ.get(name, "")
         if not value:
             continue
         if name.startswith(SECRET_ENV_PREFIX) or name in SECRET_VARIABLES:

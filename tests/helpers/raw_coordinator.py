@@ -13,18 +13,16 @@ from dataclasses import dataclass
 from typing import Any
 
 from temporalio.api.common.v1 import WorkflowExecution
-from temporalio.api.enums.v1 import UpdateWorkflowExecutionLifecycleStage, WorkflowTaskFailedCause
+from temporalio.api.enums.v1 import UpdateWorkflowExecutionLifecycleStage
 from temporalio.api.update.v1 import UpdateRef, WaitPolicy
 from temporalio.api.workflowservice.v1 import PollWorkflowExecutionUpdateRequest
 from temporalio.client import Client, WorkflowHandle
 from temporalio.service import RPCError, RPCStatusCode
 
 from starter.devtools.dev import find_binary
+from tests.helpers.recoveries import BENIGN_CAUSES, task_failures
 from tests.helpers.waiting import eventually
 
-# The server fails a task with this cause when a signal arrives while the worker
-# completes (at continue-as-new, say): benign, retried at once, not our code failing.
-BENIGN_CAUSES = frozenset({WorkflowTaskFailedCause.WORKFLOW_TASK_FAILED_CAUSE_UNHANDLED_COMMAND})
 ADMITTED = UpdateWorkflowExecutionLifecycleStage.UPDATE_WORKFLOW_EXECUTION_LIFECYCLE_STAGE_ADMITTED
 
 
@@ -90,13 +88,7 @@ class Coordinator:
         """No run of the coordinator (it may have continued-as-new) ever failed a task."""
         async for run in self.client.list_workflows(f"WorkflowId = '{self.handle.id}'"):
             handle = self.client.get_workflow_handle(self.handle.id, run_id=run.run_id)
-            failures = [
-                e.workflow_task_failed_event_attributes.failure.message
-                async for e in handle.fetch_history_events()
-                if e.HasField("workflow_task_failed_event_attributes")
-                and e.workflow_task_failed_event_attributes.cause not in benign
-            ]
-            assert failures == [], run.run_id
+            assert await task_failures(handle, benign) == [], run.run_id
 
     async def assert_still_recovers(
         self, service: str, benign: frozenset[int] = BENIGN_CAUSES

@@ -6,6 +6,7 @@ import json
 from datetime import timedelta
 from typing import Any
 
+from temporalio.api.enums.v1 import WorkflowTaskFailedCause
 from temporalio.client import Client, WorkflowHandle, WorkflowHistory
 
 from tests.helpers.waiting import eventually
@@ -36,6 +37,25 @@ async def timers(handle: WorkflowHandle[ServiceRecovery, RecoveryResult]) -> lis
             summary = json.loads(event.user_metadata.summary.data or b'""')
             found.append((duration, summary))
     return found
+
+
+# The server fails a task with this cause when an event reaches the workflow while its
+# worker completes the task (a signal at continue-as-new, a notification child finishing
+# as its parent ends): benign, retried at once with the event, not our code failing.
+BENIGN_CAUSES = frozenset({WorkflowTaskFailedCause.WORKFLOW_TASK_FAILED_CAUSE_UNHANDLED_COMMAND})
+
+
+async def task_failures(
+    handle: WorkflowHandle[Any, Any], benign: frozenset[int] = BENIGN_CAUSES
+) -> list[str]:
+    """Return each failed workflow task's cause and message, leaving out ``benign`` causes."""
+    return [
+        f"{WorkflowTaskFailedCause.Name(e.workflow_task_failed_event_attributes.cause)}: "
+        f"{e.workflow_task_failed_event_attributes.failure.message}"
+        async for e in handle.fetch_history_events()
+        if e.HasField("workflow_task_failed_event_attributes")
+        and e.workflow_task_failed_event_attributes.cause not in benign
+    ]
 
 
 async def event_types(handle: WorkflowHandle[ServiceRecovery, RecoveryResult]) -> list[str]:

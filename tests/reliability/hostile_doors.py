@@ -25,7 +25,8 @@ from activities.health_check_specs import HttpHealthCheck
 from starter.client.orchestrator import RecoveryOrchestrator
 from starter.client.recoveries import recovery_status
 from tests.helpers.policies import blocking_policy
-from tests.helpers.raw_coordinator import BENIGN_CAUSES, Coordinator
+from tests.helpers.raw_coordinator import Coordinator
+from tests.helpers.recoveries import task_failures
 from tests.helpers.recoveryctl import Cli
 from tests.helpers.servers import GatedHealthServer
 from tests.helpers.waiting import eventually
@@ -37,7 +38,6 @@ Role = Literal["running", "manual", "approved", "finished", "cancelled"]
 ROLES: tuple[Role, ...] = ("running", "manual", "approved", "finished", "cancelled")
 # Recoveries whose status is compared before and after every row (the others have ended).
 LIVE_ROLES: tuple[Role, ...] = ("running", "manual", "approved")
-TASK_FAILED = "EVENT_TYPE_WORKFLOW_TASK_FAILED"
 # How long a signal's fate (rejected, ignored, dropped, applied) may take to show.
 SIGNAL_FATE_SECONDS = 5.0
 
@@ -368,12 +368,7 @@ class Harness:
         if every_run:
             await self.coordinator.assert_never_failed_a_task()
             return
-        failures = [
-            e.workflow_task_failed_event_attributes.failure.message
-            async for e in self.coordinator.handle.fetch_history_events()
-            if e.HasField("workflow_task_failed_event_attributes")
-            and e.workflow_task_failed_event_attributes.cause not in BENIGN_CAUSES
-        ]
+        failures = await task_failures(self.coordinator.handle)
         assert failures == [], failures
 
     async def history_length(self, workflow_id: str) -> int:

@@ -25,8 +25,8 @@ from temporalio.service import RPCError
 
 from starter.client.services_file import load_services_file
 from tests.helpers.raw_payloads import raw_json
-from tests.helpers.recoveries import event_types
-from tests.reliability.hostile_doors import TASK_FAILED, Harness, Observed, Probe
+from tests.helpers.recoveries import task_failures
+from tests.reliability.hostile_doors import Harness, Observed, Probe
 from workflows.errors import RECOVERY_FAILED
 
 
@@ -133,18 +133,18 @@ def temporal_start(*inputs: str, workflow_id: str = "recovery-@svc", meta: str =
                 value = cause.details[0] if cause.details else None
             else:
                 observed = _application_error(failure)
-                return _with_task_check(observed, await event_types(handle))
+                return _with_task_check(observed, await task_failures(handle))
         return _with_task_check(
-            Observed("accepted", _shown(value), code=0, value=value), await event_types(handle)
+            Observed("accepted", _shown(value), code=0, value=value), await task_failures(handle)
         )
 
     return probe
 
 
-def _with_task_check(observed: Observed, events: list[str]) -> Observed:
-    """Add a problem if the workflow ever failed a workflow task."""
-    if TASK_FAILED in events:
-        return replace(observed, problems=(*observed.problems, "a workflow task failed"))
+def _with_task_check(observed: Observed, failures: list[str]) -> Observed:
+    """Add a problem if the workflow ever failed a workflow task (``task_failures``)."""
+    if failures:
+        return replace(observed, problems=(*observed.problems, f"a workflow task failed: {failures[0]}"))
     return observed
 
 

@@ -38,7 +38,8 @@ from starter.client.coordinator_client import CoordinatorClient
 from starter.client.recoveries import final_result, recovery_handle
 from tests.helpers.histories import record_history
 from tests.helpers.policies import blocking_policy_json
-from tests.helpers.raw_coordinator import BENIGN_CAUSES, Coordinator, passing_refusals_resent
+from tests.helpers.raw_coordinator import Coordinator, passing_refusals_resent
+from tests.helpers.recoveries import BENIGN_CAUSES
 from tests.helpers.waiting import eventually
 from tests.helpers.workers import running_worker
 from worker import WORKFLOWS

@@ -12,7 +12,7 @@ from recovery_breakers.sqlite_store import SQLiteBreakerStore
 from recovery_breakers.store import BreakerState
 from tests.helpers.breakers import state_of
 from tests.helpers.histories import record_history
-from tests.helpers.recoveries import event_types, status_of
+from tests.helpers.recoveries import status_of, task_failures
 from tests.helpers.servers import health_server
 from tests.helpers.waiting import eventually
 from tests.helpers.workers import running_worker
@@ -76,4 +76,4 @@ async def test_a_cancel_during_the_health_check_reopens_the_breaker(
     assert result.state is RecoveryState.CANCELLED and result.error_message == "cancelled: operator gave up"
     assert history[-1].result == "cancelled"
     assert state_of(store, service) is BreakerState.OPEN
-    assert "EVENT_TYPE_WORKFLOW_TASK_FAILED" not in await event_types(handle)
+    assert await task_failures(handle) == []

@@ -27,11 +27,10 @@ from recovery_breakers.sqlite_store import SQLiteBreakerStore
 from tests.helpers.histories import record_history
 from tests.helpers.workers import running_worker
 from starter.client.recoveries import final_result
-from tests.helpers.recoveries import event_types, start_recovery
+from tests.helpers.recoveries import start_recovery, task_failures
 from workflows.models import RecoveryPolicy, RecoveryState, ServiceRecoveryInput
 from workflows.service_recovery import ServiceRecovery
 
-TASK_FAILED = "EVENT_TYPE_WORKFLOW_TASK_FAILED"
 
 
 class TestHost:
@@ -92,7 +91,7 @@ async def test_a_hosted_check_runs_on_its_hosts_task_queue(
         if event.HasField("activity_task_scheduled_event_attributes")
     ]
     assert check.task_queue in queues
-    assert TASK_FAILED not in await event_types(handle)
+    assert await task_failures(handle) == []
 
 
 @pytest.mark.timeout(60)
@@ -115,7 +114,7 @@ async def test_a_hosted_check_whose_host_is_gone_fails_the_attempt_after_host_wa
         f"pick the check up within 2000 ms: the process that scheduled this recovery is gone"
     )
     assert 2.0 <= elapsed < 2.0 + 5.0
-    assert TASK_FAILED not in await event_types(handle)
+    assert await task_failures(handle) == []
 
 
 async def test_the_recovery_workers_own_check_activity_refuses_a_hosted_check() -> None:

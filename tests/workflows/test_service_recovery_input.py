@@ -22,7 +22,7 @@ from recovery_breakers.sqlite_store import SQLiteBreakerStore
 from starter.devtools.dev import find_binary
 from tests.helpers.histories import record_history
 from tests.helpers.raw_payloads import raw_json
-from tests.helpers.recoveries import event_types, start_recovery
+from tests.helpers.recoveries import event_types, start_recovery, task_failures
 from tests.helpers.waiting import eventually
 from tests.helpers.workers import running_worker
 from workflows.constants import recovery_workflow_id
@@ -34,7 +34,6 @@ from workflows.models import (
 )
 from workflows.service_recovery import ServiceRecovery
 
-TASK_FAILED = "EVENT_TYPE_WORKFLOW_TASK_FAILED"
 
 
 async def start_raw(
@@ -107,7 +106,7 @@ async def test_a_bad_input_fails_the_recovery_with_a_message_naming_it(
     assert status.state is RecoveryState.FAILED and status.phase is RecoveryPhase.FINISHED
     assert status.service_name == service and status.last_error == cause.message
     kinds = await event_types(handle)
-    assert TASK_FAILED not in kinds
+    assert await task_failures(handle) == []
     assert "EVENT_TYPE_ACTIVITY_TASK_SCHEDULED" not in kinds
     assert kinds[-1] == "EVENT_TYPE_WORKFLOW_EXECUTION_FAILED"
     if case == "no input":
@@ -127,7 +126,7 @@ async def test_a_payload_that_does_not_decode_fails_the_recovery_not_its_task(
         kinds = await event_types(handle)
     assert cause.type == "RecoveryValidationError" and cause.non_retryable
     assert "could not be decoded" in cause.message or "Invalid JSON" in cause.message
-    assert TASK_FAILED not in kinds
+    assert await task_failures(handle) == []
     assert kinds[-1] == "EVENT_TYPE_WORKFLOW_EXECUTION_FAILED"
 
 
@@ -148,7 +147,8 @@ async def test_a_recovery_under_another_services_workflow_id_is_refused(
     assert f"'{recovery_workflow_id(service)}'" in cause.message
     assert f"'{foreign_id}'" in cause.message
     kinds = await event_types(handle)
-    assert TASK_FAILED not in kinds and "EVENT_TYPE_ACTIVITY_TASK_SCHEDULED" not in kinds
+    assert await task_failures(handle) == []
+    assert "EVENT_TYPE_ACTIVITY_TASK_SCHEDULED" not in kinds
     assert store.get_state(service) is None and store.get_state(service + "-other") is None
 
 
@@ -163,7 +163,7 @@ async def test_a_good_recovery_still_runs_after_refused_ones(
         )
         result: RecoveryResult = await asyncio.wait_for(handle.result(), timeout=20)
     assert result.success and result.attempt_number == 1
-    assert TASK_FAILED not in await event_types(handle)
+    assert await task_failures(handle) == []
 
 
 async def temporal_cli(env: WorkflowEnvironment, *args: str) -> tuple[int, str]:
@@ -225,5 +225,5 @@ async def test_the_temporal_cli_start_without_input_and_a_two_input_signal(
         result = await asyncio.wait_for(handle.result(), timeout=20)
         history = await handle.query(ServiceRecovery.history)
     assert result.success and [a.approved_by for a in history] == ["cli-user"]
-    assert TASK_FAILED not in await event_types(handle)
+    assert await task_failures(handle) == []
 

@@ -18,7 +18,13 @@ from recovery_breakers.sqlite_store import SQLiteBreakerStore
 from tests.helpers.histories import record_history
 from tests.helpers.workers import running_worker
 from starter.client.recoveries import final_result
-from tests.helpers.recoveries import event_types, quiescent, start_recovery, status_of
+from tests.helpers.recoveries import (
+    event_types,
+    quiescent,
+    start_recovery,
+    status_of,
+    task_failures,
+)
 from tests.helpers.servers import health_server
 from tests.helpers.waiting import eventually
 from workflows.constants import recovery_workflow_id
@@ -33,7 +39,6 @@ from workflows.models import (
 )
 from workflows.service_recovery import MAX_IGNORED_SIGNALS, ServiceRecovery
 
-TASK_FAILED = "EVENT_TYPE_WORKFLOW_TASK_FAILED"
 
 Handle = WorkflowHandle[ServiceRecovery, RecoveryResult]
 
@@ -100,7 +105,7 @@ async def test_a_bad_approve_is_recorded_as_rejected_and_a_good_one_still_counts
         history = await handle.query(ServiceRecovery.history)
     assert " approve: rejected: approve signal" in entry and expected in entry
     assert result.success and [a.approved_by for a in history] == ["alice"]
-    assert TASK_FAILED not in await event_types(handle)
+    assert await task_failures(handle) == []
 
 
 @pytest.mark.parametrize("payloads", [[], [None]], ids=["no payload", "null"])
@@ -121,7 +126,7 @@ async def test_an_approve_without_a_payload_counts_as_the_default_operator(
         status = await status_of(handle)
     assert result.success and [a.approved_by for a in history] == ["unknown"]
     assert status.ignored_signals == []
-    assert TASK_FAILED not in await event_types(handle)
+    assert await task_failures(handle) == []
 
 
 BAD_CANCELS: dict[str, tuple[list[Any], str]] = {
@@ -148,7 +153,7 @@ async def test_a_bad_cancel_is_recorded_as_rejected_and_a_good_one_still_cancels
     assert " cancel: rejected: cancel signal" in entry and expected in entry
     assert result.state is RecoveryState.CANCELLED and result.attempt_number == 0
     assert result.error_message == "cancelled: no reason given"
-    assert TASK_FAILED not in await event_types(handle)
+    assert await task_failures(handle) == []
 
 
 async def test_only_the_last_20_ignored_signals_are_kept(
@@ -169,7 +174,7 @@ async def test_only_the_last_20_ignored_signals_are_kept(
     assert len(entries.ignored_signals) == MAX_IGNORED_SIGNALS
     assert "bad5:" in entries.ignored_signals[0]
     assert result.success
-    assert TASK_FAILED not in await event_types(handle)
+    assert await task_failures(handle) == []
 
 
 async def test_an_approval_during_a_backoff_is_ignored_not_kept_for_the_escalation(
@@ -206,7 +211,7 @@ async def test_an_approval_during_a_backoff_is_ignored_not_kept_for_the_escalati
     )
     assert result.success and result.attempt_number == 3 and server.requests == 3
     assert [a.approved_by for a in history] == [None, None, "bob"]
-    assert TASK_FAILED not in await event_types(handle)
+    assert await task_failures(handle) == []
 
 
 async def test_an_approval_while_an_attempt_runs_is_ignored(
@@ -238,7 +243,7 @@ async def test_an_approval_while_an_attempt_runs_is_ignored(
     )
     assert result.state is RecoveryState.FAILED and result.attempt_number == 2
     assert [a.approved_by for a in history] == ["alice", "carol"]
-    assert TASK_FAILED not in await event_types(handle)
+    assert await task_failures(handle) == []
 
 
 async def test_two_approvals_in_one_workflow_task_run_one_attempt(
@@ -262,7 +267,7 @@ async def test_two_approvals_in_one_workflow_task_run_one_attempt(
     assert entry.endswith(" approve: approve from bob ignored: attempt 1 already approved by alice")
     assert result.success and [a.approved_by for a in history] == ["alice", "carol"]
     kinds = await event_types(handle)
-    assert TASK_FAILED not in kinds
+    assert await task_failures(handle) == []
     # All three arrived before the first workflow task was completed.
     first_completed = kinds.index("EVENT_TYPE_WORKFLOW_TASK_COMPLETED")
     assert kinds[:first_completed].count("EVENT_TYPE_WORKFLOW_EXECUTION_SIGNALED") == 2
@@ -288,4 +293,4 @@ async def test_an_approval_sent_with_the_start_counts(
         status = await status_of(handle)
     assert result.success and [a.approved_by for a in history] == ["dave"]
     assert status.ignored_signals == []
-    assert TASK_FAILED not in await event_types(handle)
+    assert await task_failures(handle) == []

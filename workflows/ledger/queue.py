@@ -177,12 +177,13 @@ def next_startable(state: CoordinatorState, closing_elsewhere: set[str]) -> Reco
     if len(state.active) >= MAX_RUNNING:
         return None
     slot_free = slots_in_use(state) < state.config.max_concurrent_recoveries
+    manual = RecoveryStrategy.MANUAL
+    # With every slot taken only MANUAL tasks may start (they hold none): one quick pass
+    # picks them out, and the checks below run for those alone.
+    candidates = state.queue if slot_free else [t for t in state.queue if t.strategy is manual]
     unfinished: set[str] | None = None
     best: RecoveryTask | None = None
-    for task in state.queue:
-        manual = task.strategy is RecoveryStrategy.MANUAL
-        if not (manual or slot_free):
-            continue
+    for task in candidates:
         if best is not None and starts_before(best, task):
             continue
         name = task.service_name
