@@ -139,22 +139,24 @@ class Attempts(View):
         return [a.model_dump(mode="json") for a in self.attempts]
 
     def renderable(self) -> RenderableType:
-        """One row per attempt: when, how long it waited, what it rests on."""
-        shown = table(
-            ["ATTEMPT", "STARTED", "WAITED", "RESULT", "HEALTH CHECK", "ERROR"],
-            [
-                [
-                    a.attempt,
-                    clock(a.started_at.isoformat()),
-                    human_duration(a.delay_ms / 1000),
-                    _attempt_result(a),
-                    _check_cell(a),
-                    a.error or "",
-                ]
-                for a in self.attempts
-            ],
-        )
-        return shown or Text("no attempts yet")
+        """One row per attempt: when, how long it waited, what it rests on, who approved it."""
+        approvals = any(a.approved_by for a in self.attempts)  # a MANUAL recovery's
+        rows: list[list[Any]] = []
+        for a in self.attempts:
+            row: list[Any] = [
+                a.attempt,
+                clock(a.started_at.isoformat()),
+                human_duration(a.delay_ms / 1000),
+                _attempt_result(a),
+                _check_cell(a),
+            ]
+            if approvals:
+                note = f": {one_line(a.approval_note)}" if a.approval_note else ""
+                row.append(f"{a.approved_by}{note}" if a.approved_by else "")
+            rows.append([*row, a.error or ""])
+        headers = ["ATTEMPT", "STARTED", "WAITED", "RESULT", "HEALTH CHECK"]
+        headers += ["APPROVED BY"] if approvals else []
+        return table([*headers, "ERROR"], rows) or Text("no attempts yet")
 
 
 @dataclass

@@ -115,7 +115,8 @@ def check_ports_free(ports: Mapping[str, int]) -> None:
     exits unseen.
 
     Raises:
-        DevSetupError: with the first port in use, or two options given one port.
+        DevSetupError: naming every port in use (one run tells all the options to move),
+            or two options given one port.
     """
     options_of: dict[int, list[str]] = {}
     for option, port in ports.items():
@@ -123,17 +124,27 @@ def check_ports_free(ports: Mapping[str, int]) -> None:
     for port, options in options_of.items():
         if len(options) > 1:
             raise DevSetupError(f"{' and '.join(options)} are both {port}: each needs a port of its own")
-    for option, port in ports.items():
-        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-            # As servers bind: connections of a server just stopped (TIME_WAIT) do not count.
-            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            try:
-                probe.bind(("127.0.0.1", port))
-            except OSError:
-                raise DevSetupError(
-                    f"port {port} is already in use (another `make dev`?): stop it, or pick "
-                    f"free ports, e.g. `recoveryctl dev {option} {port + 11}`"
-                ) from None
+    taken = {option: port for option, port in ports.items() if not _free(port)}
+    if taken:
+        named = ", ".join(str(port) for port in taken.values())
+        moved = " ".join(f"{option} {port + 11}" for option, port in taken.items())
+        several = len(taken) > 1
+        raise DevSetupError(
+            f"port{'s' if several else ''} {named} {'are' if several else 'is'} already in use "
+            f"(another `make dev`?): stop it, or pick free ports, e.g. `recoveryctl dev {moved}`"
+        )
+
+
+def _free(port: int) -> bool:
+    """Return True if a server may bind ``port`` on loopback now."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        # As servers bind: connections of a server just stopped (TIME_WAIT) do not count.
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
 
 
 @contextmanager

@@ -23,7 +23,8 @@ from starter.cli.options import command, service_argument
 from starter.cli.values import positive_seconds
 from starter.cli.views import Attempts, RecentHistory, Status
 from starter.client.recoveries import recovery_attempts, recovery_status
-from workflows.models import validate_service_name
+from workflows.coordinator_models import StatusPageInput
+from workflows.models import RecoveryState, validate_service_name
 
 T = TypeVar("T")
 
@@ -41,7 +42,11 @@ T = TypeVar("T")
 async def status(ctx: Context, service: str | None) -> Any:
     """Show the orchestrator's status, or one recovery's."""
     if service is not None:  # given, even empty: a name to check, not "all"
-        return await _one_recovery(ctx, service, recovery_status)
+        name = validate_service_name(service)
+        queued = await _queued_entry(ctx, name)
+        if queued is not None:  # waiting for a slot (or a dependency): no run to ask yet
+            return queued
+        return await _one_recovery(ctx, name, recovery_status)
     return await status_view(ctx)
 
 
@@ -54,7 +59,10 @@ async def status(ctx: Context, service: str | None) -> Any:
 async def history(ctx: Context, service: str | None) -> Attempts | RecentHistory:
     """List one recovery's attempts, or the recently finished recoveries."""
     if service is not None:
-        return Attempts(await _one_recovery(ctx, service, recovery_attempts))
+        name = validate_service_name(service)
+        if await _queued_entry(ctx, name) is not None:
+            return Attempts([])  # queued: no attempt yet
+        return Attempts(await _one_recovery(ctx, name, recovery_attempts))
     return RecentHistory((await _overall_status(ctx))["recent_history"])
 
 
@@ -118,6 +126,22 @@ async def status_view(ctx: Context) -> Status:
 async def _overall_status(ctx: Context) -> dict[str, Any]:
     coordinator = await ctx.coordinator()
     return await ctx.answered(await coordinator.get_recovery_status())
+
+
+async def _queued_entry(ctx: Context, service: str) -> dict[str, Any] | None:
+    """Return the coordinator's entry of a service it holds queued, with its name; else None.
+
+    A queued service has no recovery workflow yet (its last run, if any, is an older
+    one): the coordinator is the one to say where it stands.
+    """
+    coordinator = await ctx.coordinator()
+    page = await coordinator.get_recovery_status_page(
+        StatusPageInput(services=[service], limit=1, offset=0)
+    )
+    entry = (page or {}).get("services", {}).get(service)
+    if not isinstance(entry, dict) or entry.get("state") != RecoveryState.SCHEDULED.value:
+        return None
+    return {"service_name": service, **entry}
 
 
 async def _one_recovery(

@@ -45,6 +45,8 @@ async def test_recoveryctl_schedule_approve_history_policy(cli: Cli, service: st
         lambda: cli.ctl_json("history", service), lambda a: a and a[-1]["result"] == "success"
     )
     assert [a["approved_by"] for a in attempts] == ["alice"]
+    code, out, _ = await cli.ctl("history", service)
+    assert code == 0 and "APPROVED BY" in out and "alice: ok" in out
     recent = await eventually(
         lambda: cli.ctl_json("history"), lambda h: any(r["service_name"] == service for r in h)
     )
@@ -66,6 +68,13 @@ async def test_recoveryctl_execute_starts_a_queued_one_and_waits_for_the_result(
     await cli.ctl_json("schedule", f"{service}-blocker", "--policy", json.dumps(blocker))
     queued = await cli.ctl_json("schedule", service, "--strategy", "immediate")
     assert queued["outcome"] == "queued"
+    # Queued, so no recovery of it runs yet: the coordinator tells where it stands.
+    waiting = await cli.ctl_json("status", service)
+    assert waiting["service_name"] == service and waiting["state"] == "scheduled"
+    assert waiting["strategy"] == "immediate" and waiting["attempt_count"] == 0
+    assert await cli.ctl_json("history", service) == []
+    code, out, _ = await cli.ctl("status", service)
+    assert code == 0 and "state: scheduled" in out
     result = await cli.ctl_json("execute", service)
     assert result["service_name"] == service and result["state"] == "succeeded"
     cancelled = await cli.ctl_json("cancel", f"{service}-blocker", "--reason", "done")

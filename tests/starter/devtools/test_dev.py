@@ -93,7 +93,10 @@ async def test_dev_serves_its_own_server_and_refuses_a_taken_port(tmp_path: Path
         second = await _dev(elsewhere, *ports)
         out, err = await asyncio.wait_for(second.communicate(), 30)
         assert second.returncode != 0
-        assert f"port {ports[0]} is already in use" in err.decode(), err.decode()
+        # Every taken port is named at once, with every option that moves one.
+        taken = ", ".join(str(port) for port in ports)
+        assert f"ports {taken} are already in use" in err.decode(), err.decode()
+        assert "--port" in err.decode() and "--receiver-port" in err.decode(), err.decode()
         assert "Temporal dev server:" not in out.decode() and "Stopped." not in out.decode()
         # The same folder on free ports: the same SQLite file, refused before any server starts.
         same_folder = await _dev(tmp_path, free_port(), free_port(), free_port(), free_port())
