@@ -18,7 +18,7 @@ from typing import Any, Protocol
 
 from temporalio import activity
 from temporalio.client import WorkflowExecutionStatus, WorkflowHandle
-from temporalio.exceptions import ApplicationError
+from temporalio.exceptions import ApplicationError, ApplicationErrorCategory
 from temporalio.service import RPCError, RPCStatusCode
 
 from workflows.circuit_watch_models import HAND_OVER_ACTIVITY, HandOverInput
@@ -57,7 +57,8 @@ class CoordinatorHandoffActivities:
         try:
             return await coordinator.schedule_recoveries(input.request)
         except RecoveryOrchestratorError as err:
-            raise to_application_error(err) from None  # with its code, and which request
+            refusal = to_application_error(err)  # with its code, and which request
+            raise _refusal(refusal.message, *refusal.details, kind=refusal.type) from None
 
     @staticmethod
     async def _check_is_a_running_coordinator(coordinator: CoordinatorDoor) -> None:
@@ -87,5 +88,18 @@ class CoordinatorHandoffActivities:
             )
 
 
-def _refusal(message: str) -> ApplicationError:
-    return ApplicationError(message, type="RecoveryOrchestratorError", non_retryable=True)
+def _refusal(
+    message: str, *details: Any, kind: str | None = "RecoveryOrchestratorError"
+) -> ApplicationError:
+    """The coordinator's answer "no", as the watch records it in its look.
+
+    Benign: an answer, not a fault (the orchestrator stopped, say), so the worker logs
+    no traceback for it on every look, as it would for a failing activity.
+    """
+    return ApplicationError(
+        message,
+        *details,
+        type=kind,
+        non_retryable=True,
+        category=ApplicationErrorCategory.BENIGN,
+    )

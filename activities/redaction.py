@@ -68,9 +68,10 @@ _AUTH_SCHEME = re.compile(
     r"\b(Bearer|BEARER|Basic|BASIC)(\s+)(?!\*\*\*)([A-Za-z0-9\-._~+/]+=*)"
 )
 # A header or key that carries a credential, then its value (after any scheme, in any case);
-# a password given as "password=…" or "pwd: …", as someone writes it in a note.
+# a password given as "password=…" or "pwd: …", as someone writes it in a note, or as an
+# environment file does ("DB_PASSWORD=…": the key may follow an underscore).
 _AUTH_HEADER = re.compile(
-    r"(?i)\b((?:proxy-)?authorization|x-api-key|api[-_]?key|pass(?:word|wd|phrase)|pwd)"
+    r"(?i)(?<![A-Za-z0-9])((?:proxy-)?authorization|x-api-key|api[-_]?key|pass(?:word|wd|phrase)|pwd)"
     r"(['\"]?\s*[:=]\s*['\"]?)"
     r"(?!\*\*\*|RECOVERY_SECRET_)((?:(?:bearer|basic|token|digest|negotiate|apikey)\s+)?)"
     r"(?!\*\*\*)([^\s'\",;&)}\]]+)"
@@ -112,11 +113,12 @@ def redact_patterns(text: str) -> str:
     if not text:
         return text
     # Every log line passes here: a pattern runs only where the text holds what it needs
-    # (each test is a necessary condition of its pattern, so the result is the same).
+    # (each test is a necessary condition of its pattern, so the result is the same). In
+    # ASCII only: ignoring case, the patterns also match "ſ" for "s" and "ı" for "i".
     if "://" in text and "@" in text:
         text = _URL_USERINFO.sub(_mask_userinfo, text)
     lowered = text.lower()
-    if any(key in lowered for key in _AUTH_HEADER_KEYS):
+    if not text.isascii() or any(key in lowered for key in _AUTH_HEADER_KEYS):
         text = _AUTH_HEADER.sub(lambda m: f"{m.group(1)}{m.group(2)}{m.group(3)}{MASK}", text)
     if any(scheme in text for scheme in _AUTH_SCHEMES):
         text = _AUTH_SCHEME.sub(lambda m: f"{m.group(1)}{m.group(2)}{MASK}", text)

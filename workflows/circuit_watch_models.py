@@ -225,10 +225,23 @@ class ConfigureWatchInput(StrictModel, DoorInput):
                     f"settings are {size:,} bytes as JSON, over the {MAX_CATALOG_BYTES:,} the "
                     "watch carries (MAX_CATALOG_BYTES)"
                 )
+            defaults = settings.defaults.policy
+            if defaults is not None and defaults.depends_on:
+                raise ValueError(
+                    "defaults: depends_on is not allowed: every service takes the defaults, so "
+                    "each service it names would depend on itself; set depends_on per service"
+                )
             graph = {
                 name: listed.policy.depends_on if listed.policy is not None else []
                 for name, listed in settings.services.items()
             }
+            for name, dependencies in graph.items():
+                unknown = [d for d in dependencies if d not in graph]
+                if unknown:
+                    raise ValueError(
+                        f"services.{name}: depends_on: unknown service {unknown[0]!r} (not "
+                        "listed in services): a recovery cannot wait for one that never starts"
+                    )
             cycle = find_cycle(graph)
             if cycle is not None:
                 raise ValueError(f"depends_on cycle: {' -> '.join(cycle)}")

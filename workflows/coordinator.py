@@ -102,10 +102,14 @@ class RecoveryCoordinator:
         self._admission = Admission(self._ledger)
         # Notifications of holds, pauses and resumes (coordinator_notices).
         self._notices = Notices()
+        # What the Web UI page says of a run that is not the live one: refused before its
+        # first line (input that does not fit), or handed over at continue-as-new.
+        self._not_live: str | None = "this run did not start: its input was refused"
 
     @workflow.run
     async def run(self, input: CoordinatorInput | None = None) -> None:
         """Start recoveries as slots free up; continue-as-new before history grows large."""
+        self._not_live = None
         asyncio.create_task(self._notices.keep_announcing())
         while True:
             try:
@@ -136,6 +140,8 @@ class RecoveryCoordinator:
                         LOG_PREFIX,
                         ", ".join(given_up),
                     )
+                at = workflow.now().strftime("%H:%M:%S UTC")
+                self._not_live = f"this run handed over to the next one (continue-as-new) at {at}"
                 workflow.continue_as_new(
                     CoordinatorInput(state=self._ledger.state),
                     initial_versioning_behavior=next_run_versioning(),
@@ -148,8 +154,10 @@ class RecoveryCoordinator:
 
         Written when the metadata query reads it (``workflows.details_on_read``), not on
         every request admitted: that sorted the queue on the coordinator's hottest path.
+        A closed run's page says first that it is not the live one.
         """
-        return self._ledger.details(workflow.now())
+        page = self._ledger.details(workflow.now())
+        return page if self._not_live is None else f"**Not the live run**: {self._not_live}.\n\n{page}"
 
     # ----- updates -------------------------------------------------------------------
 

@@ -83,17 +83,26 @@ def _running_row(active: ActiveRecovery) -> str:
     task = active.task
     attempt = f"attempt {task.attempt_count}/{task.policy.max_retry_attempts}"
     state = task.state.value
-    cancel = f", cancelling: {clipped(active.cancel_reason, MAX_REASON)}" if active.cancel_reason else ""
+    cancel = f", cancelling: {_reason(active.cancel_reason)}" if active.cancel_reason else ""
     return f"- `{task.service_name}` {state}, {attempt}{cancel}"
 
 
 def _held_rows(entries: Mapping[str, Mapping[str, Any]]) -> list[str]:
     ordered = sorted(entries.items(), key=lambda item: str(item[1].get("until")))[:SHOWN]
     rows = [
-        f"- `{name}` until {_until(entry.get('until'))}: {clipped(str(entry.get('reason')), MAX_REASON)}"
+        f"- `{name}` until {_until(entry.get('until'))}: {_reason(entry.get('reason'))}"
         for name, entry in ordered
     ]
     return rows + _more(len(entries))
+
+
+def _reason(text: object) -> str:
+    """An operator's or automation's reason as one row of the page: one line, clipped.
+
+    A reason is free text: its line breaks would start sections of their own (a fake
+    "Running" list under a pause's row), so they become spaces.
+    """
+    return clipped(" ".join(str(text).split()), MAX_REASON)
 
 
 def _until(value: object) -> str:

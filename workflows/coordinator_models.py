@@ -25,6 +25,7 @@ from workflows.constants import CONSTITUTIONAL_HASH
 from workflows.models import (
     DoorInput,
     MAX_TEXT,
+    OperatorText,
     RecoveryPolicy,
     RecoveryStrategy,
     RecoveryTask,
@@ -114,7 +115,7 @@ class CancelRecoveryInput(_ServiceInput):
 
     hash_checked_at: ClassVar[str | None] = "recovery cancellation"
 
-    reason: str = Field(default="cancelled by operator", max_length=MAX_TEXT)
+    reason: OperatorText = Field(default="cancelled by operator", max_length=MAX_TEXT)
 
 
 class CancelRecoveryResult(BaseModel):
@@ -161,7 +162,9 @@ class PauseServiceInput(_ServiceInput):
 
     duration_s: StrictInt = Field(default=DEFAULT_PAUSE_SECONDS, ge=1, le=MAX_PAUSE_SECONDS)
     # Carried for every paused service (up to 500): short, and refused when longer.
-    reason: str = Field(default="paused by operator", min_length=1, max_length=MAX_PAUSE_REASON)
+    reason: OperatorText = Field(
+        default="paused by operator", min_length=1, max_length=MAX_PAUSE_REASON
+    )
 
 
 class PauseServiceResult(BaseModel):
@@ -263,7 +266,7 @@ class ConfigureInput(StrictModel, DoorInput):
 class ShutdownInput(StrictModel, DoorInput):
     """Update ``shutdown``: what the facade's ``stop()`` sends."""
 
-    reason: str = Field(default="orchestrator stopped", max_length=MAX_TEXT)
+    reason: OperatorText = Field(default="orchestrator stopped", max_length=MAX_TEXT)
     constitutional_hash: str = CONSTITUTIONAL_HASH
     hash_checked_at: ClassVar[str | None] = "orchestrator stop"
 

@@ -131,6 +131,8 @@ def test_short_values_are_not_masked_everywhere(monkeypatch: pytest.MonkeyPatch)
         # An operator's pause note quoting a password (the watch and coordinator keep notes).
         ("db maintenance, password=hunter2 until 6", "db maintenance, password=*** until 6"),
         ("Passwd: 's3cr3t'", "Passwd: '***'"),
+        ("DB_PASSWORD=hunter22", "DB_PASSWORD=***"),  # as an environment file writes it
+        ("paſſword=hunter22", "paſſword=***"),  # ignoring case, "ſ" is an "s"
     ],
 )
 def test_authorization_style_credentials_are_masked(text: str, expected: str) -> None:

@@ -24,3 +24,12 @@ def test_a_chain_without_a_loop_is_taken() -> None:
     assert taken.settings is not None
     assert taken.settings.services["api"].policy is not None
     assert taken.settings.services["api"].policy.depends_on == ["db"]
+
+
+def test_depends_on_in_the_defaults_or_on_an_unlisted_service_is_refused() -> None:
+    with pytest.raises(ValidationError, match="defaults: depends_on is not allowed"):
+        ConfigureWatchInput.model_validate(
+            {"settings": {"defaults": {"policy": {"depends_on": ["x"]}}}}
+        )
+    with pytest.raises(ValidationError, match=r"services.a: depends_on: unknown service 'ghost'"):
+        ConfigureWatchInput.model_validate(settings(a=["ghost"]))

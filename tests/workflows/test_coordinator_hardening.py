@@ -14,6 +14,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
+from temporalio.api.sdk.v1 import WorkflowMetadata
 import pytest_asyncio
 from temporalio import activity
 from temporalio.api.enums.v1 import WorkflowTaskFailedCause
@@ -178,15 +179,17 @@ async def test_a_coordinator_started_with_two_inputs_fails_cleanly(
 # ----- A3: hostile numbers never reach the carried state ------------------------------
 
 
-async def force_continue_as_new(coordinator: Coordinator) -> None:
-    """Make the coordinator hand over to a new run now, with cheap updates."""
+async def force_continue_as_new(coordinator: Coordinator) -> str:
+    """Make the coordinator hand over to a new run now, with cheap updates; return the old run's id."""
     first = (await coordinator.handle.describe()).run_id
+    assert first is not None
     await coordinator.update("configure", {"continue_as_new_after_events": 100})
     for i in range(60):
         if (await coordinator.handle.describe()).run_id != first:
-            return
+            return first
         await coordinator.update("configure", {"recent_history_size": 10 + i % 2})
     await eventually(coordinator.handle.describe, lambda d: d.run_id != first, timeout=20)
+    return first
 
 
 @pytest.mark.parametrize(
@@ -219,11 +222,15 @@ async def test_a_hostile_number_is_refused_and_the_next_run_holds_the_same_state
     )
     assert code != 0 and field in out, out
     before = await coordinator.status()
-    await force_continue_as_new(coordinator)
+    handed_over = await force_continue_as_new(coordinator)
     after = await coordinator.status()
     for document in (before, after):
         document.pop("timestamp")
     assert after == before
+    # The Web UI page of the run that handed over says it is not the live one.
+    old_run = coordinator.client.get_workflow_handle(coordinator.handle.id, run_id=handed_over)
+    metadata = await old_run.query("__temporal_workflow_metadata", result_type=WorkflowMetadata)
+    assert metadata.current_details.startswith("**Not the live run**: this run handed over")
     policy = await coordinator.handle.query("get_recovery_policy", {"service_name": f"{service}-kept"})
     assert policy["max_retry_attempts"] == 7
     await coordinator.assert_never_failed_a_task()

@@ -210,3 +210,27 @@ async def test_a_cancel_signal_and_a_temporal_cancel_together_end_canceled_with_
     assert description.status is WorkflowExecutionStatus.CANCELED
     assert result.error_message == "cancelled: by signal"
     assert store.get_state(service) is None, "stopped before it touched the breaker"
+
+
+async def test_a_coordinator_run_that_is_not_the_live_one_says_so(
+    dev_env: WorkflowEnvironment, store: SQLiteBreakerStore, task_queue: str
+) -> None:
+    from workflows.coordinator import RecoveryCoordinator
+
+    client = dev_env.client
+    async with running_worker(client, store, task_queue):
+        refused = await client.start_workflow(
+            "RecoveryCoordinator", {"config": {"queue_limit": 0}},
+            id=f"coordinator-refused-{task_queue}", task_queue=task_queue,
+        )
+        with pytest.raises(WorkflowFailureError):
+            await refused.result()
+        page = await current_details(refused)
+        assert page.startswith("**Not the live run**: this run did not start"), page
+
+        live = await client.start_workflow(
+            RecoveryCoordinator.run, id=f"coordinator-live-{task_queue}", task_queue=task_queue
+        )
+        page = await eventually(lambda: current_details(live), lambda p: "running" in p)
+        assert not page.startswith("**Not the live run**"), page
+        await live.terminate("test over")

@@ -95,10 +95,12 @@ def check_count(state: CoordinatorState, held: int, more: int) -> None:
         RecoveryValidationError: saying how to make room.
     """
     limit = state.config.queue_limit
-    if held + more > limit:
+    # A request that adds nothing (a queued entry changed, a service already running) fits
+    # even when queue_limit was lowered below what is held.
+    if more and held + more > limit:
         raise RecoveryValidationError(
             f"the coordinator already holds {held} unfinished recoveries and its "
-            f"queue_limit is {limit}: {more} more do not fit; wait for some to "
+            f"queue_limit is {limit}: {more} more {'does' if more == 1 else 'do'} not fit; wait for some to "
             f"finish, cancel some, or raise it with configure(queue_limit=...)",
             code="queue_full",
         )

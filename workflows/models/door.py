@@ -15,7 +15,7 @@ from contextvars import ContextVar
 from datetime import datetime
 from typing import Annotated, Any, ClassVar
 
-from pydantic import BaseModel, ConfigDict, Field, StrictInt, ValidationError
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictInt, ValidationError
 from pydantic_core import ErrorDetails
 from temporalio import workflow
 
@@ -26,6 +26,9 @@ from workflows.constants import (
     RECOVERY_ID_PREFIX,
 )
 from workflows.errors import RecoveryConstitutionalError, RecoveryValidationError, clipped
+
+with workflow.unsafe.imports_passed_through():
+    from activities.redaction import redact_patterns
 
 with workflow.unsafe.imports_passed_through():
     from activities.health_check_specs import accepting_recorded_checks
@@ -52,6 +55,11 @@ Priority = Annotated[int, Field(ge=INT64_MIN, le=INT64_MAX)]
 """A recovery priority: lower first; any 64-bit integer (what ``RecoveryPriority`` holds)."""
 StrictPriority = Annotated[StrictInt, Field(ge=INT64_MIN, le=INT64_MAX)]
 """A priority at a door: an integer, never a boolean, a float or a numeric string."""
+OperatorText = Annotated[str, AfterValidator(redact_patterns)]
+"""An operator's reason or note: kept in state, shown in status and the Web UI, sent on to
+on-call, so a credential it quotes (``password=…``, ``Bearer …``, a URL's password) is
+masked as it comes in (``activities.redaction``; by its shape only: workflow code reads
+no environment)."""
 
 # How much of a refusal may quote what it refuses: a key, a tag or a value can be a
 # megabyte long, and the refusal travels back (with the request) in one message.

@@ -18,6 +18,7 @@ from workflows.models.door import (
     MAX_REPORT_NUMBER,
     MAX_TEXT,
     DoorInput,
+    OperatorText,
     StrictModel,
     check_door_time,
 )
@@ -36,7 +37,7 @@ class ApproveInput(StrictModel, DoorInput):
     """
 
     operator: str = Field(default="unknown", max_length=MAX_OPERATOR)
-    note: str = Field(default="", max_length=MAX_TEXT)
+    note: OperatorText = Field(default="", max_length=MAX_TEXT)
     attempt: StrictInt | None = Field(default=None, ge=1, le=MAX_REPORT_NUMBER)
 
 
@@ -51,7 +52,7 @@ class ApproveResult(BaseModel):
 class CancelInput(StrictModel, DoorInput):
     """Signal ``cancel``: stop the recovery at once."""
 
-    reason: str = Field(default="", max_length=MAX_TEXT)
+    reason: OperatorText = Field(default="", max_length=MAX_TEXT)
 
 
 class AttemptRecord(BaseModel):

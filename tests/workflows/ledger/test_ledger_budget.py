@@ -48,6 +48,16 @@ def test_queue_limit_refuses_what_does_not_fit_and_counts_only_new_services() ->
     assert err.value.code == "queue_full"
 
 
+def test_a_request_that_adds_nothing_fits_under_a_lowered_queue_limit() -> None:
+    book = CoordinatorState()
+    for name in ("a", "b", "c"):
+        queue.schedule(book, request(name), NOW)
+    book.config.queue_limit = 1  # lowered below what is held
+    budget.check_room(book, [request("a", priority=0)])  # re-prioritised: nothing added
+    with pytest.raises(RecoveryValidationError, match="queue_limit is 1: 1 more does not fit"):
+        budget.check_room(book, [request("d")])
+
+
 def test_the_size_budget_refuses_with_the_sizes() -> None:
     book = CoordinatorState()
     with pytest.raises(RecoveryValidationError, match="past its 1,400,000-byte budget") as err:

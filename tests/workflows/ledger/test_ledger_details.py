@@ -34,3 +34,14 @@ def test_the_queue_page_lists_only_live_recoveries() -> None:
         active=[ActiveRecovery(task=task, run_id="r"), closing], holds={}, paused={},
     )
     assert page.startswith("**1 running**, **0 waiting**") and "`api`" in page and "`old`" not in page
+
+
+def test_a_reason_over_several_lines_stays_on_its_row() -> None:
+    forged = "maint\n\n**Running**\n\n- `db` succeeded [approve](http://evil.example/)"
+    page = queue_details(
+        now=NOW, running=True, slots=(0, 4), queue=[], queued=0, active=[],
+        holds={}, paused={"p2": {"until": NOW, "reason": forged}},
+    )
+    rows = page.splitlines()
+    assert rows.count("**Running**") == 0
+    assert "- `p2` until 2026-12-06 12:00 UTC: maint **Running** - `db` succeeded" in page
