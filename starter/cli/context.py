@@ -44,23 +44,32 @@ class Context:
     def __init__(self, options: Options) -> None:
         self.options = options
         self._client: Client | None = None
+        # Set while the first connection is under way: a timeout then means no server answered.
+        self.connecting = False
+        self._address = ""
 
     async def client(self) -> Client:
         """Connect on first use (so bad input fails before any network wait)."""
         if self._client is None:
-            address = configured_target()  # a bad profile or config file: exit 2, nothing sent
-            shown = shown_target(address)
+            # A bad profile or config file: exit 2, nothing sent.
+            address = self._address = configured_target()
             limit = min(CONNECT_TIMEOUT_SECONDS, self.options.timeout)
+            self.connecting = True
             try:
                 self._client = await asyncio.wait_for(connect(), limit)
             except TimeoutError:
-                raise Unreachable(
-                    f"cannot reach the Temporal server at {shown}: no answer within {limit:g} s"
-                ) from None
+                raise self.unreachable(f"no answer within {limit:g} s") from None
             except RuntimeError as err:  # the SDK's "Failed client connect: …"
-                told = str(err).replace(address, shown)
-                raise Unreachable(f"cannot reach the Temporal server at {shown}: {told}") from None
+                raise self.unreachable(str(err)) from None
+            finally:
+                self.connecting = False
         return self._client
+
+    def unreachable(self, why: str) -> Unreachable:
+        """Return the error for a server that did not answer the connection (exit 3)."""
+        shown = shown_target(self._address)
+        told = why.replace(self._address, shown) if self._address else why
+        return Unreachable(f"cannot reach the Temporal server at {shown}: {told}")
 
     async def check_namespace(self) -> None:
         """Fail as bad input (exit 2) when the namespace does not exist.

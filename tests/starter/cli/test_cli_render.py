@@ -249,3 +249,21 @@ def test_an_address_pasted_with_a_password_is_not_echoed(
     assert code == 3
     assert "hunter2" not in err
     assert "***@127.0.0.1:1" in err
+
+
+def test_a_server_that_never_answers_is_unreachable_whatever_the_timeout(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import socket
+
+    from starter.cli import run
+
+    monkeypatch.setenv("TEMPORAL_ADDRESS", "127.0.0.1:1")  # restored after: run() sets it
+    with socket.socket() as silent:  # takes connections (the kernel does), answers nothing
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(16)
+        port = silent.getsockname()[1]
+        code = run(["--address", f"127.0.0.1:{port}", "--timeout", "2", "status"])
+    err = capsys.readouterr().err
+    assert code == 3, err  # not "is a worker polling?": nothing was sent
+    assert f"cannot reach the Temporal server at 127.0.0.1:{port}" in err
