@@ -48,6 +48,7 @@ from workflows.coordinator_models import (
 )
 from workflows.errors import RecoveryOrchestratorError
 from workflows.guard import validated
+from workflows.models import NoInput
 from workflows.versioning import next_run_versioning, version_changed
 
 with workflow.unsafe.imports_passed_through():
@@ -174,12 +175,12 @@ class CircuitWatch:
         return self._state.last_look or WatchResult()
 
     @workflow.query(name="last_look")
-    def last_look(self) -> WatchResult | None:
+    def last_look(self, input: NoInput | None = None) -> WatchResult | None:
         """The latest look: when, what was open, and what became of each open breaker."""
         return self._state.last_look
 
     @workflow.query(name="watch_status")
-    def watch_status(self) -> WatchStatus:
+    def watch_status(self, input: NoInput | None = None) -> WatchStatus:
         """Paused or not (and the note), interval, settings, looks so far, the latest look."""
         state = self._state
         return WatchStatus(

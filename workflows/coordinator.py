@@ -61,7 +61,7 @@ from workflows.errors import (
     to_application_error,
 )
 from workflows.guard import validated
-from workflows.models import RecoveryPolicy, RecoveryReport, RecoveryTask
+from workflows.models import NoInput, RecoveryPolicy, RecoveryReport, RecoveryTask
 from workflows.recovery_run import REPORT_SIGNAL
 from workflows.status import status_page
 from workflows.versioning import next_run_versioning, version_changed
@@ -316,7 +316,7 @@ class RecoveryCoordinator:
             self._children.maybe_closing.add(report.service_name)
 
     @workflow.signal(name=NUDGE_SIGNAL)
-    def nudge(self) -> None:
+    def nudge(self, input: NoInput | None = None) -> None:
         """Look again now (the circuit watch sends it when a new version became current).
 
         An idle coordinator waits on no timer, and an update's task does not tell it of a
@@ -344,7 +344,7 @@ class RecoveryCoordinator:
         return self._ledger.policy(input.service_name)
 
     @workflow.query(name="get_configuration")
-    def get_configuration(self) -> dict[str, Any]:
+    def get_configuration(self, input: NoInput | None = None) -> dict[str, Any]:
         """Return the settings, the slot use and the recently rejected requests."""
         return self._ledger.configuration()
 

@@ -53,6 +53,7 @@ from workflows.errors import (
 from workflows.guard import REQUIRED, misfit
 from workflows.models import (
     MAX_TEXT,
+    NoInput,
     ApproveInput,
     ApproveResult,
     AttemptAnswer,
@@ -338,12 +339,12 @@ class ServiceRecovery(RecoveryRun):
             self._cancel_request = request
 
     @workflow.query(name="status")
-    def status(self) -> RecoveryStatus:
+    def status(self, input: NoInput | None = None) -> RecoveryStatus:
         """Return the service's status entry with ``phase``, ``last_error``, ``ignored_signals``."""
         return self._status(ignored_signals=list(self._ignored_signals))
 
     @workflow.query(name="history")
-    def history(self) -> list[AttemptRecord]:
+    def history(self, input: NoInput | None = None) -> list[AttemptRecord]:
         """Return every attempt made so far."""
         return list(self._attempts)
 

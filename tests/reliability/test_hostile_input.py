@@ -45,7 +45,6 @@ from tests.reliability.hostile_doors import (
     Harness,
     LogTap,
     Observed,
-    Run,
     Snapshot,
     World,
     others_status,
@@ -64,30 +63,16 @@ from tests.reliability.hostile_table import CELLS, TABLE, Row, roles_of
 pytestmark = pytest.mark.timeout(60)
 
 
-# Doors whose cells are slow enough to send ahead (at most this many at once): see
-# ``Harness.send_ahead``. A recoveryctl process costs about a second of CPU.
-SEND_AHEAD = {Door.CTL: 3}
-
-
 def service_of(door: Door, row: Row) -> str:
     """Return the cell's own service name (what ``@svc`` stands for)."""
     return f"hx-{door.slug}-{row.id}"
 
 
-def goes_ahead(door: Door, row: Row) -> bool:
-    """Return True for a cell that may be sent ahead: a refusal that needs nothing set up."""
-    expect = row.cells[door].expect
-    return door in SEND_AHEAD and row.needs == "running" and not row.roles and (
-        expect.outcomes == ("refused",)
-    )
-
-
 class Doors:
     """One harness per door, opened on first use, with the roles that door's rows need."""
 
-    def __init__(self, world: World, selected: set[str]) -> None:
+    def __init__(self, world: World) -> None:
         self.world = world
-        self.selected = selected  # the rows this session runs (all, or a -k selection)
         self.opened: dict[Door, Harness] = {}
         self.broken: dict[Door, str] = {}
 
@@ -101,33 +86,19 @@ class Doors:
             except Exception as err:
                 self.broken[door] = f"{type(err).__name__}: {err}"[:1000]
                 raise
-            if door in SEND_AHEAD:
-                harness.send_ahead(
-                    {
-                        row.id: (row.cells[door].probe, service_of(door, row))
-                        for row in TABLE
-                        if row.id in self.selected and door in row.cells and goes_ahead(door, row)
-                    },
-                    SEND_AHEAD[door],
-                )
             self.opened[door] = harness
         return self.opened[door]
 
     async def close(self) -> None:
         """Stop every door's coordinator: nothing of this module keeps running."""
         for harness in self.opened.values():
-            for task in harness.ahead.values():
-                task.cancel()
-            await harness.ahead_done()
             with suppress(Exception):
                 await harness.facade.stop()
 
 
 @pytest_asyncio.fixture(scope="module")
 async def doors(
-    dev_env: WorkflowEnvironment,
-    tmp_path_factory: pytest.TempPathFactory,
-    request: pytest.FixtureRequest,
+    dev_env: WorkflowEnvironment, tmp_path_factory: pytest.TempPathFactory
 ) -> AsyncIterator[Doors]:
     """One worker and one gated health server for the module; a coordinator per door."""
     tmp = tmp_path_factory.mktemp("hostile")
@@ -150,12 +121,7 @@ async def doors(
             tmp=tmp,
             logs=logs,
         )
-        selected = {
-            item.callspec.params["row"].id
-            for item in request.session.items
-            if getattr(item, "module", None) is request.module and hasattr(item, "callspec")
-        }
-        opened = Doors(world, selected)
+        opened = Doors(world)
         yield opened
         await opened.close()
 
@@ -202,18 +168,12 @@ async def run_cell(
     harness = await doors.get(door)
     cell = row.cells[door]
     svc = service_of(door, row)
-    sent: Run | None = None
-    if row.id in harness.ahead:
-        sent = await harness.ahead[row.id]
-        before, observed = sent.before, sent.observed
+    if row.needs == "stopped":
+        await harness.ensure_stopped()
     else:
-        await harness.ahead_done()  # a cell that may change the state runs on its own
-        if row.needs == "stopped":
-            await harness.ensure_stopped()
-        else:
-            await harness.ensure_running()
-        before = await harness.snapshot()
-        observed = await cell.probe(harness, svc)
+        await harness.ensure_running()
+    before = await harness.snapshot()
+    observed = await cell.probe(harness, svc)
     problems = outcome_problems(observed, cell.expect, row.secret)
     ending: dict[str, Any] | None = None
     if not problems and observed.outcome == "accepted" and cell.expect.ends is not None:
@@ -222,10 +182,7 @@ async def run_cell(
     elif observed.outcome == "accepted" and "accepted" not in cell.expect.outcomes:
         await clean_up(harness, svc)
     settle = observed.outcome == "accepted" and cell.expect.state == "unchanged"
-    if sent is not None:
-        after = sent.after
-    else:
-        after = await (harness.settled(before, svc) if settle else harness.snapshot())
+    after = await (harness.settled(before, svc) if settle else harness.snapshot())
     problems += state_problems(before, after, svc, observed, cell.expect)
     try:
         await harness.assert_healthy(every_run=row.id == "control")

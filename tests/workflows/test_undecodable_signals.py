@@ -84,6 +84,30 @@ async def test_undecodable_coordinator_signals_are_recorded_as_rejected(
     record_history(await handle.fetch_history(), "coordinator_records_undecodable_signals")
 
 
+async def test_a_payload_for_a_handler_that_takes_nothing_is_refused_not_dropped(
+    dev_env: WorkflowEnvironment, store: SQLiteBreakerStore, task_queue: str
+) -> None:
+    """The SDK drops what a parameterless handler is given: ``NoInput`` lets the guard see it."""
+    from temporalio.client import WorkflowQueryFailedError
+
+    client = dev_env.client
+    async with running_worker(client, store, task_queue):
+        handle = await client.start_workflow(
+            COORDINATOR_WORKFLOW, id=f"coordinator-{uuid.uuid4()}", task_queue=task_queue
+        )
+        await handle.signal("nudge", {"look": "again"})
+        await handle.signal("nudge", 5)
+        await handle.signal("nudge")  # nothing: still fine, and recorded nowhere
+        await handle.signal("nudge", {})
+        rejected = await rejected_signals(client, handle.id, 2)
+        assert "nudge signal: look: Extra inputs are not permitted" in rejected[0]
+        assert "nudge signal takes one JSON object (NoInput) or nothing, got int" in rejected[1]
+        with pytest.raises(WorkflowQueryFailedError, match="get_configuration query: a: Extra"):
+            await handle.query("get_configuration", {"a": 1})
+        assert len((await handle.query("get_configuration", {}))["rejected_signals"]) == 2
+        await handle.terminate("test over")
+
+
 async def test_an_undecodable_approve_is_ignored_and_the_recovery_still_waits(
     dev_env: WorkflowEnvironment, store: SQLiteBreakerStore, task_queue: str, service: str
 ) -> None:

@@ -275,3 +275,13 @@ def check_door_time(value: datetime, what: str) -> datetime:
     if not within_bounds(value):
         raise ValueError(f"{what} must lie between the years 2000 and 2200")
     return value
+
+
+class NoInput(StrictModel, DoorInput):
+    """What a handler that needs nothing takes: nothing, or ``{}``.
+
+    The SDK drops the payloads of a handler with no parameter before anything sees
+    them, so ``nudge`` given ``{"x": 1}`` would pass silently; with this optional one,
+    a payload that is not ``{}`` reaches the guard as undecodable and is refused
+    (``workflows.guard``) like any other that does not fit.
+    """
