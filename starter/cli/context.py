@@ -52,7 +52,7 @@ class Context:
         """Connect on first use (so bad input fails before any network wait)."""
         if self._client is None:
             # A bad profile or config file: exit 2, nothing sent.
-            address = self._address = configured_target()
+            self._address = configured_target()
             limit = min(CONNECT_TIMEOUT_SECONDS, self.options.timeout)
             self.connecting = True
             try:

@@ -42,11 +42,7 @@ T = TypeVar("T")
 async def status(ctx: Context, service: str | None) -> Any:
     """Show the orchestrator's status, or one recovery's."""
     if service is not None:  # given, even empty: a name to check, not "all"
-        name = validate_service_name(service)
-        queued = await _queued_entry(ctx, name)
-        if queued is not None:  # waiting for a slot (or a dependency): no run to ask yet
-            return queued
-        return await _one_recovery(ctx, name, recovery_status)
+        return await _one_recovery(ctx, service, recovery_status, when_queued=lambda entry: entry)
     return await status_view(ctx)
 
 
@@ -59,10 +55,10 @@ async def status(ctx: Context, service: str | None) -> Any:
 async def history(ctx: Context, service: str | None) -> Attempts | RecentHistory:
     """List one recovery's attempts, or the recently finished recoveries."""
     if service is not None:
-        name = validate_service_name(service)
-        if await _queued_entry(ctx, name) is not None:
-            return Attempts([])  # queued: no attempt yet
-        return Attempts(await _one_recovery(ctx, name, recovery_attempts))
+        attempts = await _one_recovery(
+            ctx, service, recovery_attempts, when_queued=lambda _: []  # queued: none yet
+        )
+        return Attempts(attempts)
     return RecentHistory((await _overall_status(ctx))["recent_history"])
 
 
@@ -129,11 +125,7 @@ async def _overall_status(ctx: Context) -> dict[str, Any]:
 
 
 async def _queued_entry(ctx: Context, service: str) -> dict[str, Any] | None:
-    """Return the coordinator's entry of a service it holds queued, with its name; else None.
-
-    A queued service has no recovery workflow yet (its last run, if any, is an older
-    one): the coordinator is the one to say where it stands.
-    """
+    """Return the coordinator's entry of a service it holds queued, with its name; else None."""
     coordinator = await ctx.coordinator()
     page = await coordinator.get_recovery_status_page(
         StatusPageInput(services=[service], limit=1, offset=0)
@@ -145,10 +137,21 @@ async def _queued_entry(ctx: Context, service: str) -> dict[str, Any] | None:
 
 
 async def _one_recovery(
-    ctx: Context, service: str, read: Callable[[Client, str], Awaitable[T | None]]
+    ctx: Context,
+    service: str,
+    read: Callable[[Client, str], Awaitable[T | None]],
+    *,
+    when_queued: Callable[[dict[str, Any]], T],
 ) -> T:
-    """Read one recovery's query; a recovery that never ran is unknown."""
+    """Read one recovery's query; a recovery that never ran is unknown.
+
+    A service the coordinator holds queued has no run to ask yet (its last run, if any,
+    is an older one): ``when_queued`` answers from the coordinator's entry instead.
+    """
     service = validate_service_name(service)
+    queued = await _queued_entry(ctx, service)
+    if queued is not None:
+        return when_queued(queued)
     found = await read(await ctx.client(), service)
     if found is None:
         await ctx.check_namespace()
