@@ -143,6 +143,12 @@ class World:
     logs: LogTap
 
 
+# What the server answers a query while the worker is late to poll or to answer.
+LATE_WORKER = frozenset(
+    {RPCStatusCode.FAILED_PRECONDITION, RPCStatusCode.CANCELLED, RPCStatusCode.DEADLINE_EXCEEDED}
+)
+
+
 @dataclass
 class Harness:
     """One door's coordinator, facades and role recoveries."""
@@ -235,9 +241,10 @@ class Harness:
             try:
                 return await recovery_status(self.world.client, name)
             except RPCError as err:
-                # "no poller seen for task queue recently": on a loaded machine the worker's
-                # next poll can come late; the wait's own timeout still bounds it.
-                if err.status is not RPCStatusCode.FAILED_PRECONDITION:
+                # "no poller seen for task queue recently", or the query's own timeout: on a
+                # loaded machine the worker's next poll or answer can come late; the wait's
+                # own timeout still bounds it.
+                if err.status not in LATE_WORKER:
                     raise
                 return None
 
