@@ -148,6 +148,7 @@ def machine() -> dict[str, Any]:
         "python": platform.python_version(),
         "temporalio": version("temporalio"),
         "temporal_cli": server,
+        "server_gogc": os.environ.get("GOGC", "100"),
     }
 
 
@@ -167,7 +168,8 @@ def main() -> None:
     server = about["temporal_cli"].splitlines()[0] if about["temporal_cli"] else "temporal ?"
     print(
         f"recovery-orchestrator bench, {stamp:%Y-%m-%d %H:%M} UTC, "
-        f"{about['cpus']} × {about['cpu']}, {about['memory_gb']} GB, {server}"
+        f"{about['cpus']} × {about['cpu']}, {about['memory_gb']} GB, {server} "
+        f"(GOGC={about['server_gogc']})"
     )
     print(report.table())
     for note in NOTES:

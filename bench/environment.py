@@ -1,7 +1,8 @@
 """What every figure runs against: a dev server, two worker processes, two loopback ports.
 
 - a ``temporal`` dev server on free loopback ports, SQLite in memory, our search
-  attributes registered, its logs off (a figure's errors are in its row);
+  attributes registered, its logs off (a figure's errors are in its row), its Go
+  garbage collector at ``SERVER_GOGC`` (see there);
 - the product's worker (``worker.py``) and the bare baselines' worker
   (``bench.bare_worker``), each in its own process on its own task queue;
 - a loopback TCP listener that accepts and closes (a healthy service for TCP
@@ -15,6 +16,7 @@ so no figure's recoveries or history counts leak into another's.
 from __future__ import annotations
 
 import asyncio
+import os
 import socket
 import tempfile
 import uuid
@@ -33,6 +35,15 @@ from starter.client.orchestrator import RecoveryOrchestrator
 from starter.devtools.dev import find_binary
 from workflows.constants import SEARCH_ATTRIBUTES
 from workflows.converter import data_converter
+
+# The dev server's GOGC (Go's default is 100; a GOGC already set in the environment wins).
+# At 100, under the schedule row's load the server collected every 1.2-1.5 s (30 ms of
+# marking on one of the two cores, GODEBUG=gctrace=1), holding up the call then in
+# flight by 5-15 ms, product or baseline alike: about 0.75 % of each side's calls,
+# right at p99, so a few collections decided the row (the same code measured 1.04× to
+# 1.47× within the hour). At 400 it collects about a quarter as often (the same code:
+# 1.06× to 1.12×); docs/performance.md has both.
+SERVER_GOGC = "400"
 
 
 @dataclass
@@ -76,6 +87,7 @@ class Bench:
 async def bench_environment() -> AsyncIterator[Bench]:
     """Start everything; stop the workers, the listener and the server at the end."""
     with tempfile.TemporaryDirectory(prefix="recovery-bench-") as tmp:
+        os.environ.setdefault("GOGC", SERVER_GOGC)  # the server inherits this environment
         env = await WorkflowEnvironment.start_local(
             data_converter=data_converter,
             dev_server_existing_path=find_binary("temporal"),

@@ -4,14 +4,24 @@ from __future__ import annotations
 
 import asyncio
 from collections import Counter
+from datetime import datetime, timezone
 
 import pytest
+from temporalio.client import WorkflowExecutionStatus
 from temporalio.testing import WorkflowEnvironment
+
+import workflows.coordinator
+import workflows.ledger.budget
 
 from recovery_breakers.sqlite_store import SQLiteBreakerStore
 from tests.helpers.coordination import coordinator_history, wait_all_finished
 from tests.helpers.histories import record_history
-from tests.helpers.workers import orchestrator_on
+from tests.helpers.raw_coordinator import Coordinator
+from tests.helpers.waiting import eventually
+from tests.helpers.workers import orchestrator_on, running_worker
+from workflows.carried_state import CoordinatorConfig, CoordinatorState
+from workflows.converter import data_converter
+from workflows.coordinator_models import CoordinatorInput
 from workflows.models import RecoveryPolicy, RecoveryStrategy
 
 pytestmark = pytest.mark.timeout(180)
@@ -60,7 +70,6 @@ async def test_a_recovery_terminated_after_a_hand_over_frees_its_slot(
     dev_env: WorkflowEnvironment, store: SQLiteBreakerStore, task_queue: str, service: str
 ) -> None:
     """A run the new coordinator did not start, ended without a report, is still settled."""
-    from tests.helpers.waiting import eventually
     from tests.helpers.policies import blocking_policy
 
     client = dev_env.client
@@ -85,3 +94,47 @@ async def test_a_recovery_terminated_after_a_hand_over_frees_its_slot(
     assert outcomes[blocker]["state"] == "failed"
     assert "TERMINATED" in outcomes[blocker]["error_message"]
     assert outcomes[waiting]["state"] == "succeeded"
+
+
+async def test_a_hand_over_past_its_limit_gives_up_the_rejections_first(
+    dev_env: WorkflowEnvironment,
+    store: SQLiteBreakerStore,
+    task_queue: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The hand-over is encoded once; only one too large is trimmed (and encoded again).
+
+    The limit is lowered to what this coordinator's state takes without its refusals,
+    so that the refusals it collected push it over.
+    """
+    config = CoordinatorConfig(continue_as_new_after_events=100)
+    bare_state = CoordinatorState(config=config, started_at=datetime.now(timezone.utc))
+    without_refusals = data_converter.payload_converter.to_payloads(
+        [CoordinatorInput(state=bare_state)]
+    )[0]
+    limit = len(without_refusals.data) + 200  # room for the times and counters it keeps
+    monkeypatch.setattr(workflows.coordinator, "HAND_OVER_LIMIT", limit)
+    monkeypatch.setattr(workflows.ledger.budget, "HAND_OVER_LIMIT", limit)
+    client = dev_env.client
+    async with running_worker(client, store, task_queue):
+        handle = await client.start_workflow(
+            "RecoveryCoordinator",
+            CoordinatorInput(config=config),
+            id=f"coordinator-{task_queue}",
+            task_queue=task_queue,
+        )
+        first_run = (await handle.describe()).run_id
+        coordinator = Coordinator(client, handle, task_queue, "")
+        for index in range(4):
+            await handle.signal("recovery_report", {"service_name": f"forged-{index}"})
+        before = await eventually(
+            coordinator.configuration, lambda c: len(c["rejected_signals"]) == 4
+        )
+        assert sum(len(line) for line in before["rejected_signals"]) > 200
+        while (await handle.describe()).run_id == first_run:
+            await handle.signal("nudge")
+        after = await eventually(coordinator.configuration, lambda c: c is not None)
+        first = await client.get_workflow_handle(handle.id, run_id=first_run).describe()
+    assert first.status is WorkflowExecutionStatus.CONTINUED_AS_NEW
+    assert after["rejected_signals"] == []
+    assert after["config"]["continue_as_new_after_events"] == 100
