@@ -15,7 +15,7 @@ order as before they moved here: recorded histories replay unchanged.
 from __future__ import annotations
 
 import asyncio
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from temporalio import workflow
@@ -60,6 +60,9 @@ PATCH_START_IN_BATCHES = "start-in-batches"
 PATCH_CANCEL_THROUGH_TEMPORAL = "cancel-through-temporal"
 # A start that finds the previous run (forgotten at continue-as-new) still closing retries.
 PATCH_RETRY_START_AFTER_CLOSING = "retry-start-after-closing"
+# execute_recovery whose start finds the previous run still closing waits it out and
+# starts it, as it does a run it knew to be closing (0.8 refused: "starts in a moment").
+PATCH_EXECUTE_WAITS_OUT_CLOSING = "execute-waits-out-closing"
 CLOSING_RETRY = timedelta(seconds=1)
 # How long execute_recovery waits for the service's previous run to close before it
 # starts the queued one (a cancelled run closes within a workflow task or two).
@@ -91,71 +94,90 @@ class Children:
         """Start a queued recovery now, or approve one attempt of one awaiting an operator."""
         name = input.service_name
         outcome: ExecuteOutcome
+        deadline = workflow.now() + CLOSING_WAIT
+        while True:
+            await self._previous_run_closed(name, deadline)
+            async with self._lock:
+                queued = self._ledger.queued(name)
+                if queued is not None:
+                    try:
+                        self._ledger.check_can_run_one_more()
+                    except RecoveryOrchestratorError as err:
+                        raise to_application_error(err) from None
+                    active = self._ledger.take(queued, outside_slots=True)
+                    await self.launch(active)
+                    if self._ledger.live(name) is not active:  # put back: its old run still closes
+                        if workflow.patched(PATCH_EXECUTE_WAITS_OUT_CLOSING):
+                            continue  # wait for that run to close, as for any closing one
+                        raise to_application_error(
+                            RecoveryOrchestratorError(
+                                f"the previous run of '{name}' is still closing; it stays queued "
+                                f"and starts in a moment"
+                            )
+                        )
+                    outcome = "started"
+                else:
+                    found = self._ledger.live(name)
+                    if found is None:  # it finished while this update waited for the lock
+                        raise to_application_error(unknown_service(name))
+                    active, outcome = found, "already_running"
+                return await self._executed_now(input, active, outcome)
+
+    async def _previous_run_closed(self, name: str, deadline: datetime) -> None:
+        """Wait while the service is queued and its previous run (cancelled, say) still closes."""
+
         def closing() -> bool:
             return self._ledger.is_closing(name)
 
-        if self._ledger.queued(name) is not None and closing():
-            # Its previous run (cancelled, say) is still closing: one run per workflow id.
-            try:
-                await workflow.wait_condition(
-                    lambda: not closing(),
-                    timeout=CLOSING_WAIT,
-                    timeout_summary=f"wait for the previous run of {name} to close",
+        if self._ledger.queued(name) is None or not closing():
+            return
+        left = deadline - workflow.now()
+        try:
+            if left <= timedelta(0):
+                raise asyncio.TimeoutError
+            await workflow.wait_condition(
+                lambda: not closing(),
+                timeout=left,
+                timeout_summary=f"wait for the previous run of {name} to close",
+            )
+        except asyncio.TimeoutError:
+            raise to_application_error(
+                RecoveryOrchestratorError(
+                    f"the previous run of '{name}' has not closed within "
+                    f"{CLOSING_WAIT.total_seconds():g} s; it stays queued"
                 )
-            except asyncio.TimeoutError:
-                raise to_application_error(
-                    RecoveryOrchestratorError(
-                        f"the previous run of '{name}' has not closed within "
-                        f"{CLOSING_WAIT.total_seconds():g} s; it stays queued"
-                    )
-                ) from None
-        async with self._lock:
-            queued = self._ledger.queued(name)
-            if queued is not None:
-                try:
-                    self._ledger.check_can_run_one_more()
-                except RecoveryOrchestratorError as err:
-                    raise to_application_error(err) from None
-                active = self._ledger.take(queued, outside_slots=True)
-                await self.launch(active)
-                if self._ledger.live(name) is not active:  # put back: its old run still closes
-                    raise to_application_error(
-                        RecoveryOrchestratorError(
-                            f"the previous run of '{name}' is still closing; it stays queued "
-                            f"and starts in a moment"
-                        )
-                    )
-                outcome = "started"
-            else:
-                found = self._ledger.live(name)
-                if found is None:  # it finished while this update waited for the lock
-                    raise to_application_error(unknown_service(name))
-                active, outcome = found, "already_running"
-            if active.awaits_operators and active.task.state is RecoveryState.IN_PROGRESS:
-                # An approved attempt is running: the caller waits for it, not for the
-                # whole recovery, whose later attempts need approvals of their own.
-                return self._executed(active, "approved", max(0, active.task.attempt_count - 1))
-            if active.task.state is RecoveryState.AWAITING_MANUAL:
-                # On a MANUAL recovery, execute_recovery is the operator's approval: one per
-                # wait, however many callers ask at once; each waits for that attempt.
-                baseline = active.task.attempt_count
-                # The attempt it approves: stale (and ignored) if another approval has
-                # started that attempt meanwhile.
-                approval = ApproveInput(
-                    operator=input.operator, note="execute_recovery", attempt=baseline + 1
+            ) from None
+
+    async def _executed_now(
+        self, input: ExecuteRecoveryInput, active: ActiveRecovery, outcome: ExecuteOutcome
+    ) -> ExecuteRecoveryResult:
+        """Answer ``execute_recovery`` for a recovery running now (held under the lock)."""
+        name = input.service_name
+        if active.awaits_operators and active.task.state is RecoveryState.IN_PROGRESS:
+            # An approved attempt is running: the caller waits for it, not for the
+            # whole recovery, whose later attempts need approvals of their own.
+            return self._executed(active, "approved", max(0, active.task.attempt_count - 1))
+        if active.task.state is RecoveryState.AWAITING_MANUAL:
+            # On a MANUAL recovery, execute_recovery is the operator's approval: one per
+            # wait, however many callers ask at once; each waits for that attempt.
+            baseline = active.task.attempt_count
+            # The attempt it approves: stale (and ignored) if another approval has
+            # started that attempt meanwhile.
+            approval = ApproveInput(
+                operator=input.operator, note="execute_recovery", attempt=baseline + 1
+            )
+            approvers = active.task.policy.approvers
+            not_listed = approver_refusal(approval, approvers, name)
+            if not_listed is not None:
+                # Sent all the same: the recovery records the refusal where operators look.
+                await self.signal(ChildRef(name, active.run_id), ServiceRecovery.approve, approval)
+                raise not_an_approver_error(
+                    not_listed, service_name=name, operator=input.operator, approvers=approvers or []
                 )
-                approvers = active.task.policy.approvers
-                not_listed = approver_refusal(approval, approvers, name)
-                if not_listed is not None:
-                    # Sent all the same: the recovery records the refusal where operators look.
-                    await self.signal(ChildRef(name, active.run_id), ServiceRecovery.approve, approval)
-                    raise not_an_approver_error(
-                        not_listed, service_name=name, operator=input.operator, approvers=approvers or []
-                    )
-                if self._ledger.approval_to_send(active):
-                    await self.signal(ChildRef(name, active.run_id), ServiceRecovery.approve, approval)
-                outcome = "approved"
-                return self._executed(active, outcome, baseline)
+            if self._ledger.approval_to_send(active):
+                await self.signal(ChildRef(name, active.run_id), ServiceRecovery.approve, approval)
+            outcome = "approved"
+            return self._executed(active, outcome, baseline)
         return self._executed(active, outcome, active.task.attempt_count)
 
     def _executed(

@@ -110,14 +110,15 @@ async def test_a_server_killed_mid_backoff_and_mid_activity_loses_nothing(cluste
         cluster.open_breakers(names)
         await orchestrator.set_recovery_policy(idle, check_policy(healthy.url, attempts=7))
         await orchestrator.set_recovery_policy(queued_low, check_policy(healthy.url, attempts=2))
-        # Two finished recoveries in the recent history: one succeeded, one failed.
-        await orchestrator.schedule_recovery(done, policy=check_policy(healthy.url))
-        await orchestrator.schedule_recovery(failed, policy=check_policy(sick.url, attempts=1))
-        await eventually(
-            lambda: orchestrator.get_recovery_status(max_staleness=0),
-            lambda s: s["active_recoveries"] == 0,
-            timeout=WAIT_S,
-        )
+        # Two finished recoveries in the recent history, in this order (one at a time: side
+        # by side, either may finish first): one succeeded, one failed.
+        for name, url, attempts in ((done, healthy.url, 3), (failed, sick.url, 1)):
+            await orchestrator.schedule_recovery(name, policy=check_policy(url, attempts=attempts))
+            await eventually(
+                lambda: orchestrator.get_recovery_status(max_staleness=0),
+                lambda s: s["active_recoveries"] == 0,
+                timeout=WAIT_S,
+            )
         # Two running (every slot taken), two queued behind them.
         await orchestrator.schedule_recovery(backoff, policy=check_policy(flaky.url, delay_ms=BACKOFF_MS))
         await orchestrator.schedule_recovery(
