@@ -60,8 +60,9 @@ PATCH_START_IN_BATCHES = "start-in-batches"
 PATCH_CANCEL_THROUGH_TEMPORAL = "cancel-through-temporal"
 # A start that finds the previous run (forgotten at continue-as-new) still closing retries.
 PATCH_RETRY_START_AFTER_CLOSING = "retry-start-after-closing"
-# execute_recovery whose start finds the previous run still closing waits it out and
-# starts it, as it does a run it knew to be closing (0.8 refused: "starts in a moment").
+# execute_recovery whose start finds the previous run still closing waits it out once and
+# tries again (0.8 refused: "starts in a moment"); its wait ends when the entry leaves the
+# queue (0.8 waited out its 30 s, then said "it stays queued").
 PATCH_EXECUTE_WAITS_OUT_CLOSING = "execute-waits-out-closing"
 CLOSING_RETRY = timedelta(seconds=1)
 # How long execute_recovery waits for the service's previous run to close before it
@@ -95,6 +96,7 @@ class Children:
         name = input.service_name
         outcome: ExecuteOutcome
         deadline = workflow.now() + CLOSING_WAIT
+        retried = False
         while True:
             await self._previous_run_closed(name, deadline)
             async with self._lock:
@@ -107,8 +109,11 @@ class Children:
                     active = self._ledger.take(queued, outside_slots=True)
                     await self.launch(active)
                     if self._ledger.live(name) is not active:  # put back: its old run still closes
-                        if workflow.patched(PATCH_EXECUTE_WAITS_OUT_CLOSING):
-                            continue  # wait for that run to close, as for any closing one
+                        # Waited out once more (a run closes within a task or two), not until
+                        # the deadline: each try is history, and a hand-over waits for this.
+                        if not retried and workflow.patched(PATCH_EXECUTE_WAITS_OUT_CLOSING):
+                            retried = True
+                            continue
                         raise to_application_error(
                             RecoveryOrchestratorError(
                                 f"the previous run of '{name}' is still closing; it stays queued "
@@ -124,19 +129,24 @@ class Children:
                 return await self._executed_now(input, active, outcome)
 
     async def _previous_run_closed(self, name: str, deadline: datetime) -> None:
-        """Wait while the service is queued and its previous run (cancelled, say) still closes."""
+        """Wait while the service is queued and its previous run (cancelled, say) still closes.
+
+        Since ``execute-waits-out-closing`` the wait also ends when the entry leaves the
+        queue (cancelled, or started by the main loop): the caller is answered at once.
+        """
 
         def closing() -> bool:
             return self._ledger.is_closing(name)
 
         if self._ledger.queued(name) is None or not closing():
             return
+        leaves = workflow.patched(PATCH_EXECUTE_WAITS_OUT_CLOSING)
         left = deadline - workflow.now()
         try:
             if left <= timedelta(0):
                 raise asyncio.TimeoutError
             await workflow.wait_condition(
-                lambda: not closing(),
+                lambda: not closing() or (leaves and self._ledger.queued(name) is None),
                 timeout=left,
                 timeout_summary=f"wait for the previous run of {name} to close",
             )
