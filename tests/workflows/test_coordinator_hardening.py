@@ -38,16 +38,19 @@ from recovery_breakers.sqlite_store import SQLiteBreakerStore
 from starter.client.coordinator_client import CoordinatorClient
 from starter.client.recoveries import final_result, recovery_handle
 from tests.helpers.histories import record_history
+from tests.helpers.never_closing import NeverClosingRecovery
 from tests.helpers.policies import blocking_policy_json
 from tests.helpers.raw_coordinator import Coordinator, passing_refusals_resent
 from tests.helpers.recoveries import BENIGN_CAUSES
 from tests.helpers.waiting import eventually
 from tests.helpers.workers import running_worker
+import worker
 from worker import WORKFLOWS
 from workflows.constants import COORDINATOR_WORKFLOW
 from workflows.coordinator_models import ScheduleRecoveriesInput, ScheduleRecoveryInput
 from workflows.errors import RecoveryValidationError
 from workflows.models import RecoveryPolicy
+from workflows.service_recovery import ServiceRecovery
 
 pytestmark = pytest.mark.timeout(180)
 
@@ -643,3 +646,41 @@ async def test_a_state_carried_from_before_the_bounds_is_taken_over_not_refused(
         await force_continue_as_new(c)
         assert (await c.status())["services"]["legacy"]["max_attempts"] == 5000
         await c.assert_never_failed_a_task()
+
+
+async def test_an_execute_waiting_for_a_closing_run_is_answered_when_its_entry_is_cancelled(
+    dev_env: WorkflowEnvironment,
+    store: SQLiteBreakerStore,
+    task_queue: str,
+    service: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """It waited out its whole 30 s, then said the entry "stays queued"."""
+    monkeypatch.setattr(
+        worker, "WORKFLOWS", [NeverClosingRecovery if w is ServiceRecovery else w for w in WORKFLOWS]
+    )
+    client = dev_env.client
+    async with running_worker(client, store, task_queue):
+        handle = await start_coordinator(client, task_queue)
+        coordinator = Coordinator(client, handle, task_queue, "")
+        request = {"service_name": service, "strategy": "immediate"}
+        await coordinator.update("schedule_recovery", request)
+        await eventually(coordinator.status, lambda s: s["active_recoveries"] == 1 and not s["queued_recoveries"])
+        await coordinator.update("cancel_recovery", {"service_name": service})
+        await coordinator.update("schedule_recovery", request)
+        timers = (await coordinator.events()).count("EVENT_TYPE_TIMER_STARTED")
+        execute = asyncio.create_task(
+            coordinator.update("execute_recovery", {"service_name": service})
+        )
+        # Its wait for the old run (which never closes) is a timer: it is waiting now.
+        await eventually(
+            coordinator.events, lambda events: events.count("EVENT_TYPE_TIMER_STARTED") > timers
+        )
+        await coordinator.update("cancel_recovery", {"service_name": service})
+        began = asyncio.get_running_loop().time()
+        with pytest.raises(WorkflowUpdateFailedError) as caught:
+            await execute
+        waited = asyncio.get_running_loop().time() - began
+        await coordinator.assert_never_failed_a_task()
+    assert "No active recovery task" in str(caught.value.cause)
+    assert waited < 10, f"the execute was answered {waited:.1f} s after its entry was cancelled"
