@@ -37,7 +37,7 @@ from collections.abc import Awaitable, Callable, Iterable
 from typing import Any, TypeVar
 
 from temporalio import activity
-from temporalio.exceptions import ApplicationError
+from temporalio.exceptions import ApplicationError, ApplicationErrorCategory
 
 from activities.health_check_specs import (
     CallableHealthCheck,
@@ -103,6 +103,19 @@ class HealthCheckActivities:
         """
         try:
             return await self._run_health_check(input)
+        except asyncio.CancelledError:
+            details = activity.cancellation_details()
+            if details is None or not details.not_found:
+                raise
+            # The recovery closed (an operator's cancel) while its check ran: the activity
+            # no longer exists, so nobody reads this. The SDK logs a bare CancelledError
+            # of that kind as a failure with its traceback; a benign error is one line.
+            raise ApplicationError(
+                f"health check of {input.service_name!r} stopped: its recovery has closed",
+                type="RecoveryClosed",
+                non_retryable=True,
+                category=ApplicationErrorCategory.BENIGN,
+            ) from None
         except Exception as err:
             redacted = _redacted_error(err)
             if redacted is None:

@@ -51,6 +51,8 @@ NOTES = (
     "the 1,000 waiting workflows (10-minute backoff vs 10-minute timer).",
     "events per attempt: history length / attempts made; 33 is issue 8's pre-change figure.",
     "timer lateness: start of the workflow task after TimerFired minus TimerStarted + timeout.",
+    "the dev server runs with GOGC=400 unless GOGC is set (Go's default is 100): "
+    "docs/performance.md says why and what it moves.",
 )
 
 
@@ -168,8 +170,8 @@ def main() -> None:
     server = about["temporal_cli"].splitlines()[0] if about["temporal_cli"] else "temporal ?"
     print(
         f"recovery-orchestrator bench, {stamp:%Y-%m-%d %H:%M} UTC, "
-        f"{about['cpus']} × {about['cpu']}, {about['memory_gb']} GB, {server} "
-        f"(GOGC={about['server_gogc']})"
+        f"{about['cpus']} × {about['cpu']}, {about['memory_gb']} GB, {server}, "
+        f"server GOGC={about['server_gogc']}"
     )
     print(report.table())
     for note in NOTES:
