@@ -57,7 +57,6 @@ def shutdown(state: CoordinatorState, reason: str, now: datetime) -> tuple[list[
         Every cancelled service, and the running children to tell to stop.
     """
     state.orchestrator_running = False
-    unfinished = queue.unfinished_names(state)
     # The whole queue in one pass (one by one, each cancel would search it again);
     # a dependent ends as "not attempted", as when its dependency is cancelled alone.
     queued, waiting, ended = state.queue, dependencies.waiting_on(state.queue), set[str]()
@@ -70,7 +69,9 @@ def shutdown(state: CoordinatorState, reason: str, now: datetime) -> tuple[list[
         history.append(state, cancelled)
         for dependent in dependencies.cascade(cancelled, waiting, ended):
             history.append(state, dependent)
-    running = [name for name in state.active if name in unfinished]
+    # Live ones only: a run already cancelled and closing (its service queued again, say)
+    # was cancelled before, and its name is in the queue's part of the answer.
+    running = [name for name, active in state.active.items() if active.live]
     children: list[ChildRef] = []
     for name in running:
         _, child = cancel(state, name, reason, now)

@@ -121,6 +121,16 @@ def test_shutdown_cancels_the_queue_and_what_waits_on_it_then_the_running() -> N
     assert not state.orchestrator_running and state.queue == []
 
 
+def test_shutdown_names_a_service_once_when_its_cancelled_run_closes_and_it_is_queued_again() -> None:
+    state, (active,) = running("svc")
+    cancels.cancel(state, "svc", "operator", NOW)
+    assert active.lifecycle is Lifecycle.CANCELLING
+    queue.schedule(state, ScheduleRecoveryInput(service_name="svc"), NOW)
+    cancelled, children = cancels.shutdown(state, "stop", NOW)
+    assert cancelled == ["svc"] and children == []
+    assert [r.error_message for r in state.recent_history] == ["cancelled: operator", "cancelled: stop"]
+
+
 def test_history_and_rejections_stay_bounded_and_clipped() -> None:
     state = CoordinatorState(config=CoordinatorConfig(recent_history_size=2))
     for name in ("a", "b", "c"):
