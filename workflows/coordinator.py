@@ -137,26 +137,18 @@ class RecoveryCoordinator:
                 hand_over = self._hand_over()
                 at = workflow.now().strftime("%H:%M:%S UTC")
                 self._not_live = f"this run handed over to the next one (continue-as-new) at {at}"
-                workflow.continue_as_new(
-                    hand_over, initial_versioning_behavior=next_run_versioning()
-                )
+                workflow.continue_as_new(hand_over, initial_versioning_behavior=next_run_versioning())
             async with self._lock:
                 await self._children.start_startable()
 
     def _hand_over(self) -> RawValue:
-        """The next run's input, encoded once (measuring it apart doubled the hand-over's time).
-
-        Only a payload past ``HAND_OVER_LIMIT`` has the state trimmed and encoded again.
-        """
+        """The next run's input, encoded once; trimmed and encoded again only past the limit."""
         converter = workflow.payload_converter()
         payload = converter.to_payload(CoordinatorInput(state=self._ledger.state))
         given_up = self._ledger.fit_for_hand_over() if len(payload.data) > HAND_OVER_LIMIT else []
         if given_up:
-            workflow.logger.warning(
-                "%s To fit the hand-over under 2 MB the coordinator dropped %s",
-                LOG_PREFIX,
-                ", ".join(given_up),
-            )
+            dropped = "%s To fit the hand-over under 2 MB the coordinator dropped %s"
+            workflow.logger.warning(dropped, LOG_PREFIX, ", ".join(given_up))
             payload = converter.to_payload(CoordinatorInput(state=self._ledger.state))
         return RawValue(payload)
 
