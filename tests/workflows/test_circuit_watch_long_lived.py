@@ -5,10 +5,13 @@ Real dev server, real worker, real SQLite store; the watch looks every second.
 
 from __future__ import annotations
 
+from collections import Counter
+
 from datetime import timedelta
 from typing import Any
 
 import pytest
+from temporalio.api.enums.v1 import EventType
 from temporalio.api.sdk.v1 import WorkflowMetadata
 from temporalio.client import (
     Schedule,
@@ -126,9 +129,11 @@ async def test_fifteen_looks_at_1s_add_one_row_and_few_events(
     # on a loaded machine more looks happen before the history is fetched.
     looks = sum(1 for e in history.events if e.HasField("timer_started_event_attributes"))
     # Once: the start and its workflow task (4), the configure update with its task (5), and
-    # one spare for a task split by a loaded machine.
-    once = 4 + 5 + 1
-    assert len(history.events) <= 7 * looks + once, f"{len(history.events)} events in {looks} looks"
+    # room for one workflow task split in two by a loaded machine (completed, scheduled,
+    # started: 3; one event of room failed a fresh clone's run with 116 for 115).
+    once = 4 + 5 + 3
+    kinds = Counter(EventType.Name(e.event_type) for e in history.events)
+    assert len(history.events) <= 7 * looks + once, f"{len(history.events)} events in {looks} looks: {kinds}"
 
 
 async def test_a_failing_store_never_ends_the_watch(
