@@ -54,7 +54,7 @@ from workflows.coordinator_models import (
 from workflows.coordinator_admission import Admission
 from workflows.coordinator_children import Children
 from workflows.coordinator_notices import Notices
-from workflows.coordinator_state import CANCEL_HOLD, HAND_OVER_LIMIT, MAX_MESSAGE, RecoveryLedger
+from workflows.coordinator_state import CANCEL_HOLD, MAX_MESSAGE, RecoveryLedger
 from workflows.errors import (
     RecoveryOrchestratorError,
     RecoveryValidationError,
@@ -142,10 +142,10 @@ class RecoveryCoordinator:
                 await self._children.start_startable()
 
     def _hand_over(self) -> RawValue:
-        """The next run's input, encoded once; trimmed and encoded again only past the limit."""
+        """The next run's input, encoded once; trimmed and encoded again only if it is too large."""
         converter = workflow.payload_converter()
         payload = converter.to_payload(CoordinatorInput(state=self._ledger.state))
-        given_up = self._ledger.fit_for_hand_over() if len(payload.data) > HAND_OVER_LIMIT else []
+        given_up = self._ledger.fit_for_hand_over(encoded=len(payload.data))
         if given_up:
             dropped = "%s To fit the hand-over under 2 MB the coordinator dropped %s"
             workflow.logger.warning(dropped, LOG_PREFIX, ", ".join(given_up))

@@ -397,6 +397,6 @@ class RecoveryLedger:
         """Keep a refused request where ``get_configuration`` shows it (the last few)."""
         history.reject(self.state, message, now)
 
-    def fit_for_hand_over(self) -> list[str]:
+    def fit_for_hand_over(self, encoded: int | None = None) -> list[str]:
         """Trim what can go until a hand-over fits; return what was given up, if anything."""
-        return budget.fit_for_hand_over(self.state)
+        return budget.fit_for_hand_over(self.state, encoded)

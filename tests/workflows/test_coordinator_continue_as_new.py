@@ -10,7 +10,6 @@ import pytest
 from temporalio.client import WorkflowExecutionStatus
 from temporalio.testing import WorkflowEnvironment
 
-import workflows.coordinator
 import workflows.ledger.budget
 
 from recovery_breakers.sqlite_store import SQLiteBreakerStore
@@ -113,7 +112,6 @@ async def test_a_hand_over_past_its_limit_gives_up_the_rejections_first(
         [CoordinatorInput(state=bare_state)]
     )[0]
     limit = len(without_refusals.data) + 200  # room for the times and counters it keeps
-    monkeypatch.setattr(workflows.coordinator, "HAND_OVER_LIMIT", limit)
     monkeypatch.setattr(workflows.ledger.budget, "HAND_OVER_LIMIT", limit)
     client = dev_env.client
     async with running_worker(client, store, task_queue):

@@ -173,8 +173,11 @@ def check_room(
     return added
 
 
-def fit_for_hand_over(state: CoordinatorState) -> list[str]:
+def fit_for_hand_over(state: CoordinatorState, encoded: int | None = None) -> list[str]:
     """Trim what can go until a hand-over fits; return what was given up, if anything.
+
+    ``encoded`` is the hand-over's size as already encoded (the continue-as-new payload),
+    if the caller has it: then the state is measured only when it must be trimmed.
 
     The validators keep the state inside its budget, but the storm guard's attempt
     logs grow with reports, not requests (up to twice ``max_attempts_per_hour``
@@ -184,7 +187,7 @@ def fit_for_hand_over(state: CoordinatorState) -> list[str]:
     answer stays exact), then the attempt logs altogether.
     """
     given_up: list[str] = []
-    if carried_bytes(state) <= HAND_OVER_LIMIT:
+    if (carried_bytes(state) if encoded is None else encoded) <= HAND_OVER_LIMIT:
         return given_up
     state.rejected_signals.clear()
     given_up.append("the rejected signals")

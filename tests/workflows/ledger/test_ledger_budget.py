@@ -79,6 +79,9 @@ def test_a_hand_over_too_large_gives_up_history_then_attempt_logs() -> None:
         for n in range(200)
     ]
     book.attempt_logs = {"s": AttemptLog(budget=1, started=[NOW])}
+    # A size the caller has already encoded decides whether to trim at all.
+    assert budget.fit_for_hand_over(book, encoded=budget.HAND_OVER_LIMIT) == []
+    assert book.rejected_signals == ["x"] and len(book.recent_history) == 200
     assert budget.fit_for_hand_over(book) == ["the rejected signals", "the oldest recent history"]
     assert budget.carried_bytes(book) <= budget.HAND_OVER_LIMIT < 200 * len(message)
     assert book.rejected_signals == [] and book.attempt_logs and book.recent_history
