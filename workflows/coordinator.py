@@ -147,8 +147,8 @@ class RecoveryCoordinator:
         payload = converter.to_payload(CoordinatorInput(state=self._ledger.state))
         given_up = self._ledger.fit_for_hand_over(encoded=len(payload.data))
         if given_up:
-            dropped = "%s To fit the hand-over under 2 MB the coordinator dropped %s"
-            workflow.logger.warning(dropped, LOG_PREFIX, ", ".join(given_up))
+            warning = "%s To fit the hand-over under 2 MB the coordinator dropped %s"
+            workflow.logger.warning(warning, LOG_PREFIX, ", ".join(given_up))
             payload = converter.to_payload(CoordinatorInput(state=self._ledger.state))
         return RawValue(payload)
 
